@@ -1,0 +1,117 @@
+//! Errors with context and the exit code they map to.
+//!
+//! Every library function returns [`Result`]. An [`Error`] carries a message that reads as a path
+//! of what was being attempted ("deploying run hell-3fa9c2: creating secret x: ...") and a
+//! [`Kind`] that decides the exit code a binary returns for it.
+
+use std::fmt;
+
+/// What went wrong, in terms of who has to act. Maps one-to-one onto the documented exit codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// The recipe (or the deployment) failed the op: exit 1.
+    OpFailed,
+    /// The input was wrong (arguments, run-state, recipe names): exit 2. Nothing was changed.
+    BadInput,
+    /// The environment broke (docker, git, abra missing or failing, disk): exit 3.
+    Environment,
+}
+
+impl Kind {
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Kind::OpFailed => 1,
+            Kind::BadInput => 2,
+            Kind::Environment => 3,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error {
+    kind: Kind,
+    message: String,
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn new(kind: Kind, message: impl Into<String>) -> Error {
+        Error { kind, message: message.into() }
+    }
+    pub fn bad_input(message: impl Into<String>) -> Error {
+        Error::new(Kind::BadInput, message)
+    }
+    pub fn env(message: impl Into<String>) -> Error {
+        Error::new(Kind::Environment, message)
+    }
+    pub fn failed(message: impl Into<String>) -> Error {
+        Error::new(Kind::OpFailed, message)
+    }
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+    /// Prefixes the message with what was being attempted.
+    pub fn context(self, what: impl fmt::Display) -> Error {
+        Error { kind: self.kind, message: format!("{what}: {}", self.message) }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Error {
+        Error::env(e.to_string())
+    }
+}
+
+impl From<xshell::Error> for Error {
+    fn from(e: xshell::Error) -> Error {
+        Error::env(e.to_string())
+    }
+}
+
+/// `.context("what")` on any result whose error converts into [`Error`].
+pub trait Context<T> {
+    fn context(self, what: impl fmt::Display) -> Result<T>;
+    fn with_context<D: fmt::Display>(self, what: impl FnOnce() -> D) -> Result<T>;
+}
+
+impl<T, E: Into<Error>> Context<T> for Result<T, E> {
+    fn context(self, what: impl fmt::Display) -> Result<T> {
+        self.map_err(|e| e.into().context(what))
+    }
+    fn with_context<D: fmt::Display>(self, what: impl FnOnce() -> D) -> Result<T> {
+        self.map_err(|e| e.into().context(what()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn context_prefixes_and_keeps_kind() {
+        let r: Result<()> = Err(Error::bad_input("bad value"));
+        let e = r.context("reading state").unwrap_err();
+        assert_eq!(e.message(), "reading state: bad value");
+        assert_eq!(e.kind().exit_code(), 2);
+    }
+
+    #[test]
+    fn io_errors_are_environment_errors() {
+        let r: Result<(), std::io::Error> = Err(std::io::Error::other("disk on fire"));
+        let e = r.context("writing x").unwrap_err();
+        assert_eq!(e.kind(), Kind::Environment);
+        assert_eq!(e.to_string(), "writing x: disk on fire");
+    }
+}
