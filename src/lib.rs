@@ -4,7 +4,22 @@
 //! function of this library and write the run-state back. Everything else lives here, one module
 //! per concept.
 
+pub mod abra;
+pub mod cli;
+pub mod config;
+pub mod converge;
+pub mod docker;
+pub mod driver;
 pub mod error;
+pub mod git;
 pub mod recipe;
+pub mod registry;
+pub mod serving;
 
 pub use error::{Context, Error, Kind, Result};
+pub mod naming;
+pub mod ops;
+pub mod process;
+pub mod progress;
+pub mod state;
+pub mod time;

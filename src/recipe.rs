@@ -42,10 +42,7 @@ const MAX_NESTING: usize = 16;
 pub fn substitute(input: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Substituted> {
     let mut unset = BTreeSet::new();
     let value = expand(input, lookup, &mut unset, 0)?;
-    Ok(Substituted {
-        value,
-        unset: unset.into_iter().collect(),
-    })
+    Ok(Substituted { value, unset: unset.into_iter().collect() })
 }
 
 fn expand(
@@ -73,10 +70,7 @@ fn expand(
             Some(b'{') => {
                 let body_and_rest = &after[1..];
                 let Some(close) = closing_brace(body_and_rest) else {
-                    return Err(Error::bad_input(format!(
-                        "unterminated \"${{\" in {}",
-                        excerpt(&rest[at..])
-                    )));
+                    return Err(Error::bad_input(format!("unterminated \"${{\" in {}", excerpt(&rest[at..]))));
                 };
                 expand_braced(&body_and_rest[..close], lookup, unset, depth, &mut out)?;
                 rest = &body_and_rest[close + 1..];
@@ -109,12 +103,7 @@ fn expand_braced(
     depth: usize,
     out: &mut String,
 ) -> Result<()> {
-    let invalid = || {
-        Error::bad_input(format!(
-            "invalid interpolation {}",
-            excerpt(&format!("${{{body}}}"))
-        ))
-    };
+    let invalid = || Error::bad_input(format!("invalid interpolation {}", excerpt(&format!("${{{body}}}"))));
     if !body.as_bytes().first().is_some_and(|&c| is_name_start(c)) {
         return Err(invalid());
     }
@@ -158,9 +147,7 @@ fn expand_braced(
                 let msg = expand(word, lookup, unset, depth + 1)?;
                 let what = if colon { "unset or empty" } else { "unset" };
                 let sep = if msg.is_empty() { "" } else { ": " };
-                return Err(Error::bad_input(format!(
-                    "required variable {name} is {what}{sep}{msg}"
-                )));
+                return Err(Error::bad_input(format!("required variable {name} is {what}{sep}{msg}")));
             }
         },
         _ => return Err(invalid()),
@@ -197,9 +184,7 @@ fn is_name_start(c: u8) -> bool {
 
 /// Length in bytes of the `[A-Za-z0-9_]*` run at the start of `s`.
 fn name_len(s: &str) -> usize {
-    s.bytes()
-        .take_while(|c| c.is_ascii_alphanumeric() || *c == b'_')
-        .count()
+    s.bytes().take_while(|c| c.is_ascii_alphanumeric() || *c == b'_').count()
 }
 
 /// A short, escaped rendering of possibly huge or binary text for error messages.
@@ -243,16 +228,9 @@ impl EnvFile {
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         if let Some(at) = text.find('\0') {
             let line = text[..at].matches('\n').count() + 1;
-            return Err(Error::bad_input(format!(
-                "{origin}:{line}: contains a NUL byte"
-            )));
+            return Err(Error::bad_input(format!("{origin}:{line}: contains a NUL byte")));
         }
-        let mut p = EnvParser {
-            text,
-            pos: 0,
-            line: 1,
-            origin,
-        };
+        let mut p = EnvParser { text, pos: 0, line: 1, origin };
         let mut env = EnvFile::default();
         loop {
             p.skip_blanks();
@@ -286,10 +264,7 @@ impl EnvFile {
                     continue;
                 }
                 let text_of_line = text[start..].lines().next().unwrap_or("");
-                return Err(p.error(
-                    line,
-                    format!("expected KEY=VALUE, found {}", excerpt(text_of_line)),
-                ));
+                return Err(p.error(line, format!("expected KEY=VALUE, found {}", excerpt(text_of_line))));
             }
             p.bump();
             let (value, hint) = p.value(&env, line)?;
@@ -530,10 +505,7 @@ impl<'a> EnvParser<'a> {
             }
             Some(_) => {
                 let junk = self.rest_of_line();
-                Err(self.error(
-                    line,
-                    format!("unexpected text after closing quote: {}", excerpt(junk)),
-                ))
+                Err(self.error(line, format!("unexpected text after closing quote: {}", excerpt(junk))))
             }
         }
     }
@@ -561,11 +533,7 @@ pub fn compose_files(env: &EnvFile) -> Vec<String> {
         .filter(|f| !f.is_empty())
         .map(str::to_owned)
         .collect();
-    if files.is_empty() {
-        vec!["compose.yml".to_owned()]
-    } else {
-        files
-    }
+    if files.is_empty() { vec!["compose.yml".to_owned()] } else { files }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -685,11 +653,7 @@ impl Compose {
     /// healthcheck `test`/`disable`), merge `deploy.labels` key by key, append `ports`, `secrets`,
     /// `configs` and `volumes` without duplicates, and replace a top-level object declared again
     /// as a whole (docker's loader, which abra uses, does that).
-    pub fn load(
-        dir: &Path,
-        files: &[String],
-        env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Compose> {
+    pub fn load(dir: &Path, files: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Compose> {
         let mut compose = Compose::default();
         let mut unset = BTreeSet::new();
         for file in files {
@@ -697,14 +661,10 @@ impl Compose {
             compose.apply(layer);
         }
         for service in compose.services.values_mut() {
-            if let Some(h) = &mut service.healthcheck {
-                if h.test
-                    .as_ref()
-                    .and_then(|t| t.first())
-                    .is_some_and(|t| t == "NONE")
-                {
-                    h.disable = true;
-                }
+            if let Some(h) = &mut service.healthcheck
+                && h.test.as_ref().and_then(|t| t.first()).is_some_and(|t| t == "NONE")
+            {
+                h.disable = true;
             }
         }
         compose.unset = unset.into_iter().collect();
@@ -729,12 +689,7 @@ impl Compose {
                     None if decl.external => key.clone(),
                     None => format!("{stack}_{key}"),
                 };
-                out.push(SwarmObject {
-                    kind,
-                    key: key.clone(),
-                    name,
-                    external: decl.external,
-                });
+                out.push(SwarmObject { kind, key: key.clone(), name, external: decl.external });
             }
         }
         out
@@ -742,11 +697,9 @@ impl Compose {
 
     /// True when some service's deploy labels carry `backupbot.backup=true` after substitution.
     pub fn backup_capable(&self) -> bool {
-        self.services.values().any(|s| {
-            s.deploy_labels
-                .get("backupbot.backup")
-                .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
-        })
+        self.services
+            .values()
+            .any(|s| s.deploy_labels.get("backupbot.backup").is_some_and(|v| v.trim().eq_ignore_ascii_case("true")))
     }
 
     fn apply(&mut self, layer: Layer) {
@@ -835,13 +788,8 @@ fn load_layer(
     // COMPOSE_FILE comes from a PR-authored env sample: don't let it point the harness at files
     // outside the recipe.
     let rel = Path::new(file);
-    if rel
-        .components()
-        .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
-    {
-        return Err(Error::bad_input(format!(
-            "compose file {file:?} must be a relative path inside the recipe"
-        )));
+    if rel.components().any(|c| !matches!(c, Component::Normal(_) | Component::CurDir)) {
+        return Err(Error::bad_input(format!("compose file {file:?} must be a relative path inside the recipe")));
     }
     let path = dir.join(rel);
     let shown = path.display().to_string();
@@ -855,15 +803,11 @@ fn load_layer(
         Err(e) => return Err(Error::from(e).context("reading compose file")),
     };
     let text = String::from_utf8(bytes).map_err(|e| {
-        Error::bad_input(format!(
-            "{shown}: not UTF-8 text (invalid byte at offset {})",
-            e.utf8_error().valid_up_to()
-        ))
+        Error::bad_input(format!("{shown}: not UTF-8 text (invalid byte at offset {})", e.utf8_error().valid_up_to()))
     })?;
-    let mut doc: Value = serde_yaml_ng::from_str(&text)
-        .map_err(|e| Error::bad_input(format!("{shown}: invalid YAML: {e}")))?;
-    doc.apply_merge()
-        .map_err(|e| Error::bad_input(format!("{shown}: invalid YAML merge key: {e}")))?;
+    let mut doc: Value =
+        serde_yaml_ng::from_str(&text).map_err(|e| Error::bad_input(format!("{shown}: invalid YAML: {e}")))?;
+    doc.apply_merge().map_err(|e| Error::bad_input(format!("{shown}: invalid YAML merge key: {e}")))?;
     interpolate(&mut doc, env, unset, "").context(&shown)?;
     parse_layer(&doc).context(&shown)
 }
@@ -904,11 +848,7 @@ fn interpolate(
 }
 
 fn join(path: &str, key: &str) -> String {
-    if path.is_empty() {
-        key.to_owned()
-    } else {
-        format!("{path}.{key}")
-    }
+    if path.is_empty() { key.to_owned() } else { format!("{path}.{key}") }
 }
 
 fn display_path(path: &str) -> &str {
@@ -928,11 +868,7 @@ fn parse_layer(doc: &Value) -> Result<Layer> {
     let Some(top) = mapping(doc, "")? else {
         return Ok(layer);
     };
-    if let Some(services) = top
-        .get("services")
-        .map(|v| mapping(v, "services"))
-        .transpose()?
-    {
+    if let Some(services) = top.get("services").map(|v| mapping(v, "services")).transpose()? {
         for (key, value) in services.into_iter().flatten() {
             let name = key_string(key, "services")?;
             let path = join("services", &name);
@@ -955,17 +891,17 @@ fn parse_service(v: &Value, path: &str) -> Result<ServiceLayer> {
     if let Some((v, p)) = field("image") {
         s.image = non_empty(scalar(v, &p)?);
     }
-    if let Some((v, p)) = field("deploy") {
-        if let Some(deploy) = mapping(v, &p)? {
-            if let Some(labels) = deploy.get("labels") {
-                s.deploy_labels = parse_labels(labels, &join(&p, "labels"))?;
-            }
-            if let Some(replicas) = deploy.get("replicas") {
-                s.replicas = uint(replicas, &join(&p, "replicas"))?;
-            }
-            if let Some(mode) = deploy.get("mode") {
-                s.mode = non_empty(scalar(mode, &join(&p, "mode"))?);
-            }
+    if let Some((v, p)) = field("deploy")
+        && let Some(deploy) = mapping(v, &p)?
+    {
+        if let Some(labels) = deploy.get("labels") {
+            s.deploy_labels = parse_labels(labels, &join(&p, "labels"))?;
+        }
+        if let Some(replicas) = deploy.get("replicas") {
+            s.replicas = uint(replicas, &join(&p, "replicas"))?;
+        }
+        if let Some(mode) = deploy.get("mode") {
+            s.mode = non_empty(scalar(mode, &join(&p, "mode"))?);
         }
     }
     if let Some((v, p)) = field("ports") {
@@ -980,29 +916,25 @@ fn parse_service(v: &Value, path: &str) -> Result<ServiceLayer> {
             }
         }
     }
-    if let Some((v, p)) = field("healthcheck") {
-        if let Some(h) = mapping(v, &p)? {
-            let test = match h.get("test") {
-                None | Some(Value::Null) => None,
-                Some(Value::Sequence(items)) => Some(
-                    items
-                        .iter()
-                        .enumerate()
-                        .map(|(i, t)| Ok(scalar(t, &format!("{p}.test[{i}]"))?.unwrap_or_default()))
-                        .collect::<Result<Vec<_>>>()?,
-                ),
-                Some(other) => {
-                    let cmd = scalar(other, &join(&p, "test"))?.unwrap_or_default();
-                    Some(vec!["CMD-SHELL".to_owned(), cmd])
-                }
-            };
-            let disable = h
-                .get("disable")
-                .map(|d| boolean(d, &join(&p, "disable")))
-                .transpose()?
-                .flatten();
-            s.healthcheck = Some(HealthLayer { test, disable });
-        }
+    if let Some((v, p)) = field("healthcheck")
+        && let Some(h) = mapping(v, &p)?
+    {
+        let test = match h.get("test") {
+            None | Some(Value::Null) => None,
+            Some(Value::Sequence(items)) => Some(
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| Ok(scalar(t, &format!("{p}.test[{i}]"))?.unwrap_or_default()))
+                    .collect::<Result<Vec<_>>>()?,
+            ),
+            Some(other) => {
+                let cmd = scalar(other, &join(&p, "test"))?.unwrap_or_default();
+                Some(vec!["CMD-SHELL".to_owned(), cmd])
+            }
+        };
+        let disable = h.get("disable").map(|d| boolean(d, &join(&p, "disable"))).transpose()?.flatten();
+        s.healthcheck = Some(HealthLayer { test, disable });
     }
     if let Some((v, p)) = field("secrets") {
         s.secrets = object_refs(v, &p)?;
@@ -1015,16 +947,8 @@ fn parse_service(v: &Value, path: &str) -> Result<ServiceLayer> {
             let ip = format!("{p}[{i}]");
             let named = match item {
                 Value::Mapping(m) => {
-                    let kind = m
-                        .get("type")
-                        .map(|t| scalar(t, &join(&ip, "type")))
-                        .transpose()?
-                        .flatten();
-                    let source = m
-                        .get("source")
-                        .map(|t| scalar(t, &join(&ip, "source")))
-                        .transpose()?
-                        .flatten();
+                    let kind = m.get("type").map(|t| scalar(t, &join(&ip, "type"))).transpose()?.flatten();
+                    let source = m.get("source").map(|t| scalar(t, &join(&ip, "source"))).transpose()?.flatten();
                     source.filter(|src| kind.as_deref() == Some("volume") && !src.is_empty())
                 }
                 other => scalar(other, &ip)?.as_deref().and_then(named_volume),
@@ -1065,33 +989,22 @@ fn short_port(spec: &str) -> std::result::Result<Vec<Port>, String> {
         [published, target] | [_, published, target] => (Some(*published), *target),
         _ => return Err(format!("invalid port {spec:?}")),
     };
-    let (t_lo, t_hi) =
-        port_range(target).ok_or_else(|| format!("invalid target port in {spec:?}"))?;
+    let (t_lo, t_hi) = port_range(target).ok_or_else(|| format!("invalid target port in {spec:?}"))?;
     let published = match published.filter(|p| !p.is_empty()) {
         None => None,
-        Some(p) => {
-            Some(port_range(p).ok_or_else(|| format!("invalid published port in {spec:?}"))?)
-        }
+        Some(p) => Some(port_range(p).ok_or_else(|| format!("invalid published port in {spec:?}"))?),
     };
-    let port = |target, published| Port {
-        target,
-        published,
-        mode: None,
-        protocol: protocol.clone(),
-    };
+    let port = |target, published| Port { target, published, mode: None, protocol: protocol.clone() };
     let span = t_hi - t_lo;
     Ok(match published {
         None => (t_lo..=t_hi).map(|t| port(t, None)).collect(),
-        Some((p_lo, p_hi)) if p_hi - p_lo == span => (t_lo..=t_hi)
-            .zip(p_lo..=p_hi)
-            .map(|(t, p)| port(t, Some(p)))
-            .collect(),
+        Some((p_lo, p_hi)) if p_hi - p_lo == span => {
+            (t_lo..=t_hi).zip(p_lo..=p_hi).map(|(t, p)| port(t, Some(p))).collect()
+        }
         // One target published on "some port of this range": which one is the swarm's choice.
         Some(_) if span == 0 => vec![port(t_lo, None)],
         Some(_) => {
-            return Err(format!(
-                "published and target port ranges differ in length in {spec:?}"
-            ));
+            return Err(format!("published and target port ranges differ in length in {spec:?}"));
         }
     })
 }
@@ -1123,34 +1036,18 @@ fn long_port(m: &Mapping, path: &str) -> Result<Port> {
         .filter(|&t| t != 0)
         .ok_or_else(|| bad(&target_path, format!("{target} is not a port number")))?;
     let published_path = join(path, "published");
-    let published = match m
-        .get("published")
-        .map(|v| scalar(v, &published_path))
-        .transpose()?
-        .flatten()
-    {
+    let published = match m.get("published").map(|v| scalar(v, &published_path)).transpose()?.flatten() {
         None => None,
         Some(p) if p.is_empty() => None,
         Some(p) => {
-            let (lo, hi) = port_range(&p)
-                .ok_or_else(|| bad(&published_path, format!("{p:?} is not a port number")))?;
+            let (lo, hi) = port_range(&p).ok_or_else(|| bad(&published_path, format!("{p:?} is not a port number")))?;
             (lo == hi).then_some(lo)
         }
     };
     let text = |key: &str| -> Result<Option<String>> {
-        Ok(non_empty(
-            m.get(key)
-                .map(|v| scalar(v, &join(path, key)))
-                .transpose()?
-                .flatten(),
-        ))
+        Ok(non_empty(m.get(key).map(|v| scalar(v, &join(path, key))).transpose()?.flatten()))
     };
-    Ok(Port {
-        target,
-        published,
-        mode: text("mode")?,
-        protocol: text("protocol")?,
-    })
+    Ok(Port { target, published, mode: text("mode")?, protocol: text("protocol")? })
 }
 
 /// Service `secrets:`/`configs:` entries: a name, or a mapping with `source:`.
@@ -1159,20 +1056,13 @@ fn object_refs(v: &Value, path: &str) -> Result<Vec<String>> {
     for (i, item) in sequence(v, path)?.iter().enumerate() {
         let ip = format!("{path}[{i}]");
         let name = match item {
-            Value::Mapping(m) => m
-                .get("source")
-                .map(|s| scalar(s, &join(&ip, "source")))
-                .transpose()?
-                .flatten(),
+            Value::Mapping(m) => m.get("source").map(|s| scalar(s, &join(&ip, "source"))).transpose()?.flatten(),
             other => scalar(other, &ip)?,
         };
         match non_empty(name) {
             Some(name) => names.push(name),
             None => {
-                return Err(bad(
-                    &ip,
-                    "reference without a name (expected a name or `source:`)",
-                ));
+                return Err(bad(&ip, "reference without a name (expected a name or `source:`)"));
             }
         }
     }
@@ -1191,12 +1081,7 @@ fn objects(v: Option<&Value>, path: &str) -> Result<BTreeMap<String, ObjectDecl>
             Value::Null => ObjectDecl::default(),
             Value::Mapping(m) => {
                 let text = |k: &str| -> Result<Option<String>> {
-                    Ok(non_empty(
-                        m.get(k)
-                            .map(|v| scalar(v, &join(&p, k)))
-                            .transpose()?
-                            .flatten(),
-                    ))
+                    Ok(non_empty(m.get(k).map(|v| scalar(v, &join(&p, k))).transpose()?.flatten()))
                 };
                 let mut decl = ObjectDecl {
                     name: text("name")?,
@@ -1212,15 +1097,11 @@ fn objects(v: Option<&Value>, path: &str) -> Result<BTreeMap<String, ObjectDecl>
                     Some(Value::Mapping(ext)) => {
                         decl.external = true;
                         if decl.name.is_none() {
-                            let ext_name = ext
-                                .get("name")
-                                .map(|n| scalar(n, &join(&p, "external.name")));
+                            let ext_name = ext.get("name").map(|n| scalar(n, &join(&p, "external.name")));
                             decl.name = non_empty(ext_name.transpose()?.flatten());
                         }
                     }
-                    Some(other) => {
-                        decl.external = boolean(other, &join(&p, "external"))?.unwrap_or(false)
-                    }
+                    Some(other) => decl.external = boolean(other, &join(&p, "external"))?.unwrap_or(false),
                     None => {}
                 }
                 decl
@@ -1279,9 +1160,7 @@ fn sequence<'v>(v: &'v Value, path: &str) -> Result<&'v [Value]> {
 fn scalar(v: &Value, path: &str) -> Result<Option<String>> {
     match v {
         Value::Null => Ok(None),
-        other => scalar_text(other)
-            .map(Some)
-            .ok_or_else(|| bad(path, "expected a string")),
+        other => scalar_text(other).map(Some).ok_or_else(|| bad(path, "expected a string")),
     }
 }
 
@@ -1304,15 +1183,7 @@ fn non_empty(s: Option<String>) -> Option<String> {
 
 /// Numbers, or strings holding one (what substitution leaves behind, e.g. `${REPLICAS:-1}`).
 fn uint(v: &Value, path: &str) -> Result<Option<u64>> {
-    let invalid = || {
-        bad(
-            path,
-            format!(
-                "expected a non-negative integer, found {}",
-                excerpt(&key_label(v))
-            ),
-        )
-    };
+    let invalid = || bad(path, format!("expected a non-negative integer, found {}", excerpt(&key_label(v))));
     match v {
         Value::Null => Ok(None),
         Value::Number(n) => n.as_u64().map(Some).ok_or_else(invalid),
@@ -1324,12 +1195,7 @@ fn uint(v: &Value, path: &str) -> Result<Option<u64>> {
 
 /// Booleans, or the strings docker's loader accepts for them after substitution.
 fn boolean(v: &Value, path: &str) -> Result<Option<bool>> {
-    let invalid = || {
-        bad(
-            path,
-            format!("expected true or false, found {}", excerpt(&key_label(v))),
-        )
-    };
+    let invalid = || bad(path, format!("expected true or false, found {}", excerpt(&key_label(v))));
     match v {
         Value::Null => Ok(None),
         Value::Bool(b) => Ok(Some(*b)),
@@ -1370,11 +1236,7 @@ pub fn parse_release_tag(name: &str) -> Option<ReleaseTag> {
         None => (s, None),
     };
     // `_` is outside semver but appears in the old `1.14.1-rootless_1` scheme.
-    let ident = |i: &str| {
-        !i.is_empty()
-            && i.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    };
+    let ident = |i: &str| !i.is_empty() && i.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     if upstream.is_some_and(|u| !u.split('.').all(ident)) {
         return None;
     }
@@ -1392,11 +1254,7 @@ pub fn parse_release_tag(name: &str) -> Option<ReleaseTag> {
         n.parse::<u64>().ok()
     };
     let mut parts = core.split('.');
-    let (major, minor, patch) = (
-        number(parts.next()?)?,
-        number(parts.next()?)?,
-        number(parts.next()?)?,
-    );
+    let (major, minor, patch) = (number(parts.next()?)?, number(parts.next()?)?, number(parts.next()?)?);
     if parts.next().is_some() {
         return None;
     }
@@ -1412,10 +1270,7 @@ pub fn parse_release_tag(name: &str) -> Option<ReleaseTag> {
 
 /// Release tags among `names`, ascending; tags that are not releases are dropped.
 pub fn order_release_tags<I: IntoIterator<Item = String>>(names: I) -> Vec<ReleaseTag> {
-    let mut tags: Vec<ReleaseTag> = names
-        .into_iter()
-        .filter_map(|n| parse_release_tag(&n))
-        .collect();
+    let mut tags: Vec<ReleaseTag> = names.into_iter().filter_map(|n| parse_release_tag(&n)).collect();
     tags.sort();
     tags.dedup();
     tags
@@ -1502,10 +1357,7 @@ mod tests {
     use std::path::PathBuf;
 
     fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         move |k| map.get(k).cloned()
     }
 
@@ -1530,10 +1382,7 @@ mod tests {
 
     #[test]
     fn substitute_dollar_escapes_and_literals() {
-        assert_eq!(
-            sub("pg_isready -U $$POSTGRES_USER", &[]).value,
-            "pg_isready -U $POSTGRES_USER"
-        );
+        assert_eq!(sub("pg_isready -U $$POSTGRES_USER", &[]).value, "pg_isready -U $POSTGRES_USER");
         assert_eq!(sub("$$$$", &[]).value, "$$");
         // Compose leaves a `$` that starts no variable alone.
         assert_eq!(sub("cost $5, end $", &[]).value, "cost $5, end $");
@@ -1590,10 +1439,7 @@ mod tests {
     fn substitute_required_names_variable_and_message() {
         let e = sub_err("${DOMAIN:?set the domain}", &[]);
         assert_eq!(e.kind(), Kind::BadInput);
-        assert_eq!(
-            e.message(),
-            "required variable DOMAIN is unset or empty: set the domain"
-        );
+        assert_eq!(e.message(), "required variable DOMAIN is unset or empty: set the domain");
         let e = sub_err("${DOMAIN:?}", &[("DOMAIN", "")]);
         assert_eq!(e.message(), "required variable DOMAIN is unset or empty");
         let e = sub_err("${DOMAIN?need ${WHAT:-it}}", &[]);
@@ -1604,31 +1450,12 @@ mod tests {
 
     #[test]
     fn substitute_rejects_malformed_braces() {
-        for bad in [
-            "${A",
-            "x ${A:-${B}",
-            "${",
-            "${}",
-            "${A B}",
-            "${1A}",
-            "${A.b}",
-            "${A:}",
-            "${A:x}",
-            "${-x}",
-        ] {
+        for bad in ["${A", "x ${A:-${B}", "${", "${}", "${A B}", "${1A}", "${A.b}", "${A:}", "${A:x}", "${-x}"] {
             let e = sub_err(bad, &[]);
             assert_eq!(e.kind(), Kind::BadInput, "{bad}");
         }
-        assert!(
-            sub_err("${A", &[])
-                .message()
-                .starts_with("unterminated \"${\"")
-        );
-        assert!(
-            sub_err("${A B}", &[])
-                .message()
-                .contains("invalid interpolation")
-        );
+        assert!(sub_err("${A", &[]).message().starts_with("unterminated \"${\""));
+        assert!(sub_err("${A B}", &[]).message().contains("invalid interpolation"));
     }
 
     #[test]
@@ -1657,8 +1484,8 @@ mod tests {
     /// Deterministic junk that is heavy on the characters the parsers care about.
     fn garbage(seed: u32, len: usize) -> String {
         let alphabet = [
-            '$', '{', '}', ':', '-', '?', '+', '"', '\'', '\\', '#', '=', '\n', ' ', 'A', '_', '1',
-            'é', '\u{0}', '\r', '\u{feff}',
+            '$', '{', '}', ':', '-', '?', '+', '"', '\'', '\\', '#', '=', '\n', ' ', 'A', '_', '1', 'é', '\u{0}', '\r',
+            '\u{feff}',
         ];
         let mut x = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
         (0..len)
@@ -1747,18 +1574,8 @@ mod tests {
             "#COMPOSE_FILE=\"$COMPOSE_FILE:compose.off.yml\"\n",
             "COMPOSE_FILE=${COMPOSE_FILE}:sub/compose.tune.yml\n",
         ));
-        assert_eq!(
-            e.get("COMPOSE_FILE"),
-            Some("compose.yml:compose.postgres.yml:sub/compose.tune.yml")
-        );
-        assert_eq!(
-            compose_files(&e),
-            [
-                "compose.yml",
-                "compose.postgres.yml",
-                "sub/compose.tune.yml"
-            ]
-        );
+        assert_eq!(e.get("COMPOSE_FILE"), Some("compose.yml:compose.postgres.yml:sub/compose.tune.yml"));
+        assert_eq!(compose_files(&e), ["compose.yml", "compose.postgres.yml", "sub/compose.tune.yml"]);
         // A variable is expanded only against what came before it, as a shell would.
         let e = env("A=$B\nB=b\nC=${B:-x}-$A\n");
         assert_eq!(e.get("A"), Some(""));
@@ -1792,8 +1609,7 @@ mod tests {
 
     #[test]
     fn env_line_endings_bom_multiline_and_bare_export() {
-        let e =
-            env("\u{feff}A=1\r\nB=\"x\"\r\nexport A\nC=\"line1\nline2\"\nD='l1\nl2'\nE=after\n");
+        let e = env("\u{feff}A=1\r\nB=\"x\"\r\nexport A\nC=\"line1\nline2\"\nD='l1\nl2'\nE=after\n");
         assert_eq!(e.get("A"), Some("1"));
         assert_eq!(e.get("B"), Some("x"));
         assert_eq!(e.get("C"), Some("line1\nline2"));
@@ -1810,47 +1626,19 @@ mod tests {
         let e = env_err("A=1\n\nB=\"unterminated\nC=2\n");
         assert_eq!(e.kind(), Kind::BadInput);
         assert_eq!(e.message(), ".env.sample:3: unterminated double quote");
-        assert_eq!(
-            env_err("A='x").message(),
-            ".env.sample:1: unterminated single quote"
-        );
+        assert_eq!(env_err("A='x").message(), ".env.sample:1: unterminated single quote");
         let e = env_err("A=1\nnot an assignment\n");
-        assert_eq!(
-            e.message(),
-            ".env.sample:2: expected KEY=VALUE, found \"not an assignment\""
-        );
-        assert!(
-            env_err("1A=x")
-                .message()
-                .starts_with(".env.sample:1: expected KEY=VALUE")
-        );
-        assert!(
-            env_err("FOO-BAR=x")
-                .message()
-                .starts_with(".env.sample:1: expected KEY=VALUE")
-        );
+        assert_eq!(e.message(), ".env.sample:2: expected KEY=VALUE, found \"not an assignment\"");
+        assert!(env_err("1A=x").message().starts_with(".env.sample:1: expected KEY=VALUE"));
+        assert!(env_err("FOO-BAR=x").message().starts_with(".env.sample:1: expected KEY=VALUE"));
         assert!(env_err("=x").message().starts_with(".env.sample:1:"));
         let e = env_err("A=\"x\"y\n");
-        assert_eq!(
-            e.message(),
-            ".env.sample:1: unexpected text after closing quote: \"y\""
-        );
+        assert_eq!(e.message(), ".env.sample:1: unexpected text after closing quote: \"y\"");
         let e = env_err("A=1\nB=${DOMAIN:?set DOMAIN first}\n");
-        assert_eq!(
-            e.message(),
-            ".env.sample:2: required variable DOMAIN is unset or empty: set DOMAIN first"
-        );
+        assert_eq!(e.message(), ".env.sample:2: required variable DOMAIN is unset or empty: set DOMAIN first");
         let e = env_err("A=1\nB=${A\n");
-        assert!(
-            e.message()
-                .starts_with(".env.sample:2: unterminated \"${\""),
-            "{}",
-            e.message()
-        );
-        assert_eq!(
-            env_err("A=1\nB=x\u{0}y\n").message(),
-            ".env.sample:2: contains a NUL byte"
-        );
+        assert!(e.message().starts_with(".env.sample:2: unterminated \"${\""), "{}", e.message());
+        assert_eq!(env_err("A=1\nB=x\u{0}y\n").message(), ".env.sample:2: contains a NUL byte");
     }
 
     #[test]
@@ -1867,9 +1655,7 @@ mod tests {
                 assert!(e.message().starts_with("junk:"), "{}", e.message());
             }
         }
-        let bytes: Vec<u8> = (0..4096u32)
-            .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
-            .collect();
+        let bytes: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
         let _ = EnvFile::parse(&String::from_utf8_lossy(&bytes), "binary");
     }
 
@@ -1886,9 +1672,7 @@ mod tests {
         e.set("HASHY", "#x");
         e.set("RULE", "Host(`a.example`)");
         let text = e.render();
-        assert!(text.starts_with(
-            "TYPE=bonfire\nSECRET_V=v1 # length=128\nDOMAIN=bonf-3fa9c2.ci.example.net\n"
-        ));
+        assert!(text.starts_with("TYPE=bonfire\nSECRET_V=v1 # length=128\nDOMAIN=bonf-3fa9c2.ci.example.net\n"));
         assert!(text.contains("SPACE='a b'\n"));
         assert!(text.contains("EMPTY=\n"));
         let back = EnvFile::parse(&text, "rendered").unwrap();
@@ -1902,10 +1686,7 @@ mod tests {
         let path = dir.path().join("app.env");
         fs_err::write(&path, "A=1\nB=\"x\n").unwrap();
         let e = EnvFile::read(&path).unwrap_err();
-        assert_eq!(
-            e.message(),
-            format!("{}:2: unterminated double quote", path.display())
-        );
+        assert_eq!(e.message(), format!("{}:2: unterminated double quote", path.display()));
         fs_err::write(&path, b"A=\xff\xfe\n").unwrap();
         let e = EnvFile::read(&path).unwrap_err();
         assert_eq!(e.kind(), Kind::BadInput);
@@ -1922,10 +1703,7 @@ mod tests {
     fn compose_files_default_and_split() {
         assert_eq!(compose_files(&env("")), ["compose.yml"]);
         assert_eq!(compose_files(&env("COMPOSE_FILE=\n")), ["compose.yml"]);
-        assert_eq!(
-            compose_files(&env("COMPOSE_FILE=\"a.yml::b.yml: \"\n")),
-            ["a.yml", "b.yml"]
-        );
+        assert_eq!(compose_files(&env("COMPOSE_FILE=\"a.yml::b.yml: \"\n")), ["a.yml", "b.yml"]);
     }
 
     // --- Compose --------------------------------------------------------------------------
@@ -1938,8 +1716,7 @@ mod tests {
             use std::sync::atomic::{AtomicUsize, Ordering};
             static N: AtomicUsize = AtomicUsize::new(0);
             let n = N.fetch_add(1, Ordering::Relaxed);
-            let dir =
-                std::env::temp_dir().join(format!("ccci-recipe-{}-{name}-{n}", std::process::id()));
+            let dir = std::env::temp_dir().join(format!("ccci-recipe-{}-{name}-{n}", std::process::id()));
             let _ = fs_err::remove_dir_all(&dir);
             fs_err::create_dir_all(&dir).unwrap();
             TempDir(dir)
@@ -2045,10 +1822,7 @@ configs:
     const STACK: &str = "hell-3fa9c2_ccci_localhost";
 
     fn base_env() -> Vec<(&'static str, &'static str)> {
-        vec![
-            ("STACK_NAME", STACK),
-            ("DOMAIN", "hell-3fa9c2.ccci.localhost"),
-        ]
+        vec![("STACK_NAME", STACK), ("DOMAIN", "hell-3fa9c2.ccci.localhost")]
     }
 
     #[test]
@@ -2067,49 +1841,24 @@ configs:
         assert_eq!(
             app.ports,
             [
-                Port {
-                    target: 80,
-                    published: Some(8080),
-                    mode: None,
-                    protocol: None
-                },
-                Port {
-                    target: 9000,
-                    published: None,
-                    mode: None,
-                    protocol: None
-                },
+                Port { target: 80, published: Some(8080), mode: None, protocol: None },
+                Port { target: 9000, published: None, mode: None, protocol: None },
             ]
         );
         assert_eq!(app.secrets, ["db_password", "api_key"]);
         assert_eq!(app.configs, ["nginx_conf"]);
         assert_eq!(app.volumes, ["data", "cache"]);
         let hc = app.healthcheck.as_ref().unwrap();
-        assert_eq!(
-            hc.test.as_deref(),
-            Some(
-                &[
-                    "CMD-SHELL".to_owned(),
-                    "curl -f http://localhost".to_owned()
-                ][..]
-            )
-        );
+        assert_eq!(hc.test.as_deref(), Some(&["CMD-SHELL".to_owned(), "curl -f http://localhost".to_owned()][..]));
         assert!(!hc.disable);
 
         let db = &c.services["db"];
         assert_eq!(db.mode.as_deref(), Some("global"));
         assert_eq!(db.deploy_labels["numeric"], "5");
-        let test = db
-            .healthcheck
-            .as_ref()
-            .and_then(|h| h.test.clone())
-            .unwrap();
+        let test = db.healthcheck.as_ref().and_then(|h| h.test.clone()).unwrap();
         assert_eq!(test, ["CMD-SHELL", "pg_isready -U $POSTGRES_USER"]);
 
-        assert_eq!(
-            c.secrets["db_password"].name.as_deref(),
-            Some(&*format!("{STACK}_db_password_v1"))
-        );
+        assert_eq!(c.secrets["db_password"].name.as_deref(), Some(&*format!("{STACK}_db_password_v1")));
         assert!(c.secrets["db_password"].external);
         assert_eq!(c.secrets["api_key"].file.as_deref(), Some("./api_key.txt"));
         assert_eq!(c.configs["nginx_conf"].labels["purpose"], "web");
@@ -2123,23 +1872,13 @@ configs:
     #[test]
     fn compose_swarm_object_names() {
         let c = load(&[("compose.yml", BASE)], &["compose.yml"], &base_env()).unwrap();
-        let obj = |kind, key: &str, name: String, external| SwarmObject {
-            kind,
-            key: key.to_owned(),
-            name,
-            external,
-        };
+        let obj = |kind, key: &str, name: String, external| SwarmObject { kind, key: key.to_owned(), name, external };
         use ObjectKind::*;
         assert_eq!(
             c.swarm_object_names(STACK),
             [
                 obj(Secret, "api_key", format!("{STACK}_api_key"), false),
-                obj(
-                    Secret,
-                    "db_password",
-                    format!("{STACK}_db_password_v1"),
-                    true
-                ),
+                obj(Secret, "db_password", format!("{STACK}_db_password_v1"), true),
                 obj(Config, "nginx_conf", format!("{STACK}_nginx_conf_"), false),
                 obj(Volume, "cache", "shared_cache".into(), false),
                 obj(Volume, "data", format!("{STACK}_data"), false),
@@ -2151,23 +1890,14 @@ configs:
         assert!(Secret == "secret" && Network == *"network");
         assert_eq!(format!("{Config}"), "config");
         let json = serde_json::to_string(&obj(Volume, "v", "n".into(), false)).unwrap();
-        assert_eq!(
-            json,
-            r#"{"kind":"volume","key":"v","name":"n","external":false}"#
-        );
+        assert_eq!(json, r#"{"kind":"volume","key":"v","name":"n","external":false}"#);
     }
 
     #[test]
     fn compose_backup_capability_follows_substitution() {
         let only = |value: &str| {
-            let text = format!(
-                "services:\n  app:\n    deploy:\n      labels:\n        - backupbot.backup={value}\n"
-            );
-            move |env: &[(&str, &str)]| {
-                load(&[("compose.yml", &text)], &["compose.yml"], env)
-                    .unwrap()
-                    .backup_capable()
-            }
+            let text = format!("services:\n  app:\n    deploy:\n      labels:\n        - backupbot.backup={value}\n");
+            move |env: &[(&str, &str)]| load(&[("compose.yml", &text)], &["compose.yml"], env).unwrap().backup_capable()
         };
         let by_env = only("${ENABLE_BACKUPS:-true}");
         assert!(by_env(&[]));
@@ -2176,19 +1906,10 @@ configs:
         assert!(by_env(&[("ENABLE_BACKUPS", "")]));
         assert!(only("TRUE")(&[]));
         assert!(!only("yes-please")(&[]));
-        let map_form =
-            "services:\n  db:\n    deploy:\n      labels:\n        backupbot.backup: true\n";
-        assert!(
-            load(&[("compose.yml", map_form)], &["compose.yml"], &[])
-                .unwrap()
-                .backup_capable()
-        );
+        let map_form = "services:\n  db:\n    deploy:\n      labels:\n        backupbot.backup: true\n";
+        assert!(load(&[("compose.yml", map_form)], &["compose.yml"], &[]).unwrap().backup_capable());
         let none = "services:\n  app:\n    image: x\n";
-        assert!(
-            !load(&[("compose.yml", none)], &["compose.yml"], &[])
-                .unwrap()
-                .backup_capable()
-        );
+        assert!(!load(&[("compose.yml", none)], &["compose.yml"], &[]).unwrap().backup_capable());
     }
 
     #[test]
@@ -2243,12 +1964,7 @@ volumes:
         assert_eq!(app.ports.len(), 3);
         assert_eq!(
             app.ports[2],
-            Port {
-                target: 443,
-                published: Some(443),
-                mode: Some("host".into()),
-                protocol: Some("tcp".into())
-            }
+            Port { target: 443, published: Some(443), mode: Some("host".into()), protocol: Some("tcp".into()) }
         );
         assert_eq!(app.secrets, ["db_password", "api_key", "smtp_password"]);
         assert_eq!(app.volumes, ["data", "cache", "extra"]);
@@ -2258,13 +1974,7 @@ volumes:
         assert_eq!(hc.test.as_ref().map(|t| t[0].as_str()), Some("CMD-SHELL"));
         assert_eq!(c.services["worker"].image.as_deref(), Some("worker:1"));
         // A redeclared top-level object replaces the earlier declaration as a whole.
-        assert_eq!(
-            c.secrets["api_key"],
-            ObjectDecl {
-                name: Some("redeclared".into()),
-                ..ObjectDecl::default()
-            }
-        );
+        assert_eq!(c.secrets["api_key"], ObjectDecl { name: Some("redeclared".into()), ..ObjectDecl::default() });
         assert!(c.secrets["smtp_password"].external);
         assert!(c.secrets["db_password"].external);
         assert!(c.volumes.contains_key("extra"));
@@ -2287,13 +1997,7 @@ services:
 "#;
         let c = load(&[("compose.yml", text)], &["compose.yml"], &[]).unwrap();
         assert!(c.services["none"].healthcheck.as_ref().unwrap().disable);
-        assert_eq!(
-            c.services["interval_only"].healthcheck,
-            Some(Healthcheck {
-                test: None,
-                disable: false
-            })
-        );
+        assert_eq!(c.services["interval_only"].healthcheck, Some(Healthcheck { test: None, disable: false }));
         assert!(c.services["off"].healthcheck.as_ref().unwrap().disable);
     }
 
@@ -2307,171 +2011,74 @@ services:
         };
         assert_eq!(short_port("80").unwrap(), [p(80, None, None)]);
         assert_eq!(short_port("8080:80").unwrap(), [p(80, Some(8080), None)]);
-        assert_eq!(
-            short_port("127.0.0.1:8080:80").unwrap(),
-            [p(80, Some(8080), None)]
-        );
+        assert_eq!(short_port("127.0.0.1:8080:80").unwrap(), [p(80, Some(8080), None)]);
         assert_eq!(short_port("127.0.0.1::80").unwrap(), [p(80, None, None)]);
-        assert_eq!(
-            short_port("[::1]:53:53/udp").unwrap(),
-            [p(53, Some(53), Some("udp"))]
-        );
-        assert_eq!(
-            short_port("1935:1935/tcp").unwrap(),
-            [p(1935, Some(1935), Some("tcp"))]
-        );
-        assert_eq!(
-            short_port("8000-8001:9000-9001").unwrap(),
-            [p(9000, Some(8000), None), p(9001, Some(8001), None)]
-        );
+        assert_eq!(short_port("[::1]:53:53/udp").unwrap(), [p(53, Some(53), Some("udp"))]);
+        assert_eq!(short_port("1935:1935/tcp").unwrap(), [p(1935, Some(1935), Some("tcp"))]);
+        assert_eq!(short_port("8000-8001:9000-9001").unwrap(), [p(9000, Some(8000), None), p(9001, Some(8001), None)]);
         assert_eq!(short_port("3000-3002").unwrap().len(), 3);
         assert_eq!(short_port("8000-8010:80").unwrap(), [p(80, None, None)]);
         assert_eq!(short_port("1-65535").unwrap().len(), 65535);
-        for bad in [
-            "",
-            "abc",
-            "0",
-            "70000",
-            "80:",
-            "8080:80/",
-            "1:2:3:4",
-            "9-8",
-            "8000-8002:80-81",
-            "+80",
-            "[::1]80",
-            "-1",
-        ] {
+        for bad in
+            ["", "abc", "0", "70000", "80:", "8080:80/", "1:2:3:4", "9-8", "8000-8002:80-81", "+80", "[::1]80", "-1"]
+        {
             assert!(short_port(bad).is_err(), "{bad:?} should be rejected");
         }
     }
 
     #[test]
     fn compose_errors_name_file_and_place() {
-        let e = load(
-            &[("compose.yml", "services:\n  app:\n    image: [unclosed\n")],
-            &["compose.yml"],
-            &[],
-        )
-        .unwrap_err();
+        let e =
+            load(&[("compose.yml", "services:\n  app:\n    image: [unclosed\n")], &["compose.yml"], &[]).unwrap_err();
         assert_eq!(e.kind(), Kind::BadInput);
+        assert!(e.message().contains("compose.yml: invalid YAML") && e.message().contains("line"), "{}", e.message());
+
+        let e = load(&[("compose.yml", "services:\n  app:\n    image: ${TAG:?pick a tag}\n")], &["compose.yml"], &[])
+            .unwrap_err();
         assert!(
-            e.message().contains("compose.yml: invalid YAML") && e.message().contains("line"),
+            e.message()
+                .ends_with("compose.yml: services.app.image: required variable TAG is unset or empty: pick a tag"),
             "{}",
             e.message()
         );
 
         let e = load(
-            &[(
-                "compose.yml",
-                "services:\n  app:\n    image: ${TAG:?pick a tag}\n",
-            )],
+            &[("compose.yml", "services:\n  app:\n    environment:\n      - X=${BROKEN\n")],
             &["compose.yml"],
             &[],
         )
         .unwrap_err();
+        assert!(e.message().contains("compose.yml: services.app.environment[0]: unterminated"), "{}", e.message());
+
+        let e =
+            load(&[("compose.yml", "services:\n  app:\n    deploy:\n      replicas: lots\n")], &["compose.yml"], &[])
+                .unwrap_err();
         assert!(
-            e.message().ends_with("compose.yml: services.app.image: required variable TAG is unset or empty: pick a tag"),
+            e.message().ends_with(
+                "compose.yml: services.app.deploy.replicas: expected a non-negative integer, found \"lots\""
+            ),
             "{}",
             e.message()
         );
 
-        let e = load(
-            &[(
-                "compose.yml",
-                "services:\n  app:\n    environment:\n      - X=${BROKEN\n",
-            )],
-            &["compose.yml"],
-            &[],
-        )
-        .unwrap_err();
-        assert!(
-            e.message()
-                .contains("compose.yml: services.app.environment[0]: unterminated"),
-            "{}",
-            e.message()
-        );
+        let e = load(&[("compose.yml", "services:\n  app:\n    ports:\n      - \"http:80\"\n")], &["compose.yml"], &[])
+            .unwrap_err();
+        assert!(e.message().contains("services.app.ports[0]: invalid published port"), "{}", e.message());
 
-        let e = load(
-            &[(
-                "compose.yml",
-                "services:\n  app:\n    deploy:\n      replicas: lots\n",
-            )],
-            &["compose.yml"],
-            &[],
-        )
-        .unwrap_err();
-        assert!(e.message().ends_with("compose.yml: services.app.deploy.replicas: expected a non-negative integer, found \"lots\""), "{}", e.message());
+        let e =
+            load(&[("compose.yml", "services:\n  app:\n    secrets:\n      - target: /x\n")], &["compose.yml"], &[])
+                .unwrap_err();
+        assert!(e.message().contains("services.app.secrets[0]: reference without a name"), "{}", e.message());
 
-        let e = load(
-            &[(
-                "compose.yml",
-                "services:\n  app:\n    ports:\n      - \"http:80\"\n",
-            )],
-            &["compose.yml"],
-            &[],
-        )
-        .unwrap_err();
-        assert!(
-            e.message()
-                .contains("services.app.ports[0]: invalid published port"),
-            "{}",
-            e.message()
-        );
+        let e = load(&[("compose.yml", "secrets: [a, b]\n")], &["compose.yml"], &[]).unwrap_err();
+        assert!(e.message().ends_with("compose.yml: secrets: expected a mapping"), "{}", e.message());
 
-        let e = load(
-            &[(
-                "compose.yml",
-                "services:\n  app:\n    secrets:\n      - target: /x\n",
-            )],
-            &["compose.yml"],
-            &[],
-        )
-        .unwrap_err();
-        assert!(
-            e.message()
-                .contains("services.app.secrets[0]: reference without a name"),
-            "{}",
-            e.message()
-        );
+        let e = load(&[("compose.yml", "- just\n- a list\n")], &["compose.yml"], &[]).unwrap_err();
+        assert!(e.message().ends_with("compose.yml: top level: expected a mapping"), "{}", e.message());
 
-        let e = load(
-            &[("compose.yml", "secrets: [a, b]\n")],
-            &["compose.yml"],
-            &[],
-        )
-        .unwrap_err();
-        assert!(
-            e.message()
-                .ends_with("compose.yml: secrets: expected a mapping"),
-            "{}",
-            e.message()
-        );
-
-        let e = load(
-            &[("compose.yml", "- just\n- a list\n")],
-            &["compose.yml"],
-            &[],
-        )
-        .unwrap_err();
-        assert!(
-            e.message()
-                .ends_with("compose.yml: top level: expected a mapping"),
-            "{}",
-            e.message()
-        );
-
-        let e = load(
-            &[("compose.yml", "networks:\n  proxy:\n    external: maybe\n")],
-            &["compose.yml"],
-            &[],
-        )
-        .unwrap_err();
-        assert!(
-            e.message()
-                .contains("networks.proxy.external: expected true or false"),
-            "{}",
-            e.message()
-        );
+        let e =
+            load(&[("compose.yml", "networks:\n  proxy:\n    external: maybe\n")], &["compose.yml"], &[]).unwrap_err();
+        assert!(e.message().contains("networks.proxy.external: expected true or false"), "{}", e.message());
     }
 
     #[test]
@@ -2494,12 +2101,7 @@ services:
         for outside in ["../compose.yml", "/etc/passwd", "sub/../../x.yml"] {
             let e = load(&files, &[outside], &[]).unwrap_err();
             assert_eq!(e.kind(), Kind::BadInput);
-            assert!(
-                e.message()
-                    .contains("must be a relative path inside the recipe"),
-                "{}",
-                e.message()
-            );
+            assert!(e.message().contains("must be a relative path inside the recipe"), "{}", e.message());
         }
     }
 
@@ -2507,15 +2109,8 @@ services:
     fn compose_odd_but_valid_documents() {
         let c = load(&[("compose.yml", "")], &["compose.yml"], &[]).unwrap();
         assert_eq!(c, Compose::default());
-        let c = load(
-            &[(
-                "compose.yml",
-                "version: '3.8'\nservices:\n  app:\nunknown: {a: 1}\n",
-            )],
-            &["compose.yml"],
-            &[],
-        )
-        .unwrap();
+        let c = load(&[("compose.yml", "version: '3.8'\nservices:\n  app:\nunknown: {a: 1}\n")], &["compose.yml"], &[])
+            .unwrap();
         assert_eq!(c.services["app"], Service::default());
         // Tags are unwrapped; legacy `external: {name: ...}` names the object.
         let text = "services:\n  app:\n    image: !override img:${T:-1}\nnetworks:\n  proxy:\n    external:\n      name: traefik_proxy\n";
@@ -2523,19 +2118,10 @@ services:
         assert_eq!(c.services["app"].image.as_deref(), Some("img:1"));
         assert_eq!(
             c.networks["proxy"],
-            ObjectDecl {
-                name: Some("traefik_proxy".into()),
-                external: true,
-                ..ObjectDecl::default()
-            }
+            ObjectDecl { name: Some("traefik_proxy".into()), external: true, ..ObjectDecl::default() }
         );
         // An image that substitutes to nothing is no image.
-        let c = load(
-            &[("compose.yml", "services:\n  app:\n    image: ${IMAGE}\n")],
-            &["compose.yml"],
-            &[],
-        )
-        .unwrap();
+        let c = load(&[("compose.yml", "services:\n  app:\n    image: ${IMAGE}\n")], &["compose.yml"], &[]).unwrap();
         assert_eq!(c.services["app"].image, None);
         assert_eq!(c.unset, ["IMAGE"]);
     }
@@ -2543,9 +2129,7 @@ services:
     #[test]
     fn compose_hostile_files_error_cleanly() {
         let dir = TempDir::new("hostile");
-        let bytes: Vec<u8> = (0..65536u32)
-            .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
-            .collect();
+        let bytes: Vec<u8> = (0..65536u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
         fs_err::write(dir.path().join("binary.yml"), &bytes).unwrap();
         let e = Compose::load(dir.path(), &["binary.yml".into()], &vars(&[])).unwrap_err();
         assert_eq!(e.kind(), Kind::BadInput);
@@ -2553,9 +2137,8 @@ services:
 
         // Exponential alias expansion ("billion laughs") is refused by the YAML loader.
         let mut laughs = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
-        for (prev, name) in ["a", "b", "c", "d", "e", "f", "g", "h"]
-            .iter()
-            .zip(["b", "c", "d", "e", "f", "g", "h", "i"])
+        for (prev, name) in
+            ["a", "b", "c", "d", "e", "f", "g", "h"].iter().zip(["b", "c", "d", "e", "f", "g", "h", "i"])
         {
             laughs += &format!(
                 "{name}: &{name} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n"
@@ -2570,16 +2153,10 @@ services:
         let e = Compose::load(dir.path(), &["deep.yml".into()], &vars(&[])).unwrap_err();
         assert_eq!(e.kind(), Kind::BadInput);
 
-        let big = format!(
-            "services:\n  app:\n    image: \"{}${{X}}\"\n",
-            "i".repeat(1 << 20)
-        );
+        let big = format!("services:\n  app:\n    image: \"{}${{X}}\"\n", "i".repeat(1 << 20));
         fs_err::write(dir.path().join("big.yml"), big).unwrap();
         let c = Compose::load(dir.path(), &["big.yml".into()], &vars(&[("X", ":1")])).unwrap();
-        assert_eq!(
-            c.services["app"].image.as_ref().map(String::len),
-            Some((1 << 20) + 2)
-        );
+        assert_eq!(c.services["app"].image.as_ref().map(String::len), Some((1 << 20) + 2));
 
         for seed in 0..200u32 {
             fs_err::write(dir.path().join("junk.yml"), garbage(seed, 120)).unwrap();
@@ -2602,10 +2179,7 @@ services:
         assert_eq!(t.pre, None);
         assert_eq!(t.upstream.as_deref(), Some("1.0.5-social-amd64"));
         let t = parse_release_tag("v2.4.8").unwrap();
-        assert_eq!(
-            (t.major, t.minor, t.patch, t.upstream.as_deref()),
-            (2, 4, 8, None)
-        );
+        assert_eq!((t.major, t.minor, t.patch, t.upstream.as_deref()), (2, 4, 8, None));
         assert_eq!(t.to_string(), "v2.4.8");
         let t = parse_release_tag("1.0.0-rc.1+2.3").unwrap();
         assert_eq!(t.pre.as_deref(), Some("rc.1"));
@@ -2677,22 +2251,11 @@ services:
     #[test]
     fn release_tags_upstream_only_breaks_ties() {
         let ordered = order_release_tags(
-            [
-                "1.0.1+1.0",
-                "1.0.0+2.0",
-                "1.0.0+10.0",
-                "1.0.0",
-                "v1.0.0",
-                "1.0.0+2.0",
-            ]
-            .map(String::from),
+            ["1.0.1+1.0", "1.0.0+2.0", "1.0.0+10.0", "1.0.0", "v1.0.0", "1.0.0+2.0"].map(String::from),
         );
         // Lexical, so "10.0" sorts before "2.0"; the name settles "1.0.0" against "v1.0.0";
         // duplicates collapse.
-        assert_eq!(
-            names(&ordered),
-            ["1.0.0", "v1.0.0", "1.0.0+10.0", "1.0.0+2.0", "1.0.1+1.0"]
-        );
+        assert_eq!(names(&ordered), ["1.0.0", "v1.0.0", "1.0.0+10.0", "1.0.0+2.0", "1.0.1+1.0"]);
         let a = parse_release_tag("1.0.0").unwrap();
         let b = parse_release_tag("v1.0.0").unwrap();
         assert_ne!(a, b);

@@ -6,9 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use ccci::recipe::{
-    Compose, EnvFile, ObjectKind, Port, compose_files, order_release_tags, parse_release_tag,
-};
+use ccci::recipe::{Compose, EnvFile, ObjectKind, Port, compose_files, order_release_tags, parse_release_tag};
 
 const STACK: &str = "hell-3fa9c2_ccci_localhost";
 
@@ -23,16 +21,9 @@ fn corpus() -> Option<PathBuf> {
 }
 
 /// The env as abra would interpolate with it: the app env plus `STACK_NAME` and extras.
-fn lookup<'a>(
-    env: &'a EnvFile,
-    extra: &'a [(&'a str, &'a str)],
-) -> impl Fn(&str) -> Option<String> + 'a {
+fn lookup<'a>(env: &'a EnvFile, extra: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
     move |key| {
-        extra
-            .iter()
-            .find(|(k, _)| *k == key)
-            .map(|(_, v)| v.to_string())
-            .or_else(|| env.get(key).map(str::to_owned))
+        extra.iter().find(|(k, _)| *k == key).map(|(_, v)| v.to_string()).or_else(|| env.get(key).map(str::to_owned))
     }
 }
 
@@ -44,9 +35,7 @@ fn load(dir: &Path, env: &EnvFile, extra: &[(&str, &str)]) -> Compose {
 
 /// Enables a commented-out line of an env sample, failing loudly if the corpus changed.
 fn uncomment(text: &str, line: &str) -> String {
-    let commented = text
-        .lines()
-        .find(|l| l.trim_start_matches(['#', ' ']) == line);
+    let commented = text.lines().find(|l| l.trim_start_matches(['#', ' ']) == line);
     let commented = commented.unwrap_or_else(|| panic!("no commented-out {line:?} in the sample"));
     text.replacen(commented, line, 1)
 }
@@ -61,11 +50,7 @@ fn all_compose_files(dir: &Path) -> Vec<String> {
         for entry in entries {
             let name = entry.unwrap().file_name().to_string_lossy().into_owned();
             if name.starts_with("compose") && name.ends_with(".yml") && name != "compose.yml" {
-                found.push(if sub.is_empty() {
-                    name
-                } else {
-                    format!("{sub}/{name}")
-                });
+                found.push(if sub.is_empty() { name } else { format!("{sub}/{name}") });
             }
         }
     }
@@ -99,16 +84,9 @@ fn bonfire_env_sample() {
     assert_eq!(env.get("EXTRA_DOMAINS"), None);
     assert_eq!(env.get("APP_FLAVOUR"), None);
     // `COMPOSE_FILE="compose.yml"` then `COMPOSE_FILE="$COMPOSE_FILE:compose.postgres.yml"`.
-    assert_eq!(
-        env.get("COMPOSE_FILE"),
-        Some("compose.yml:compose.postgres.yml")
-    );
+    assert_eq!(env.get("COMPOSE_FILE"), Some("compose.yml:compose.postgres.yml"));
     assert_eq!(compose_files(&env), ["compose.yml", "compose.postgres.yml"]);
-    for key in [
-        "SECRET_SECRET_KEY_BASE_VERSION",
-        "SECRET_SIGNING_SALT_VERSION",
-        "SECRET_ENCRYPTION_SALT_VERSION",
-    ] {
+    for key in ["SECRET_SECRET_KEY_BASE_VERSION", "SECRET_SIGNING_SALT_VERSION", "SECRET_ENCRYPTION_SALT_VERSION"] {
         assert_eq!(env.get(key), Some("v1"), "{key}");
         assert_eq!(env.hint(key), Some("length=128"), "{key}");
     }
@@ -117,23 +95,12 @@ fn bonfire_env_sample() {
 
     // Turning on the tuning overlay the way an operator would: uncomment its line.
     let text = fs_err::read_to_string(root.join("bonfire/head/.env.sample")).unwrap();
-    let text = uncomment(
-        &text,
-        "COMPOSE_FILE=\"$COMPOSE_FILE:postgres/compose.postgres.tune.yml\"",
-    );
-    let text = uncomment(
-        &text,
-        "COMPOSE_FILE=\"$COMPOSE_FILE:compose.basicauth.yml\"",
-    );
+    let text = uncomment(&text, "COMPOSE_FILE=\"$COMPOSE_FILE:postgres/compose.postgres.tune.yml\"");
+    let text = uncomment(&text, "COMPOSE_FILE=\"$COMPOSE_FILE:compose.basicauth.yml\"");
     let env = EnvFile::parse(&text, "bonfire .env (tuned)").unwrap();
     assert_eq!(
         compose_files(&env),
-        [
-            "compose.yml",
-            "compose.postgres.yml",
-            "postgres/compose.postgres.tune.yml",
-            "compose.basicauth.yml"
-        ]
+        ["compose.yml", "compose.postgres.yml", "postgres/compose.postgres.tune.yml", "compose.basicauth.yml"]
     );
     // What we write back reads back the same, with the hints.
     let again = EnvFile::parse(&env.render(), "rendered").unwrap();
@@ -145,31 +112,16 @@ fn bonfire_head_compose() {
     let Some(root) = corpus() else { return };
     let dir = root.join("bonfire/head");
     let text = fs_err::read_to_string(dir.join(".env.sample")).unwrap();
-    let text = uncomment(
-        &text,
-        "COMPOSE_FILE=\"$COMPOSE_FILE:postgres/compose.postgres.tune.yml\"",
-    );
+    let text = uncomment(&text, "COMPOSE_FILE=\"$COMPOSE_FILE:postgres/compose.postgres.tune.yml\"");
     let env = EnvFile::parse(&text, ".env").unwrap();
     let c = load(&dir, &env, &[("STACK_NAME", STACK)]);
 
     assert_eq!(c.services.keys().collect::<Vec<_>>(), ["app", "db"]);
     let app = &c.services["app"];
-    assert_eq!(
-        app.image.as_deref(),
-        Some("bonfirenetworks/bonfire:1.0.6-social-amd64")
-    );
-    assert_eq!(
-        app.deploy_labels[&format!("coop-cloud.{STACK}.version")],
-        "2.0.1+1.0.6-social-amd64"
-    );
-    assert_eq!(
-        app.deploy_labels[&format!("coop-cloud.{STACK}.timeout")],
-        "300"
-    );
-    assert_eq!(
-        app.deploy_labels[&format!("traefik.http.routers.{STACK}.tls.certresolver")],
-        "production"
-    );
+    assert_eq!(app.image.as_deref(), Some("bonfirenetworks/bonfire:1.0.6-social-amd64"));
+    assert_eq!(app.deploy_labels[&format!("coop-cloud.{STACK}.version")], "2.0.1+1.0.6-social-amd64");
+    assert_eq!(app.deploy_labels[&format!("coop-cloud.{STACK}.timeout")], "300");
+    assert_eq!(app.deploy_labels[&format!("traefik.http.routers.{STACK}.tls.certresolver")], "production");
     assert_eq!(app.deploy_labels["backupbot.backup"], "true");
     assert_eq!(
         app.secrets,
@@ -186,113 +138,51 @@ fn bonfire_head_compose() {
     assert_eq!(app.configs, ["app_entrypoint"]);
     assert_eq!(app.volumes, ["upload-data"]);
     assert!(app.ports.is_empty());
-    let test = app
-        .healthcheck
-        .as_ref()
-        .and_then(|h| h.test.clone())
-        .unwrap();
+    let test = app.healthcheck.as_ref().and_then(|h| h.test.clone()).unwrap();
     assert_eq!(test, ["CMD", "curl", "-f", "http://localhost:4000"]);
 
     let db = &c.services["db"];
-    assert_eq!(
-        db.image.as_deref(),
-        Some("ghcr.io/baosystems/postgis:17-3.5")
-    );
+    assert_eq!(db.image.as_deref(), Some("ghcr.io/baosystems/postgis:17-3.5"));
     // The tmpfs mount in long form is not a named volume.
     assert_eq!(db.volumes, ["db-data"]);
     // compose.postgres.yml's config, then the four the tuning overlay appends.
     assert_eq!(
         db.configs,
-        [
-            "pg_backup",
-            "postgres_entrypoint",
-            "postgres_tune",
-            "postgres_conf_tmpl",
-            "bash_envsubst"
-        ]
+        ["pg_backup", "postgres_entrypoint", "postgres_tune", "postgres_conf_tmpl", "bash_envsubst"]
     );
     assert_eq!(db.secrets, ["postgres_password"]);
-    let test = db
-        .healthcheck
-        .as_ref()
-        .and_then(|h| h.test.clone())
-        .unwrap();
-    assert_eq!(
-        test,
-        ["CMD-SHELL", "pg_isready -h localhost -U $POSTGRES_USER"]
-    );
+    let test = db.healthcheck.as_ref().and_then(|h| h.test.clone()).unwrap();
+    assert_eq!(test, ["CMD-SHELL", "pg_isready -h localhost -U $POSTGRES_USER"]);
     // Map-form labels.
     assert_eq!(db.deploy_labels["backupbot.backup"], "true");
-    assert_eq!(
-        db.deploy_labels["backupbot.backup.volumes.db-data.path"],
-        "backup.sql"
-    );
-    assert_eq!(
-        db.deploy_labels["backupbot.restore.post-hook"],
-        "/pg_backup.sh restore"
-    );
+    assert_eq!(db.deploy_labels["backupbot.backup.volumes.db-data.path"], "backup.sql");
+    assert_eq!(db.deploy_labels["backupbot.restore.post-hook"], "/pg_backup.sh restore");
 
     let objects = c.swarm_object_names(STACK);
     let find = |kind: ObjectKind, key: &str| {
-        objects
-            .iter()
-            .find(|o| o.kind == kind && o.key == key)
-            .unwrap_or_else(|| panic!("no {kind} {key}"))
+        objects.iter().find(|o| o.kind == kind && o.key == key).unwrap_or_else(|| panic!("no {kind} {key}"))
     };
     let pw = find(ObjectKind::Secret, "postgres_password");
     assert_eq!(pw.name, "hell-3fa9c2_ccci_localhost_postgres_password_v1");
     assert!(pw.external);
-    let secrets: Vec<_> = objects
-        .iter()
-        .filter(|o| o.kind == ObjectKind::Secret)
-        .collect();
+    let secrets: Vec<_> = objects.iter().filter(|o| o.kind == ObjectKind::Secret).collect();
     assert_eq!(secrets.len(), 7);
     for s in &secrets {
         assert!(s.external, "{s:?}");
         assert_eq!(s.name, format!("{STACK}_{}_v1", s.key));
     }
-    assert_eq!(
-        find(ObjectKind::Config, "app_entrypoint").name,
-        format!("{STACK}_app_entrypoint_v3")
-    );
-    assert_eq!(
-        find(ObjectKind::Config, "postgres_entrypoint").name,
-        format!("{STACK}_postgres_entrypoint_v6")
-    );
+    assert_eq!(find(ObjectKind::Config, "app_entrypoint").name, format!("{STACK}_app_entrypoint_v3"));
+    assert_eq!(find(ObjectKind::Config, "postgres_entrypoint").name, format!("{STACK}_postgres_entrypoint_v6"));
     // PG_BACKUP_VERSION has no default: it comes from the recipe's abra.sh, not the env file.
-    assert_eq!(
-        find(ObjectKind::Config, "pg_backup").name,
-        format!("{STACK}_pg_backup_")
-    );
-    assert!(
-        c.unset.contains(&"PG_BACKUP_VERSION".to_owned()),
-        "{:?}",
-        c.unset
-    );
-    assert!(
-        c.unset.contains(&"EXTRA_DOMAINS".to_owned()),
-        "{:?}",
-        c.unset
-    );
-    assert!(
-        !c.unset.contains(&"DB_MEMORY_LIMIT".to_owned()),
-        "{:?}",
-        c.unset
-    );
-    assert_eq!(
-        find(ObjectKind::Volume, "upload-data").name,
-        format!("{STACK}_upload-data")
-    );
-    assert_eq!(
-        find(ObjectKind::Volume, "db-data").name,
-        format!("{STACK}_db-data")
-    );
+    assert_eq!(find(ObjectKind::Config, "pg_backup").name, format!("{STACK}_pg_backup_"));
+    assert!(c.unset.contains(&"PG_BACKUP_VERSION".to_owned()), "{:?}", c.unset);
+    assert!(c.unset.contains(&"EXTRA_DOMAINS".to_owned()), "{:?}", c.unset);
+    assert!(!c.unset.contains(&"DB_MEMORY_LIMIT".to_owned()), "{:?}", c.unset);
+    assert_eq!(find(ObjectKind::Volume, "upload-data").name, format!("{STACK}_upload-data"));
+    assert_eq!(find(ObjectKind::Volume, "db-data").name, format!("{STACK}_db-data"));
     let proxy = find(ObjectKind::Network, "proxy");
     assert_eq!((proxy.name.as_str(), proxy.external), ("proxy", true));
-    assert_eq!(
-        find(ObjectKind::Network, "internal").name,
-        format!("{STACK}_internal")
-    );
+    assert_eq!(find(ObjectKind::Network, "internal").name, format!("{STACK}_internal"));
     // Docker caps secret and config names at 64 characters; the short run names keep us under.
     for o in &objects {
         assert!(o.name.len() <= 64, "{} is {} long", o.name, o.name.len());
@@ -317,10 +207,7 @@ fn bonfire_backup_capability_comes_from_the_env() {
 #[test]
 fn bonfire_release_and_every_overlay() {
     let Some(root) = corpus() else { return };
-    let tags: Vec<String> = tag_names(&root.join("bonfire/tags.txt"))
-        .into_iter()
-        .map(|(n, _)| n)
-        .collect();
+    let tags: Vec<String> = tag_names(&root.join("bonfire/tags.txt")).into_iter().map(|(n, _)| n).collect();
     let latest = order_release_tags(tags.clone()).pop().unwrap();
     for version in ["head", "2.0.0+1.0.5-social-amd64"] {
         let dir = root.join("bonfire").join(version);
@@ -329,11 +216,7 @@ fn bonfire_release_and_every_overlay() {
         let c = load(&dir, &env, &extra);
         let label = &c.services["app"].deploy_labels[&format!("coop-cloud.{STACK}.version")];
         // A tag's compose declares that tag; head declares the latest release.
-        let expected = if version == "head" {
-            latest.name.as_str()
-        } else {
-            version
-        };
+        let expected = if version == "head" { latest.name.as_str() } else { version };
         assert_eq!(label, expected);
         let image = c.services["app"].image.clone().unwrap();
         let upstream = parse_release_tag(label).unwrap().upstream.unwrap();
@@ -343,25 +226,15 @@ fn bonfire_release_and_every_overlay() {
         let files = all_compose_files(&dir);
         assert!(files.len() > 15, "{files:?}");
         assert!(files.contains(&"postgres/compose.postgres.tune.yml".to_owned()));
-        let bumped = [
-            ("STACK_NAME", STACK),
-            ("SECRET_ORCID_CLIENT_SECRET_VERSION", "v2"),
-        ];
-        let all = Compose::load(&dir, &files, &lookup(&env, &bumped))
-            .unwrap_or_else(|e| panic!("{version}: {e}"));
+        let bumped = [("STACK_NAME", STACK), ("SECRET_ORCID_CLIENT_SECRET_VERSION", "v2")];
+        let all = Compose::load(&dir, &files, &lookup(&env, &bumped)).unwrap_or_else(|e| panic!("{version}: {e}"));
         assert!(all.secrets.values().all(|s| s.external));
-        assert!(
-            all.services.contains_key("search"),
-            "the sonic overlay adds a service"
-        );
+        assert!(all.services.contains_key("search"), "the sonic overlay adds a service");
         let names = all.swarm_object_names(STACK);
         let name_of = |key: &str| names.iter().find(|o| o.key == key).map(|o| o.name.as_str());
         // The secret's version variable is spelled differently from its key (orcid vs orchid):
         // the name comes from the substituted `name:`, never from the key alone.
-        assert_eq!(
-            name_of("orchid_client_secret"),
-            Some(&*format!("{STACK}_orchid_client_secret_v2"))
-        );
+        assert_eq!(name_of("orchid_client_secret"), Some(&*format!("{STACK}_orchid_client_secret_v2")));
         assert_eq!(name_of("mail_key"), Some(&*format!("{STACK}_mail_key_v1")));
         // The basicauth overlay's version has no default and the sample leaves it commented.
         assert_eq!(name_of("usersfile"), Some(&*format!("{STACK}_usersfile_")));
@@ -375,46 +248,21 @@ fn traefik_head() {
     let dir = root.join("traefik/head");
     let env = EnvFile::read(&dir.join(".env.sample")).unwrap();
     assert_eq!(env.get("TYPE"), Some("traefik"));
-    assert_eq!(
-        env.get("COMPOSE_FILE"),
-        None,
-        "every COMPOSE_FILE choice is commented out"
-    );
+    assert_eq!(env.get("COMPOSE_FILE"), None, "every COMPOSE_FILE choice is commented out");
     assert_eq!(compose_files(&env), ["compose.yml"]);
 
-    let extra = [
-        ("STACK_NAME", "traef-1a2b3c_ccci_localhost"),
-        ("TRAEFIK_YML_VERSION", "v9"),
-    ];
+    let extra = [("STACK_NAME", "traef-1a2b3c_ccci_localhost"), ("TRAEFIK_YML_VERSION", "v9")];
     let c = load(&dir, &env, &extra);
     let app = &c.services["app"];
     assert_eq!(app.image.as_deref(), Some("traefik:v2.4.8"));
-    let ingress = |port| Port {
-        target: port,
-        published: Some(port),
-        mode: None,
-        protocol: None,
-    };
+    let ingress = |port| Port { target: port, published: Some(port), mode: None, protocol: None };
     assert_eq!(app.ports, [ingress(80), ingress(443)]);
-    assert_eq!(
-        app.configs,
-        ["traefik_yml", "file_provider_yml", "entrypoint"]
-    );
+    assert_eq!(app.configs, ["traefik_yml", "file_provider_yml", "entrypoint"]);
     // The docker socket is a bind mount, not a volume.
     assert_eq!(app.volumes, ["letsencrypt"]);
-    assert_eq!(
-        app.deploy_labels["traefik.http.routers.traefik.middlewares"],
-        "security@file"
-    );
-    assert_eq!(
-        app.deploy_labels["coop-cloud.traef-1a2b3c_ccci_localhost.app.version"],
-        "v2.4.8-d7d63b0d"
-    );
-    let test = app
-        .healthcheck
-        .as_ref()
-        .and_then(|h| h.test.clone())
-        .unwrap();
+    assert_eq!(app.deploy_labels["traefik.http.routers.traefik.middlewares"], "security@file");
+    assert_eq!(app.deploy_labels["coop-cloud.traef-1a2b3c_ccci_localhost.app.version"], "v2.4.8-d7d63b0d");
+    let test = app.healthcheck.as_ref().and_then(|h| h.test.clone()).unwrap();
     assert_eq!(test, ["CMD", "traefik", "healthcheck"]);
     assert!(!c.backup_capable());
 
@@ -428,38 +276,15 @@ fn traefik_head() {
     assert_eq!(
         configs,
         [
-            (
-                s("entrypoint"),
-                s("traef-1a2b3c_ccci_localhost_entrypoint_"),
-                false
-            ),
-            (
-                s("file_provider_yml"),
-                s("traef-1a2b3c_ccci_localhost_file_provider_yml_"),
-                false
-            ),
-            (
-                s("traefik_yml"),
-                s("traef-1a2b3c_ccci_localhost_traefik_yml_v9"),
-                false
-            ),
+            (s("entrypoint"), s("traef-1a2b3c_ccci_localhost_entrypoint_"), false),
+            (s("file_provider_yml"), s("traef-1a2b3c_ccci_localhost_file_provider_yml_"), false),
+            (s("traefik_yml"), s("traef-1a2b3c_ccci_localhost_traefik_yml_v9"), false),
         ]
     );
-    assert_eq!(
-        c.configs["traefik_yml"].file.as_deref(),
-        Some("traefik.yml.tmpl")
-    );
+    assert_eq!(c.configs["traefik_yml"].file.as_deref(), Some("traefik.yml.tmpl"));
     // The config versions come from abra.sh; without them the deploy would warn.
-    assert!(
-        c.unset.contains(&"ENTRYPOINT_VERSION".to_owned()),
-        "{:?}",
-        c.unset
-    );
-    assert!(
-        c.unset.contains(&"FILE_PROVIDER_YML_VERSION".to_owned()),
-        "{:?}",
-        c.unset
-    );
+    assert!(c.unset.contains(&"ENTRYPOINT_VERSION".to_owned()), "{:?}", c.unset);
+    assert!(c.unset.contains(&"FILE_PROVIDER_YML_VERSION".to_owned()), "{:?}", c.unset);
     assert!(!c.unset.contains(&"TRAEFIK_YML_VERSION".to_owned()));
     let proxy = &c.networks["proxy"];
     assert!(proxy.external);
@@ -472,53 +297,30 @@ fn traefik_overlays() {
     let text = fs_err::read_to_string(dir.join(".env.sample")).unwrap();
     let extra = [("STACK_NAME", "traef-1a2b3c_ccci_localhost")];
 
-    let host = EnvFile::parse(
-        &uncomment(&text, "COMPOSE_FILE=\"compose.yml:compose.host.yml\""),
-        ".env",
-    )
-    .unwrap();
+    let host = EnvFile::parse(&uncomment(&text, "COMPOSE_FILE=\"compose.yml:compose.host.yml\""), ".env").unwrap();
     assert_eq!(compose_files(&host), ["compose.yml", "compose.host.yml"]);
     let c = load(&dir, &host, &extra);
     let ports = &c.services["app"].ports;
     assert_eq!(ports.len(), 5, "{ports:?}");
-    let host_mode: Vec<(u16, Option<u16>)> = ports
-        .iter()
-        .filter(|p| p.mode.as_deref() == Some("host"))
-        .map(|p| (p.target, p.published))
-        .collect();
-    assert_eq!(
-        host_mode,
-        [(80, Some(80)), (443, Some(443)), (2222, Some(2222))]
-    );
+    let host_mode: Vec<(u16, Option<u16>)> =
+        ports.iter().filter(|p| p.mode.as_deref() == Some("host")).map(|p| (p.target, p.published)).collect();
+    assert_eq!(host_mode, [(80, Some(80)), (443, Some(443)), (2222, Some(2222))]);
 
-    let keycloak = EnvFile::parse(
-        &uncomment(&text, "COMPOSE_FILE=\"compose.yml:compose.keycloak.yml\""),
-        ".env",
-    )
-    .unwrap();
+    let keycloak =
+        EnvFile::parse(&uncomment(&text, "COMPOSE_FILE=\"compose.yml:compose.keycloak.yml\""), ".env").unwrap();
     let c = load(&dir, &keycloak, &extra);
     // Same label key in both files: the overlay's value wins.
-    assert_eq!(
-        c.services["app"].deploy_labels["traefik.http.routers.traefik.middlewares"],
-        "keycloak@file"
-    );
+    assert_eq!(c.services["app"].deploy_labels["traefik.http.routers.traefik.middlewares"], "keycloak@file");
     assert_eq!(c.services["app"].deploy_labels["traefik.enable"], "true");
 
-    let ovh = EnvFile::parse(
-        &uncomment(&text, "COMPOSE_FILE=\"compose.yml:compose.ovh.yml\""),
-        ".env",
-    )
-    .unwrap();
+    let ovh = EnvFile::parse(&uncomment(&text, "COMPOSE_FILE=\"compose.yml:compose.ovh.yml\""), ".env").unwrap();
     let extra_ovh = [
         ("STACK_NAME", "traef-1a2b3c_ccci_localhost"),
         ("SECRET_OVH_APP_SECRET_VERSION", "v1"),
         ("SECRET_OVH_CONSUMER_KEY", "v2"),
     ];
     let c = load(&dir, &ovh, &extra_ovh);
-    assert_eq!(
-        c.services["app"].secrets,
-        ["ovh_app_secret", "ovh_consumer_key"]
-    );
+    assert_eq!(c.services["app"].secrets, ["ovh_app_secret", "ovh_consumer_key"]);
     let secrets: Vec<String> = c
         .swarm_object_names("traef-1a2b3c_ccci_localhost")
         .into_iter()
@@ -527,19 +329,12 @@ fn traefik_overlays() {
         .collect();
     assert_eq!(
         secrets,
-        [
-            "traef-1a2b3c_ccci_localhost_ovh_app_secret_v1",
-            "traef-1a2b3c_ccci_localhost_ovh_consumer_key_v2"
-        ]
+        ["traef-1a2b3c_ccci_localhost_ovh_app_secret_v1", "traef-1a2b3c_ccci_localhost_ovh_consumer_key_v2"]
     );
 
     let files = all_compose_files(&dir);
     let everything = Compose::load(&dir, &files, &lookup(&ovh, &extra)).unwrap();
-    let published: Vec<Option<u16>> = everything.services["app"]
-        .ports
-        .iter()
-        .map(|p| p.published)
-        .collect();
+    let published: Vec<Option<u16>> = everything.services["app"].ports.iter().map(|p| p.published).collect();
     for port in [80, 443, 587, 1433, 1935, 2222, 2525, 8008] {
         assert!(published.contains(&Some(port)), "{port} in {published:?}");
     }
@@ -553,17 +348,11 @@ fn tags_order_like_their_release_dates() {
         let mut listed = tag_names(&root.join(recipe).join("tags.txt"));
         assert!(!listed.is_empty());
         for (name, _) in &listed {
-            assert!(
-                parse_release_tag(name).is_some(),
-                "{recipe}: {name} should be a release"
-            );
+            assert!(parse_release_tag(name).is_some(), "{recipe}: {name} should be a release");
         }
         // Version order, whatever order they come in, matches the order they were published in.
         let shuffled: Vec<String> = listed.iter().rev().map(|(n, _)| n.clone()).collect();
-        let by_version: Vec<String> = order_release_tags(shuffled)
-            .into_iter()
-            .map(|t| t.name)
-            .collect();
+        let by_version: Vec<String> = order_release_tags(shuffled).into_iter().map(|t| t.name).collect();
         listed.sort_by(|a, b| a.1.cmp(&b.1));
         let by_date: Vec<String> = listed.into_iter().map(|(n, _)| n).collect();
         assert_eq!(by_version, by_date, "{recipe}");
@@ -571,27 +360,14 @@ fn tags_order_like_their_release_dates() {
     }
     assert_eq!(checked, 2);
 
-    let bonfire: Vec<String> = tag_names(&root.join("bonfire/tags.txt"))
-        .into_iter()
-        .map(|(n, _)| n)
-        .collect();
+    let bonfire: Vec<String> = tag_names(&root.join("bonfire/tags.txt")).into_iter().map(|(n, _)| n).collect();
     let ordered = order_release_tags(bonfire.into_iter().rev().chain(["latest".to_owned()]));
     let names: Vec<&str> = ordered.iter().map(|t| t.name.as_str()).collect();
-    assert_eq!(
-        names,
-        [
-            "1.0.0+1.0.5-social-amd64",
-            "2.0.0+1.0.5-social-amd64",
-            "2.0.1+1.0.6-social-amd64"
-        ]
-    );
+    assert_eq!(names, ["1.0.0+1.0.5-social-amd64", "2.0.0+1.0.5-social-amd64", "2.0.1+1.0.6-social-amd64"]);
 
     // traefik's only tag is lightweight and uses the old `v` scheme.
     let traefik = tag_names(&root.join("traefik/tags.txt"));
     assert_eq!(traefik, [("v2.4.8".to_owned(), "2021-06-07".to_owned())]);
     let t = parse_release_tag("v2.4.8").unwrap();
-    assert_eq!(
-        (t.major, t.minor, t.patch, t.pre, t.upstream),
-        (2, 4, 8, None, None)
-    );
+    assert_eq!((t.major, t.minor, t.patch, t.pre, t.upstream), (2, 4, 8, None, None));
 }

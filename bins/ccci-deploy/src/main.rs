@@ -1,0 +1,78 @@
+//! ccci-deploy: create a run and deploy the recipe once.
+
+use std::path::PathBuf;
+
+use ccci::cli;
+use ccci::naming::RecipeName;
+use ccci::ops::deploy::{self, Request};
+use ccci::state::DriverKind;
+use ccci::{Error, Result};
+
+const BIN: &str = "ccci-deploy";
+
+const HELP: &str = "\
+ccci-deploy: deploy a recipe once on this Docker Swarm and start a run-state.
+
+Usage: ccci-deploy --recipe PATH_OR_URL --ref REF [--driver stack|abra] [--recipe-name NAME] [--state FILE]
+
+Registers a run in $CCCI_STATE_DIR/runs/, clones the recipe at REF into the run's workspace,
+records the commit and the NAR hash of the code under test, creates the app, deploys it once and
+waits until every service runs. Writes the run-state JSON to stdout (or to FILE with --state);
+progress goes to stderr.
+
+Options:
+  --recipe PATH_OR_URL   the recipe's git repository
+  --ref REF              branch, tag or commit to test
+  --driver stack|abra    plain `docker stack deploy` (default) or the real abra CLI
+  --recipe-name NAME     the recipe's name, when the source's last path component is not it
+  --state FILE           write the run-state to FILE (atomically) instead of stdout
+  -h, --help             this text
+  -V, --version          the version
+
+Environment: CCCI_STATE_DIR, CCCI_DOMAIN_SUFFIX, CCCI_DEPLOY_TIMEOUT, CCCI_LEASE_TTL,
+CCCI_ABRA, CCCI_ABRA_SERVER (see docs/operating.md).
+
+Exit status: 0 deployed, 1 the deploy failed (the run-state says why), 2 bad input (nothing was
+created), 3 environment error.
+";
+
+fn main() {
+    cli::main(BIN, |progress| {
+        let mut driver = DriverKind::Stack;
+        let (mut source, mut git_ref, mut name, mut state_file) = (None, None, None, None);
+        let mut p = lexopt::Parser::from_env();
+        while let Some(arg) = p.next().map_err(|e| cli::usage(BIN, e))? {
+            use lexopt::prelude::*;
+            match arg {
+                Long("recipe") => source = Some(cli::value_string(BIN, p.value(), "--recipe")?),
+                Long("ref") => git_ref = Some(cli::value_string(BIN, p.value(), "--ref")?),
+                Long("driver") => driver = DriverKind::parse(&cli::value_string(BIN, p.value(), "--driver")?)?,
+                Long("recipe-name") => {
+                    name = Some(RecipeName::parse(&cli::value_string(BIN, p.value(), "--recipe-name")?)?)
+                }
+                Long("state") => state_file = Some(PathBuf::from(p.value().map_err(|e| cli::usage(BIN, e))?)),
+                Short('h') | Long("help") => return Ok(cli::print_help(HELP)),
+                Short('V') | Long("version") => return Ok(cli::print_version(BIN)),
+                _ => return Err(cli::unexpected(BIN, arg)),
+            }
+        }
+        let missing = |f: &str| Error::bad_input(format!("missing {f} (see {BIN} --help)"));
+        let req = Request {
+            driver,
+            source: source.ok_or_else(|| missing("--recipe"))?,
+            git_ref: git_ref.ok_or_else(|| missing("--ref"))?,
+            recipe: name,
+        };
+        let io = cli::state_io(state_file);
+        run(&req, &io, progress)
+    })
+}
+
+fn run(req: &Request, io: &ccci::state::StateIo, progress: &ccci::progress::Progress) -> Result<i32> {
+    let sh = xshell::Shell::new()?;
+    let prepared = deploy::prepare(req, &sh, progress)?;
+    let state = deploy::run(prepared, &sh, progress)?;
+    io.write(&state)?;
+    let outcome = state.last_op("deploy").map(|r| r.result).unwrap_or(ccci::state::Outcome::Error);
+    Ok(outcome.exit_code())
+}

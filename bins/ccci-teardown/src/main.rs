@@ -1,0 +1,83 @@
+//! ccci-teardown: remove everything a run created and verify nothing is left.
+
+use std::path::PathBuf;
+
+use ccci::cli;
+use ccci::naming::RunId;
+use ccci::ops::teardown;
+use ccci::registry::Registry;
+use ccci::state::StateIo;
+use ccci::{Error, Result};
+
+const BIN: &str = "ccci-teardown";
+
+const HELP: &str = "\
+ccci-teardown: remove everything a run created and verify that nothing is left.
+
+Usage: ccci-teardown [--state FILE]
+       ccci-teardown --run RUN_ID
+
+Undeploys the stack, waits until no task or container of it remains, removes its services,
+secrets, configs, networks and volumes (found by the com.docker.stack.namespace label and by the
+<stack>_ name prefix), the app env file, the run workspace and the registry entry, then checks
+that nothing is left. Running it twice is fine.
+
+With --run, the run-state comes from the registry ($CCCI_STATE_DIR/runs/RUN_ID.json), for when
+the CI workspace holding the state file is gone; the state is then not printed.
+
+Options:
+  --state FILE   read and update FILE (atomically) instead of stdin/stdout
+  --run RUN_ID   tear down a registered run by its id
+  -h, --help     this text
+  -V, --version  the version
+
+Environment: CCCI_STATE_DIR, CCCI_TEARDOWN_TIMEOUT, CCCI_ABRA.
+
+Exit status: 0 verified empty, 1 something is left (listed on stderr and in the state), 2 bad
+input, 3 environment error.
+";
+
+fn main() {
+    cli::main(BIN, |progress| {
+        let (mut state_file, mut run_id) = (None, None);
+        let mut p = lexopt::Parser::from_env();
+        while let Some(arg) = p.next().map_err(|e| cli::usage(BIN, e))? {
+            use lexopt::prelude::*;
+            match arg {
+                Long("state") => state_file = Some(PathBuf::from(p.value().map_err(|e| cli::usage(BIN, e))?)),
+                Long("run") => run_id = Some(RunId::parse(&cli::value_string(BIN, p.value(), "--run")?)?),
+                Short('h') | Long("help") => return Ok(cli::print_help(HELP)),
+                Short('V') | Long("version") => return Ok(cli::print_version(BIN)),
+                _ => return Err(cli::unexpected(BIN, arg)),
+            }
+        }
+        if state_file.is_some() && run_id.is_some() {
+            return Err(Error::bad_input("give either --state or --run, not both"));
+        }
+        let registry = Registry::open()?;
+        let sh = xshell::Shell::new()?;
+        match run_id {
+            Some(id) => by_id(&id, &registry, &sh, progress),
+            None => {
+                let io = cli::state_io(state_file);
+                let mut state = io.read()?;
+                progress.set_run(state.run_id.as_str());
+                let outcome = teardown::run(&mut state, &registry, &sh, progress);
+                io.write(&state)?;
+                Ok(outcome.exit_code())
+            }
+        }
+    })
+}
+
+fn by_id(id: &RunId, registry: &Registry, sh: &xshell::Shell, progress: &ccci::progress::Progress) -> Result<i32> {
+    progress.set_run(id.as_str());
+    let Some(entry) = registry.load(id)? else {
+        progress.log("not registered: nothing to tear down");
+        return Ok(0);
+    };
+    let mut state = entry.run;
+    let outcome = teardown::run(&mut state, registry, sh, progress);
+    let _ = StateIo::Pipe; // the state is not printed in this mode
+    Ok(outcome.exit_code())
+}

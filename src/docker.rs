@@ -1,0 +1,322 @@
+//! The Docker CLI, one function per thing ccci asks of the swarm.
+//!
+//! Everything is found by the stack label `com.docker.stack.namespace=<stack>` and, where abra
+//! creates objects without that label (secrets), by the `<stack>_` name prefix.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde_json::Value;
+use xshell::{Shell, cmd};
+
+use crate::error::{Error, Kind, Result};
+use crate::naming::StackName;
+use crate::process::capture;
+
+pub const STACK_LABEL: &str = "com.docker.stack.namespace";
+/// Set on every object ccci itself creates (secrets of the stack driver), naming the run.
+pub const RUN_LABEL: &str = "ccci.run";
+
+/// Environment variables the docker CLI needs and nothing else: `docker stack deploy`
+/// interpolates compose files from its environment, so a host variable (a token, say) must not
+/// be able to reach a recipe's compose file.
+const DOCKER_ENV: &[&str] = &[
+    "PATH",
+    "HOME",
+    "DOCKER_HOST",
+    "DOCKER_CONTEXT",
+    "DOCKER_CONFIG",
+    "DOCKER_CERT_PATH",
+    "DOCKER_TLS_VERIFY",
+    "DOCKER_API_VERSION",
+];
+
+fn docker(sh: &Shell) -> xshell::Cmd<'_> {
+    let mut c = cmd!(sh, "docker").env_clear();
+    for k in DOCKER_ENV {
+        if let Some(v) = std::env::var_os(k) {
+            c = c.env(k, v);
+        }
+    }
+    c
+}
+
+/// Fails with an environment error unless this node is an active swarm manager.
+pub fn check_swarm(sh: &Shell) -> Result<()> {
+    let out = capture(
+        docker(sh).args(["info", "--format", "{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}"]),
+        "asking docker for the swarm state",
+        Kind::Environment,
+    )?;
+    if out.stdout.trim() != "active true" {
+        return Err(Error::env(format!(
+            "this docker node is not an active swarm manager (swarm state: {}); run scripts/setup-swarm",
+            out.stdout.trim()
+        )));
+    }
+    Ok(())
+}
+
+/// `docker stack deploy --resolve-image never` of `files` (relative to `dir`), interpolated with
+/// exactly `env`. Returns what the CLI printed on stderr (warnings such as ignored options).
+pub fn stack_deploy(
+    sh: &Shell,
+    dir: &Path,
+    files: &[String],
+    stack: &StackName,
+    env: &[(String, String)],
+) -> Result<String> {
+    let _dir = sh.push_dir(dir);
+    let mut c = docker(sh).args(["stack", "deploy", "--resolve-image", "never", "--detach=true"]);
+    for f in files {
+        c = c.arg("--compose-file").arg(f);
+    }
+    c = c.arg(stack.as_str());
+    for (k, v) in env {
+        c = c.env(k, v);
+    }
+    // A compose file the engine refuses is the recipe's failure, not the environment's.
+    let out = capture(c, &format!("docker stack deploy {stack}"), Kind::OpFailed)?;
+    Ok(out.stderr)
+}
+
+/// A swarm service of the stack, as inspected.
+#[derive(Debug, Clone)]
+pub struct Service {
+    pub id: String,
+    pub name: String,
+    pub image: String,
+    pub labels: BTreeMap<String, String>,
+    /// None for global services.
+    pub replicas: Option<u64>,
+    pub secrets: Vec<String>,
+    pub configs: Vec<String>,
+    pub created_at: String,
+    pub update_state: Option<String>,
+    pub update_message: Option<String>,
+}
+
+fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
+    path.iter().try_fold(v, |v, k| v.get(k))?.as_str()
+}
+
+fn labels_at(v: &Value, path: &[&str]) -> BTreeMap<String, String> {
+    path.iter()
+        .try_fold(v, |v, k| v.get(k))
+        .and_then(Value::as_object)
+        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect())
+        .unwrap_or_default()
+}
+
+fn inspect(sh: &Shell, kind: &str, ids: &[String]) -> Result<Vec<Value>> {
+    if ids.is_empty() {
+        return Ok(vec![]);
+    }
+    // Tasks have no `docker task` command: plain `docker inspect` knows them by id.
+    let cmd = if kind == "task" {
+        docker(sh).args(["inspect", "--type", "task"])
+    } else {
+        docker(sh).args([kind, "inspect"])
+    };
+    let out = capture(cmd.args(ids), &format!("docker {kind} inspect"), Kind::Environment);
+    let out = match out {
+        Ok(o) => o,
+        // An object removed between the listing and the inspect: inspect the survivors one by one.
+        Err(_) if ids.len() > 1 => {
+            let mut all = vec![];
+            for id in ids {
+                all.extend(inspect(sh, kind, std::slice::from_ref(id)).unwrap_or_default());
+            }
+            return Ok(all);
+        }
+        Err(e) => return Err(e),
+    };
+    serde_json::from_str(&out.stdout).map_err(|e| Error::env(format!("parsing docker {kind} inspect output: {e}")))
+}
+
+fn list_ids(sh: &Shell, args: &[&str], what: &str) -> Result<Vec<String>> {
+    let out = capture(docker(sh).args(args), what, Kind::Environment)?;
+    Ok(out.stdout.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect())
+}
+
+pub fn services(sh: &Shell, stack: &StackName) -> Result<Vec<Service>> {
+    let filter = format!("label={STACK_LABEL}={stack}");
+    let ids = list_ids(sh, &["service", "ls", "-q", "--filter", &filter], "listing services")?;
+    Ok(inspect(sh, "service", &ids)?.iter().map(parse_service).collect())
+}
+
+fn parse_service(v: &Value) -> Service {
+    let spec = &v["Spec"];
+    let refs = |key: &str| -> Vec<String> {
+        spec["TaskTemplate"]["ContainerSpec"][key]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.get(format!("{}Name", &key[..key.len() - 1])).and_then(Value::as_str))
+                    .map(String::from)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    Service {
+        id: v["ID"].as_str().unwrap_or_default().to_string(),
+        name: spec["Name"].as_str().unwrap_or_default().to_string(),
+        image: str_at(spec, &["TaskTemplate", "ContainerSpec", "Image"]).unwrap_or_default().to_string(),
+        labels: labels_at(spec, &["Labels"]),
+        replicas: spec["Mode"]["Replicated"]["Replicas"].as_u64(),
+        secrets: refs("Secrets"),
+        configs: refs("Configs"),
+        created_at: v["CreatedAt"].as_str().unwrap_or_default().to_string(),
+        update_state: str_at(v, &["UpdateStatus", "State"]).map(String::from),
+        update_message: str_at(v, &["UpdateStatus", "Message"]).map(String::from),
+    }
+}
+
+/// A swarm task of the stack.
+#[derive(Debug, Clone)]
+pub struct Task {
+    pub id: String,
+    pub service_id: String,
+    pub slot: Option<u64>,
+    pub desired_state: String,
+    pub state: String,
+    pub error: String,
+    pub message: String,
+    pub created_at: String,
+    pub exit_code: Option<i64>,
+    /// (published, target) host-mode ports of this task.
+    pub ports: Vec<(u16, u16)>,
+}
+
+pub fn tasks(sh: &Shell, stack: &StackName) -> Result<Vec<Task>> {
+    let filter = format!("label={STACK_LABEL}={stack}");
+    // `docker stack ps` errors on an empty stack; listing per service avoids that.
+    let services = list_ids(sh, &["service", "ls", "-q", "--filter", &filter], "listing services")?;
+    let mut ids = vec![];
+    for s in &services {
+        match list_ids(sh, &["service", "ps", "-q", "--no-trunc", s], "listing tasks") {
+            Ok(t) => ids.extend(t),
+            Err(_) => continue, // removed meanwhile
+        }
+    }
+    Ok(inspect(sh, "task", &ids)?.iter().map(parse_task).collect())
+}
+
+fn parse_task(v: &Value) -> Task {
+    let status = &v["Status"];
+    let ports = status["PortStatus"]["Ports"]
+        .as_array()
+        .map(|a| {
+            let mut p: Vec<(u16, u16)> = a
+                .iter()
+                .filter_map(|p| Some((p["PublishedPort"].as_u64()? as u16, p["TargetPort"].as_u64()? as u16)))
+                .collect();
+            p.sort();
+            p.dedup();
+            p
+        })
+        .unwrap_or_default();
+    Task {
+        id: v["ID"].as_str().unwrap_or_default().to_string(),
+        service_id: v["ServiceID"].as_str().unwrap_or_default().to_string(),
+        slot: v["Slot"].as_u64(),
+        desired_state: v["DesiredState"].as_str().unwrap_or_default().to_string(),
+        state: status["State"].as_str().unwrap_or_default().to_string(),
+        error: status["Err"].as_str().unwrap_or_default().to_string(),
+        message: status["Message"].as_str().unwrap_or_default().to_string(),
+        created_at: v["CreatedAt"].as_str().unwrap_or_default().to_string(),
+        exit_code: status["ContainerStatus"]["ExitCode"].as_i64(),
+        ports,
+    }
+}
+
+/// Ids of containers (running or not) of the stack.
+pub fn containers(sh: &Shell, stack: &StackName) -> Result<Vec<String>> {
+    let filter = format!("label={STACK_LABEL}={stack}");
+    list_ids(sh, &["ps", "-aq", "--no-trunc", "--filter", &filter], "listing containers")
+}
+
+/// The swarm object kinds teardown removes, in removal order after the services.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectKind {
+    Service,
+    Secret,
+    Config,
+    Network,
+    Volume,
+}
+
+impl ObjectKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ObjectKind::Service => "service",
+            ObjectKind::Secret => "secret",
+            ObjectKind::Config => "config",
+            ObjectKind::Network => "network",
+            ObjectKind::Volume => "volume",
+        }
+    }
+    pub const ALL: [ObjectKind; 5] =
+        [ObjectKind::Service, ObjectKind::Secret, ObjectKind::Config, ObjectKind::Network, ObjectKind::Volume];
+}
+
+/// Names of the objects of `kind` that belong to the stack: by label, or by the `<stack>_` prefix.
+pub fn objects(sh: &Shell, kind: ObjectKind, stack: &StackName) -> Result<Vec<String>> {
+    let k = kind.as_str();
+    let filter = format!("label={STACK_LABEL}={stack}");
+    let mut names = list_ids(sh, &[k, "ls", "--filter", &filter, "--format", "{{.Name}}"], &format!("listing {k}s"))?;
+    let prefix = stack.prefix();
+    let all = list_ids(sh, &[k, "ls", "--format", "{{.Name}}"], &format!("listing {k}s"))?;
+    names.extend(all.into_iter().filter(|n| n.starts_with(&prefix)));
+    names.sort();
+    names.dedup();
+    Ok(names)
+}
+
+/// Removes one object; "not found" counts as removed. Returns docker's complaint otherwise.
+pub fn remove(sh: &Shell, kind: ObjectKind, name: &str) -> Result<()> {
+    let k = kind.as_str();
+    match capture(docker(sh).args([k, "rm", name]), &format!("docker {k} rm {name}"), Kind::Environment) {
+        Ok(_) => Ok(()),
+        Err(e) if is_not_found(e.message()) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+fn is_not_found(msg: &str) -> bool {
+    let m = msg.to_ascii_lowercase();
+    m.contains("not found") || m.contains("no such")
+}
+
+/// Creates a secret from `data` on stdin: secret values never appear in argv.
+pub fn create_secret(sh: &Shell, name: &str, labels: &[(&str, &str)], data: &[u8]) -> Result<()> {
+    let mut c = docker(sh).args(["secret", "create"]);
+    for (k, v) in labels {
+        c = c.arg("--label").arg(format!("{k}={v}"));
+    }
+    c = c.arg(name).arg("-").stdin(data).secret();
+    capture(c, &format!("docker secret create {name}"), Kind::Environment)?;
+    Ok(())
+}
+
+/// The local image id (`sha256:…`) of `image`, when the image is present on this node.
+pub fn image_id(sh: &Shell, image: &str) -> Option<String> {
+    let image = image.split('@').next().unwrap_or(image);
+    let out = capture(
+        docker(sh).args(["image", "inspect", "--format", "{{.Id}}", image]),
+        "docker image inspect",
+        Kind::Environment,
+    )
+    .ok()?;
+    Some(out.stdout.trim().to_string()).filter(|s| !s.is_empty())
+}
+
+/// The last `lines` log lines of a service (stdout and stderr), for diagnostics.
+pub fn service_logs(sh: &Shell, service: &str, lines: u32) -> Result<String> {
+    let out = capture(
+        docker(sh).args(["service", "logs", "--no-trunc", "--timestamps", "--tail", &lines.to_string(), service]),
+        &format!("docker service logs {service}"),
+        Kind::Environment,
+    )?;
+    Ok(format!("{}{}", out.stdout, out.stderr))
+}

@@ -1,0 +1,225 @@
+//! How a run's app is created, deployed and removed: with the real `abra`, or with plain
+//! `docker stack deploy` for swarm compose apps that are not Co-op Cloud recipes (and the demo).
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use xshell::Shell;
+
+use crate::abra::Abra;
+use crate::docker::{self, RUN_LABEL, STACK_LABEL};
+use crate::error::{Context, Error, Kind, Result};
+use crate::progress::Progress;
+use crate::recipe::{Compose, EnvFile};
+use crate::state::{DriverKind, RunState};
+
+pub trait Driver {
+    fn kind(&self) -> DriverKind;
+    /// Where this run's recipe checkout lives.
+    fn recipe_dir(&self) -> PathBuf;
+    /// Checks the tool the driver drives, before anything is created; returns its version.
+    fn preflight(&self, sh: &Shell) -> Result<Option<String>>;
+    /// Creates the app (its env file, its generated secrets); returns the env file.
+    fn create_app(&self, sh: &Shell, state: &RunState, compose: &Compose, progress: &Progress) -> Result<PathBuf>;
+    /// Deploys the recipe tree as it is checked out (the run's one deploy).
+    fn deploy(&self, sh: &Shell, state: &RunState, progress: &Progress) -> Result<()>;
+    /// Asks the stack to go away; teardown waits and sweeps afterwards.
+    fn undeploy(&self, sh: &Shell, state: &RunState, progress: &Progress) -> Result<()>;
+    /// Once no container of the stack is left: volumes and secrets, the driver's way.
+    fn remove_app_data(&self, sh: &Shell, state: &RunState, progress: &Progress) -> Result<()>;
+}
+
+pub fn for_run(
+    kind: DriverKind,
+    state_workspace: &Path,
+    recipe: &crate::naming::RecipeName,
+) -> Result<Box<dyn Driver>> {
+    Ok(match kind {
+        DriverKind::Stack => Box::new(StackDriver { workspace: state_workspace.to_path_buf(), recipe: recipe.clone() }),
+        DriverKind::Abra => Box::new(AbraDriver {
+            abra: Abra {
+                program: crate::config::abra_program(),
+                abra_dir: state_workspace.join("abra"),
+                server: crate::config::abra_server()?,
+            },
+            recipe: recipe.clone(),
+        }),
+    })
+}
+
+/// The variables a recipe's compose files are interpolated with: the app env, the top-level
+/// `export X=Y` lines of `abra.sh` (where recipes version their configs), and `STACK_NAME` and
+/// `DOMAIN` as abra provides them.
+pub fn interpolation_env(recipe_dir: &Path, app_env: &EnvFile, state: &RunState) -> Result<Vec<(String, String)>> {
+    let mut vars: Vec<(String, String)> = app_env.vars().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let abra_sh = recipe_dir.join("abra.sh");
+    if abra_sh.exists() {
+        let text = fs_err::read_to_string(&abra_sh)?;
+        let exports: String =
+            text.lines().filter(|l| l.starts_with("export ") && l.contains('=')).map(|l| format!("{l}\n")).collect();
+        let parsed = EnvFile::parse(&exports, "abra.sh")?;
+        vars.extend(parsed.vars().map(|(k, v)| (k.to_string(), v.to_string())));
+    }
+    vars.retain(|(k, _)| k != "STACK_NAME" && k != "DOMAIN");
+    vars.push(("STACK_NAME".into(), state.stack.to_string()));
+    vars.push(("DOMAIN".into(), state.domain.to_string()));
+    Ok(vars)
+}
+
+/// The recipe's `.env.sample`, or an empty env for a plain compose app without one.
+pub fn env_sample(recipe_dir: &Path) -> Result<EnvFile> {
+    let p = recipe_dir.join(".env.sample");
+    if p.exists() { EnvFile::read(&p) } else { EnvFile::parse("", ".env.sample") }
+}
+
+pub fn lookup(env: &[(String, String)]) -> impl Fn(&str) -> Option<String> + '_ {
+    move |k| env.iter().rev().find(|(n, _)| n == k).map(|(_, v)| v.clone())
+}
+
+/// A random secret value: 32 characters from [A-Za-z0-9], from the kernel's generator.
+fn random_secret() -> Result<Vec<u8>> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut raw = [0u8; 64];
+    fs_err::File::open("/dev/urandom")?.read_exact(&mut raw)?;
+    // 62 symbols: reject bytes >= 248 to keep the distribution uniform.
+    let v: Vec<u8> = raw.iter().filter(|b| **b < 248).map(|b| ALPHABET[(*b % 62) as usize]).take(32).collect();
+    if v.len() < 32 {
+        return random_secret();
+    }
+    Ok(v)
+}
+
+pub struct StackDriver {
+    workspace: PathBuf,
+    recipe: crate::naming::RecipeName,
+}
+
+impl StackDriver {
+    fn env_file(&self) -> PathBuf {
+        self.workspace.join("app.env")
+    }
+}
+
+impl Driver for StackDriver {
+    fn kind(&self) -> DriverKind {
+        DriverKind::Stack
+    }
+
+    fn recipe_dir(&self) -> PathBuf {
+        self.workspace.join("recipe")
+    }
+
+    fn preflight(&self, _sh: &Shell) -> Result<Option<String>> {
+        Ok(None)
+    }
+
+    fn create_app(&self, sh: &Shell, state: &RunState, compose: &Compose, progress: &Progress) -> Result<PathBuf> {
+        let mut env = env_sample(&self.recipe_dir())?;
+        env.set("TYPE", self.recipe.as_str());
+        env.set("DOMAIN", state.domain.as_str());
+        let path = self.env_file();
+        fs_err::write(&path, env.render())?;
+        // External secrets named into this stack are the app's own: generate them, as
+        // `abra app new --secrets` does. Other external secrets are shared and must pre-exist.
+        for obj in compose.swarm_object_names(state.stack.as_str()) {
+            if obj.kind == "secret" && obj.external && obj.name.starts_with(&state.stack.prefix()) {
+                progress.log(format!("generating secret {}", obj.name));
+                docker::create_secret(
+                    sh,
+                    &obj.name,
+                    &[(STACK_LABEL, state.stack.as_str()), (RUN_LABEL, state.run_id.as_str())],
+                    &random_secret()?,
+                )?;
+            }
+        }
+        Ok(path)
+    }
+
+    fn deploy(&self, sh: &Shell, state: &RunState, progress: &Progress) -> Result<()> {
+        let dir = self.recipe_dir();
+        let app_env = EnvFile::read(&self.env_file())?;
+        let files = crate::recipe::compose_files(&app_env);
+        let env = interpolation_env(&dir, &app_env, state)?;
+        progress.log(format!("docker stack deploy {} ({})", state.stack, files.join(", ")));
+        let warnings = docker::stack_deploy(sh, &dir, &files, &state.stack, &env)?;
+        for w in warnings.lines().filter(|l| l.contains("Ignoring unsupported options")) {
+            progress.log(format!("warning: {w}"));
+        }
+        Ok(())
+    }
+
+    fn undeploy(&self, sh: &Shell, state: &RunState, progress: &Progress) -> Result<()> {
+        for s in docker::services(sh, &state.stack)? {
+            progress.log(format!("removing service {}", s.name));
+            docker::remove(sh, docker::ObjectKind::Service, &s.name)?;
+        }
+        Ok(())
+    }
+
+    fn remove_app_data(&self, _sh: &Shell, _state: &RunState, _progress: &Progress) -> Result<()> {
+        // Nothing driver-specific: the generic sweep removes secrets, configs and volumes.
+        Ok(())
+    }
+}
+
+pub struct AbraDriver {
+    pub abra: Abra,
+    recipe: crate::naming::RecipeName,
+}
+
+impl Driver for AbraDriver {
+    fn kind(&self) -> DriverKind {
+        DriverKind::Abra
+    }
+
+    fn recipe_dir(&self) -> PathBuf {
+        self.abra.recipe_dir(&self.recipe)
+    }
+
+    fn preflight(&self, sh: &Shell) -> Result<Option<String>> {
+        self.abra.probe(sh)?;
+        Ok(self.abra.version(sh))
+    }
+
+    fn create_app(&self, sh: &Shell, state: &RunState, _compose: &Compose, progress: &Progress) -> Result<PathBuf> {
+        // The local swarm is abra's server `default`: a server is a directory of app env files.
+        fs_err::create_dir_all(self.abra.abra_dir.join("servers").join(&self.abra.server))?;
+        // --chaos keeps abra from moving the checkout to a release tag (contract P4): this run
+        // deploys the tree ccci checked out and hashed.
+        let args = self.abra.app_new_args(&self.recipe, None, &state.domain, true);
+        progress.log(format!("abra {}", args.join(" ")));
+        self.abra.run(sh, &args, Kind::OpFailed)?;
+        let env_file = self.abra.env_file(&state.domain);
+        if !env_file.exists() {
+            return Err(Error::env(format!("abra app new did not write {}", env_file.display())));
+        }
+        Ok(env_file)
+    }
+
+    fn deploy(&self, sh: &Shell, state: &RunState, progress: &Progress) -> Result<()> {
+        let args = self.abra.app_deploy_args(&state.domain, None, true, false);
+        progress.log(format!("abra {}", args.join(" ")));
+        self.abra.run(sh, &args, Kind::OpFailed)?;
+        Ok(())
+    }
+
+    fn undeploy(&self, sh: &Shell, state: &RunState, progress: &Progress) -> Result<()> {
+        if docker::services(sh, &state.stack)?.is_empty() {
+            return Ok(());
+        }
+        let args = self.abra.app_undeploy_args(&state.domain);
+        progress.log(format!("abra {}", args.join(" ")));
+        self.abra.run(sh, &args, Kind::Environment).map(|_| ())
+    }
+
+    fn remove_app_data(&self, sh: &Shell, state: &RunState, progress: &Progress) -> Result<()> {
+        if !self.abra.env_file(&state.domain).exists() {
+            return Ok(()); // abra no longer knows the app; the generic sweep does the rest
+        }
+        for args in [self.abra.volume_remove_args(&state.domain), self.abra.secret_remove_args(&state.domain)] {
+            progress.log(format!("abra {}", args.join(" ")));
+            self.abra.run(sh, &args, Kind::Environment).context("abra")?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,224 @@
+//! The recipe's git repository: clone, check out, tags, and the NAR hash of the code under test.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use camino::{Utf8Path, Utf8PathBuf};
+use nix_nar::{Encoder, FileSystem, FileSystemMetadata, NativeFileSystem};
+use sha2::{Digest, Sha256};
+use xshell::{Shell, cmd};
+
+use crate::error::{Context, Error, Result};
+
+/// A git ref as given by a user or a CI parameter. Refused when it could be read as an option or
+/// walks out of `refs/`; git's own rules do the rest.
+pub fn check_ref(r: &str) -> Result<()> {
+    let ok = !r.is_empty()
+        && r.len() <= 255
+        && !r.starts_with('-')
+        && !r.contains("..")
+        && r.bytes().all(|b| b.is_ascii_alphanumeric() || b"._/+-@".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::bad_input(format!(
+            "invalid git ref {r:?}: use a branch, tag or commit (letters, digits, . _ / + - @; not starting with '-')"
+        )))
+    }
+}
+
+/// A recipe source as given: a local path or a URL. Refused when git would read it as an option.
+pub fn check_source(s: &str) -> Result<()> {
+    if s.is_empty() || s.starts_with('-') || s.chars().any(|c| c.is_control()) {
+        return Err(Error::bad_input(format!("invalid recipe source {s:?}: give a path or a git URL")));
+    }
+    Ok(())
+}
+
+fn git(sh: &Shell) -> xshell::Cmd<'_> {
+    // A user's git config (hooks, templates, credential helpers) has no business in a CI run.
+    cmd!(sh, "git").env("GIT_CONFIG_NOSYSTEM", "1").env("GIT_TERMINAL_PROMPT", "0")
+}
+
+/// Clones `source` into `dest` (which must not exist yet), with all tags.
+pub fn clone(sh: &Shell, source: &str, dest: &Path) -> Result<()> {
+    check_source(source)?;
+    let out = git(sh).args(["clone", "--quiet", "--no-hardlinks", "--", source]).arg(dest).ignore_status().output()?;
+    if !out.status.success() {
+        return Err(Error::failed(format!("git clone {source}: {}", String::from_utf8_lossy(&out.stderr).trim())));
+    }
+    Ok(())
+}
+
+/// Resolves `r` to a commit id in `repo`: a tag, a commit, a local branch or a branch of origin.
+pub fn resolve(sh: &Shell, repo: &Path, r: &str) -> Result<String> {
+    check_ref(r)?;
+    for candidate in [format!("{r}^{{commit}}"), format!("origin/{r}^{{commit}}")] {
+        let out = git(sh)
+            .arg("-C")
+            .arg(repo)
+            .args(["rev-parse", "--verify", "--quiet", &candidate])
+            .ignore_status()
+            .output()?;
+        if out.status.success() {
+            return Ok(String::from_utf8_lossy(&out.stdout).trim().to_string());
+        }
+    }
+    Err(Error::failed(format!("ref {r:?} not found in the recipe repository")))
+}
+
+/// `git checkout -f <commit>` and a clean, so that nothing a previous step left (or abra moved)
+/// survives into the tree.
+pub fn checkout_clean(sh: &Shell, repo: &Path, commit: &str) -> Result<()> {
+    let repo_s = repo.display().to_string();
+    git(sh)
+        .arg("-C")
+        .arg(repo)
+        .args(["checkout", "--quiet", "--force", "--detach", commit])
+        .quiet()
+        .run()
+        .with_context(|| format!("checking out {commit} in {repo_s}"))?;
+    git(sh)
+        .arg("-C")
+        .arg(repo)
+        .args(["clean", "--quiet", "-ffdx"])
+        .quiet()
+        .run()
+        .with_context(|| format!("cleaning {repo_s}"))?;
+    Ok(())
+}
+
+pub fn head(sh: &Shell, repo: &Path) -> Result<String> {
+    let out = git(sh)
+        .arg("-C")
+        .arg(repo)
+        .args(["rev-parse", "HEAD"])
+        .read()
+        .with_context(|| format!("reading HEAD of {}", repo.display()))?;
+    Ok(out.trim().to_string())
+}
+
+/// True when the working tree differs from HEAD (what abra marks with `+U`).
+pub fn is_dirty(sh: &Shell, repo: &Path) -> Result<bool> {
+    let out = git(sh)
+        .arg("-C")
+        .arg(repo)
+        .args(["status", "--porcelain"])
+        .read()
+        .with_context(|| format!("reading the status of {}", repo.display()))?;
+    Ok(!out.trim().is_empty())
+}
+
+/// A tag of the recipe repository.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tag {
+    pub name: String,
+    /// Annotated tags are the releases abra publishes; lightweight ones need care (contract P11).
+    pub annotated: bool,
+    pub commit: String,
+}
+
+pub fn tags(sh: &Shell, repo: &Path) -> Result<Vec<Tag>> {
+    let out = git(sh)
+        .arg("-C")
+        .arg(repo)
+        .args([
+            "for-each-ref",
+            "refs/tags",
+            "--format=%(refname:strip=2)%09%(objecttype)%09%(*objectname)%09%(objectname)",
+        ])
+        .read()
+        .with_context(|| format!("listing tags of {}", repo.display()))?;
+    Ok(out
+        .lines()
+        .filter_map(|line| {
+            let mut f = line.split('\t');
+            let (name, kind, peeled, object) = (f.next()?, f.next()?, f.next()?, f.next()?);
+            let annotated = kind == "tag";
+            Some(Tag { name: name.to_string(), annotated, commit: if annotated { peeled } else { object }.to_string() })
+        })
+        .collect())
+}
+
+/// Is `ancestor` reachable from `descendant`?
+pub fn is_ancestor(sh: &Shell, repo: &Path, ancestor: &str, descendant: &str) -> Result<bool> {
+    let out = git(sh)
+        .arg("-C")
+        .arg(repo)
+        .args(["merge-base", "--is-ancestor", ancestor, descendant])
+        .ignore_status()
+        .output()?;
+    Ok(out.status.success())
+}
+
+/// `sha256:<hex>` over the NAR serialisation of `dir` without its top-level `.git`: the same
+/// digest `nix-hash --type sha256` gives for a copy of the tree without `.git`. It pins the code
+/// under test independently of git (uncommitted changes included).
+pub fn nar_hash(dir: &Path) -> Result<String> {
+    let root = Utf8PathBuf::from_path_buf(PathBuf::from(dir))
+        .map_err(|p| Error::env(format!("recipe path {} is not UTF-8", p.display())))?;
+    let fs = WithoutGit { root: root.clone() };
+    let mut enc = Encoder::new_with_filesystem(&root, fs).map_err(|e| Error::env(e.to_string()))?;
+    let mut hasher = Sha256::new();
+    io::copy(&mut enc, &mut hasher).with_context(|| format!("hashing {}", dir.display()))?;
+    let digest = hasher.finalize();
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    Ok(format!("sha256:{hex}"))
+}
+
+struct WithoutGit {
+    root: Utf8PathBuf,
+}
+
+impl FileSystem for WithoutGit {
+    type File = std::fs::File;
+    fn metadata(&self, path: &Utf8Path) -> io::Result<FileSystemMetadata> {
+        NativeFileSystem {}.metadata(path)
+    }
+    fn read_dir(&self, path: &Utf8Path) -> io::Result<Vec<String>> {
+        let mut names = NativeFileSystem {}.read_dir(path)?;
+        if path == self.root {
+            names.retain(|n| n != ".git");
+        }
+        Ok(names)
+    }
+    fn open(&self, path: &Utf8Path) -> io::Result<Self::File> {
+        NativeFileSystem {}.open(path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refs_and_sources() {
+        for ok in ["main", "1.2.0+1.27.2", "refs/pull/12/head", "a1b2c3d", "feature/x-y_z"] {
+            check_ref(ok).unwrap();
+        }
+        for bad in ["", "-x", "--upload-pack=evil", "a..b", "a b", "a;b", "$(x)", "a\nb"] {
+            assert_eq!(check_ref(bad).unwrap_err().kind().exit_code(), 2, "{bad}");
+        }
+        check_source("https://git.coopcloud.tech/coop-cloud/hello.git").unwrap();
+        check_source("/tmp/hello").unwrap();
+        assert!(check_source("--upload-pack=touch /tmp/x").is_err());
+        assert!(check_source("a\nb").is_err());
+    }
+
+    #[test]
+    fn nar_hash_ignores_git_and_sees_changes() {
+        let dir = std::env::temp_dir().join(format!("ccci-nar-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        fs_err::create_dir_all(dir.join(".git")).unwrap();
+        fs_err::create_dir_all(dir.join("sub")).unwrap();
+        fs_err::write(dir.join("compose.yml"), "services: {}\n").unwrap();
+        fs_err::write(dir.join("sub/x"), "x").unwrap();
+        let a = nar_hash(&dir).unwrap();
+        fs_err::write(dir.join(".git/HEAD"), "whatever").unwrap();
+        assert_eq!(nar_hash(&dir).unwrap(), a, ".git is not part of the code under test");
+        fs_err::write(dir.join("sub/x"), "y").unwrap();
+        assert_ne!(nar_hash(&dir).unwrap(), a);
+        assert!(a.starts_with("sha256:") && a.len() == 71);
+        fs_err::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,222 @@
+//! `ccci-deploy`: register the run, fetch the recipe, snapshot the code under test, create the
+//! app, deploy **once**, wait for convergence, record what is on the swarm.
+
+use std::path::PathBuf;
+
+use xshell::Shell;
+
+use crate::converge::{self, ServiceStatus};
+use crate::docker;
+use crate::driver::{self, Driver};
+use crate::error::{Error, Result};
+use crate::git;
+use crate::naming::{self, Domain, RecipeName, RunId, StackName};
+use crate::progress::Progress;
+use crate::recipe::{self, Compose};
+use crate::registry::Registry;
+use crate::state::{
+    Deployed, DeployedService, DriverKind, OpTimer, Outcome, PublishedPort, RunState, SCHEMA, Source, Versions,
+};
+
+pub const HOLDER: &str = "ccci-deploy";
+
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub driver: DriverKind,
+    /// A path or git URL.
+    pub source: String,
+    pub git_ref: String,
+    pub recipe: Option<RecipeName>,
+}
+
+/// Everything checked before the run exists. Errors here are bad input or a broken environment,
+/// and nothing has been created.
+pub struct Prepared {
+    state: RunState,
+    registry: Registry,
+    driver: Box<dyn Driver>,
+    timeout: std::time::Duration,
+}
+
+pub fn prepare(req: &Request, sh: &Shell, progress: &Progress) -> Result<Prepared> {
+    git::check_source(&req.source)?;
+    git::check_ref(&req.git_ref)?;
+    let recipe = match &req.recipe {
+        Some(r) => r.clone(),
+        None => RecipeName::from_source(&req.source)?,
+    };
+    let suffix = naming::domain_suffix_from_env()?;
+    let timeout = crate::config::deploy_timeout()?;
+    crate::registry::lease_ttl()?;
+    let state_dir = crate::config::state_dir()?;
+    // A local source must exist now: finding out after registering would leave a run to clean.
+    if !req.source.contains("://") && !req.source.contains('@') && !std::path::Path::new(&req.source).exists() {
+        return Err(Error::bad_input(format!("recipe source {} does not exist", req.source)));
+    }
+    docker::check_swarm(sh)?;
+
+    let registry = Registry::at(&state_dir)?;
+    let run_id = RunId::generate(&recipe)?;
+    let domain = Domain::for_run(&run_id, &suffix)?;
+    let stack = StackName::from_domain(&domain)?;
+    let workspace = registry.workspace(&run_id);
+    let driver = driver::for_run(req.driver, &workspace, &recipe)?;
+    let abra_version = driver.preflight(sh)?;
+    progress.set_run(run_id.as_str());
+
+    let state = RunState {
+        schema: SCHEMA.into(),
+        run_id,
+        recipe,
+        driver: req.driver,
+        source: Source { repo: req.source.clone(), git_ref: req.git_ref.clone(), commit: None, nar_hash: None },
+        domain,
+        stack,
+        workspace,
+        env_file: None,
+        created_at: crate::time::now_rfc3339(),
+        deploys: 0,
+        deployed: None,
+        ops: vec![],
+        versions: Versions { ccci: env!("CARGO_PKG_VERSION").into(), abra: abra_version },
+    };
+    Ok(Prepared { state, registry, driver, timeout })
+}
+
+/// Registers the run and deploys it. From here on every problem is recorded in the returned
+/// state (the op's result), never lost: teardown acts on what the state says.
+pub fn run(prepared: Prepared, sh: &Shell, progress: &Progress) -> Result<RunState> {
+    let Prepared { mut state, registry, driver, timeout } = prepared;
+    registry.register(&state, HOLDER)?;
+    progress.log(format!("registered run {} ({}, driver {})", state.run_id, state.domain, state.driver.as_str()));
+    let timer = OpTimer::start("deploy");
+    let result = deploy(&mut state, &registry, driver.as_ref(), sh, timeout, progress);
+    let record = match result {
+        Ok(detail) => timer.finish(Outcome::Pass, detail, vec![]),
+        Err(e) => {
+            progress.log(format!("deploy {}: {e}", super::outcome_of(&e).as_str()));
+            // Record whatever did reach the swarm, so the report and teardown can see it.
+            if state.deploys > 0
+                && let Ok(statuses) = converge::look(sh, &state.stack)
+            {
+                state.deployed = Some(observe(sh, &state.stack, &statuses));
+            }
+            timer.finish(super::outcome_of(&e), e.to_string(), vec![])
+        }
+    };
+    state.push_op(record);
+    registry.save(&state, HOLDER)?;
+    Ok(state)
+}
+
+fn deploy(
+    state: &mut RunState,
+    registry: &Registry,
+    driver: &dyn Driver,
+    sh: &Shell,
+    timeout: std::time::Duration,
+    progress: &Progress,
+) -> Result<String> {
+    let recipe_dir = driver.recipe_dir();
+    fs_err::create_dir_all(recipe_dir.parent().expect("recipe dir has a parent"))?;
+    progress.log(format!("cloning {} at {}", state.source.repo, state.source.git_ref));
+    git::clone(sh, &state.source.repo, &recipe_dir)?;
+    let commit = git::resolve(sh, &recipe_dir, &state.source.git_ref)?;
+    git::checkout_clean(sh, &recipe_dir, &commit)?;
+    let nar = git::nar_hash(&recipe_dir)?;
+    progress.log(format!("code under test: {commit} ({nar})"));
+    state.source.commit = Some(commit.clone());
+    state.source.nar_hash = Some(nar);
+    registry.save(state, HOLDER)?;
+
+    let compose = read_recipe(&recipe_dir, state)?;
+    check_names(&compose, state)?;
+
+    let env_file = driver.create_app(sh, state, &compose, progress)?;
+    state.env_file = Some(env_file);
+    registry.save(state, HOLDER)?;
+
+    let since = crate::time::now_rfc3339();
+    state.deploys += 1;
+    registry.save(state, HOLDER)?;
+    driver.deploy(sh, state, progress)?;
+
+    let id = state.run_id.clone();
+    let mut heartbeat = || {
+        let _ = registry.renew(&id, HOLDER);
+    };
+    let statuses = converge::wait(sh, &state.stack, timeout, &since, progress, &mut heartbeat)?;
+    state.deployed = Some(observe(sh, &state.stack, &statuses));
+    Ok(format!("deployed {} once: {}", &commit[..8.min(commit.len())], converge::summary(&statuses)))
+}
+
+/// Reads the recipe as the deploy will see it: `.env.sample` plus STACK_NAME and DOMAIN.
+pub fn read_recipe(recipe_dir: &std::path::Path, state: &RunState) -> Result<Compose> {
+    let sample = driver::env_sample(recipe_dir)?;
+    let files = recipe::compose_files(&sample);
+    let env = driver::interpolation_env(recipe_dir, &sample, state)?;
+    let lookup = driver::lookup(&env);
+    Compose::load(recipe_dir, &files, &lookup)
+        .map_err(|e| Error::failed(e.message().to_string()).context("reading the recipe"))
+}
+
+/// Refuses, before anything is created on the swarm, names Docker would refuse.
+pub fn check_names(compose: &Compose, state: &RunState) -> Result<()> {
+    let mut problems = vec![];
+    for svc in compose.services.keys() {
+        if let Err(e) = naming::check_object_name("service", &format!("{}_{svc}", state.stack)) {
+            problems.push(e.to_string());
+        }
+    }
+    for obj in compose.swarm_object_names(state.stack.as_str()) {
+        if (obj.kind == "secret" || obj.kind == "config")
+            && let Err(e) = naming::check_object_name(obj.kind.as_str(), &obj.name)
+        {
+            problems.push(e.to_string());
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::failed(format!("refusing to deploy: {}", problems.join("; "))))
+    }
+}
+
+/// What is on the swarm now, per service.
+pub fn observe(sh: &Shell, stack: &StackName, statuses: &[ServiceStatus]) -> Deployed {
+    let prefix = stack.prefix();
+    let services = statuses
+        .iter()
+        .map(|s| {
+            let short = s.service.name.strip_prefix(&prefix).unwrap_or(&s.service.name).to_string();
+            let mut ports: Vec<PublishedPort> = s
+                .tasks
+                .iter()
+                .filter(|t| t.desired_state == "running" && t.state == "running")
+                .flat_map(|t| {
+                    t.ports.iter().map(|(published, target)| PublishedPort { published: *published, target: *target })
+                })
+                .collect();
+            ports.sort_by_key(|p| (p.target, p.published));
+            ports.dedup();
+            let svc = DeployedService {
+                name: s.service.name.clone(),
+                image: s.service.image.clone(),
+                image_id: docker::image_id(sh, &s.service.image),
+                desired_replicas: s.desired,
+                running_replicas: s.running,
+                labels: s.service.labels.clone(),
+                ports,
+                secrets: s.service.secrets.clone(),
+                configs: s.service.configs.clone(),
+            };
+            (short, svc)
+        })
+        .collect();
+    Deployed { observed_at: crate::time::now_rfc3339(), services }
+}
+
+/// The recipe checkout path recorded for a state (for later ops).
+pub fn recipe_dir(state: &RunState) -> Result<PathBuf> {
+    Ok(driver::for_run(state.driver, &state.workspace, &state.recipe)?.recipe_dir())
+}

@@ -1,0 +1,168 @@
+//! `ccci-teardown`: remove everything the run created, verify nothing is left, forget the run.
+//! Safe to run twice, and from the registry entry alone.
+
+use std::time::{Duration, Instant};
+
+use xshell::Shell;
+
+use crate::docker::{self, ObjectKind};
+use crate::driver;
+use crate::error::{Error, Result};
+use crate::progress::Progress;
+use crate::registry::Registry;
+use crate::state::{Assertion, OpTimer, Outcome, RunState};
+
+pub const HOLDER: &str = "ccci-teardown";
+
+/// Tears the run down and records the `teardown` op; returns its outcome.
+pub fn run(state: &mut RunState, registry: &Registry, sh: &Shell, progress: &Progress) -> Outcome {
+    let timer = OpTimer::start("teardown");
+    let _ = registry.renew(&state.run_id, HOLDER);
+    let (outcome, detail, assertions) = match teardown(state, registry, sh, progress) {
+        Ok(left) if left.is_empty() => (Outcome::Pass, "nothing of the run is left".to_string(), vec![]),
+        Ok(left) => {
+            let detail = format!("left on the swarm: {}", left.join(", "));
+            progress.log(&detail);
+            (Outcome::Fail, detail, vec![])
+        }
+        Err(e) => {
+            progress.log(format!("teardown error: {e}"));
+            (super::outcome_of(&e), e.to_string(), vec![])
+        }
+    };
+    let assertions: Vec<Assertion> = assertions;
+    state.push_op(timer.finish(outcome, detail, assertions));
+    if outcome == Outcome::Pass {
+        if let Err(e) = forget(state, registry) {
+            progress.log(format!("could not remove the run's files: {e}"));
+            let last = state.ops.last_mut().expect("just pushed");
+            last.result = Outcome::Error;
+            last.detail = e.to_string();
+            return Outcome::Error;
+        }
+    } else {
+        let _ = registry.save(state, HOLDER);
+    }
+    outcome
+}
+
+/// Removes the run from the swarm; returns what is still there afterwards.
+fn teardown(state: &RunState, registry: &Registry, sh: &Shell, progress: &Progress) -> Result<Vec<String>> {
+    let timeout = crate::config::teardown_timeout()?;
+    let driver = driver::for_run(state.driver, &state.workspace, &state.recipe)?;
+    let stack = &state.stack;
+    let heartbeat = || {
+        let _ = registry.renew(&state.run_id, HOLDER);
+    };
+
+    if let Err(e) = driver.undeploy(sh, state, progress) {
+        progress.log(format!("undeploy said: {e}; removing the services directly"));
+    }
+    // Whatever the driver did, no service of the stack may survive.
+    for name in docker::objects(sh, ObjectKind::Service, stack)? {
+        docker::remove(sh, ObjectKind::Service, &name)?;
+    }
+    wait_gone(sh, state, timeout, progress, &heartbeat)?;
+
+    if let Err(e) = driver.remove_app_data(sh, state, progress) {
+        progress.log(format!("{e}; sweeping directly"));
+    }
+    sweep(sh, state, Duration::from_secs(60), progress, &heartbeat)?;
+    leftovers(sh, state)
+}
+
+/// Polls until no service, task or container of the stack remains: volumes cannot be removed
+/// while any container, even a stopped one, still references them.
+fn wait_gone(sh: &Shell, state: &RunState, timeout: Duration, progress: &Progress, heartbeat: &dyn Fn()) -> Result<()> {
+    let start = Instant::now();
+    let mut last_log = Instant::now();
+    loop {
+        heartbeat();
+        let services = docker::objects(sh, ObjectKind::Service, &state.stack)?;
+        let containers = docker::containers(sh, &state.stack)?;
+        if services.is_empty() && containers.is_empty() {
+            progress.log("no service or container of the stack is left");
+            return Ok(());
+        }
+        if start.elapsed() > timeout {
+            return Err(Error::failed(format!(
+                "after {}s the stack still has {} services and {} containers",
+                timeout.as_secs(),
+                services.len(),
+                containers.len()
+            )));
+        }
+        if last_log.elapsed() > Duration::from_secs(10) {
+            progress.log(format!("waiting for {} containers to go", containers.len()));
+            last_log = Instant::now();
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+/// Removes secrets, configs, networks and volumes found by label or name prefix, retrying while
+/// Docker still reports them in use.
+fn sweep(sh: &Shell, state: &RunState, timeout: Duration, progress: &Progress, heartbeat: &dyn Fn()) -> Result<()> {
+    let start = Instant::now();
+    loop {
+        heartbeat();
+        let mut complaints = vec![];
+        for kind in [ObjectKind::Secret, ObjectKind::Config, ObjectKind::Network, ObjectKind::Volume] {
+            for name in docker::objects(sh, kind, &state.stack)? {
+                match docker::remove(sh, kind, &name) {
+                    Ok(()) => progress.log(format!("removed {} {name}", kind.as_str())),
+                    Err(e) => complaints.push(e.to_string()),
+                }
+            }
+        }
+        if complaints.is_empty() || start.elapsed() > timeout {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_secs(2));
+    }
+}
+
+/// Everything of the stack still on this node, as `kind name`.
+pub fn leftovers(sh: &Shell, state: &RunState) -> Result<Vec<String>> {
+    let mut left = vec![];
+    for kind in ObjectKind::ALL {
+        left.extend(docker::objects(sh, kind, &state.stack)?.into_iter().map(|n| format!("{} {n}", kind.as_str())));
+    }
+    left.extend(
+        docker::containers(sh, &state.stack)?.into_iter().map(|c| format!("container {}", &c[..12.min(c.len())])),
+    );
+    Ok(left)
+}
+
+/// Removes the run's files and its registry entry. The workspace is removed only where the
+/// registry says it is: a run-state naming another directory is never followed.
+fn forget(state: &RunState, registry: &Registry) -> Result<()> {
+    let expected = registry.workspace(&state.run_id);
+    if state.workspace != expected {
+        return Err(Error::bad_input(format!(
+            "the run-state names workspace {} but run {} lives at {}; not removing either",
+            state.workspace.display(),
+            state.run_id,
+            expected.display()
+        )));
+    }
+    if let Some(env) = &state.env_file
+        && env.starts_with(&expected)
+    {
+        remove_if_present(env)?;
+    }
+    match fs_err::remove_dir_all(&expected) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e.into()),
+    }
+    registry.remove(&state.run_id)
+}
+
+fn remove_if_present(p: &std::path::Path) -> Result<()> {
+    match fs_err::remove_file(p) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}

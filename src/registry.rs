@@ -1,0 +1,197 @@
+//! The run registry: `$CCCI_STATE_DIR/runs/<id>.json`, written before a run creates anything and
+//! removed only after teardown verified the swarm is clean. It holds the latest run-state and a
+//! lease; the janitor reaps runs whose lease expired, from the entry alone (the CI workspace that
+//! held the run-state file may be gone).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Context, Error, Result};
+use crate::naming::RunId;
+use crate::state::{RunState, write_atomic};
+use crate::time::unix_now;
+
+pub const SCHEMA: &str = "ccci.registry/v1";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Entry {
+    pub schema: String,
+    pub lease: Lease,
+    pub run: RunState,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Lease {
+    /// Unix seconds after which the run counts as abandoned.
+    pub expires_at: u64,
+    pub renewed_at: u64,
+    /// Which process last renewed it (`ccci-deploy pid 4242`), for people reading the entry.
+    pub holder: String,
+}
+
+/// `CCCI_LEASE_TTL`: how long a lease lasts without renewal (default 15 minutes).
+pub fn lease_ttl() -> Result<Duration> {
+    crate::config::duration("CCCI_LEASE_TTL", Duration::from_secs(15 * 60))
+}
+
+#[derive(Debug, Clone)]
+pub struct Registry {
+    root: PathBuf,
+}
+
+impl Registry {
+    /// The registry under the configured state directory, created if missing.
+    pub fn open() -> Result<Registry> {
+        Registry::at(&crate::config::state_dir()?)
+    }
+
+    pub fn at(root: &Path) -> Result<Registry> {
+        let reg = Registry { root: root.to_path_buf() };
+        fs_err::create_dir_all(reg.runs_dir()).context("creating the run registry")?;
+        fs_err::create_dir_all(reg.root.join("work")).context("creating the workspace root")?;
+        Ok(reg)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn runs_dir(&self) -> PathBuf {
+        self.root.join("runs")
+    }
+
+    /// The run's private workspace: recipe checkout, app env, artifacts.
+    pub fn workspace(&self, id: &RunId) -> PathBuf {
+        self.root.join("work").join(id.as_str())
+    }
+
+    pub fn entry_path(&self, id: &RunId) -> PathBuf {
+        self.runs_dir().join(format!("{id}.json"))
+    }
+
+    fn lock(&self) -> Result<fs_err::File> {
+        let f =
+            fs_err::OpenOptions::new().create(true).truncate(false).write(true).open(self.runs_dir().join(".lock"))?;
+        f.file().lock().context("locking the run registry")?;
+        Ok(f)
+    }
+
+    fn lease(holder: &str) -> Result<Lease> {
+        let now = unix_now();
+        Ok(Lease { expires_at: now + lease_ttl()?.as_secs(), renewed_at: now, holder: holder.to_string() })
+    }
+
+    /// Records a new run. Fails if the id is already registered (ids are random; a clash means a
+    /// retry with a new id, never sharing a deployment).
+    pub fn register(&self, state: &RunState, holder: &str) -> Result<()> {
+        let _lock = self.lock()?;
+        let path = self.entry_path(&state.run_id);
+        if path.exists() {
+            return Err(Error::env(format!("run {} is already registered at {}", state.run_id, path.display())));
+        }
+        let entry = Entry { schema: SCHEMA.into(), lease: Registry::lease(holder)?, run: state.clone() };
+        write_atomic(&path, to_json(&entry).as_bytes())
+    }
+
+    /// Stores the latest run-state and renews the lease.
+    pub fn save(&self, state: &RunState, holder: &str) -> Result<()> {
+        let _lock = self.lock()?;
+        let entry = Entry { schema: SCHEMA.into(), lease: Registry::lease(holder)?, run: state.clone() };
+        write_atomic(&self.entry_path(&state.run_id), to_json(&entry).as_bytes())
+    }
+
+    /// Renews the lease of a registered run; a run no longer registered is left alone.
+    pub fn renew(&self, id: &RunId, holder: &str) -> Result<()> {
+        let _lock = self.lock()?;
+        let Some(mut entry) = self.read(id)? else { return Ok(()) };
+        entry.lease = Registry::lease(holder)?;
+        write_atomic(&self.entry_path(id), to_json(&entry).as_bytes())
+    }
+
+    /// Sets the lease to expire at `expires_at` (keep-on-failure).
+    pub fn set_expiry(&self, id: &RunId, expires_at: u64, holder: &str) -> Result<()> {
+        let _lock = self.lock()?;
+        let Some(mut entry) = self.read(id)? else { return Ok(()) };
+        entry.lease = Lease { expires_at, renewed_at: unix_now(), holder: holder.to_string() };
+        write_atomic(&self.entry_path(id), to_json(&entry).as_bytes())
+    }
+
+    pub fn load(&self, id: &RunId) -> Result<Option<Entry>> {
+        let _lock = self.lock()?;
+        self.read(id)
+    }
+
+    fn read(&self, id: &RunId) -> Result<Option<Entry>> {
+        let path = self.entry_path(id);
+        match fs_err::read_to_string(&path) {
+            Ok(text) => parse_entry(&text, &path).map(Some),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub fn remove(&self, id: &RunId) -> Result<()> {
+        let _lock = self.lock()?;
+        match fs_err::remove_file(self.entry_path(id)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Every registered run id.
+    pub fn list(&self) -> Result<Vec<RunId>> {
+        let mut ids = vec![];
+        for e in fs_err::read_dir(self.runs_dir())? {
+            let name = e?.file_name().to_string_lossy().into_owned();
+            if let Some(id) = name.strip_suffix(".json").and_then(|s| RunId::parse(s).ok()) {
+                ids.push(id);
+            }
+        }
+        ids.sort();
+        Ok(ids)
+    }
+}
+
+fn to_json(entry: &Entry) -> String {
+    serde_json::to_string_pretty(entry).expect("registry entry serialises") + "\n"
+}
+
+fn parse_entry(text: &str, path: &Path) -> Result<Entry> {
+    let entry: Entry =
+        serde_json::from_str(text).map_err(|e| Error::bad_input(format!("registry entry {}: {e}", path.display())))?;
+    if entry.schema != SCHEMA {
+        return Err(Error::bad_input(format!(
+            "registry entry {}: schema {:?}, expected {SCHEMA:?}",
+            path.display(),
+            entry.schema
+        )));
+    }
+    Ok(entry)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn register_save_list_remove() {
+        let dir = std::env::temp_dir().join(format!("ccci-reg-{}", std::process::id()));
+        let reg = Registry::at(&dir).unwrap();
+        let mut s = crate::state::tests::sample();
+        reg.register(&s, "test").unwrap();
+        assert!(reg.register(&s, "test").is_err(), "a second registration of one id is refused");
+        s.deploys = 1;
+        reg.save(&s, "test").unwrap();
+        let e = reg.load(&s.run_id).unwrap().unwrap();
+        assert_eq!(e.run.deploys, 1);
+        assert!(e.lease.expires_at > unix_now());
+        assert_eq!(reg.list().unwrap(), vec![s.run_id.clone()]);
+        reg.remove(&s.run_id).unwrap();
+        reg.remove(&s.run_id).unwrap();
+        assert!(reg.load(&s.run_id).unwrap().is_none());
+        fs_err::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,437 @@
+//! The run-state (`ccci.run/v1`): the one JSON document the binaries pass along.
+//!
+//! Field-by-field documentation lives in `docs/run-state.md`; keep the two in step.
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Context, Error, Result};
+use crate::naming::{Domain, RecipeName, RunId, StackName};
+
+pub const SCHEMA: &str = "ccci.run/v1";
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RunState {
+    pub schema: String,
+    pub run_id: RunId,
+    pub recipe: RecipeName,
+    pub driver: DriverKind,
+    pub source: Source,
+    pub domain: Domain,
+    pub stack: StackName,
+    /// Per-run directory outside any CI workspace: the recipe checkout, the app env, artifacts.
+    pub workspace: PathBuf,
+    /// The app env file the deploy used (abra: `$ABRA_DIR/servers/<server>/<domain>.env`).
+    #[serde(default)]
+    pub env_file: Option<PathBuf>,
+    pub created_at: String,
+    /// How many initial deploys this run made. Anything but 1 after a deploy is a broken run.
+    pub deploys: u32,
+    /// What is actually on the swarm after the last deploy or redeploy.
+    #[serde(default)]
+    pub deployed: Option<Deployed>,
+    #[serde(default)]
+    pub ops: Vec<OpRecord>,
+    pub versions: Versions,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum DriverKind {
+    /// Plain `docker stack deploy` of the recipe's compose files.
+    Stack,
+    /// The real `abra` CLI.
+    Abra,
+}
+
+impl DriverKind {
+    pub fn parse(s: &str) -> Result<DriverKind> {
+        match s {
+            "stack" => Ok(DriverKind::Stack),
+            "abra" => Ok(DriverKind::Abra),
+            _ => Err(Error::bad_input(format!("unknown driver {s:?}: expected `stack` or `abra`"))),
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DriverKind::Stack => "stack",
+            DriverKind::Abra => "abra",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Source {
+    /// Where the recipe was cloned from (a path or URL), as given.
+    pub repo: String,
+    /// The ref asked for (branch, tag or commit).
+    #[serde(rename = "ref")]
+    pub git_ref: String,
+    /// The commit the ref resolved to, once fetched.
+    #[serde(default)]
+    pub commit: Option<String>,
+    /// `sha256:<hex>` of the NAR serialisation of the checkout without `.git`
+    /// (equal to `nix-hash --type sha256` of the same tree).
+    #[serde(default)]
+    pub nar_hash: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct Versions {
+    pub ccci: String,
+    #[serde(default)]
+    pub abra: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct Deployed {
+    /// When this picture of the swarm was taken.
+    pub observed_at: String,
+    /// By short service name (`app`, `db`).
+    pub services: BTreeMap<String, DeployedService>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct DeployedService {
+    /// Full swarm service name, `<stack>_<service>`.
+    pub name: String,
+    pub image: String,
+    #[serde(default)]
+    pub image_id: Option<String>,
+    pub desired_replicas: u64,
+    pub running_replicas: u64,
+    /// Service labels (compose `deploy.labels` plus what the driver added).
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Host ports this node publishes for the service, as `published → target`.
+    #[serde(default)]
+    pub ports: Vec<PublishedPort>,
+    #[serde(default)]
+    pub secrets: Vec<String>,
+    #[serde(default)]
+    pub configs: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PublishedPort {
+    pub published: u16,
+    pub target: u16,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Pass,
+    /// The recipe failed the op.
+    Fail,
+    Skip,
+    /// The harness or the environment broke.
+    Error,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Pass => "pass",
+            Outcome::Fail => "fail",
+            Outcome::Skip => "skip",
+            Outcome::Error => "error",
+        }
+    }
+    /// The exit code a binary returns for its op's outcome.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Outcome::Pass | Outcome::Skip => 0,
+            Outcome::Fail => 1,
+            Outcome::Error => 3,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct OpRecord {
+    /// `deploy`, `install`, `upgrade`, `teardown`, ... (assert ops are named for their tier).
+    pub op: String,
+    pub result: Outcome,
+    pub started_at: String,
+    pub duration_ms: u64,
+    /// One line a person can act on: why it failed or was skipped, or what passed.
+    pub detail: String,
+    #[serde(default)]
+    pub assertions: Vec<Assertion>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Assertion {
+    pub name: String,
+    pub result: Outcome,
+    pub detail: String,
+    #[serde(default)]
+    pub duration_ms: u64,
+}
+
+/// Measures one op from its start; turned into an [`OpRecord`] when it ends.
+pub struct OpTimer {
+    op: String,
+    started_at: String,
+    started: Instant,
+}
+
+impl OpTimer {
+    pub fn start(op: &str) -> OpTimer {
+        OpTimer { op: op.to_string(), started_at: crate::time::now_rfc3339(), started: Instant::now() }
+    }
+    pub fn finish(self, result: Outcome, detail: impl Into<String>, assertions: Vec<Assertion>) -> OpRecord {
+        OpRecord {
+            op: self.op,
+            result,
+            started_at: self.started_at,
+            duration_ms: self.started.elapsed().as_millis() as u64,
+            detail: detail.into(),
+            assertions,
+        }
+    }
+}
+
+impl RunState {
+    /// Parses and validates a run-state; every problem names the field and the line/column.
+    pub fn parse(text: &str, origin: &str) -> Result<RunState> {
+        if text.trim().is_empty() {
+            return Err(Error::bad_input(format!("{origin}: empty input, expected a {SCHEMA} run-state")));
+        }
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| Error::bad_input(format!("{origin}: not JSON: {e}")))?;
+        match value.get("schema") {
+            Some(serde_json::Value::String(s)) if s == SCHEMA => {}
+            Some(other) => {
+                return Err(Error::bad_input(format!("{origin}: field `schema` is {other}, expected \"{SCHEMA}\"")));
+            }
+            None if value.is_object() => {
+                return Err(Error::bad_input(format!("{origin}: missing field `schema` (expected \"{SCHEMA}\")")));
+            }
+            None => {
+                return Err(Error::bad_input(format!("{origin}: expected a JSON object, found {}", kind_of(&value))));
+            }
+        }
+        let de = &mut serde_json::Deserializer::from_str(text);
+        let state: RunState = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            if path == "." {
+                Error::bad_input(format!("{origin}: {}", e.inner()))
+            } else {
+                Error::bad_input(format!("{origin}: field `{path}`: {}", e.inner()))
+            }
+        })?;
+        state.validate().map_err(|e| e.context(origin))?;
+        Ok(state)
+    }
+
+    fn validate(&self) -> Result<()> {
+        let expected = StackName::from_domain(&self.domain)?;
+        if expected != self.stack {
+            return Err(Error::bad_input(format!(
+                "field `stack` is {:?} but domain {} gives {:?}",
+                self.stack.as_str(),
+                self.domain,
+                expected.as_str()
+            )));
+        }
+        if !self.domain.as_str().starts_with(&format!("{}.", self.run_id)) {
+            return Err(Error::bad_input(format!(
+                "field `domain` {} does not belong to run {}",
+                self.domain, self.run_id
+            )));
+        }
+        if let Some(c) = &self.source.commit
+            && !(c.len() == 40 && c.bytes().all(|b| b.is_ascii_hexdigit()))
+        {
+            return Err(Error::bad_input(format!("field `source.commit` {c:?} is not a 40-hex commit id")));
+        }
+        if !self.workspace.is_absolute() {
+            return Err(Error::bad_input(format!("field `workspace` {:?} must be an absolute path", self.workspace)));
+        }
+        Ok(())
+    }
+
+    pub fn to_json(&self) -> String {
+        let mut s = serde_json::to_string_pretty(self).expect("run-state serialises");
+        s.push('\n');
+        s
+    }
+
+    pub fn push_op(&mut self, record: OpRecord) {
+        self.ops.push(record);
+    }
+
+    /// The latest record of `op`, if it ran.
+    pub fn last_op(&self, op: &str) -> Option<&OpRecord> {
+        self.ops.iter().rev().find(|r| r.op == op)
+    }
+}
+
+fn kind_of(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+/// Where a binary reads its run-state from and writes it to.
+#[derive(Debug, Clone)]
+pub enum StateIo {
+    /// stdin in, stdout out.
+    Pipe,
+    /// Read from and written back to this file, atomically.
+    File(PathBuf),
+}
+
+impl StateIo {
+    pub fn read(&self) -> Result<RunState> {
+        match self {
+            StateIo::Pipe => {
+                let stdin = std::io::stdin();
+                if stdin.is_terminal() {
+                    return Err(Error::bad_input(
+                        "no run-state on stdin: pipe one in (e.g. from ccci-deploy) or pass --state FILE",
+                    ));
+                }
+                let mut text = String::new();
+                stdin
+                    .lock()
+                    .read_to_string(&mut text)
+                    .map_err(|e| Error::bad_input(format!("reading the run-state from stdin: {e}")))?;
+                RunState::parse(&text, "run-state on stdin")
+            }
+            StateIo::File(path) => {
+                let text = fs_err::read_to_string(path).map_err(|e| Error::bad_input(e.to_string()))?;
+                RunState::parse(&text, &path.display().to_string())
+            }
+        }
+    }
+
+    pub fn write(&self, state: &RunState) -> Result<()> {
+        match self {
+            StateIo::Pipe => {
+                let mut out = std::io::stdout().lock();
+                out.write_all(state.to_json().as_bytes())
+                    .and_then(|()| out.flush())
+                    .context("writing the run-state to stdout")
+            }
+            StateIo::File(path) => write_atomic(path, state.to_json().as_bytes()),
+        }
+    }
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same directory and a rename, so a
+/// reader (or a killed writer) never sees half a file.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let result = (|| -> Result<()> {
+        let mut f = fs_err::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs_err::rename(&tmp, path)?;
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.with_context(|| format!("writing {}", path.display()))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub fn sample() -> RunState {
+        RunState {
+            schema: SCHEMA.into(),
+            run_id: RunId::parse("hell-3fa9c2").unwrap(),
+            recipe: RecipeName::parse("hello").unwrap(),
+            driver: DriverKind::Stack,
+            source: Source { repo: "/tmp/hello".into(), git_ref: "main".into(), commit: None, nar_hash: None },
+            domain: Domain::parse("hell-3fa9c2.ccci.localhost").unwrap(),
+            stack: StackName::parse("hell-3fa9c2_ccci_localhost").unwrap(),
+            workspace: "/var/lib/ccci/work/hell-3fa9c2".into(),
+            env_file: None,
+            created_at: "2026-11-21T22:34:08Z".into(),
+            deploys: 0,
+            deployed: None,
+            ops: vec![],
+            versions: Versions { ccci: "0.1.0".into(), abra: None },
+        }
+    }
+
+    #[test]
+    fn round_trips() {
+        let s = sample();
+        assert_eq!(RunState::parse(&s.to_json(), "t").unwrap(), s);
+    }
+
+    fn err(text: &str) -> String {
+        let e = RunState::parse(text, "input").unwrap_err();
+        assert_eq!(e.kind().exit_code(), 2);
+        e.to_string()
+    }
+
+    fn with(f: impl FnOnce(&mut serde_json::Value)) -> String {
+        let mut v: serde_json::Value = serde_json::from_str(&sample().to_json()).unwrap();
+        f(&mut v);
+        serde_json::to_string_pretty(&v).unwrap()
+    }
+
+    #[test]
+    fn bad_inputs_name_the_problem() {
+        assert!(err("").contains("empty input"));
+        assert!(err("{not json").contains("not JSON"));
+        assert!(err("{not json").contains("line 1 column 2"));
+        assert!(err("[1,2]").contains("expected a JSON object"));
+        assert!(err(r#"{"schema":"ccci.run/v2"}"#).contains("expected \"ccci.run/v1\""));
+        assert!(err(r#"{"run_id":"x"}"#).contains("missing field `schema`"));
+        let m = err(&with(|v| {
+            v.as_object_mut().unwrap().remove("stack");
+        }));
+        assert!(m.contains("missing field `stack`"), "{m}");
+        let m = err(&with(|v| v["run_id"] = "../../etc".into()));
+        assert!(m.contains("field `run_id`") && m.contains("invalid run id") && m.contains(" at line "), "{m}");
+        let m = err(&with(|v| v["domain"] = "Evil Domain".into()));
+        assert!(m.contains("field `domain`"), "{m}");
+        let m = err(&with(|v| v["stack"] = "other_stack".into()));
+        assert!(m.contains("field `stack`"), "{m}");
+        let m = err(&with(|v| v["driver"] = "kubernetes".into()));
+        assert!(m.contains("field `driver`") && m.contains("unknown variant"), "{m}");
+        let m = err(&with(|v| v["ops"] = serde_json::json!([{"op":"deploy","result":"passed"}])));
+        assert!(m.contains("ops[0]"), "{m}");
+        let m = err(&with(|v| v["source"]["commit"] = "abc; rm -rf /".into()));
+        assert!(m.contains("source.commit"), "{m}");
+        let m = err(&with(|v| v["workspace"] = "relative/dir".into()));
+        assert!(m.contains("workspace"), "{m}");
+        let m = err(&with(|v| v["deploys"] = (-1).into()));
+        assert!(m.contains("field `deploys`"), "{m}");
+    }
+
+    #[test]
+    fn atomic_write_replaces_file() {
+        let dir = std::env::temp_dir().join(format!("ccci-state-test-{}", std::process::id()));
+        fs_err::create_dir_all(&dir).unwrap();
+        let p = dir.join("run.json");
+        write_atomic(&p, b"one").unwrap();
+        write_atomic(&p, b"two").unwrap();
+        assert_eq!(fs_err::read_to_string(&p).unwrap(), "two");
+        assert_eq!(fs_err::read_dir(&dir).unwrap().count(), 1, "no temporary file left behind");
+        fs_err::remove_dir_all(&dir).unwrap();
+    }
+}
