@@ -1,0 +1,390 @@
+# Pure functions from ccci settings to systemd unit definitions and the Drone pipeline.
+#
+# Only `builtins` is used, so tests/nix/check.sh evaluates this file without nixpkgs. The NixOS
+# module (modules/ccci.nix) maps its options onto `settings` and hands the results to
+# `systemd.services` and `systemd.timers` unchanged. The pipeline is built from the same names
+# and paths, so the units and the pipeline cannot disagree about them.
+#
+# `settings` (what the module builds from its options):
+#   package, abra          ccci package (its bin/ holds the ccci-* binaries); abra executable
+#   path                   packages (or directories) whose bin/ goes on the units' PATH
+#   stateDir               under /var/lib (systemd's StateDirectory= manages it)
+#   domainSuffix, abraServer, allowlistFile, leaseTtl, overlaysDir, proxyUrl, keepOnFailure
+#   extraEnvironment       more non-secret variables for every ccci process
+#   environmentFile        path or null: KEY=VALUE secrets, read by systemd, never in the store
+#   user, group
+#   janitor = { enable, schedule, dryRun }
+#   runner = { enable, package, name, capacity, rpcHost, rpcProto, limitRepos }
+let
+  inherit (builtins)
+    attrNames
+    concatStringsSep
+    filter
+    foldl'
+    map
+    stringLength
+    substring
+    ;
+
+  optionalAttrs = cond: attrs: if cond then attrs else { };
+  optional = cond: x: if cond then [ x ] else [ ];
+  hasPrefix = prefix: s: substring 0 (stringLength prefix) s == prefix;
+  removeNulls = attrs: removeAttrs attrs (filter (n: attrs.${n} == null) (attrNames attrs));
+  contains = part: s: builtins.replaceStrings [ part ] [ "" ] s != s;
+in
+rec {
+  # Every binary that the units or the pipeline call, in pipeline order.
+  binaries = [
+    "ccci-deploy"
+    "ccci-assert"
+    "ccci-upgrade"
+    "ccci-teardown"
+    "ccci-janitor"
+    "ccci-report"
+  ];
+
+  # The module installs `envFileText` here; every pipeline step sources it (see `pipeline`).
+  envFile = "/etc/ccci/env";
+
+  # Steps hand the run-state to each other through this file in the Drone workspace.
+  runStateFile = "$DRONE_WORKSPACE/ccci-run.json";
+
+  # Drone's `platform.arch` for a Nix system.
+  droneArch =
+    system:
+    {
+      x86_64-linux = "amd64";
+      aarch64-linux = "arm64";
+      i686-linux = "386";
+      armv7l-linux = "arm";
+    }
+    .${system} or (throw "ccci: no Drone arch known for system ${system}");
+
+  # systemd's StateDirectory= takes a name relative to /var/lib.
+  stateDirectoryName =
+    stateDir:
+    let
+      prefix = stringLength "/var/lib/";
+    in
+    substring prefix (stringLength stateDir - prefix) stateDir;
+
+  # The CCCI_* environment of every ccci process on the host: units and pipeline steps alike.
+  environment =
+    s:
+    removeNulls {
+      CCCI_STATE_DIR = s.stateDir;
+      CCCI_DOMAIN_SUFFIX = s.domainSuffix;
+      CCCI_ABRA_SERVER = s.abraServer;
+      CCCI_ABRA = s.abra;
+      CCCI_ALLOWLIST = s.allowlistFile;
+      CCCI_LEASE_TTL = toString s.leaseTtl;
+      CCCI_OVERLAYS_DIR = s.overlaysDir;
+      CCCI_PROXY_URL = s.proxyUrl;
+      CCCI_KEEP_ON_FAILURE = if s.keepOnFailure then "1" else null;
+    }
+    // s.extraEnvironment;
+
+  # `environment` as a file of `export KEY='value'` lines, for pipeline steps and for operators
+  # who run the binaries by hand. Values are single-quoted; `assertions` rejects values that
+  # single quotes cannot carry.
+  envFileText =
+    s:
+    let
+      env = environment s;
+    in
+    concatStringsSep "" (map (k: "export ${k}='${env.${k}}'\n") (attrNames env));
+
+  # Checks the module turns into NixOS `assertions`.
+  assertions =
+    s:
+    let
+      env = environment s;
+    in
+    [
+      {
+        assertion = hasPrefix "/var/lib/" s.stateDir && stateDirectoryName s.stateDir != "";
+        message = "services.ccci.stateDir must be below /var/lib (systemd's StateDirectory= manages it), not ${s.stateDir}";
+      }
+      {
+        assertion = s.domainSuffix != "" && !(hasPrefix "." s.domainSuffix);
+        message = "services.ccci.domainSuffix must be a domain like ci.example.org, without a leading dot";
+      }
+      {
+        assertion = !s.runner.enable || s.environmentFile != null;
+        message = "services.ccci.runner needs services.ccci.environmentFile: it must set DRONE_RPC_SECRET";
+      }
+      {
+        assertion = !s.runner.enable || s.runner.rpcHost != null;
+        message = "services.ccci.runner.rpcHost must name the Drone server, e.g. drone.example.org";
+      }
+    ]
+    ++ map (k: {
+      assertion =
+        !builtins.any (c: contains c env.${k}) [
+          "'"
+          "\n"
+          "\\"
+        ];
+      message = "ccci: the value of ${k} must not contain a single quote, backslash or newline";
+    }) (attrNames env);
+
+  # [Service] keys shared by every ccci unit. The ccci user reaches Docker through the docker
+  # group, which is root-equivalent: the hardening below limits accidents, it is no sandbox.
+  serviceBase =
+    s:
+    {
+      User = s.user;
+      Group = s.group;
+      SupplementaryGroups = [ "docker" ];
+      StateDirectory = stateDirectoryName s.stateDir;
+      StateDirectoryMode = "0750";
+      UMask = "0027";
+      NoNewPrivileges = true;
+      PrivateTmp = true;
+      PrivateDevices = true;
+      ProtectSystem = "strict";
+      ProtectHome = true;
+      ProtectHostname = true;
+      ProtectClock = true;
+      ProtectKernelTunables = true;
+      ProtectKernelModules = true;
+      ProtectKernelLogs = true;
+      ProtectControlGroups = true;
+      RestrictNamespaces = true;
+      RestrictRealtime = true;
+      RestrictSUIDSGID = true;
+      LockPersonality = true;
+      RemoveIPC = true;
+      CapabilityBoundingSet = "";
+      SystemCallArchitectures = "native";
+      SystemCallFilter = [ "@system-service" ];
+      # A filtered call fails instead of killing a teardown half-way.
+      SystemCallErrorNumber = "EPERM";
+      # glibc's resolver asks netlink for the host's addresses.
+      RestrictAddressFamilies = [
+        "AF_UNIX"
+        "AF_INET"
+        "AF_INET6"
+        "AF_NETLINK"
+      ];
+    }
+    // optionalAttrs (s.environmentFile != null) { EnvironmentFile = s.environmentFile; };
+
+  # A one-shot ccci job that acts on Docker; `restartIfChanged = false` so that a
+  # nixos-rebuild never kills a reap half-way.
+  oneshot =
+    s:
+    {
+      description,
+      exec,
+      timeoutMinutes,
+    }:
+    {
+      inherit description;
+      after = [ "docker.service" ];
+      requires = [ "docker.service" ];
+      inherit (s) path;
+      environment = environment s;
+      restartIfChanged = false;
+      serviceConfig = serviceBase s // {
+        Type = "oneshot";
+        ExecStart = exec;
+        TimeoutStartSec = "${toString timeoutMinutes}min";
+      };
+    };
+
+  bin = s: name: "${s.package}/bin/${name}";
+
+  # systemd.services: name -> NixOS service definition.
+  services =
+    s:
+    {
+      ccci-janitor = oneshot s {
+        description = "ccci janitor: reap runs whose lease expired and orphaned ccci stacks";
+        exec = concatStringsSep " " ([ (bin s "ccci-janitor") ] ++ optional s.janitor.dryRun "--dry-run");
+        timeoutMinutes = 30;
+      };
+      # One instance per run: `systemctl start ccci-teardown@<run-id>`. %i keeps the id verbatim
+      # (%I would turn its dashes into slashes).
+      "ccci-teardown@" = oneshot s {
+        description = "ccci teardown of run %i";
+        exec = "${bin s "ccci-teardown"} --run %i";
+        timeoutMinutes = 20;
+      };
+    }
+    // optionalAttrs s.runner.enable {
+      ccci-drone-runner = {
+        description = "Drone exec runner for ccci recipe pipelines";
+        wantedBy = [ "multi-user.target" ];
+        after = [
+          "network-online.target"
+          "docker.service"
+        ];
+        wants = [ "network-online.target" ];
+        requires = [ "docker.service" ];
+        # The exec runner hands only PATH and USER of its own environment to steps, so this
+        # PATH is how steps find the ccci binaries, abra, docker, git and timeout. The CCCI_*
+        # variables reach steps through `envFile` instead.
+        inherit (s) path;
+        environment = removeNulls {
+          DRONE_RPC_HOST = s.runner.rpcHost;
+          DRONE_RPC_PROTO = s.runner.rpcProto;
+          DRONE_RUNNER_CAPACITY = toString s.runner.capacity;
+          DRONE_RUNNER_NAME = s.runner.name;
+          DRONE_LIMIT_REPOS =
+            if s.runner.limitRepos == [ ] then null else concatStringsSep "," s.runner.limitRepos;
+        };
+        serviceConfig = serviceBase s // {
+          ExecStart = "${s.runner.package}/bin/drone-runner-exec daemon";
+          WorkingDirectory = s.stateDir;
+          Restart = "on-failure";
+          RestartSec = "5s";
+          # Stopping the runner kills every build process it started, orphans included.
+          KillMode = "control-group";
+        };
+      };
+    };
+
+  # systemd.timers: name -> NixOS timer definition.
+  timers =
+    s:
+    optionalAttrs s.janitor.enable {
+      ccci-janitor = {
+        description = "Run the ccci janitor on a schedule";
+        wantedBy = [ "timers.target" ];
+        timerConfig = {
+          OnCalendar = s.janitor.schedule;
+          Persistent = true;
+          AccuracySec = "30s";
+        };
+      };
+    };
+
+  # Upper bounds (minutes) of each pipeline step, enforced with coreutils `timeout`.
+  defaultStepMinutes = {
+    deploy = 20;
+    assert-install = 5;
+    upgrade = 15;
+    assert-upgrade = 5;
+    assert-custom = 10;
+    teardown = 10;
+    report = 1;
+  };
+
+  # Grace between timeout's SIGTERM and its SIGKILL.
+  killAfterSeconds = 60;
+
+  # The Drone repository timeout must exceed every step bound added up: Drone's own timeout
+  # cancels the build, and a cancelled build runs no teardown step.
+  minimumRepoTimeoutMinutes =
+    stepMinutes:
+    let
+      steps = attrNames stepMinutes;
+      total = foldl' (acc: n: acc + stepMinutes.${n}) 0 steps;
+      killMinutes = (builtins.length steps * killAfterSeconds + 59) / 60;
+    in
+    total + killMinutes + 5;
+
+  # Drone substitutes ${VAR} in the whole file (build parameters included) before the shell
+  # runs, so a parameter could inject shell code. `$$` is its escape for `$`: every `$` in a
+  # command reaches the shell untouched, and parameters are read only as quoted variables.
+  escapeForDrone = builtins.replaceStrings [ "$" ] [ "$$" ];
+
+  # The recipe CI pipeline (exec runner). Build parameters: RECIPE (git URL of the recipe),
+  # REF (commit or branch under test), PR (pull request number, shown in the log), and
+  # optionally RECIPE_NAME.
+  pipeline =
+    {
+      name ? "recipe-ci",
+      concurrency ? 1,
+      arch ? "amd64",
+      stepMinutes ? defaultStepMinutes,
+    }:
+    let
+      state = ''"${runStateFile}"'';
+      bounded =
+        step: command:
+        "timeout --kill-after=${toString killAfterSeconds}s ${toString stepMinutes.${step}}m ${command}";
+      # Every step runs whatever happened before it: ccci records each op's result in the
+      # run-state and a stage with nothing to act on says so. Ops may fail without failing the
+      # build (`failure: ignore`); teardown and report may not, and the report's exit status
+      # (from the recorded results) decides the build.
+      mkStep =
+        {
+          name,
+          commands,
+          mayFail,
+        }:
+        {
+          inherit name;
+          commands = map escapeForDrone ([ ". ${envFile}" ] ++ commands);
+          when.status = [
+            "success"
+            "failure"
+          ];
+        }
+        // optionalAttrs mayFail { failure = "ignore"; };
+      op =
+        name: command:
+        mkStep {
+          inherit name;
+          commands = [ (bounded name "${command} --state ${state}") ];
+          mayFail = true;
+        };
+    in
+    {
+      kind = "pipeline";
+      type = "exec";
+      inherit name;
+      platform = {
+        os = "linux";
+        inherit arch;
+      };
+      # One swarm node: builds queue on the server instead of competing for it.
+      concurrency.limit = concurrency;
+      trigger.event = [ "custom" ];
+      # ccci-deploy fetches the recipe itself; the repository holding this file is not needed.
+      clone.disable = true;
+      steps = [
+        (mkStep {
+          name = "deploy";
+          commands = [
+            '': "''${RECIPE:?set the build parameter RECIPE to the git URL of the recipe}"''
+            '': "''${REF:?set the build parameter REF to the commit or branch under test}"''
+            ''echo "ccci: testing $RECIPE at $REF''${PR:+ (pull request $PR)}"''
+            ''set -- --driver abra --recipe "$RECIPE" --ref "$REF" --state ${state}''
+            ''if [ -n "''${RECIPE_NAME:-}" ]; then set -- "$@" --recipe-name "$RECIPE_NAME"; fi''
+            (bounded "deploy" ''ccci-deploy "$@"'')
+          ];
+          mayFail = true;
+        })
+        (op "assert-install" "ccci-assert install")
+        (op "upgrade" "ccci-upgrade")
+        (op "assert-upgrade" "ccci-assert upgrade")
+        (op "assert-custom" "ccci-assert custom")
+        (mkStep {
+          name = "teardown";
+          commands = [
+            ''if [ ! -e ${state} ]; then echo "ccci: no run-state file: deploy started no run, so there is nothing to tear down"; exit 0; fi''
+            (bounded "teardown" "ccci-teardown --state ${state}")
+          ];
+          mayFail = false;
+        })
+        (mkStep {
+          name = "report";
+          commands = [ (bounded "report" "ccci-report --state ${state} --format text") ];
+          mayFail = false;
+        })
+      ];
+    };
+
+  # The binaries a pipeline's commands call, for checks that they exist.
+  pipelineBinaries =
+    p:
+    let
+      words = c: filter builtins.isString (builtins.split "[ ;]" c);
+    in
+    filter (
+      b: builtins.any (step: builtins.any (c: builtins.elem b (words c)) step.commands) p.steps
+    ) binaries;
+}

@@ -1,0 +1,296 @@
+# NixOS module for ccci: the janitor (service + timer), the per-run teardown template and the
+# Drone exec runner that runs the recipe CI pipeline.
+#
+# The module only maps options onto ../lib.nix, whose pure functions build the units and the
+# pipeline; tests/nix/check.sh evaluates those functions without nixpkgs.
+{
+  config,
+  lib,
+  pkgs,
+  ...
+}:
+
+let
+  cfg = config.services.ccci;
+  ccciLib = import ../lib.nix;
+
+  inherit (lib)
+    literalExpression
+    mkEnableOption
+    mkIf
+    mkOption
+    mkPackageOption
+    types
+    ;
+
+  allowlistFile =
+    if builtins.isList cfg.allowlist then
+      pkgs.writeText "ccci-allowlist" (lib.concatLines cfg.allowlist)
+    else
+      cfg.allowlist;
+
+  settings = {
+    inherit (cfg)
+      package
+      stateDir
+      domainSuffix
+      abraServer
+      leaseTtl
+      overlaysDir
+      proxyUrl
+      keepOnFailure
+      extraEnvironment
+      environmentFile
+      ;
+    abra = lib.getExe' cfg.abraPackage "abra";
+    allowlistFile = "${allowlistFile}";
+    path = [
+      cfg.package
+      cfg.abraPackage
+      config.virtualisation.docker.package
+      pkgs.git
+      pkgs.coreutils
+    ];
+    user = "ccci";
+    group = "ccci";
+    janitor = {
+      inherit (cfg.janitor) enable schedule dryRun;
+    };
+    runner = {
+      inherit (cfg.runner)
+        enable
+        package
+        name
+        capacity
+        rpcHost
+        rpcProto
+        limitRepos
+        ;
+    };
+  };
+in
+{
+  options.services.ccci = {
+    enable = mkEnableOption "ccci, the Co-op Cloud recipe CI harness, with its janitor and teardown units";
+
+    package = mkPackageOption pkgs "ccci" { };
+
+    abraPackage = mkOption {
+      type = types.package;
+      example = literalExpression "pkgs.abra";
+      description = ''
+        The abra package. Its `bin/abra` is what ccci runs (`CCCI_ABRA`) and what the units and
+        pipeline steps find on their PATH. Required: pin the abra version you trust.
+      '';
+    };
+
+    stateDir = mkOption {
+      type = types.path;
+      default = "/var/lib/ccci";
+      description = ''
+        Run registry and per-run workspaces (`CCCI_STATE_DIR`). Must be below /var/lib:
+        systemd creates it with `StateDirectory=`, owned by the ccci user.
+      '';
+    };
+
+    domainSuffix = mkOption {
+      type = types.str;
+      example = "ci.example.org";
+      description = ''
+        Domain below which each run gets `<recipe[:4]>-<6 hex>.<domainSuffix>`
+        (`CCCI_DOMAIN_SUFFIX`). A wildcard DNS record for it should point at this host.
+      '';
+    };
+
+    abraServer = mkOption {
+      type = types.str;
+      default = "default";
+      description = "Name of the abra server the apps are deployed to (`CCCI_ABRA_SERVER`); `default` is the local Docker daemon.";
+    };
+
+    allowlist = mkOption {
+      type = types.either (types.listOf types.str) types.path;
+      default = [ ];
+      example = [ "custom-html" ];
+      description = ''
+        Recipes allowed to run their own, PR-authored code (`tests/`, `install_steps.sh`) on
+        this host: a list of recipe names, written to a file one name per line, or the path of
+        such a file (`CCCI_ALLOWLIST`). Empty denies every recipe; cc-ci's own overlays always run.
+      '';
+    };
+
+    leaseTtl = mkOption {
+      type = types.either types.ints.positive (types.strMatching "[0-9]+[sm]?");
+      default = "10m";
+      example = "15m";
+      description = ''
+        How long a run's lease lives without renewal (`CCCI_LEASE_TTL`): seconds, or a number
+        with `s` or `m`. The janitor reaps a run whose lease expired.
+      '';
+    };
+
+    overlaysDir = mkOption {
+      type = types.nullOr types.path;
+      default = "${cfg.package}/share/ccci/overlays";
+      defaultText = literalExpression ''"''${config.services.ccci.package}/share/ccci/overlays"'';
+      description = "Directory of cc-ci-maintained per-recipe overlays (`CCCI_OVERLAYS_DIR`); null leaves it unset.";
+    };
+
+    proxyUrl = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      example = "http://127.0.0.1:80";
+      description = "Reverse proxy through which readiness checks reach the apps (`CCCI_PROXY_URL`).";
+    };
+
+    keepOnFailure = mkOption {
+      type = types.bool;
+      default = false;
+      description = ''
+        Leave a failed run's deployment in place for debugging (`CCCI_KEEP_ON_FAILURE=1`).
+        The janitor still reaps it when its lease expires.
+      '';
+    };
+
+    extraEnvironment = mkOption {
+      type = types.attrsOf types.str;
+      default = { };
+      example = {
+        CCCI_SKIP_GENERIC_CUSTOM = "1";
+      };
+      description = ''
+        More environment for every ccci process (units and pipeline steps). It ends up in the
+        world-readable Nix store: never put secrets here, use {option}`environmentFile`.
+      '';
+    };
+
+    environmentFile = mkOption {
+      type = types.nullOr types.path;
+      default = null;
+      example = "/run/secrets/ccci.env";
+      description = ''
+        File of `KEY=VALUE` lines read by systemd (as root, before dropping privileges) for the
+        ccci units and the Drone runner; see {manpage}`systemd.exec(5)` `EnvironmentFile=`.
+        This is where secrets go, above all `DRONE_RPC_SECRET`; keep it outside the Nix store
+        and readable by root only. Pipeline steps do not see it: the exec runner passes only
+        PATH and USER of its own environment to steps.
+      '';
+    };
+
+    janitor = {
+      enable = mkOption {
+        type = types.bool;
+        default = true;
+        description = "Start `ccci-janitor.service` on {option}`services.ccci.janitor.schedule`.";
+      };
+
+      schedule = mkOption {
+        type = types.str;
+        default = "*:0/5";
+        example = "*:0/2";
+        description = ''
+          When the janitor runs, as a {manpage}`systemd.time(7)` calendar event (`OnCalendar=`).
+          A run whose lease expired is reaped within one tick.
+        '';
+      };
+
+      dryRun = mkOption {
+        type = types.bool;
+        default = false;
+        description = "Only report what the janitor would reap (`ccci-janitor --dry-run`).";
+      };
+    };
+
+    runner = {
+      enable = mkEnableOption "the Drone exec runner that runs the ccci recipe pipeline";
+
+      package = mkPackageOption pkgs "drone-runner-exec" { };
+
+      name = mkOption {
+        type = types.str;
+        default = config.networking.hostName;
+        defaultText = literalExpression "config.networking.hostName";
+        description = "Runner name shown in Drone (`DRONE_RUNNER_NAME`).";
+      };
+
+      capacity = mkOption {
+        type = types.ints.positive;
+        default = 1;
+        description = ''
+          Pipelines this runner runs at once (`DRONE_RUNNER_CAPACITY`), also the pipeline's
+          `concurrency.limit`. Runs never share names, but they share one swarm node.
+        '';
+      };
+
+      rpcHost = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        example = "drone.example.org";
+        description = "Host (and port) of the Drone server (`DRONE_RPC_HOST`). The RPC secret goes in {option}`services.ccci.environmentFile`.";
+      };
+
+      rpcProto = mkOption {
+        type = types.enum [
+          "http"
+          "https"
+        ];
+        default = "https";
+        description = "Protocol to reach the Drone server (`DRONE_RPC_PROTO`).";
+      };
+
+      limitRepos = mkOption {
+        type = types.listOf types.str;
+        default = [ ];
+        example = [ "coop-cloud/ccci-pipeline" ];
+        description = ''
+          Repositories (`owner/name`, globs allowed) whose pipelines this runner accepts
+          (`DRONE_LIMIT_REPOS`). Steps run on the host with Docker access, so set this.
+        '';
+      };
+
+      pipelineFile = mkOption {
+        type = types.path;
+        readOnly = true;
+        default = pkgs.writeText "ccci-recipe-ci.drone.yml" (
+          builtins.toJSON (
+            ccciLib.pipeline {
+              concurrency = cfg.runner.capacity;
+              arch = ccciLib.droneArch pkgs.stdenv.hostPlatform.system;
+            }
+          )
+        );
+        defaultText = literalExpression "the pipeline from nix/lib.nix for this host";
+        description = ''
+          The recipe CI pipeline for this host, generated from the same data as the units.
+          Commit its content as the Drone configuration file of the repository you trigger
+          builds on.
+        '';
+      };
+    };
+  };
+
+  config = mkIf cfg.enable {
+    assertions = ccciLib.assertions settings ++ [
+      {
+        assertion = config.virtualisation.docker.enable;
+        message = "services.ccci needs Docker: set virtualisation.docker.enable = true (and run `docker swarm init` once)";
+      }
+    ];
+
+    users.users.ccci = {
+      isSystemUser = true;
+      group = "ccci";
+      extraGroups = [ "docker" ];
+      home = cfg.stateDir;
+      description = "ccci recipe CI harness";
+    };
+    users.groups.ccci = { };
+
+    # The CCCI_* environment for pipeline steps, and for operators running ops by hand.
+    environment.etc.${lib.removePrefix "/etc/" ccciLib.envFile}.text = ccciLib.envFileText settings;
+    environment.systemPackages = [ cfg.package ];
+
+    systemd.services = ccciLib.services settings;
+    systemd.timers = ccciLib.timers settings;
+  };
+}

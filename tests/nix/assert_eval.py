@@ -1,0 +1,305 @@
+"""Assertions on the JSON that tests/nix/check.sh gets from evaluating nix/lib.nix (eval.nix),
+the module (module-eval.nix) and the package (package-eval.nix). Prints one `PASS name` or
+`FAIL name: reason` line per check.
+
+usage: assert_eval.py lib EVAL_JSON ROOT SECRET_SENTINEL
+       assert_eval.py module MODULE_JSON MODULE_NOSECRET_JSON MODULE_PATHS_JSON MODULE_NODOCKER_JSON
+       assert_eval.py flake FLAKE_JSON REPO EVAL_JSON
+       assert_eval.py package PACKAGE_JSON REPO
+"""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import tomllib
+
+results = []
+
+
+def check(name, ok, why=""):
+    results.append(bool(ok))
+    print(("PASS %s" % name) if ok else ("FAIL %s: %s" % (name, why)), flush=True)
+
+
+def load(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+OPS = ["deploy", "assert-install", "upgrade", "assert-upgrade", "assert-custom"]
+STEP_NAMES = OPS + ["teardown", "report"]
+# engine/resource/exec.go of drone-runner-exec, plus the pipeline keys the server reads.
+STEP_KEYS = {"name", "shell", "depends_on", "detach", "environment", "failure", "commands", "when"}
+PIPELINE_KEYS = {"kind", "type", "name", "platform", "concurrency", "trigger", "clone", "steps",
+                 "workspace", "depends_on", "node"}
+ONESHOTS = ["ccci-janitor", "ccci-teardown@"]
+HARDENING = {"User": "ccci", "Group": "ccci", "SupplementaryGroups": ["docker"],
+             "StateDirectory": "ccci", "NoNewPrivileges": True, "PrivateTmp": True,
+             "ProtectSystem": "strict", "ProtectHome": True}
+
+
+def lib_checks(ev, root, sentinel):
+    svc, tim, env = ev["services"], ev["timers"], ev["environment"]
+    check("lib: good settings pass every assertion", ev["failingAssertions"] == [],
+          ev["failingAssertions"])
+    bad = ev["variants"]["bad"]
+    wanted = ["stateDir must be below /var/lib", "domainSuffix must be a domain",
+              "needs services.ccci.environmentFile", "rpcHost must name the Drone server",
+              "CCCI_X must not contain a single quote"]
+    check("lib: bad settings fail the matching assertions",
+          len(bad) == len(wanted) and all(any(w in m for m in bad) for w in wanted), bad)
+
+    check("lib: unit names", sorted(svc) == ["ccci-drone-runner", "ccci-janitor", "ccci-teardown@"]
+          and sorted(tim) == ["ccci-janitor"], (sorted(svc), sorted(tim)))
+    execs = {n: svc[n]["serviceConfig"]["ExecStart"] for n in svc}
+    check("lib: ExecStart paths", execs == {
+        "ccci-janitor": root + "/pkg/bin/ccci-janitor",
+        "ccci-teardown@": root + "/pkg/bin/ccci-teardown --run %i",
+        "ccci-drone-runner": root + "/runner/bin/drone-runner-exec daemon"}, execs)
+    check("lib: dry-run janitor", ev["variants"]["dryRun"]["ccci-janitor"]["serviceConfig"]
+          ["ExecStart"] == root + "/pkg/bin/ccci-janitor --dry-run")
+    check("lib: janitor and teardown are oneshots that a rebuild does not restart",
+          all(svc[n]["serviceConfig"]["Type"] == "oneshot" and svc[n]["restartIfChanged"] is False
+              and svc[n]["serviceConfig"]["TimeoutStartSec"].endswith("min") for n in ONESHOTS))
+    t = tim["ccci-janitor"]
+    check("lib: janitor timer schedule", t["timerConfig"]["OnCalendar"] == "*:0/5"
+          and t["timerConfig"]["Persistent"] is True and t["wantedBy"] == ["timers.target"], t)
+
+    expected_env = {
+        "CCCI_STATE_DIR": "/var/lib/ccci", "CCCI_DOMAIN_SUFFIX": "ci.example.org",
+        "CCCI_ABRA_SERVER": "default", "CCCI_ABRA": root + "/abra/bin/abra",
+        "CCCI_ALLOWLIST": root + "/allowlist", "CCCI_LEASE_TTL": "10m",
+        "CCCI_OVERLAYS_DIR": root + "/pkg/share/ccci/overlays",
+        "CCCI_PROXY_URL": "http://127.0.0.1:80"}
+    check("lib: CCCI_* environment", env == expected_env, env)
+    check("lib: the oneshots get exactly that environment",
+          all(svc[n]["environment"] == expected_env for n in ONESHOTS))
+    check("lib: keepOnFailure sets CCCI_KEEP_ON_FAILURE=1",
+          ev["variants"]["keepOnFailure"].get("CCCI_KEEP_ON_FAILURE") == "1")
+    m = ev["variants"]["minimal"]
+    check("lib: unset options stay unset; no runner, no timer, no env file",
+          m["failingAssertions"] == [] and m["timers"] == {}
+          and sorted(m["services"]) == ["ccci-janitor", "ccci-teardown@"]
+          and "CCCI_PROXY_URL" not in m["environment"]
+          and "CCCI_OVERLAYS_DIR" not in m["environment"]
+          and all("EnvironmentFile" not in s["serviceConfig"] for s in m["services"].values()), m)
+
+    with tempfile.NamedTemporaryFile("w", suffix=".env", delete=False) as f:
+        f.write(ev["envFileText"])
+    out = subprocess.run(["sh", "-c", '. "$1" && env -0', "sh", f.name], env={},
+                         capture_output=True, text=True)
+    os.unlink(f.name)
+    sourced = dict(kv.split("=", 1) for kv in out.stdout.split("\0") if kv.startswith("CCCI_"))
+    check("lib: the env file, sourced by sh, exports the same environment", sourced == env,
+          sourced)
+
+    runner = svc["ccci-drone-runner"]
+    check("lib: Drone runner connection", runner["environment"] == {
+        "DRONE_RPC_HOST": "drone.example.org", "DRONE_RPC_PROTO": "https",
+        "DRONE_RUNNER_CAPACITY": "2", "DRONE_RUNNER_NAME": "ci-host",
+        "DRONE_LIMIT_REPOS": "coop-cloud/recipe-ci"}, runner["environment"])
+    check("lib: the runner's PATH has ccci, abra and docker",
+          runner["path"] == [root + "/pkg", root + "/abra", root + "/docker"], runner["path"])
+    check("lib: the runner starts with the system and stops its builds with it",
+          runner["wantedBy"] == ["multi-user.target"]
+          and runner["serviceConfig"]["KillMode"] == "control-group")
+    check("lib: every unit reads secrets from the environment file",
+          all(s["serviceConfig"].get("EnvironmentFile") == root + "/secrets/ccci.env"
+              for s in svc.values()))
+    bad_hardening = {n: {k: s["serviceConfig"].get(k) for k in HARDENING
+                         if s["serviceConfig"].get(k) != HARDENING[k]} for n, s in svc.items()}
+    check("lib: every unit runs as ccci with the docker group, its state dir and hardening",
+          all(v == {} for v in bad_hardening.values()), bad_hardening)
+
+    everything = json.dumps(ev)
+    check("lib: no secret value anywhere in the units or the pipeline",
+          sentinel not in everything and all(sentinel not in u for u in ev["units"].values()))
+    check("lib: DRONE_RPC_SECRET is set by no unit and no pipeline",
+          all("DRONE_RPC_SECRET" not in s.get("environment", {}) for s in svc.values())
+          and "DRONE_RPC_SECRET" not in json.dumps(ev["pipeline"])
+          and not any("DRONE_RPC_SECRET=" in u for u in ev["units"].values()))
+
+    p = ev["pipeline"]
+    check("lib: pipeline kind, type, platform, trigger, clone",
+          p["kind"] == "pipeline" and p["type"] == "exec" and p["name"] == "recipe-ci"
+          and p["platform"] == {"os": "linux", "arch": "amd64"}
+          and p["trigger"] == {"event": ["custom"]} and p["clone"] == {"disable": True}, p)
+    check("lib: pipeline concurrency limit follows the runner capacity",
+          p["concurrency"] == {"limit": 2}, p["concurrency"])
+    steps = p["steps"]
+    check("lib: pipeline step order", [s["name"] for s in steps] == STEP_NAMES,
+          [s["name"] for s in steps])
+    check("lib: pipeline and step keys are ones the exec runner knows",
+          set(p) <= PIPELINE_KEYS and all(set(s) <= STEP_KEYS for s in steps),
+          [sorted(set(s) - STEP_KEYS) for s in steps] + [sorted(set(p) - PIPELINE_KEYS)])
+    check("lib: every step runs on success and on failure",
+          all(s["when"] == {"status": ["success", "failure"]} for s in steps))
+    check("lib: ops may fail, teardown and report may not",
+          all(s.get("failure") == "ignore" for s in steps if s["name"] in OPS)
+          and all("failure" not in s for s in steps if s["name"] not in OPS))
+    binaries = set(ev["binaries"])
+    calls = [c for s in steps for c in s["commands"] if binaries & set(c.split())]
+    bounds = ev["defaultStepMinutes"]
+    check("lib: every ccci call has a time bound",
+          calls and all(c.startswith("timeout --kill-after=60s ") for c in calls), calls)
+    check("lib: each step's bound is the configured one",
+          all(any(c.startswith("timeout --kill-after=60s %sm ccci-" % bounds[s["name"]])
+                  for c in s["commands"]) for s in steps), bounds)
+    total = sum(bounds.values()) + len(bounds) * ev["killAfterSeconds"] / 60
+    check("lib: the documented Drone repository timeout exceeds all step bounds together",
+          ev["minimumRepoTimeoutMinutes"] > total, (ev["minimumRepoTimeoutMinutes"], total))
+    check("lib: commands hold no backslash (Drone's substitution would eat it)",
+          not any("\\" in c for s in steps for c in s["commands"]))
+    check("lib: binaries the pipeline calls",
+          ev["pipelineBinaries"] == ["ccci-deploy", "ccci-assert", "ccci-upgrade",
+                                     "ccci-teardown", "ccci-report"], ev["pipelineBinaries"])
+    check("lib: Drone arch per system", ev["droneArch"] == ["amd64", "arm64"], ev["droneArch"])
+
+
+def module_checks(mod, nosecret, paths, nodocker):
+    opts = mod["options"]
+    check("module: enabled with a complete configuration, every assertion holds",
+          mod["enabled"] and mod["failingAssertions"] == [], mod["failingAssertions"])
+    o = opts["services.ccci.abraPackage"]
+    check("module: abraPackage is a package option without default",
+          o["type"] == "package" and not o["hasDefault"], o)
+    check("module: domainSuffix must be set (no default, an example)",
+          not opts["services.ccci.domainSuffix"]["hasDefault"]
+          and opts["services.ccci.domainSuffix"]["hasExample"])
+    check("module: every option has a description",
+          all(v["description"] for v in opts.values()),
+          [k for k, v in opts.items() if not v["description"]])
+    typed = {k: (v["type"], v["typeArgs"]) for k, v in opts.items()}
+    check("module: secrets only as a file path",
+          typed["services.ccci.environmentFile"] == ("nullOr", ["path"])
+          and not any(w in k.lower() for k in opts for w in ("secret", "password", "token")),
+          typed["services.ccci.environmentFile"])
+    cfg = mod["cfg"]
+    check("module: defaults", cfg["stateDir"] == "/var/lib/ccci" and cfg["abraServer"] == "default"
+          and cfg["allowlist"] == ["custom-html", "gitea"] and cfg["leaseTtl"] == "10m"
+          and cfg["janitor"] == {"enable": True, "schedule": "*:0/5", "dryRun": False}
+          and cfg["runner"]["capacity"] == 1 and cfg["runner"]["rpcProto"] == "https"
+          and cfg["runner"]["name"] == "ci-host"
+          and cfg["overlaysDir"] == "/nix/store/ccci/share/ccci/overlays", cfg)
+    s = mod["systemd"]["services"]
+    check("module: units use the configured packages",
+          s["ccci-janitor"]["serviceConfig"]["ExecStart"] == "/nix/store/ccci/bin/ccci-janitor"
+          and s["ccci-teardown@"]["serviceConfig"]["ExecStart"]
+          == "/nix/store/ccci/bin/ccci-teardown --run %i"
+          and s["ccci-drone-runner"]["serviceConfig"]["ExecStart"]
+          == "/nix/store/drone-runner-exec/bin/drone-runner-exec daemon",
+          {n: u["serviceConfig"]["ExecStart"] for n, u in s.items()})
+    check("module: PATH has ccci, abra, docker, git and coreutils",
+          all(u["path"] == ["/nix/store/ccci", "/nix/store/abra", "/nix/store/docker",
+                            "/nix/store/git", "/nix/store/coreutils"] for u in s.values()))
+    env = s["ccci-janitor"]["environment"]
+    check("module: CCCI_ABRA is abra's bin/abra, the allowlist list becomes a file",
+          env["CCCI_ABRA"] == "/nix/store/abra/bin/abra"
+          and env["CCCI_ALLOWLIST"] == "/nix/store/writeText-ccci-allowlist", env)
+    check("module: an allowlist path is used as it is",
+          paths["systemd"]["services"]["ccci-janitor"]["environment"]["CCCI_ALLOWLIST"]
+          == "/etc/ccci/allowlist")
+    etc = mod["environment"]["etc"]
+    text = etc.get("ccci/env", {}).get("text", "")
+    check("module: /etc/ccci/env carries the units' environment",
+          sorted(text.splitlines()) == sorted("export %s='%s'" % kv for kv in env.items()), text)
+    u = mod["users"]["users"]["ccci"]
+    check("module: a ccci system user in the docker group, home in the state dir",
+          u["isSystemUser"] and u["group"] == "ccci" and u["extraGroups"] == ["docker"]
+          and u["home"] == "/var/lib/ccci" and "ccci" in mod["users"]["groups"], u)
+    check("module: janitor timer", mod["systemd"]["timers"]["ccci-janitor"]["timerConfig"]
+          ["OnCalendar"] == "*:0/5")
+    pipeline = json.loads(mod["pipelineText"])
+    check("module: its pipeline file is the lib pipeline for the runner's capacity",
+          pipeline["concurrency"] == {"limit": 1} and pipeline["platform"]["arch"] == "amd64"
+          and [st["name"] for st in pipeline["steps"]] == STEP_NAMES)
+    check("module: a runner without environment file is refused",
+          any("needs services.ccci.environmentFile" in m for m in nosecret["failingAssertions"]),
+          nosecret["failingAssertions"])
+    check("module: Docker must be enabled",
+          any("needs Docker" in m for m in nodocker["failingAssertions"]),
+          nodocker["failingAssertions"])
+
+
+def package_checks(pkg, repo):
+    bins_dir = os.path.join(repo, "bins")
+    crates = sorted(n for n in os.listdir(bins_dir)
+                    if n.startswith("ccci-") and os.path.isdir(os.path.join(bins_dir, n)))
+    check("package: builds exactly the bins/ccci-* crates",
+          pkg["cargoBuildFlags"] == [x for c in crates for x in ("-p", c)], pkg["cargoBuildFlags"])
+    names = {}
+    for c in crates:
+        with open(os.path.join(bins_dir, c, "Cargo.toml"), "rb") as f:
+            names[c] = tomllib.load(f).get("package", {}).get("name")
+    check("package: each bins/ccci-* crate is named like its directory",
+          all(names[c] == c for c in crates), names)
+    check("package: unit tests only (lib and bins), no integration tests",
+          pkg["cargoTestFlags"][-4:] == ["-p", "ccci", "--lib", "--bins"], pkg["cargoTestFlags"])
+    lock = os.path.join(repo, "Cargo.lock")
+    check("package: cargoLock.lockFile is the workspace Cargo.lock",
+          os.path.realpath(pkg["cargoLock"]["lockFile"]) == os.path.realpath(lock))
+    with open(lock, "rb") as f:
+        packages = tomllib.load(f).get("package", [])
+    git = [p["name"] for p in packages if p.get("source", "").startswith("git+")]
+    check("package: Cargo.lock has no git dependencies (they would need outputHashes)",
+          git == [], git)
+    with open(os.path.join(repo, "Cargo.toml"), "rb") as f:
+        manifest = tomllib.load(f)
+    check("package: name and version from Cargo.toml",
+          pkg["pname"] == manifest["package"]["name"]
+          and pkg["version"] == manifest["workspace"]["package"]["version"])
+    minus = [os.path.relpath(p, repo) for p in pkg["src"]["fileset"]["minus"]]
+    check("package: the source leaves out target/, .git and the Nix files",
+          os.path.realpath(pkg["src"]["root"]) == os.path.realpath(repo)
+          and {"target", ".git", "nix", "flake.nix"} <= set(minus), minus)
+    with tempfile.TemporaryDirectory() as out:
+        os.makedirs(os.path.join(out, "bin"))
+        for b in ["ccci-deploy", "ccci-report", "abra", "fake-abra"]:
+            open(os.path.join(out, "bin", b), "w").close()
+        src = tempfile.mkdtemp(dir=out)
+        os.makedirs(os.path.join(src, "overlays", "custom-html"))
+        open(os.path.join(src, "overlays", "custom-html", "check.sh"), "w").close()
+        subprocess.run(["bash", "-euc", pkg["postInstall"]], cwd=src, env={"out": out,
+                       "PATH": os.environ["PATH"]}, check=True, capture_output=True)
+        left = sorted(os.listdir(os.path.join(out, "bin")))
+        overlay = os.path.exists(os.path.join(out, "share/ccci/overlays/custom-html/check.sh"))
+    check("package: postInstall keeps only ccci-* binaries and installs the overlays",
+          left == ["ccci-deploy", "ccci-report"] and overlay, (left, overlay))
+
+
+def flake_checks(fl, repo, ev):
+    check("flake: nixpkgs is its only input", fl["nixpkgsUrl"].startswith("github:NixOS/nixpkgs"))
+    check("flake: packages ccci, default and drone-pipeline for both Linux systems",
+          fl["packages"] == {s: ["ccci", "default", "drone-pipeline"]
+                             for s in ("aarch64-linux", "x86_64-linux")}, fl["packages"])
+    check("flake: packages.default is nix/package.nix",
+          fl["default"]["callPackage"] == os.path.join(repo, "nix/package.nix")
+          and fl["default"]["system"] == "x86_64-linux", fl["default"])
+    check("flake: nixosModules.default imports the module and defaults its package to the flake's",
+          fl["moduleImports"] == [os.path.join(repo, "nix/modules/ccci.nix")]
+          and fl["modulePackage"]["priority"] == 1000
+          and fl["modulePackage"]["value"] == fl["default"], fl["modulePackage"])
+    check("flake: drone-pipeline is the default pipeline of nix/lib.nix",
+          json.loads(fl["pipeline"]["text"]) == ev["defaultPipeline"])
+    check("flake: the aarch64 pipeline asks for an arm64 runner",
+          fl["aarch64Pipeline"]["platform"] == {"os": "linux", "arch": "arm64"})
+    check("flake: exposes the lib", fl["libBinaries"] == ev["binaries"])
+
+
+def main():
+    kind = sys.argv[1]
+    if kind == "lib":
+        lib_checks(load(sys.argv[2]), sys.argv[3], sys.argv[4])
+    elif kind == "module":
+        module_checks(*(load(p) for p in sys.argv[2:6]))
+    elif kind == "flake":
+        flake_checks(load(sys.argv[2]), sys.argv[3], load(sys.argv[4]))
+    elif kind == "package":
+        package_checks(load(sys.argv[2]), sys.argv[3])
+    sys.exit(0 if all(results) else 1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,125 @@
+# Test-only: evaluates the pure functions of nix/lib.nix for tests/nix/check.sh, with settings
+# whose store paths are replaced by directories below `root` (where check.sh links the binaries
+# built by cargo, and stubs for abra and the Drone runner).
+{ root }:
+
+let
+  ccci = import ../../nix/lib.nix;
+
+  settings = {
+    package = "${root}/pkg";
+    abra = "${root}/abra/bin/abra";
+    path = [
+      "${root}/pkg"
+      "${root}/abra"
+      "${root}/docker"
+    ];
+    stateDir = "/var/lib/ccci";
+    domainSuffix = "ci.example.org";
+    abraServer = "default";
+    allowlistFile = "${root}/allowlist";
+    leaseTtl = "10m";
+    overlaysDir = "${root}/pkg/share/ccci/overlays";
+    proxyUrl = "http://127.0.0.1:80";
+    keepOnFailure = false;
+    extraEnvironment = { };
+    environmentFile = "${root}/secrets/ccci.env";
+    user = "ccci";
+    group = "ccci";
+    janitor = {
+      enable = true;
+      schedule = "*:0/5";
+      dryRun = false;
+    };
+    runner = {
+      enable = true;
+      package = "${root}/runner";
+      name = "ci-host";
+      capacity = 2;
+      rpcHost = "drone.example.org";
+      rpcProto = "https";
+      limitRepos = [ "coop-cloud/recipe-ci" ];
+    };
+  };
+
+  failing = s: map (a: a.message) (builtins.filter (a: !a.assertion) (ccci.assertions s));
+
+  pipeline = ccci.pipeline { concurrency = settings.runner.capacity; };
+in
+{
+  inherit settings pipeline;
+  inherit (ccci)
+    binaries
+    envFile
+    defaultStepMinutes
+    killAfterSeconds
+    ;
+  environment = ccci.environment settings;
+  envFileText = ccci.envFileText settings;
+  services = ccci.services settings;
+  timers = ccci.timers settings;
+  units = import ./render.nix {
+    services = ccci.services settings;
+    timers = ccci.timers settings;
+  };
+  failingAssertions = failing settings;
+
+  variants = {
+    dryRun = ccci.services (
+      settings
+      // {
+        janitor = settings.janitor // {
+          dryRun = true;
+        };
+      }
+    );
+    keepOnFailure = ccci.environment (settings // { keepOnFailure = true; });
+    minimal =
+      let
+        s = settings // {
+          proxyUrl = null;
+          overlaysDir = null;
+          environmentFile = null;
+          janitor = settings.janitor // {
+            enable = false;
+          };
+          runner = settings.runner // {
+            enable = false;
+          };
+        };
+      in
+      {
+        services = ccci.services s;
+        timers = ccci.timers s;
+        environment = ccci.environment s;
+        failingAssertions = failing s;
+      };
+    bad = failing (
+      settings
+      // {
+        stateDir = "/srv/ccci";
+        domainSuffix = ".example.org";
+        environmentFile = null;
+        extraEnvironment.CCCI_X = "it's";
+        runner = settings.runner // {
+          rpcHost = null;
+        };
+      }
+    );
+  };
+
+  pipelineBinaries = ccci.pipelineBinaries pipeline;
+  minimumRepoTimeoutMinutes = ccci.minimumRepoTimeoutMinutes ccci.defaultStepMinutes;
+  # What the module and the flake generate with default settings (nix/recipe-ci.drone.yml).
+  defaultPipeline = ccci.pipeline { };
+  # For the emulated run: a deploy bound of 3 seconds (GNU timeout takes fractional minutes).
+  fastPipeline = ccci.pipeline {
+    stepMinutes = ccci.defaultStepMinutes // {
+      deploy = 5.0e-2;
+    };
+  };
+  droneArch = map ccci.droneArch [
+    "x86_64-linux"
+    "aarch64-linux"
+  ];
+}
