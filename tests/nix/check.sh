@@ -81,12 +81,14 @@ tally() {
 	if [ "$rc" -ne 0 ] && [ "$fails" -eq 0 ]; then fail "$name exited $rc"; fi
 }
 
+# timed WHAT COMMAND...: runs an install step quietly, shows its output only when it fails.
 timed() {
-	local what=$1 t0=$SECONDS
+	local what=$1 t0=$SECONDS out
 	shift
-	if "$@"; then
+	if out=$("$@" 2>&1); then
 		echo "installed $what in $((SECONDS - t0))s"
 	else
+		printf '%s\n' "$out" | tail -n 20 >&2
 		echo "could not install $what" >&2
 		return 1
 	fi
@@ -100,11 +102,11 @@ install_tools() {
 	if [ ${#apt[@]} -gt 0 ]; then
 		timed "apt-get update" apt-get update -qq || return 1
 		timed "${apt[*]} (apt)" env DEBIAN_FRONTEND=noninteractive \
-			apt-get install -y -qq --no-install-recommends "${apt[@]}" >/dev/null || return 1
+			apt-get install -y -qq --no-install-recommends "${apt[@]}" || return 1
 	fi
 	if ! python3 -m check_jsonschema --version 2>/dev/null | grep -q "version $CHECK_JSONSCHEMA_VERSION\$"; then
 		timed "check-jsonschema $CHECK_JSONSCHEMA_VERSION (pip)" \
-			python3 -m pip install -q --disable-pip-version-check \
+			python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore \
 			"check-jsonschema==$CHECK_JSONSCHEMA_VERSION" || return 1
 	fi
 	if ! "$CARGO_BIN/nixfmt" --numeric-version 2>/dev/null | grep -qx "$NIXFMT_RS_VERSION"; then
