@@ -4,6 +4,7 @@ the module (module-eval.nix) and the package (package-eval.nix). Prints one `PAS
 
 usage: assert_eval.py lib EVAL_JSON ROOT SECRET_SENTINEL
        assert_eval.py module MODULE_JSON MODULE_NOSECRET_JSON MODULE_PATHS_JSON MODULE_NODOCKER_JSON
+       assert_eval.py flags EVAL_JSON BIN_DIR
        assert_eval.py flake FLAKE_JSON REPO EVAL_JSON
        assert_eval.py package PACKAGE_JSON REPO
 """
@@ -288,12 +289,46 @@ def flake_checks(fl, repo, ev):
     check("flake: exposes the lib", fl["libBinaries"] == ev["binaries"])
 
 
+def flag_checks(ev, bindir):
+    """Every --flag that the pipeline or a unit passes to a ccci binary is one its --help shows."""
+    binaries = set(ev["binaries"])
+    steps = [s["commands"] for s in ev["pipeline"]["steps"]]
+    steps += [[u["serviceConfig"]["ExecStart"]] for u in ev["services"].values()]
+    used = {}
+    for commands in steps:
+        # Arguments gathered with `set -- ...` reach the binary called with "$@".
+        gathered = set()
+        for line in commands:
+            words = line.replace('"', " ").replace(";", " ").split()
+            flags = lambda ws: {x for x in ws if x.startswith("--") and x != "--"}  # noqa: E731
+            for i, w in enumerate(words):
+                if w == "set" and words[i + 1:i + 2] == ["--"]:
+                    gathered |= flags(words[i + 2:])
+                name = os.path.basename(w)
+                if name in binaries:
+                    rest = words[i + 1:]
+                    used.setdefault(name, set()).update(
+                        flags(rest) | (gathered if "$$@" in rest or "$@" in rest else set()))
+    for name in sorted(used):
+        exe = os.path.join(bindir, name)
+        if not os.path.exists(exe):
+            continue
+        out = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=30)
+        text = out.stdout + out.stderr
+        missing = sorted(f for f in used[name] if f not in text)
+        check("%s --help documents the flags the pipeline and units pass (%s)"
+              % (name, " ".join(sorted(used[name]))), out.returncode == 0 and not missing,
+              "exit %s, not in --help: %s" % (out.returncode, missing))
+
+
 def main():
     kind = sys.argv[1]
     if kind == "lib":
         lib_checks(load(sys.argv[2]), sys.argv[3], sys.argv[4])
     elif kind == "module":
         module_checks(*(load(p) for p in sys.argv[2:6]))
+    elif kind == "flags":
+        flag_checks(load(sys.argv[2]), sys.argv[3])
     elif kind == "flake":
         flake_checks(load(sys.argv[2]), sys.argv[3], load(sys.argv[4]))
     elif kind == "package":

@@ -7,7 +7,9 @@
 #   - the module, the package and the flake, evaluated against small stubs of nixpkgs
 #     (module-eval.nix, package-eval.nix, flake-eval.nix), wire those functions up as intended;
 #   - the units, rendered to unit files (render.nix) with the binaries built by
-#     `cargo build --release`, pass `systemd-analyze verify` without a single warning;
+#     `cargo build --release`, pass `systemd-analyze verify` without a single warning and
+#     `systemd-analyze security` under an exposure bound; the built binaries document in
+#     --help every flag that the units and the pipeline pass them;
 #   - nix/recipe-ci.drone.yml is what nix/lib.nix generates, validates against the Drone schema
 #     (check-jsonschema), and behaves as intended when run through an emulation of
 #     drone-runner-exec with stub binaries (drone_exec.py, pipeline_test.py).
@@ -35,7 +37,8 @@ CHECK_JSONSCHEMA_VERSION=0.39.0
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 HERE=$REPO/tests/nix
 PIPELINE_FILE=$REPO/nix/recipe-ci.drone.yml
-CARGO_BIN=${CARGO_HOME:-$HOME/.cargo}/bin
+CARGO_BIN=${CARGO_HOME:-${HOME:-/root}/.cargo}/bin
+VENV=${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/ccci/nix-check-venv
 export PATH="$CARGO_BIN:$PATH"
 
 passed=0
@@ -94,19 +97,33 @@ timed() {
 	fi
 }
 
+# apt_install PACKAGE...: apt-get update (once per run), then install.
+apt_updated=0
+apt_install() {
+	if [ $apt_updated = 0 ]; then
+		timed "apt-get update" apt-get update -qq || return 1
+		apt_updated=1
+	fi
+	timed "$* (apt)" env DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq --no-install-recommends "$@"
+}
+
 install_tools() {
 	local apt=() t0=$SECONDS
 	command -v nix-instantiate >/dev/null || apt+=(nix-bin)
 	command -v systemd-analyze >/dev/null || apt+=(systemd)
 	command -v jq >/dev/null || apt+=(jq)
 	if [ ${#apt[@]} -gt 0 ]; then
-		timed "apt-get update" apt-get update -qq || return 1
-		timed "${apt[*]} (apt)" env DEBIAN_FRONTEND=noninteractive \
-			apt-get install -y -qq --no-install-recommends "${apt[@]}" || return 1
+		apt_install "${apt[@]}" || return 1
 	fi
-	if ! python3 -m check_jsonschema --version 2>/dev/null | grep -q "version $CHECK_JSONSCHEMA_VERSION\$"; then
-		timed "check-jsonschema $CHECK_JSONSCHEMA_VERSION (pip)" \
-			python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore \
+	# A venv of its own: works whether python3 is pyenv's or Debian's (which refuses pip, PEP 668).
+	if ! "$VENV/bin/check-jsonschema" --version 2>/dev/null | grep -q "version $CHECK_JSONSCHEMA_VERSION\$"; then
+		if ! python3 -m venv --clear "$VENV" >/dev/null 2>&1; then
+			apt_install python3-venv || return 1
+			python3 -m venv --clear "$VENV" || return 1
+		fi
+		timed "check-jsonschema $CHECK_JSONSCHEMA_VERSION (pip, in $VENV)" \
+			"$VENV/bin/pip" install -q --disable-pip-version-check \
 			"check-jsonschema==$CHECK_JSONSCHEMA_VERSION" || return 1
 	fi
 	if ! "$CARGO_BIN/nixfmt" --numeric-version 2>/dev/null | grep -qx "$NIXFMT_RS_VERSION"; then
@@ -251,6 +268,8 @@ main() {
 		done
 	fi
 
+	tally "assert_eval.py flags" python3 "$HERE/assert_eval.py" flags "$T/eval.json" "$T/pkg/bin"
+
 	# --- Units: render and verify --------------------------------------------------------------
 	printf '#!/bin/sh\necho "stand-in for abra (tests/nix): abra is not installable here" >&2\nexit 3\n' \
 		>"$T/abra/bin/abra"
@@ -294,7 +313,7 @@ main() {
 	check "nix/recipe-ci.drone.yml is what nix/lib.nix generates (tests/nix/check.sh --write)" \
 		diff -u "$PIPELINE_FILE" <(render_pipeline)
 	check "nix/recipe-ci.drone.yml validates against the Drone schema (check-jsonschema)" \
-		python3 -m check_jsonschema --builtin-schema vendor.drone-ci "$PIPELINE_FILE"
+		"$VENV/bin/check-jsonschema" --builtin-schema vendor.drone-ci "$PIPELINE_FILE"
 	tally "pipeline_test.py" python3 "$HERE/pipeline_test.py" "$T/eval.json" "$PIPELINE_FILE" "$T/pipeline"
 
 	if [ ${#skipped[@]} -gt 0 ]; then
