@@ -14,6 +14,7 @@ pub mod error;
 pub mod git;
 pub mod recipe;
 pub mod registry;
+pub mod report;
 pub mod serving;
 
 pub use error::{Context, Error, Kind, Result};

@@ -1,0 +1,842 @@
+//! The run-state as reports (`ccci-report`): a terminal summary, JUnit XML for CI dashboards and
+//! a Markdown PR comment. How to read each one: `docs/reports.md`.
+//!
+//! Names and details come from recipe output and PR-authored checks, so every string is hostile
+//! text. [`clean`] first drops ANSI colour sequences and shows every other control character (and
+//! the bidi overrides that make text display in another order than it reads) as `\u{..}`; then
+//! each format escapes for where the string lands: an XML attribute or text node, a Markdown table
+//! cell, an HTML `<summary>`, a fenced code block.
+
+use crate::error::{Error, Result};
+use crate::state::{Assertion, Outcome, RunState};
+
+/// The longest detail a table cell, a terminal line or a JUnit `message` shows.
+const LINE_MAX: usize = 160;
+/// The longest detail one Markdown `<details>` block shows: GitHub refuses comments over 65536
+/// characters, and the JUnit report keeps every detail in full anyway.
+const BLOCK_MAX: usize = 4000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    Junit,
+    Markdown,
+}
+
+impl Format {
+    pub fn parse(s: &str) -> Result<Format> {
+        match s {
+            "text" => Ok(Format::Text),
+            "junit" => Ok(Format::Junit),
+            "markdown" => Ok(Format::Markdown),
+            _ => Err(Error::bad_input(format!("unknown format {s:?}: expected text, junit or markdown"))),
+        }
+    }
+
+    pub fn render(self, state: &RunState) -> String {
+        match self {
+            Format::Text => text(state),
+            Format::Junit => junit(state),
+            Format::Markdown => markdown(state),
+        }
+    }
+}
+
+/// The run's result: error if any op errored or the deploy-once rule broke, else fail if any op
+/// failed, else pass. A run with no op, or only skipped ops, is a skip: it tested nothing, and a
+/// report must not call that a pass.
+///
+/// An op's own result is the verdict; its assertions are the evidence (`ccci-assert` combines
+/// them into the op's result).
+pub fn verdict(state: &RunState) -> Outcome {
+    let any = |o: Outcome| state.ops.iter().any(|op| op.result == o);
+    if any(Outcome::Error) || deploy_once_violation(state).is_some() {
+        Outcome::Error
+    } else if any(Outcome::Fail) {
+        Outcome::Fail
+    } else if state.ops.iter().all(|op| op.result == Outcome::Skip) {
+        Outcome::Skip
+    } else {
+        Outcome::Pass
+    }
+}
+
+/// "deploy-once violated (deploys = N)" when the run broke the one-deploy rule.
+///
+/// More than one deploy always breaks it. Zero breaks it only when the deploy op passed: a deploy
+/// refused or failed before it reached the swarm (names too long, clone failed) made no deploy,
+/// and that is the deploy op's own fail or error, not a harness bug to report on top.
+pub fn deploy_once_violation(state: &RunState) -> Option<String> {
+    let broken = match state.deploys {
+        1 => false,
+        0 => state.last_op("deploy").is_some_and(|d| d.result == Outcome::Pass),
+        _ => true,
+    };
+    broken.then(|| format!("deploy-once violated (deploys = {})", state.deploys))
+}
+
+/// The terminal summary: a header, the verdict, then one line per op and per assertion.
+pub fn text(state: &RunState) -> String {
+    let violation = deploy_once_violation(state);
+    let rows = rows(state, violation.as_deref());
+    let mut out = vec![
+        format!(
+            "ccci run {} · recipe {} · commit {} (ref {}) · driver {} · deploys {}",
+            state.run_id,
+            state.recipe,
+            short_commit(state),
+            line(&state.source.git_ref, LINE_MAX),
+            state.driver.as_str(),
+            state.deploys
+        ),
+        format!("verdict: {} ({})", upper(verdict(state)), tally(state)),
+        String::new(),
+    ];
+    let names: Vec<(String, Vec<String>)> = rows
+        .iter()
+        .map(|r| (line(r.name, 40), r.assertions.iter().map(|a| format!("  {}", line(&a.name, 40))).collect()))
+        .collect();
+    let width = names.iter().flat_map(|(op, asserts)| std::iter::once(op).chain(asserts)).map(|n| n.chars().count());
+    let width = width.max().unwrap_or(0);
+    for (row, (name, assert_names)) in rows.iter().zip(&names) {
+        let duration = row.duration_ms.map(human_duration).unwrap_or_default();
+        out.push(text_line(row.result, name, width, &duration, row.detail));
+        for (a, name) in row.assertions.iter().zip(assert_names) {
+            out.push(text_line(a.result, name, width, &human_duration(a.duration_ms), &a.detail));
+        }
+    }
+    if rows.is_empty() {
+        out.push("no op recorded".into());
+    }
+    out.join("\n") + "\n"
+}
+
+fn text_line(result: Outcome, name: &str, width: usize, duration: &str, detail: &str) -> String {
+    let line = format!("{:<5}  {name:<width$}  {duration:>7}  {}", upper(result), line(detail, LINE_MAX));
+    line.trim_end().to_string()
+}
+
+/// JUnit XML: one `<testsuite>` per op, one `<testcase>` per assertion (an op without assertions
+/// is one testcase named after it), and a `deploy-once` suite when that rule broke.
+pub fn junit(state: &RunState) -> String {
+    let violation = deploy_once_violation(state);
+    let properties = [
+        ("recipe", state.recipe.to_string()),
+        ("run_id", state.run_id.to_string()),
+        ("ref", state.source.git_ref.clone()),
+        ("commit", state.source.commit.clone().unwrap_or_default()),
+        ("driver", state.driver.as_str().to_string()),
+        ("deploys", state.deploys.to_string()),
+    ];
+    let (mut suites, mut total, mut total_ms) = (vec![], Counts::default(), 0);
+    for row in rows(state, violation.as_deref()) {
+        let classname = format!("{}.{}", state.recipe, row.name);
+        let cases = junit_cases(&row);
+        let counts = Counts::of(&cases);
+        total.add(&counts);
+        total_ms += row.duration_ms.unwrap_or(0);
+        let mut suite = vec![format!(
+            "  <testsuite name=\"{}\" {} time=\"{}\"{}>",
+            xml_attr(row.name),
+            counts.attributes(),
+            seconds(row.duration_ms.unwrap_or(0)),
+            if row.started_at.is_empty() {
+                String::new()
+            } else {
+                format!(" timestamp=\"{}\"", xml_attr(row.started_at))
+            }
+        )];
+        suite.push("    <properties>".into());
+        for (name, value) in &properties {
+            suite.push(format!("      <property name=\"{name}\" value=\"{}\"/>", xml_attr(value)));
+        }
+        suite.push("    </properties>".into());
+        for case in &cases {
+            suite.push(junit_case(case, &classname));
+        }
+        suite.push("  </testsuite>".into());
+        suites.push(suite.join("\n"));
+    }
+    let mut out = vec![
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>".to_string(),
+        format!(
+            "<testsuites name=\"{}\" {} time=\"{}\">",
+            xml_attr(&format!("ccci {} {}", state.recipe, state.run_id)),
+            total.attributes(),
+            seconds(total_ms)
+        ),
+    ];
+    out.extend(suites);
+    out.push("</testsuites>".into());
+    out.join("\n") + "\n"
+}
+
+struct Case<'a> {
+    name: &'a str,
+    result: Outcome,
+    duration_ms: u64,
+    detail: &'a str,
+}
+
+fn junit_cases<'a>(row: &Row<'a>) -> Vec<Case<'a>> {
+    let op = Case { name: row.name, result: row.result, duration_ms: row.duration_ms.unwrap_or(0), detail: row.detail };
+    if row.assertions.is_empty() {
+        return vec![op];
+    }
+    let mut cases: Vec<Case> = row
+        .assertions
+        .iter()
+        .map(|a| Case { name: &a.name, result: a.result, duration_ms: a.duration_ms, detail: &a.detail })
+        .collect();
+    // An op can fail or error outside its assertions (the tier broke before or after them); a
+    // dashboard must not show that suite green, so the op gets a testcase of its own.
+    let bad = matches!(row.result, Outcome::Fail | Outcome::Error);
+    if bad && !cases.iter().any(|c| c.result == row.result) {
+        cases.push(op);
+    }
+    cases
+}
+
+fn junit_case(case: &Case, classname: &str) -> String {
+    let open = format!(
+        "    <testcase name=\"{}\" classname=\"{}\" time=\"{}\"",
+        xml_attr(case.name),
+        xml_attr(classname),
+        seconds(case.duration_ms)
+    );
+    let full = clean(case.detail, false);
+    let element = match case.result {
+        Outcome::Pass if full.is_empty() => return format!("{open}/>"),
+        Outcome::Pass => {
+            return format!("{open}>\n      <system-out>{}</system-out>\n    </testcase>", xml_text(&full));
+        }
+        Outcome::Fail => "failure",
+        Outcome::Error => "error",
+        Outcome::Skip => "skipped",
+    };
+    let message = xml_attr(&line(case.detail, LINE_MAX));
+    let kind = case.result.as_str();
+    // The element's text would only repeat a message that already holds the whole detail.
+    let body = if full.is_empty() || !full.contains('\n') && full.chars().count() <= LINE_MAX {
+        format!("<{element} message=\"{message}\" type=\"{kind}\"/>")
+    } else {
+        format!("<{element} message=\"{message}\" type=\"{kind}\">{}</{element}>", xml_text(&full))
+    };
+    format!("{open}>\n      {body}\n    </testcase>")
+}
+
+#[derive(Default)]
+struct Counts {
+    tests: usize,
+    failures: usize,
+    errors: usize,
+    skipped: usize,
+}
+
+impl Counts {
+    fn of(cases: &[Case]) -> Counts {
+        let count = |o: Outcome| cases.iter().filter(|c| c.result == o).count();
+        Counts {
+            tests: cases.len(),
+            failures: count(Outcome::Fail),
+            errors: count(Outcome::Error),
+            skipped: count(Outcome::Skip),
+        }
+    }
+
+    fn add(&mut self, other: &Counts) {
+        self.tests += other.tests;
+        self.failures += other.failures;
+        self.errors += other.errors;
+        self.skipped += other.skipped;
+    }
+
+    fn attributes(&self) -> String {
+        format!(
+            "tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"{}\"",
+            self.tests, self.failures, self.errors, self.skipped
+        )
+    }
+}
+
+/// The PR comment: a verdict headline, a summary table, then a collapsible section per op.
+pub fn markdown(state: &RunState) -> String {
+    let violation = deploy_once_violation(state);
+    let rows = rows(state, violation.as_deref());
+    let v = verdict(state);
+    let verdict_words = match v {
+        Outcome::Pass => "passed",
+        Outcome::Fail => "failed",
+        Outcome::Skip => "tested nothing",
+        Outcome::Error => "errored",
+    };
+    let mut out = vec![
+        format!("## {} {} {verdict_words} at {}", emoji(v), md_inline(state.recipe.as_str()), short_commit(state)),
+        String::new(),
+        format!(
+            "run {} · ref {} · driver {} · deploys {} · {}",
+            md_inline(state.run_id.as_str()),
+            md_inline(&state.source.git_ref),
+            state.driver.as_str(),
+            state.deploys,
+            tally(state)
+        ),
+    ];
+    if v == Outcome::Error {
+        out.push(String::new());
+        out.push("An error means the harness or the environment broke, not necessarily the recipe.".into());
+    }
+    if let Some(violation) = &violation {
+        out.push(String::new());
+        out.push(format!(
+            "{} **{}**: a run deploys exactly once and every tier acts on that deployment.",
+            emoji(Outcome::Error),
+            md_inline(violation)
+        ));
+    }
+    out.push(String::new());
+    if rows.is_empty() {
+        out.push("No op was recorded.".into());
+    } else {
+        out.push("| op | result | duration | detail |".into());
+        out.push("| --- | --- | --- | --- |".into());
+        for row in &rows {
+            out.push(format!(
+                "| {} | {} | {} | {} |",
+                md_inline(row.name),
+                result_words(row.result),
+                row.duration_ms.map(human_duration).unwrap_or_default(),
+                md_inline(row.detail)
+            ));
+        }
+    }
+    for row in &rows {
+        out.push(String::new());
+        out.extend(markdown_details(row));
+    }
+    out.push(String::new());
+    let abra = state.versions.abra.as_deref().map(|a| format!(" · abra {}", md_inline(a))).unwrap_or_default();
+    out.push(format!("<sub>ccci {}{abra}</sub>", md_inline(&state.versions.ccci)));
+    out.join("\n") + "\n"
+}
+
+fn markdown_details(row: &Row) -> Vec<String> {
+    // Open what needs reading; passes and skips stay folded.
+    let open = if matches!(row.result, Outcome::Fail | Outcome::Error) { " open" } else { "" };
+    let duration = row.duration_ms.map(|ms| format!(" ({})", human_duration(ms))).unwrap_or_default();
+    // HTML blocks end at a blank line, so the Markdown inside <details> needs one after <summary>.
+    let mut out = vec![
+        format!("<details{open}>"),
+        format!(
+            "<summary>{} {}: {}{duration}</summary>",
+            emoji(row.result),
+            html_inline(row.name),
+            row.result.as_str()
+        ),
+        String::new(),
+    ];
+    if !row.assertions.is_empty() {
+        out.push("| assertion | result | duration | detail |".into());
+        out.push("| --- | --- | --- | --- |".into());
+        for a in row.assertions {
+            out.push(format!(
+                "| {} | {} | {} | {} |",
+                md_inline(&a.name),
+                result_words(a.result),
+                human_duration(a.duration_ms),
+                md_inline(&a.detail)
+            ));
+        }
+        out.push(String::new());
+    }
+    let detail = truncate(clean(row.detail, false), BLOCK_MAX);
+    if !detail.is_empty() {
+        out.push(fenced(&detail));
+        out.push(String::new());
+    }
+    out.push("</details>".into());
+    out
+}
+
+/// One line of every report: a recorded op, or the deploy-once check the report adds itself.
+struct Row<'a> {
+    name: &'a str,
+    result: Outcome,
+    /// None for the deploy-once check, which is not an op and took no time.
+    duration_ms: Option<u64>,
+    started_at: &'a str,
+    detail: &'a str,
+    assertions: &'a [Assertion],
+}
+
+fn rows<'a>(state: &'a RunState, violation: Option<&'a str>) -> Vec<Row<'a>> {
+    let mut rows: Vec<Row> = state
+        .ops
+        .iter()
+        .map(|op| Row {
+            name: &op.op,
+            result: op.result,
+            duration_ms: Some(op.duration_ms),
+            started_at: &op.started_at,
+            detail: &op.detail,
+            assertions: &op.assertions,
+        })
+        .collect();
+    if let Some(detail) = violation {
+        rows.push(Row {
+            name: "deploy-once",
+            result: Outcome::Error,
+            duration_ms: None,
+            started_at: "",
+            detail,
+            assertions: &[],
+        });
+    }
+    rows
+}
+
+/// "4 ops: 2 passed, 1 failed, 1 skipped".
+fn tally(state: &RunState) -> String {
+    let n = state.ops.len();
+    let mut parts = vec![];
+    for (o, word) in
+        [(Outcome::Pass, "passed"), (Outcome::Fail, "failed"), (Outcome::Error, "errored"), (Outcome::Skip, "skipped")]
+    {
+        let count = state.ops.iter().filter(|op| op.result == o).count();
+        if count > 0 {
+            parts.push(format!("{count} {word}"));
+        }
+    }
+    let ops = if n == 1 { "op" } else { "ops" };
+    if parts.is_empty() { format!("{n} {ops}") } else { format!("{n} {ops}: {}", parts.join(", ")) }
+}
+
+/// The commit as the chaos-version label shows it (first 8 hex), or why there is none.
+fn short_commit(state: &RunState) -> String {
+    match &state.source.commit {
+        // Validated as 40 hex when the state was parsed, so safe in every format as is.
+        Some(c) => c.chars().take(8).collect(),
+        None => "(not fetched)".into(),
+    }
+}
+
+fn upper(o: Outcome) -> &'static str {
+    match o {
+        Outcome::Pass => "PASS",
+        Outcome::Fail => "FAIL",
+        Outcome::Skip => "SKIP",
+        Outcome::Error => "ERROR",
+    }
+}
+
+fn emoji(o: Outcome) -> &'static str {
+    match o {
+        Outcome::Pass => "✅",
+        Outcome::Fail => "❌",
+        Outcome::Skip => "⏭️",
+        Outcome::Error => "⚠️",
+    }
+}
+
+fn result_words(o: Outcome) -> String {
+    format!("{} {}", emoji(o), o.as_str())
+}
+
+/// `340ms`, `12.3s`, `2m03s`, `1h05m`: what a person scanning a log wants.
+fn human_duration(ms: u64) -> String {
+    match ms {
+        0..1_000 => format!("{ms}ms"),
+        1_000..60_000 => format!("{:.1}s", ms as f64 / 1000.0),
+        60_000..3_600_000 => format!("{}m{:02}s", ms / 60_000, (ms / 1000) % 60),
+        _ => format!("{}h{:02}m", ms / 3_600_000, (ms / 60_000) % 60),
+    }
+}
+
+/// JUnit's `time`: seconds with millisecond precision.
+fn seconds(ms: u64) -> String {
+    format!("{}.{:03}", ms / 1000, ms % 1000)
+}
+
+/// Hostile text made inert for any output: ANSI CSI sequences (colours, cursor moves) are
+/// dropped, other control characters, bidi overrides and the characters XML 1.0 forbids are shown
+/// as `\u{..}`, and the ends are trimmed. Line breaks stay (`\r\n` and lone `\r` become `\n`);
+/// with `one_line` they become ` ⏎ ` and tabs become spaces.
+fn clean(s: &str, one_line: bool) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.trim().chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\u{1b}' if chars.peek() == Some(&'[') => {
+                chars.next();
+                // CSI: parameter and intermediate bytes, then one final byte.
+                while chars.next_if(|p| ('\u{20}'..='\u{3f}').contains(p)).is_some() {}
+                chars.next_if(|f| ('\u{40}'..='\u{7e}').contains(f));
+            }
+            '\r' if chars.peek() == Some(&'\n') => {}
+            '\n' | '\r' => out.push_str(if one_line { " ⏎ " } else { "\n" }),
+            '\t' => out.push(if one_line { ' ' } else { '\t' }),
+            c if is_hostile(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    // Stripping a sequence can leave spaces at an end.
+    let trimmed = out.trim();
+    if trimmed.len() == out.len() { out } else { trimmed.to_string() }
+}
+
+fn is_hostile(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+        || matches!(c, '\u{2028}' | '\u{2029}' | '\u{fffe}' | '\u{ffff}')
+}
+
+/// At most `max` characters, saying how many more there were.
+fn truncate(s: String, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        None => s,
+        Some((i, _)) => format!("{}… ({} more characters)", &s[..i], s[i..].chars().count()),
+    }
+}
+
+/// One clean, bounded line (terminal lines, JUnit messages; escaped further where needed).
+fn line(s: &str, max: usize) -> String {
+    truncate(clean(s, true), max)
+}
+
+fn xml_escape(s: &str, attribute: bool) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            // Also keeps `]]>` from appearing.
+            '>' => out.push_str("&gt;"),
+            '"' if attribute => out.push_str("&quot;"),
+            '\'' if attribute => out.push_str("&apos;"),
+            // A parser normalises raw line breaks and tabs in attributes to spaces, and a raw
+            // `\r` anywhere to `\n`; character references survive.
+            '\n' if attribute => out.push_str("&#10;"),
+            '\t' if attribute => out.push_str("&#9;"),
+            '\r' => out.push_str("&#13;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn xml_attr(s: &str) -> String {
+    xml_escape(&clean(s, true), true)
+}
+
+fn xml_text(cleaned: &str) -> String {
+    xml_escape(cleaned, false)
+}
+
+/// Hostile text as literal Markdown inline text (a table cell, the headline), one bounded line.
+/// Every ASCII punctuation character is backslash-escaped (CommonMark allows that for all of
+/// them), so nothing becomes emphasis, a link, an image, code or a table pipe — and a GFM table
+/// splitting a row on `|` always sees `\|`, since `\` itself is escaped too. `&`, `<`, `>` become
+/// entities so nothing becomes HTML, and `@` gets a zero-width space so nobody is mentioned.
+fn md_inline(s: &str) -> String {
+    let mut out = String::new();
+    for c in line(s, LINE_MAX).chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '@' => out.push_str("@&#8203;"),
+            c if c.is_ascii_punctuation() => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Hostile text inside an HTML element of the comment (`<summary>`): Markdown is not parsed
+/// there, so only HTML escaping (and the mention guard) applies.
+fn html_inline(s: &str) -> String {
+    let mut out = String::new();
+    for c in line(s, LINE_MAX).chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '@' => out.push_str("@&#8203;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Cleaned multi-line text as a fenced code block: nothing inside is Markdown or HTML, and the
+/// fence is longer than any run of backticks in the text, so the text cannot close it.
+fn fenced(cleaned: &str) -> String {
+    let mut longest = 0;
+    let mut run = 0;
+    for c in cleaned.chars() {
+        run = if c == '`' { run + 1 } else { 0 };
+        longest = longest.max(run);
+    }
+    let fence = "`".repeat((longest + 1).max(3));
+    format!("{fence}text\n{cleaned}\n{fence}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::OpRecord;
+
+    const HOSTILE: &str = "bad <script>alert(1)</script> | ]]> & \"q\" 'a' @admin [x](javascript:alert(1)) ``` \u{1b}[31mred\u{1b}[0m \u{1b}]8;;http://evil\u{7} \u{202e}gnp.exe\u{0}\nsecond line\r\nthird";
+
+    fn op(name: &str, result: Outcome, ms: u64, detail: &str, assertions: Vec<Assertion>) -> OpRecord {
+        OpRecord {
+            op: name.into(),
+            result,
+            started_at: "2026-11-21T22:34:10Z".into(),
+            duration_ms: ms,
+            detail: detail.into(),
+            assertions,
+        }
+    }
+
+    fn assertion(name: &str, result: Outcome, ms: u64, detail: &str) -> Assertion {
+        Assertion { name: name.into(), result, detail: detail.into(), duration_ms: ms }
+    }
+
+    /// A run with one op of each result and hostile text in names and details.
+    fn run() -> RunState {
+        let mut s = crate::state::tests::sample();
+        s.source.commit = Some("1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d".into());
+        s.deploys = 1;
+        s.ops = vec![
+            op("deploy", Outcome::Pass, 12_345, "deployed 1a2b3c4d once: app 1/1", vec![]),
+            op(
+                "install",
+                Outcome::Fail,
+                4_100,
+                &format!("serving: {HOSTILE}"),
+                vec![
+                    assertion("converged", Outcome::Pass, 210, "app 1/1"),
+                    assertion("serving <b>|x|</b>", Outcome::Fail, 3_890, HOSTILE),
+                ],
+            ),
+            op("upgrade", Outcome::Skip, 3, "skipped: no published release before the PR head", vec![]),
+            op("backup", Outcome::Error, 800, "docker: daemon gone\u{0}", vec![]),
+        ];
+        s
+    }
+
+    fn with_results(results: &[Outcome]) -> RunState {
+        let mut s = crate::state::tests::sample();
+        s.deploys = 1;
+        s.ops = results.iter().map(|&r| op("x", r, 1, "d", vec![])).collect();
+        s
+    }
+
+    #[test]
+    fn verdict_is_the_worst_op() {
+        use Outcome::*;
+        assert_eq!(verdict(&with_results(&[Pass, Skip])), Pass);
+        assert_eq!(verdict(&with_results(&[Pass, Fail, Skip])), Fail);
+        assert_eq!(verdict(&with_results(&[Fail, Error, Pass])), Error);
+        assert_eq!(verdict(&with_results(&[Skip, Skip])), Skip);
+        assert_eq!(verdict(&with_results(&[])), Skip, "a run that tested nothing is not a pass");
+    }
+
+    #[test]
+    fn deploy_once() {
+        let mut s = with_results(&[]);
+        s.ops = vec![op("deploy", Outcome::Pass, 1, "", vec![]), op("install", Outcome::Pass, 1, "", vec![])];
+        assert_eq!(deploy_once_violation(&s), None);
+        assert_eq!(verdict(&s), Outcome::Pass);
+
+        s.deploys = 2;
+        assert_eq!(deploy_once_violation(&s).as_deref(), Some("deploy-once violated (deploys = 2)"));
+        assert_eq!(verdict(&s), Outcome::Error);
+
+        s.deploys = 0;
+        assert_eq!(verdict(&s), Outcome::Error, "a passed deploy that counted no deploy");
+        s.ops[0].result = Outcome::Fail;
+        assert_eq!(deploy_once_violation(&s), None, "refused before reaching the swarm: the deploy's own fail");
+        assert_eq!(verdict(&s), Outcome::Fail);
+
+        s.ops.clear();
+        assert_eq!(deploy_once_violation(&s), None, "no deploy op, no deploy");
+
+        let mut s = run();
+        s.deploys = 3;
+        for report in [text(&s), junit(&s), markdown(&s)] {
+            assert!(report.contains("deploy-once violated (deploys = 3)"), "{report}");
+        }
+        assert!(junit(&s).contains(r#"<testsuites name="ccci hello hell-3fa9c2" tests="6" failures="1" errors="2""#));
+    }
+
+    /// No control character other than a line break may reach any report.
+    fn assert_inert(report: &str) {
+        for c in report.chars() {
+            assert!(c == '\n' || !is_hostile(c), "{c:?} in\n{report}");
+        }
+    }
+
+    #[test]
+    fn text_has_a_header_and_a_line_per_op_and_assertion() {
+        let t = text(&run());
+        assert_inert(&t);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(
+            lines[0],
+            "ccci run hell-3fa9c2 · recipe hello · commit 1a2b3c4d (ref main) · driver stack · deploys 1"
+        );
+        assert_eq!(lines[1], "verdict: ERROR (4 ops: 1 passed, 1 failed, 1 errored, 1 skipped)");
+        assert_eq!(lines.len(), 3 + 4 + 2, "{t}");
+        assert_eq!(lines[3], "PASS   deploy                  12.3s  deployed 1a2b3c4d once: app 1/1");
+        assert!(lines[4].starts_with("FAIL   install                  4.1s  serving: bad <script>"));
+        assert!(lines[5].starts_with("PASS     converged             210ms  app 1/1"), "{t}");
+        assert!(lines[6].starts_with("FAIL     serving <b>|x|</b>     3.9s  bad"), "{t}");
+        assert!(lines[4].ends_with("⏎ second line ⏎ t… (4 more characters)"), "long details are cut: {t}");
+        assert!(lines[8].starts_with("ERROR  backup"));
+        assert!(lines[8].ends_with("docker: daemon gone\\u{0}"), "{t}");
+        // The colour sequence is gone, the OSC one is shown, not obeyed.
+        assert!(t.contains(" red \\u{1b}]8;;http://evil\\u{7} \\u{202e}gnp.exe"), "{t}");
+    }
+
+    #[test]
+    fn clean_makes_text_inert() {
+        assert_eq!(clean("\u{1b}[1;31mred\u{1b}[0m\r\nok\rx\t", false), "red\nok\nx");
+        assert_eq!(clean(" a\nb\tc ", true), "a ⏎ b c");
+        assert_eq!(clean("a\u{0}b\u{7f}\u{85}\u{ffff}", true), "a\\u{0}b\\u{7f}\\u{85}\\u{ffff}");
+        assert_eq!(truncate("abcdef".into(), 4), "abcd… (2 more characters)");
+        assert_eq!(truncate("abcd".into(), 4), "abcd");
+        assert_eq!(human_duration(999), "999ms");
+        assert_eq!(human_duration(61_000), "1m01s");
+        assert_eq!(human_duration(3_723_000), "1h02m");
+        assert_eq!(seconds(12_345), "12.345");
+    }
+
+    #[test]
+    fn junit_counts_and_escapes() {
+        let x = junit(&run());
+        assert_inert(&x);
+        assert!(x.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites "));
+        assert!(x.contains(r#"tests="5" failures="1" errors="1" skipped="1" time="17.248""#), "{x}");
+        assert!(x.contains(r#"<testsuite name="install" tests="2" failures="1" errors="0" skipped="0" time="4.100""#));
+        assert!(x.contains(r#"<testcase name="upgrade" classname="hello.upgrade" time="0.003">"#));
+        // A detail that fits the message is not repeated as the element's text.
+        assert!(x.contains(r#"<skipped message="skipped: no published release before the PR head" type="skip"/>"#));
+        assert!(x.contains(r#"<error message="docker: daemon gone\u{0}" type="error"/>"#));
+        assert!(x.contains(r#"<testcase name="serving &lt;b&gt;|x|&lt;/b&gt;" classname="hello.install""#));
+        assert!(!x.contains("<script") && !x.contains("</b>"), "{x}");
+        assert!(!x.contains("]]>"), "{x}");
+        // In attributes the line break is a character reference; in text it stays.
+        assert!(x.contains(r#"&apos;a&apos; @admin"#));
+        assert!(
+            x.contains(r#"<failure message="bad &lt;script&gt;alert(1)&lt;/script&gt; | ]]&gt; &amp; &quot;q&quot;"#)
+        );
+        assert!(x.contains("gnp.exe\\u{0}\nsecond line\nthird</failure>"), "{x}");
+        assert_eq!(x.matches("<testcase ").count(), 5);
+        assert_eq!(x.matches("<failure ").count(), 1);
+    }
+
+    #[test]
+    fn junit_gives_an_op_that_broke_outside_its_assertions_a_testcase() {
+        let mut s = run();
+        s.ops[1].assertions[1].result = Outcome::Pass;
+        let x = junit(&s);
+        assert!(x.contains(r#"<testsuite name="install" tests="3" failures="1""#), "{x}");
+        assert!(x.contains(r#"<testcase name="install" classname="hello.install" time="4.100">"#), "{x}");
+    }
+
+    /// Splits a table row the way GFM does: `\` escapes the next character, a bare `|` separates.
+    fn cells(row: &str) -> Vec<String> {
+        let mut cells = vec![String::new()];
+        let mut chars = row.trim().trim_start_matches('|').chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => {
+                    let cell = cells.last_mut().unwrap();
+                    cell.push(c);
+                    cell.extend(chars.next());
+                }
+                '|' => cells.push(String::new()),
+                c => cells.last_mut().unwrap().push(c),
+            }
+        }
+        cells.pop(); // after the closing pipe
+        cells
+    }
+
+    /// The comment without its fenced code blocks, where anything is literal.
+    fn outside_fences(md: &str) -> String {
+        let mut fence: Option<String> = None;
+        let mut out = vec![];
+        for line in md.lines() {
+            match &fence {
+                Some(f) if line == f => fence = None,
+                Some(_) => {}
+                None if line.starts_with("```") => {
+                    fence = Some(line.chars().take_while(|&c| c == '`').collect());
+                }
+                None => out.push(line),
+            }
+        }
+        assert!(fence.is_none(), "unclosed fence in\n{md}");
+        out.join("\n")
+    }
+
+    #[test]
+    fn markdown_is_a_verdict_a_table_and_details() {
+        let md = markdown(&run());
+        assert_inert(&md);
+        let lines: Vec<&str> = md.lines().collect();
+        assert_eq!(lines[0], "## ⚠️ hello errored at 1a2b3c4d");
+        assert_eq!(
+            lines[2],
+            "run hell\\-3fa9c2 · ref main · driver stack · deploys 1 · 4 ops: 1 passed, 1 failed, 1 errored, 1 skipped"
+        );
+        let table: Vec<&str> = lines.iter().copied().filter(|l| l.starts_with('|')).collect();
+        assert_eq!(table[0], "| op | result | duration | detail |");
+        assert_eq!(table[2], "| deploy | ✅ pass | 12.3s | deployed 1a2b3c4d once\\: app 1\\/1 |");
+        assert!(table[3].starts_with("| install | ❌ fail | 4.1s | serving\\: bad &lt;script&gt;alert\\(1\\)&lt;\\/script&gt; \\| \\]\\]&gt; &amp; "));
+        assert!(table.iter().any(|l| l.starts_with("| upgrade | ⏭️ skip | 3ms | skipped")));
+        assert!(table.iter().any(|l| l.starts_with("| backup | ⚠️ error | 800ms | docker")));
+        for row in &table {
+            assert_eq!(cells(row).len(), 4, "{row}");
+        }
+        // The failing op's section is open, its assertions are a table, its detail a code block.
+        assert!(md.contains("<details open>\n<summary>❌ install: fail (4.1s)</summary>\n\n| assertion |"));
+        assert!(md.contains("| serving &lt;b&gt;\\|x\\|&lt;\\/b&gt; | ❌ fail | 3.9s | bad"));
+        assert!(md.contains("<details>\n<summary>✅ deploy: pass (12.3s)</summary>"));
+        assert!(md.contains("\n````text\nserving: bad <script>"), "the fence outgrows the ``` inside:\n{md}");
+        assert!(md.contains("\\u{202e}gnp.exe\\u{0}\nsecond line\nthird\n````\n"), "{md}");
+
+        let prose = outside_fences(&md);
+        assert!(!prose.contains("<script") && !prose.contains("<b>") && !prose.contains("](java"), "{prose}");
+        assert!(!prose.contains("@admin") && prose.contains("@&#8203;admin"), "{prose}");
+        assert_eq!(prose.matches("<details").count(), 4);
+        assert_eq!(prose.matches("</details>").count(), 4);
+        assert!(md.ends_with("<sub>ccci 0\\.1\\.0</sub>\n"));
+    }
+
+    #[test]
+    fn markdown_names_in_summaries_are_html_escaped() {
+        let mut s = run();
+        s.ops[0].op = "<img src=x onerror=alert(1)>@root".into();
+        let md = markdown(&s);
+        assert!(
+            md.contains("<summary>✅ &lt;img src=x onerror=alert(1)&gt;@&#8203;root: pass (12.3s)</summary>"),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn formats_parse() {
+        assert_eq!(Format::parse("junit").unwrap(), Format::Junit);
+        let e = Format::parse("xml").unwrap_err();
+        assert_eq!(e.to_string(), "unknown format \"xml\": expected text, junit or markdown");
+        assert_eq!(e.kind().exit_code(), 2);
+    }
+}
