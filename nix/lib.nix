@@ -33,7 +33,7 @@ let
   contains = part: s: builtins.replaceStrings [ part ] [ "" ] s != s;
 in
 rec {
-  # Every binary that the units or the pipeline call, in pipeline order.
+  # Every binary that the units or the pipeline call.
   binaries = [
     "ccci-deploy"
     "ccci-assert"
