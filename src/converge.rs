@@ -50,10 +50,12 @@ pub fn wait(
     let start = Instant::now();
     let mut last_report = Instant::now();
     let since_unix = crate::time::parse_rfc3339(since).unwrap_or(0);
+    // Swarm prunes old tasks (task history limit), so failures are remembered across polls.
+    let mut failures = Failures::default();
     loop {
         heartbeat();
         let statuses = look(sh, stack)?;
-        let verdict = judge(&statuses, since_unix);
+        let verdict = judge(&statuses, since_unix, &mut failures);
         match verdict {
             Verdict::Converged => {
                 progress.log(format!("converged: {}", summary(&statuses)));
@@ -94,7 +96,10 @@ pub fn look(sh: &Shell, stack: &StackName) -> Result<Vec<ServiceStatus>> {
         .collect())
 }
 
-fn judge(statuses: &[ServiceStatus], since_unix: u64) -> Verdict {
+/// Failed tasks seen so far, per service id: task id → reason.
+type Failures = BTreeMap<String, BTreeMap<String, (String, String)>>;
+
+fn judge(statuses: &[ServiceStatus], since_unix: u64, failures: &mut Failures) -> Verdict {
     if statuses.is_empty() {
         return Verdict::Waiting("no services of the stack yet".into());
     }
@@ -115,13 +120,16 @@ fn judge(statuses: &[ServiceStatus], since_unix: u64) -> Verdict {
         if let Some(t) = recent.iter().find(|t| t.state == "rejected") {
             return Verdict::Failed(format!("service {name}: task rejected: {}", task_reason(t)));
         }
-        let failed: Vec<&&Task> = recent.iter().filter(|t| t.state == "failed").collect();
-        if failed.len() >= CRASH_LOOP_FAILURES {
-            let last = failed.iter().max_by_key(|t| t.created_at.as_str()).expect("non-empty");
+        let seen = failures.entry(s.service.id.clone()).or_default();
+        for t in recent.iter().filter(|t| t.state == "failed") {
+            seen.insert(t.id.clone(), (t.created_at.clone(), task_reason(t)));
+        }
+        let last_failure = seen.values().max().map(|(_, reason)| reason.clone());
+        if seen.len() >= CRASH_LOOP_FAILURES {
             return Verdict::Failed(format!(
                 "service {name}: crash-looping, {} tasks failed; last: {}",
-                failed.len(),
-                task_reason(last)
+                seen.len(),
+                last_failure.unwrap_or_default()
             ));
         }
         let updating = s.service.update_state.as_deref() == Some("updating");
@@ -134,8 +142,8 @@ fn judge(statuses: &[ServiceStatus], since_unix: u64) -> Verdict {
                 .next()
                 .unwrap_or("no task");
             let mut w = format!("{name} {}/{} ({current})", s.running, s.desired);
-            if let Some(t) = failed.last() {
-                w.push_str(&format!(", last failure: {}", task_reason(t)));
+            if let Some(reason) = &last_failure {
+                w.push_str(&format!(", last failure: {reason}"));
             }
             waiting.push(w);
         }
@@ -200,13 +208,13 @@ mod tests {
     #[test]
     fn converged_when_all_replicas_run() {
         let s = status(vec![task("running", "running", "", T1)], 1);
-        assert!(matches!(judge(&[s], 0), Verdict::Converged));
+        assert!(matches!(judge(&[s], 0, &mut Failures::default()), Verdict::Converged));
     }
 
     #[test]
     fn rejected_fails_fast_quoting_the_error() {
         let s = status(vec![task("rejected", "shutdown", "\"No such image: x:1\"", T1)], 1);
-        match judge(&[s], 0) {
+        match judge(&[s], 0, &mut Failures::default()) {
             Verdict::Failed(m) => assert!(m.contains("No such image: x:1"), "{m}"),
             _ => panic!("expected failure"),
         }
@@ -216,16 +224,19 @@ mod tests {
     fn old_rejections_do_not_count() {
         let s = status(vec![task("rejected", "shutdown", "gone", T1), task("running", "running", "", T1)], 1);
         let since = crate::time::parse_rfc3339(T1).unwrap() + 60;
-        assert!(matches!(judge(&[s], since), Verdict::Converged));
+        assert!(matches!(judge(&[s], since, &mut Failures::default()), Verdict::Converged));
     }
 
     #[test]
     fn crash_loop_after_three_failures() {
-        let f = || task("failed", "shutdown", "task: non-zero exit (1)", T1);
-        let two = status(vec![f(), f(), task("starting", "running", "", T1)], 1);
-        assert!(matches!(judge(&[two], 0), Verdict::Waiting(_)));
-        let three = status(vec![f(), f(), f()], 1);
-        assert!(matches!(judge(&[three], 0), Verdict::Failed(m) if m.contains("crash-looping")));
+        let f = |id: &str| Task { id: id.into(), ..task("failed", "shutdown", "task: non-zero exit (1)", T1) };
+        let mut seen = Failures::default();
+        let two = status(vec![f("a"), f("b"), task("starting", "running", "", T1)], 1);
+        assert!(matches!(judge(&[two.clone()], 0, &mut seen), Verdict::Waiting(_)));
+        assert!(matches!(judge(&[two], 0, &mut seen), Verdict::Waiting(_)), "the same failures twice are two");
+        // Swarm pruned a and b; c is the third failure all the same.
+        let pruned = status(vec![f("c"), task("starting", "running", "", T1)], 1);
+        assert!(matches!(judge(&[pruned], 0, &mut seen), Verdict::Failed(m) if m.contains("crash-looping")));
     }
 
     #[test]
@@ -233,6 +244,6 @@ mod tests {
         let mut s = status(vec![task("running", "running", "", T1)], 1);
         s.service.update_state = Some("paused".into());
         s.service.update_message = Some("update paused due to failure".into());
-        assert!(matches!(judge(&[s], 0), Verdict::Failed(m) if m.contains("paused")));
+        assert!(matches!(judge(&[s], 0, &mut Failures::default()), Verdict::Failed(m) if m.contains("paused")));
     }
 }

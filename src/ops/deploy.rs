@@ -46,9 +46,17 @@ pub fn prepare(req: &Request, sh: &Shell, progress: &Progress) -> Result<Prepare
         None => RecipeName::from_source(&req.source)?,
     };
     let suffix = naming::domain_suffix_from_env()?;
+    // Every name is checked before anything is created: a suffix too long for abra's stack names
+    // is bad input, and must not leave a registry behind.
+    let run_id = RunId::generate(&recipe)?;
+    let domain = Domain::for_run(&run_id, &suffix)?;
+    let stack = StackName::from_domain(&domain)?;
     let timeout = crate::config::deploy_timeout()?;
     crate::registry::lease_ttl()?;
     let state_dir = crate::config::state_dir()?;
+    if req.driver == DriverKind::Abra {
+        crate::config::abra_server()?;
+    }
     // A local source must exist now: finding out after registering would leave a run to clean.
     if !req.source.contains("://") && !req.source.contains('@') && !std::path::Path::new(&req.source).exists() {
         return Err(Error::bad_input(format!("recipe source {} does not exist", req.source)));
@@ -56,12 +64,16 @@ pub fn prepare(req: &Request, sh: &Shell, progress: &Progress) -> Result<Prepare
     docker::check_swarm(sh)?;
 
     let registry = Registry::at(&state_dir)?;
-    let run_id = RunId::generate(&recipe)?;
-    let domain = Domain::for_run(&run_id, &suffix)?;
-    let stack = StackName::from_domain(&domain)?;
     let workspace = registry.workspace(&run_id);
+    if workspace.exists() {
+        return Err(Error::env(format!("run {run_id}: workspace {} already exists", workspace.display())));
+    }
     let driver = driver::for_run(req.driver, &workspace, &recipe)?;
-    let abra_version = driver.preflight(sh)?;
+    // The probe may leave files in the run's (not yet registered) workspace, e.g. an ABRA_DIR:
+    // a run that stops here must leave nothing behind.
+    let abra_version = driver.preflight(sh).inspect_err(|_| {
+        let _ = fs_err::remove_dir_all(&workspace);
+    })?;
     progress.set_run(run_id.as_str());
 
     let state = RunState {

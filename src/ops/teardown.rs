@@ -67,8 +67,7 @@ fn teardown(state: &RunState, registry: &Registry, sh: &Shell, progress: &Progre
     if let Err(e) = driver.remove_app_data(sh, state, progress) {
         progress.log(format!("{e}; sweeping directly"));
     }
-    sweep(sh, state, Duration::from_secs(60), progress, &heartbeat)?;
-    leftovers(sh, state)
+    sweep(sh, state, Duration::from_secs(60), progress, &heartbeat)
 }
 
 /// Polls until no service, task or container of the stack remains: volumes cannot be removed
@@ -100,23 +99,33 @@ fn wait_gone(sh: &Shell, state: &RunState, timeout: Duration, progress: &Progres
     }
 }
 
-/// Removes secrets, configs, networks and volumes found by label or name prefix, retrying while
-/// Docker still reports them in use.
-fn sweep(sh: &Shell, state: &RunState, timeout: Duration, progress: &Progress, heartbeat: &dyn Fn()) -> Result<()> {
+/// Removes secrets, configs, networks and volumes found by label or name prefix until nothing
+/// of the stack is left or `timeout` passes; returns what is left. Docker reports networks and
+/// volumes in use for a while after the last container went, so it retries.
+fn sweep(
+    sh: &Shell,
+    state: &RunState,
+    timeout: Duration,
+    progress: &Progress,
+    heartbeat: &dyn Fn(),
+) -> Result<Vec<String>> {
     let start = Instant::now();
     loop {
         heartbeat();
-        let mut complaints = vec![];
-        for kind in [ObjectKind::Secret, ObjectKind::Config, ObjectKind::Network, ObjectKind::Volume] {
+        for kind in
+            [ObjectKind::Service, ObjectKind::Secret, ObjectKind::Config, ObjectKind::Network, ObjectKind::Volume]
+        {
             for name in docker::objects(sh, kind, &state.stack)? {
                 match docker::remove(sh, kind, &name) {
                     Ok(()) => progress.log(format!("removed {} {name}", kind.as_str())),
-                    Err(e) => complaints.push(e.to_string()),
+                    Err(e) if start.elapsed() > timeout => progress.log(e),
+                    Err(_) => {}
                 }
             }
         }
-        if complaints.is_empty() || start.elapsed() > timeout {
-            return Ok(());
+        let left = leftovers(sh, state)?;
+        if left.is_empty() || start.elapsed() > timeout {
+            return Ok(left);
         }
         std::thread::sleep(Duration::from_secs(2));
     }

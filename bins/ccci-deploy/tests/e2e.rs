@@ -1,0 +1,200 @@
+//! End-to-end: the pipe deploy → assert install → teardown on this machine's real swarm, with
+//! both drivers (abra through its test double), for a good recipe and for recipes that break.
+//! Needs Docker in swarm mode and the example image (`scripts/setup`); without them these tests
+//! fail, they do not skip.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+fn bin(name: &str) -> PathBuf {
+    let p = Path::new(env!("CARGO_BIN_EXE_ccci-deploy")).with_file_name(name);
+    assert!(p.exists(), "{} is not built: run `cargo build --workspace`", p.display());
+    p
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+}
+
+struct Run {
+    dir: PathBuf,
+    state_dir: PathBuf,
+    state_file: PathBuf,
+}
+
+impl Run {
+    fn new(name: &str, variant: &str) -> Run {
+        let dir = std::env::temp_dir().join(format!("ccci-e2e-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let out =
+            Command::new(root().join("examples/hello/make-repo")).arg(dir.join("hello")).arg(variant).output().unwrap();
+        assert!(out.status.success(), "make-repo: {}", String::from_utf8_lossy(&out.stderr));
+        Run { state_dir: dir.join("state"), state_file: dir.join("run.json"), dir }
+    }
+
+    fn cmd(&self, name: &str) -> Command {
+        let mut c = Command::new(bin(name));
+        c.env("CCCI_STATE_DIR", &self.state_dir)
+            .env("CCCI_ABRA", root().join("tests/support/abra"))
+            .env("CCCI_SERVING_TIMEOUT", "8s")
+            .env("CCCI_DEPLOY_TIMEOUT", "90s")
+            .stdin(Stdio::null());
+        c
+    }
+
+    fn deploy(&self, driver: &str) -> Output {
+        self.cmd("ccci-deploy")
+            .args(["--driver", driver, "--recipe-name", "hello", "--ref", "main", "--recipe"])
+            .arg(self.dir.join("hello"))
+            .arg("--state")
+            .arg(&self.state_file)
+            .output()
+            .unwrap()
+    }
+
+    fn step(&self, name: &str, args: &[&str]) -> Output {
+        self.cmd(name).args(args).arg("--state").arg(&self.state_file).output().unwrap()
+    }
+
+    fn state(&self) -> Value {
+        serde_json::from_str(&std::fs::read_to_string(&self.state_file).unwrap()).unwrap()
+    }
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        // A failing assertion must not leak the deployment: tear down whatever the state names.
+        if self.state_file.exists() && !registered(&self.state_dir).is_empty() {
+            let _ = self.step("ccci-teardown", &[]);
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Run ids in the registry (the lock file is not a run).
+fn registered(state_dir: &Path) -> Vec<String> {
+    let Ok(dir) = state_dir.join("runs").read_dir() else { return vec![] };
+    dir.filter_map(|e| e.ok()?.file_name().into_string().ok()).filter(|n| n.ends_with(".json")).collect()
+}
+
+fn op<'a>(state: &'a Value, name: &str) -> &'a Value {
+    state["ops"].as_array().unwrap().iter().rev().find(|o| o["op"] == name).unwrap_or_else(|| panic!("no op {name}"))
+}
+
+fn docker_lines(args: &[&str]) -> Vec<String> {
+    let out = Command::new("docker").args(args).output().expect("docker must be installed for the e2e tests");
+    assert!(out.status.success(), "docker {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).lines().map(String::from).collect()
+}
+
+/// Nothing with the stack's label or name prefix is left: services, tasks' containers, volumes,
+/// secrets, configs, networks.
+fn assert_nothing_left(stack: &str) {
+    let label = format!("label=com.docker.stack.namespace={stack}");
+    let prefix = format!("{stack}_");
+    let mut left = vec![];
+    for kind in ["service", "secret", "config", "network", "volume"] {
+        for name in docker_lines(&[kind, "ls", "--format", "{{.Name}}"]) {
+            if name.starts_with(&prefix) {
+                left.push(format!("{kind} {name}"));
+            }
+        }
+        left.extend(docker_lines(&[kind, "ls", "-q", "--filter", &label]).into_iter().map(|n| format!("{kind} {n}")));
+    }
+    left.extend(docker_lines(&["ps", "-aq", "--filter", &label]).into_iter().map(|c| format!("container {c}")));
+    assert!(left.is_empty(), "left on the swarm after teardown: {left:?}");
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Deploy → install → teardown; returns the final state after checking teardown left nothing.
+fn pipe(name: &str, driver: &str, variant: &str) -> (Value, i32, i32) {
+    let run = Run::new(name, variant);
+    let d = run.deploy(driver);
+    assert!(run.state_file.exists(), "deploy wrote no state: {}", stderr(&d));
+    let a = run.step("ccci-assert", &["install"]);
+    let t = run.step("ccci-teardown", &[]);
+    let state = run.state();
+    assert_eq!(t.status.code(), Some(0), "teardown: {}", stderr(&t));
+    assert_eq!(op(&state, "teardown")["result"], "pass");
+    assert_nothing_left(state["stack"].as_str().unwrap());
+    assert_eq!(registered(&run.state_dir), Vec::<String>::new(), "registry entry left behind");
+    assert!(!run.state_dir.join("work").join(state["run_id"].as_str().unwrap()).exists(), "workspace left behind");
+    (state, d.status.code().unwrap(), a.status.code().unwrap())
+}
+
+#[test]
+fn stack_driver_deploys_once_and_serves() {
+    let (s, deploy, install) = pipe("stack-ok", "stack", "ok");
+    assert_eq!((deploy, install), (0, 0), "{s:#}");
+    assert_eq!(s["deploys"], 1);
+    assert_eq!(op(&s, "deploy")["result"], "pass");
+    assert_eq!(op(&s, "install")["result"], "pass");
+    let app = &s["deployed"]["services"]["app"];
+    assert_eq!(app["running_replicas"], 1);
+    assert!(app["image_id"].as_str().unwrap().starts_with("sha256:"));
+    assert!(s["source"]["nar_hash"].as_str().unwrap().starts_with("sha256:"));
+    let serving =
+        op(&s, "install")["assertions"].as_array().unwrap().iter().find(|a| a["name"] == "serving app:8080").unwrap();
+    assert_eq!(serving["result"], "pass");
+}
+
+#[test]
+fn abra_driver_deploys_once_and_serves() {
+    let (s, deploy, install) = pipe("abra-ok", "abra", "ok");
+    assert_eq!((deploy, install), (0, 0), "{s:#}");
+    assert_eq!(s["deploys"], 1);
+    assert_eq!(s["driver"], "abra");
+    let stack = s["stack"].as_str().unwrap();
+    let labels = &s["deployed"]["services"]["app"]["labels"];
+    let commit = s["source"]["commit"].as_str().unwrap();
+    // The chaos deploy stamped the code under test (contract §3).
+    assert_eq!(labels[format!("coop-cloud.{stack}.chaos-version")], commit[..8]);
+    assert!(s["versions"]["abra"].as_str().unwrap().contains("test-double"));
+}
+
+#[test]
+fn missing_image_fails_deploy_with_the_task_error() {
+    let (s, deploy, install) = pipe("stack-noimage", "stack", "missing-image");
+    assert_eq!(deploy, 1);
+    let d = op(&s, "deploy");
+    assert_eq!(d["result"], "fail");
+    assert!(d["detail"].as_str().unwrap().contains("No such image"), "{d}");
+    assert_eq!(install, 0);
+    assert_eq!(op(&s, "install")["result"], "skip");
+}
+
+#[test]
+fn crash_loop_fails_deploy_with_abra_driver() {
+    let (s, deploy, _) = pipe("abra-crash", "abra", "crash");
+    assert_eq!(deploy, 1);
+    let d = op(&s, "deploy");
+    assert_eq!(d["result"], "fail");
+    let detail = d["detail"].as_str().unwrap();
+    assert!(detail.contains("crash-looping") && detail.contains("exit code 3"), "{detail}");
+}
+
+#[test]
+fn not_serving_fails_install() {
+    let (s, deploy, install) = pipe("stack-404", "stack", "not-serving");
+    assert_eq!((deploy, install), (0, 1));
+    let i = op(&s, "install");
+    assert_eq!(i["result"], "fail");
+    assert!(i["detail"].as_str().unwrap().contains("404"), "{i}");
+}
+
+#[test]
+fn overlong_config_name_is_refused_before_deploying() {
+    let (s, deploy, _) = pipe("stack-longcfg", "stack", "long-config");
+    assert_eq!(deploy, 1);
+    let d = op(&s, "deploy");
+    assert_eq!(d["result"], "fail");
+    let detail = d["detail"].as_str().unwrap();
+    assert!(detail.contains("config name") && detail.contains("65 characters"), "{detail}");
+    assert_eq!(s["deploys"], 0, "nothing was deployed");
+}
