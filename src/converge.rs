@@ -232,7 +232,7 @@ mod tests {
         let f = |id: &str| Task { id: id.into(), ..task("failed", "shutdown", "task: non-zero exit (1)", T1) };
         let mut seen = Failures::default();
         let two = status(vec![f("a"), f("b"), task("starting", "running", "", T1)], 1);
-        assert!(matches!(judge(&[two.clone()], 0, &mut seen), Verdict::Waiting(_)));
+        assert!(matches!(judge(std::slice::from_ref(&two), 0, &mut seen), Verdict::Waiting(_)));
         assert!(matches!(judge(&[two], 0, &mut seen), Verdict::Waiting(_)), "the same failures twice are two");
         // Swarm pruned a and b; c is the third failure all the same.
         let pruned = status(vec![f("c"), task("starting", "running", "", T1)], 1);
