@@ -54,13 +54,15 @@ fn main() {
         if state_file.is_some() && run_id.is_some() {
             return Err(Error::bad_input("give either --state or --run, not both"));
         }
-        let registry = Registry::open()?;
         let sh = xshell::Shell::new()?;
         match run_id {
-            Some(id) => by_id(&id, &registry, &sh, progress),
+            Some(id) => by_id(&id, &Registry::open()?, &sh, progress),
             None => {
                 let io = cli::state_io(state_file);
+                // Read (and validate) the state before opening the registry, which creates
+                // $CCCI_STATE_DIR: bad input must change nothing outside.
                 let mut state = io.read()?;
+                let registry = Registry::open()?;
                 progress.set_run(state.run_id.as_str());
                 let outcome = teardown::run(&mut state, &registry, &sh, progress);
                 io.write(&state)?;

@@ -1,0 +1,485 @@
+//! Bad input to `ccci-deploy`, `ccci-assert` and `ccci-teardown`: each case must exit 2, say what
+//! is wrong in exactly one line on stderr, print nothing on stdout, and create nothing: no file
+//! or directory (the test's `CCCI_STATE_DIR` stays absent, its HOME and working directory stay
+//! empty) and no swarm object.
+//!
+//! Needs docker with an active swarm (for the before/after snapshot of its objects); fails
+//! without it.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Run, Sandbox, marker, new_objects_of_ours, swarm_objects};
+use serde_json::{Value, json};
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// One bad invocation.
+struct Case<'a> {
+    bin: &'a str,
+    args: Vec<String>,
+    env: Vec<(&'a str, String)>,
+    stdin: Option<Vec<u8>>,
+    /// Phrases the one error line must contain (the field, flag or value at fault).
+    says: Vec<String>,
+}
+
+impl<'a> Case<'a> {
+    fn new(bin: &'a str, args: &[&str]) -> Case<'a> {
+        Case { bin, args: args.iter().map(|s| s.to_string()).collect(), env: vec![], stdin: None, says: vec![] }
+    }
+    fn env(mut self, k: &'a str, v: impl Into<String>) -> Self {
+        self.env.push((k, v.into()));
+        self
+    }
+    fn stdin(mut self, bytes: impl Into<Vec<u8>>) -> Self {
+        self.stdin = Some(bytes.into());
+        self
+    }
+    fn says(mut self, phrase: impl Into<String>) -> Self {
+        self.says.push(phrase.into());
+        self
+    }
+}
+
+/// Runs `case` in a fresh sandbox (built by `setup`) and checks the bad-input contract.
+fn refuse(test: &str, setup: impl FnOnce(&Sandbox) -> Case<'static>) {
+    let sb = Sandbox::new(test);
+    let home = sb.dir("home");
+    let cwd = sb.dir("cwd");
+    sb.dir("src/hello"); // an existing (if empty) recipe source, for cases that fail elsewhere
+    let case = setup(&sb);
+    let files_before = sb.listing();
+    let swarm_before = swarm_objects();
+
+    let mut run = Run::new(case.bin, &case.args.iter().map(String::as_str).collect::<Vec<_>>(), &cwd, &home)
+        .env("CCCI_STATE_DIR", sb.state_dir())
+        .env("CCCI_DOMAIN_SUFFIX", common::domain_suffix());
+    for (k, v) in &case.env {
+        run = run.env(k, v);
+    }
+    if let Some(bytes) = case.stdin.clone() {
+        run = run.stdin(bytes);
+    }
+    let ran = run.run(LIMIT);
+
+    let what = format!("{} {:?} (env {:?})", case.bin, case.args, case.env);
+    assert_eq!(ran.code, Some(2), "{what}: exit status; stderr:\n{}", ran.stderr);
+    assert_eq!(ran.stdout, "", "{what}: stdout must stay empty");
+    let lines: Vec<&str> = ran.stderr.lines().collect();
+    assert!(
+        lines.len() == 1 && ran.stderr.ends_with('\n'),
+        "{what}: expected exactly one line on stderr, got {}:\n{}",
+        lines.len(),
+        ran.stderr
+    );
+    let line = lines[0];
+    assert!(line.starts_with(&format!("{}: error: ", case.bin)), "{what}: {line}");
+    for phrase in &case.says {
+        assert!(line.contains(phrase.as_str()), "{what}: the error does not mention {phrase:?}: {line}");
+    }
+
+    assert!(!sb.state_dir().exists(), "{what}: created CCCI_STATE_DIR: {:?}", sb.listing());
+    assert_eq!(sb.listing(), files_before, "{what}: files changed in the sandbox");
+    let new = new_objects_of_ours(&swarm_before);
+    assert!(new.is_empty(), "{what}: created swarm objects: {new:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Malformed run-states, for ccci-assert and ccci-teardown
+// ---------------------------------------------------------------------------------------------
+
+fn run_id() -> String {
+    format!("badi-{}", &marker()[..6])
+}
+
+/// A valid run-state (no deploy recorded), in the sandbox's namespace.
+fn valid_state(sb: &Sandbox) -> Value {
+    let id = run_id();
+    let domain = format!("{id}.{}", common::domain_suffix());
+    json!({
+        "schema": "ccci.run/v1",
+        "run_id": id,
+        "recipe": "hello",
+        "driver": "stack",
+        "source": {"repo": sb.root.join("src/hello"), "ref": "main", "commit": null, "nar_hash": null},
+        "domain": domain,
+        "stack": domain.replace('.', "_"),
+        "workspace": sb.state_dir().join("work").join(&id),
+        "env_file": null,
+        "created_at": "2026-01-01T00:00:00Z",
+        "deploys": 0,
+        "deployed": null,
+        "ops": [],
+        "versions": {"ccci": "0.1.0", "abra": null}
+    })
+}
+
+fn text(v: &Value) -> String {
+    serde_json::to_string_pretty(v).unwrap()
+}
+
+/// The state variants: (name, how to make it from a valid state, phrases of the error).
+type Variant = (&'static str, fn(&Sandbox) -> Vec<u8>, &'static [&'static str]);
+
+fn mutated(sb: &Sandbox, f: impl FnOnce(&mut Value)) -> Vec<u8> {
+    let mut v = valid_state(sb);
+    f(&mut v);
+    text(&v).into_bytes()
+}
+
+const VARIANTS: &[Variant] = &[
+    ("not_json", |_| b"this is not JSON\n".to_vec(), &["not JSON", "line 1 column"]),
+    (
+        "truncated_json",
+        |sb| {
+            let t = text(&valid_state(sb));
+            t.as_bytes()[..t.len() / 2].to_vec()
+        },
+        &["not JSON", "EOF while parsing"],
+    ),
+    ("empty_stdin", |_| vec![], &["empty input"]),
+    ("json_array", |_| b"[{\"schema\": \"ccci.run/v1\"}]".to_vec(), &["expected a JSON object", "array"]),
+    ("wrong_schema", |sb| mutated(sb, |v| v["schema"] = "ccci.run/v2".into()), &["`schema`", "ccci.run/v1"]),
+    (
+        "missing_stack",
+        |sb| {
+            mutated(sb, |v| {
+                v.as_object_mut().unwrap().remove("stack");
+            })
+        },
+        &["missing field `stack`"],
+    ),
+    ("run_id_escapes", |sb| mutated(sb, |v| v["run_id"] = "../../etc".into()), &["`run_id`", "../../etc"]),
+    ("domain_with_spaces", |sb| mutated(sb, |v| v["domain"] = "evil domain.example".into()), &["`domain`"]),
+    ("stack_not_matching_domain", |sb| mutated(sb, |v| v["stack"] = "other_stack".into()), &["`stack`", "other_stack"]),
+    ("unknown_driver", |sb| mutated(sb, |v| v["driver"] = "kubernetes".into()), &["`driver`", "kubernetes"]),
+    (
+        "op_result_passed",
+        |sb| {
+            mutated(sb, |v| {
+                v["ops"] = json!([{"op": "deploy", "result": "passed", "started_at": "2026-01-01T00:00:00Z",
+                                   "duration_ms": 1, "detail": "x"}])
+            })
+        },
+        &["ops[0].result", "passed"],
+    ),
+    (
+        "commit_with_shell_chars",
+        |sb| mutated(sb, |v| v["source"]["commit"] = "abc; rm -rf /".into()),
+        &["source.commit", "abc; rm -rf /"],
+    ),
+    (
+        "relative_workspace",
+        |sb| mutated(sb, |v| v["workspace"] = "relative/work".into()),
+        &["`workspace`", "relative/work"],
+    ),
+    ("negative_deploys", |sb| mutated(sb, |v| v["deploys"] = (-1).into()), &["`deploys`", "-1"]),
+];
+
+fn variant(name: &str) -> &'static Variant {
+    VARIANTS.iter().find(|v| v.0 == name).unwrap_or_else(|| panic!("no variant {name}"))
+}
+
+fn assert_refuses_state(name: &str) {
+    let (_, make, says) = variant(name);
+    refuse(&format!("assert-{name}"), |sb| {
+        let mut c = Case::new("ccci-assert", &["install"]).stdin(make(sb));
+        for s in *says {
+            c = c.says(*s);
+        }
+        c
+    });
+}
+
+fn teardown_refuses_state(name: &str) {
+    let (_, make, says) = variant(name);
+    refuse(&format!("teardown-{name}"), |sb| {
+        let mut c = Case::new("ccci-teardown", &[]).stdin(make(sb));
+        for s in *says {
+            c = c.says(*s);
+        }
+        c
+    });
+}
+
+macro_rules! state_cases {
+    ($($name:ident),* $(,)?) => {
+        mod assert_state {
+            $(#[test] fn $name() { super::assert_refuses_state(stringify!($name)); })*
+        }
+        mod teardown_state {
+            $(#[test] fn $name() { super::teardown_refuses_state(stringify!($name)); })*
+        }
+        #[test]
+        fn every_state_variant_is_tested() {
+            let tested = [$(stringify!($name)),*];
+            for v in VARIANTS {
+                assert!(tested.contains(&v.0), "variant {} has no test", v.0);
+            }
+        }
+    };
+}
+
+state_cases!(
+    not_json,
+    truncated_json,
+    empty_stdin,
+    json_array,
+    wrong_schema,
+    missing_stack,
+    run_id_escapes,
+    domain_with_spaces,
+    stack_not_matching_domain,
+    unknown_driver,
+    op_result_passed,
+    commit_with_shell_chars,
+    relative_workspace,
+    negative_deploys,
+);
+
+/// The control: the unmutated state is accepted, so each variant fails for its one change.
+#[test]
+fn valid_state_is_accepted() {
+    let sb = Sandbox::new("valid-state");
+    let (home, cwd) = (sb.dir("home"), sb.dir("cwd"));
+    let state = text(&valid_state(&sb));
+    let ran = Run::new("ccci-assert", &["install"], &cwd, &home)
+        .env("CCCI_STATE_DIR", sb.state_dir())
+        .stdin(state.clone())
+        .run(LIMIT);
+    assert_eq!(ran.code, Some(0), "ccci-assert on a valid state: {}", ran.stderr);
+    let out: Value = serde_json::from_str(&ran.stdout).expect("ccci-assert prints the state");
+    assert_eq!(out["ops"][0]["result"], "skip", "no deploy recorded: install is skipped");
+
+    let ran = Run::new("ccci-teardown", &[], &cwd, &home).env("CCCI_STATE_DIR", sb.state_dir()).stdin(state).run(LIMIT);
+    assert_eq!(ran.code, Some(0), "ccci-teardown on a valid state: {}", ran.stderr);
+    assert_eq!(sb.entries("runs"), Vec::<String>::new(), "teardown leaves no registry entry");
+}
+
+#[test]
+fn assert_state_file_that_is_not_json_is_left_alone() {
+    refuse("assert-state-file", |sb| {
+        let f = sb.root.join("run.json");
+        std::fs::write(&f, "{\"schema\": \"ccci.run/v1\",").unwrap();
+        Case::new("ccci-assert", &["install", "--state", f.to_str().unwrap()]).says("run.json").says("not JSON")
+    });
+}
+
+#[test]
+fn teardown_state_file_that_does_not_exist() {
+    refuse("teardown-no-state-file", |sb| {
+        let f = sb.root.join("missing.json");
+        Case::new("ccci-teardown", &["--state", f.to_str().unwrap()]).says("missing.json")
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// ccci-deploy arguments and settings
+// ---------------------------------------------------------------------------------------------
+
+/// `ccci-deploy --recipe <existing dir> --ref main` plus `extra`.
+fn deploy(sb: &Sandbox, extra: &[&str]) -> Case<'static> {
+    let src = sb.root.join("src/hello");
+    let mut args = vec!["--recipe", src.to_str().unwrap(), "--ref", "main"];
+    args.extend(extra);
+    Case::new("ccci-deploy", &args)
+}
+
+#[test]
+fn recipe_name_with_dot_dot() {
+    refuse("name-dotdot", |sb| deploy(sb, &["--recipe-name", "../x"]).says("invalid recipe name").says("\"../x\""));
+}
+
+#[test]
+fn recipe_name_with_shell_command() {
+    refuse("name-shell", |sb| {
+        deploy(sb, &["--recipe-name", "a;rm -rf /"]).says("invalid recipe name").says("a;rm -rf /")
+    });
+}
+
+#[test]
+fn recipe_name_with_command_substitution() {
+    refuse("name-subst", |sb| {
+        // The sandbox listing check proves `pwned` was not created.
+        let name = format!("$(touch {}/pwned)", sb.root.display());
+        deploy(sb, &["--recipe-name", &name]).says("invalid recipe name").says("$(touch ")
+    });
+}
+
+#[test]
+fn recipe_name_uppercase() {
+    refuse("name-upper", |sb| deploy(sb, &["--recipe-name", "Hello"]).says("invalid recipe name").says("\"Hello\""));
+}
+
+#[test]
+fn recipe_name_64_chars() {
+    refuse("name-64", |sb| {
+        let name = "a".repeat(64);
+        deploy(sb, &["--recipe-name", &name]).says("invalid recipe name").says(name.as_str()).says("1-63")
+    });
+}
+
+#[test]
+fn source_that_git_would_read_as_an_option() {
+    refuse("source-dash", |sb| {
+        let arg = format!("--recipe=--upload-pack=touch {}/pwned", sb.root.display());
+        Case::new("ccci-deploy", &[&arg, "--ref", "main"]).says("invalid recipe source").says("--upload-pack")
+    });
+}
+
+#[test]
+fn ref_with_dot_dot() {
+    refuse("ref-dotdot", |sb| {
+        let src = sb.root.join("src/hello");
+        Case::new("ccci-deploy", &["--recipe", src.to_str().unwrap(), "--ref", "main..evil"])
+            .says("invalid git ref")
+            .says("main..evil")
+    });
+}
+
+#[test]
+fn ref_starting_with_dash() {
+    refuse("ref-dash", |sb| {
+        let src = sb.root.join("src/hello");
+        Case::new("ccci-deploy", &["--recipe", src.to_str().unwrap(), "--ref", "--upload-pack=evil"])
+            .says("invalid git ref")
+            .says("--upload-pack=evil")
+    });
+}
+
+#[test]
+fn source_that_does_not_exist() {
+    refuse("source-missing", |sb| {
+        let src = sb.root.join("nowhere/hello");
+        Case::new("ccci-deploy", &["--recipe", src.to_str().unwrap(), "--ref", "main"])
+            .says("does not exist")
+            .says(src.to_str().unwrap())
+    });
+}
+
+#[test]
+fn domain_suffix_too_long_for_abra_stack_names() {
+    // 11 (run id) + 1 + 34 = 46 > 45 characters of stack name.
+    refuse("suffix-long", |sb| {
+        let suffix = format!("t{}-{}.localhost", marker(), "x".repeat(14));
+        assert_eq!(suffix.len(), 34);
+        deploy(sb, &[]).env("CCCI_DOMAIN_SUFFIX", suffix).says("CCCI_DOMAIN_SUFFIX").says("at most 45")
+    });
+}
+
+#[test]
+fn domain_suffix_invalid() {
+    refuse("suffix-bad", |sb| {
+        deploy(sb, &[]).env("CCCI_DOMAIN_SUFFIX", "CI_Zone!.example").says("CCCI_DOMAIN_SUFFIX").says("CI_Zone!")
+    });
+}
+
+#[test]
+fn deploy_unknown_flag() {
+    refuse("deploy-flag", |sb| deploy(sb, &["--bogus"]).says("--bogus").says("ccci-deploy --help"));
+}
+
+#[test]
+fn assert_unknown_flag() {
+    refuse("assert-flag", |_| Case::new("ccci-assert", &["install", "--bogus"]).says("--bogus"));
+}
+
+#[test]
+fn teardown_unknown_flag() {
+    refuse("teardown-flag", |_| Case::new("ccci-teardown", &["--bogus"]).says("--bogus"));
+}
+
+#[test]
+fn deploy_missing_ref() {
+    refuse("no-ref", |sb| {
+        let src = sb.root.join("src/hello");
+        Case::new("ccci-deploy", &["--recipe", src.to_str().unwrap()]).says("missing --ref")
+    });
+}
+
+#[test]
+fn deploy_missing_recipe() {
+    refuse("no-recipe", |_| Case::new("ccci-deploy", &["--ref", "main"]).says("missing --recipe"));
+}
+
+#[test]
+fn deploy_unknown_driver() {
+    refuse("driver", |sb| deploy(sb, &["--driver", "kubernetes"]).says("unknown driver").says("kubernetes"));
+}
+
+#[test]
+fn deploy_timeout_not_a_duration() {
+    refuse("timeout", |sb| deploy(sb, &[]).env("CCCI_DEPLOY_TIMEOUT", "soon").says("CCCI_DEPLOY_TIMEOUT").says("soon"));
+}
+
+#[test]
+fn deploy_lease_ttl_not_a_duration() {
+    refuse("lease", |sb| deploy(sb, &[]).env("CCCI_LEASE_TTL", "forever").says("CCCI_LEASE_TTL"));
+}
+
+#[test]
+fn deploy_state_dir_relative() {
+    refuse("state-dir-rel", |sb| {
+        deploy(sb, &[]).env("CCCI_STATE_DIR", "relative/state").says("CCCI_STATE_DIR").says("absolute")
+    });
+}
+
+#[test]
+fn deploy_abra_server_invalid() {
+    refuse("abra-server", |sb| {
+        deploy(sb, &["--driver", "abra"])
+            .env("CCCI_ABRA_SERVER", "../evil")
+            .env("CCCI_ABRA", "/nonexistent/abra")
+            .says("CCCI_ABRA_SERVER")
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// ccci-assert and ccci-teardown arguments
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn assert_missing_tier() {
+    refuse("no-tier", |sb| Case::new("ccci-assert", &[]).stdin(text(&valid_state(sb))).says("missing TIER"));
+}
+
+#[test]
+fn assert_unknown_tier() {
+    refuse("tier", |sb| {
+        Case::new("ccci-assert", &["smoke"]).stdin(text(&valid_state(sb))).says("unknown tier").says("\"smoke\"")
+    });
+}
+
+#[test]
+fn teardown_state_and_run_together() {
+    refuse("state-and-run", |sb| {
+        let f = sb.root.join("run.json");
+        std::fs::write(&f, text(&valid_state(sb))).unwrap();
+        Case::new("ccci-teardown", &["--state", f.to_str().unwrap(), "--run", &run_id()]).says("--state").says("--run")
+    });
+}
+
+#[test]
+fn teardown_run_not_an_id() {
+    refuse("run-not-id", |_| {
+        Case::new("ccci-teardown", &["--run", "not-an-id"]).says("invalid run id").says("\"not-an-id\"")
+    });
+}
+
+#[test]
+fn teardown_run_id_escaping_the_registry() {
+    refuse("run-escape", |_| Case::new("ccci-teardown", &["--run", "../../etc/passwd"]).says("invalid run id"));
+}
+
+#[test]
+fn teardown_state_dir_relative() {
+    refuse("teardown-state-dir-rel", |sb| {
+        Case::new("ccci-teardown", &[])
+            .stdin(text(&valid_state(sb)))
+            .env("CCCI_STATE_DIR", "relative/state")
+            .says("CCCI_STATE_DIR")
+            .says("absolute")
+    });
+}
