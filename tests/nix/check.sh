@@ -15,7 +15,7 @@
 #     drone-runner-exec with stub binaries (drone_exec.py, pipeline_test.py).
 #
 # Installs its own tools (idempotent), exits non-zero on any failure and ends with
-# `nix checks: N passed, M failed`.
+# `nix-checks: N passed, M failed`.
 #
 # usage: tests/nix/check.sh [--write]   (--write regenerates nix/recipe-ci.drone.yml)
 
@@ -341,7 +341,7 @@ verify_quietly() {
 }
 
 finish() {
-	echo "nix checks: $passed passed, $failed failed"
+	echo "nix-checks: $passed passed, $failed failed"
 	[ "$failed" -eq 0 ]
 	exit
 }
