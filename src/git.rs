@@ -219,6 +219,15 @@ mod tests {
         fs_err::write(dir.join("sub/x"), "y").unwrap();
         assert_ne!(nar_hash(&dir).unwrap(), a);
         assert!(a.starts_with("sha256:") && a.len() == 71);
+        // Where Nix is installed (the Nix checks install it), the digest must be Nix's own.
+        fs_err::remove_dir_all(dir.join(".git")).unwrap();
+        let b = nar_hash(&dir).unwrap();
+        if let Ok(out) = std::process::Command::new("nix-hash").args(["--type", "sha256"]).arg(&dir).output() {
+            assert!(out.status.success());
+            assert_eq!(format!("sha256:{}", String::from_utf8_lossy(&out.stdout).trim()), b);
+        } else {
+            eprintln!("nix-hash not installed: NAR digest not compared with Nix's");
+        }
         fs_err::remove_dir_all(&dir).unwrap();
     }
 }

@@ -7,21 +7,23 @@ use std::time::Instant;
 pub struct Progress {
     bin: &'static str,
     run: std::cell::RefCell<Option<String>>,
-    start: Instant,
+    start: std::cell::Cell<Instant>,
 }
 
 impl Progress {
     pub fn new(bin: &'static str) -> Progress {
-        Progress { bin, run: Default::default(), start: Instant::now() }
+        Progress { bin, run: Default::default(), start: std::cell::Cell::new(Instant::now()) }
     }
 
-    /// Names the run in every later line.
+    /// Names the run in every later line and starts the clock again: in a pipe every stage
+    /// starts at once, and the time spent waiting for the run-state is not this stage's work.
     pub fn set_run(&self, run: &str) {
         *self.run.borrow_mut() = Some(run.to_string());
+        self.start.set(Instant::now());
     }
 
     pub fn log(&self, msg: impl Display) {
-        let secs = self.start.elapsed().as_secs_f64();
+        let secs = self.start.get().elapsed().as_secs_f64();
         match &*self.run.borrow() {
             Some(run) => eprintln!("[{} {run} {secs:6.1}s] {msg}", self.bin),
             None => eprintln!("[{} {secs:6.1}s] {msg}", self.bin),
@@ -29,6 +31,6 @@ impl Progress {
     }
 
     pub fn elapsed_secs(&self) -> f64 {
-        self.start.elapsed().as_secs_f64()
+        self.start.get().elapsed().as_secs_f64()
     }
 }
