@@ -11,7 +11,7 @@ use crate::docker::{self, RUN_LABEL, STACK_LABEL};
 use crate::error::{Context, Error, Kind, Result};
 use crate::progress::Progress;
 use crate::recipe::{Compose, EnvFile};
-use crate::state::{DriverKind, RunState};
+use crate::state::{BaseRelease, DriverKind, RunState};
 
 pub trait Driver {
     fn kind(&self) -> DriverKind;
@@ -19,10 +19,20 @@ pub trait Driver {
     fn recipe_dir(&self) -> PathBuf;
     /// Checks the tool the driver drives, before anything is created; returns its version.
     fn preflight(&self, sh: &Shell) -> Result<Option<String>>;
-    /// Creates the app (its env file, its generated secrets); returns the env file.
-    fn create_app(&self, sh: &Shell, state: &RunState, compose: &Compose, progress: &Progress) -> Result<PathBuf>;
-    /// Deploys the recipe tree as it is checked out (the run's one deploy).
-    fn deploy(&self, sh: &Shell, state: &RunState, progress: &Progress) -> Result<()>;
+    /// Creates the app (its env file, its generated secrets); returns the env file. `base` is
+    /// the release that will be deployed first, if any.
+    fn create_app(
+        &self,
+        sh: &Shell,
+        state: &RunState,
+        compose: &Compose,
+        base: Option<&BaseRelease>,
+        progress: &Progress,
+    ) -> Result<PathBuf>;
+    /// The run's one deploy: of `base` as a release, or of the tree as it is checked out.
+    fn deploy(&self, sh: &Shell, state: &RunState, base: Option<&BaseRelease>, progress: &Progress) -> Result<()>;
+    /// Redeploys the checked-out tree in place onto the same stack (the upgrade to the head).
+    fn redeploy(&self, sh: &Shell, state: &RunState, progress: &Progress) -> Result<()>;
     /// Asks the stack to go away; teardown waits and sweeps afterwards.
     fn undeploy(&self, sh: &Shell, state: &RunState, progress: &Progress) -> Result<()>;
     /// Once no container of the stack is left: volumes and secrets, the driver's way.
@@ -113,7 +123,14 @@ impl Driver for StackDriver {
         Ok(None)
     }
 
-    fn create_app(&self, sh: &Shell, state: &RunState, compose: &Compose, progress: &Progress) -> Result<PathBuf> {
+    fn create_app(
+        &self,
+        sh: &Shell,
+        state: &RunState,
+        compose: &Compose,
+        _base: Option<&BaseRelease>,
+        progress: &Progress,
+    ) -> Result<PathBuf> {
         let mut env = env_sample(&self.recipe_dir())?;
         env.set("TYPE", self.recipe.as_str());
         env.set("DOMAIN", state.domain.as_str());
@@ -135,7 +152,12 @@ impl Driver for StackDriver {
         Ok(path)
     }
 
-    fn deploy(&self, sh: &Shell, state: &RunState, progress: &Progress) -> Result<()> {
+    fn deploy(&self, sh: &Shell, state: &RunState, _base: Option<&BaseRelease>, progress: &Progress) -> Result<()> {
+        // The tree is already checked out at the base release (or the head).
+        self.redeploy(sh, state, progress)
+    }
+
+    fn redeploy(&self, sh: &Shell, state: &RunState, progress: &Progress) -> Result<()> {
         let dir = self.recipe_dir();
         let app_env = EnvFile::read(&self.env_file())?;
         let files = crate::recipe::compose_files(&app_env);
@@ -181,12 +203,23 @@ impl Driver for AbraDriver {
         Ok(self.abra.version(sh))
     }
 
-    fn create_app(&self, sh: &Shell, state: &RunState, _compose: &Compose, progress: &Progress) -> Result<PathBuf> {
+    fn create_app(
+        &self,
+        sh: &Shell,
+        state: &RunState,
+        _compose: &Compose,
+        base: Option<&BaseRelease>,
+        progress: &Progress,
+    ) -> Result<PathBuf> {
         // The local swarm is abra's server `default`: a server is a directory of app env files.
         fs_err::create_dir_all(self.abra.abra_dir.join("servers").join(&self.abra.server))?;
-        // --chaos keeps abra from moving the checkout to a release tag (contract P4): this run
-        // deploys the tree ccci checked out and hashed.
-        let args = self.abra.app_new_args(&self.recipe, None, &state.domain, true);
+        // A release base is created at its version, as an operator would. Otherwise --chaos keeps
+        // abra from moving the checkout to a release tag (contract P4): the run deploys the tree
+        // ccci checked out and hashed.
+        let args = match base {
+            Some(b) if b.annotated => self.abra.app_new_args(&self.recipe, Some(&b.tag), &state.domain, false),
+            _ => self.abra.app_new_args(&self.recipe, None, &state.domain, true),
+        };
         progress.log(format!("abra {}", args.join(" ")));
         self.abra.run(sh, &args, Kind::OpFailed)?;
         let env_file = self.abra.env_file(&state.domain);
@@ -196,8 +229,21 @@ impl Driver for AbraDriver {
         Ok(env_file)
     }
 
-    fn deploy(&self, sh: &Shell, state: &RunState, progress: &Progress) -> Result<()> {
-        let args = self.abra.app_deploy_args(&state.domain, None, true, false);
+    fn deploy(&self, sh: &Shell, state: &RunState, base: Option<&BaseRelease>, progress: &Progress) -> Result<()> {
+        let args = match base {
+            // A normal release deploy of the base, on the clean tree abra checks out itself.
+            Some(b) if b.annotated => self.abra.app_deploy_args(&state.domain, Some(&b.tag), false, false),
+            _ => self.abra.app_deploy_args(&state.domain, None, true, false),
+        };
+        progress.log(format!("abra {}", args.join(" ")));
+        self.abra.run(sh, &args, Kind::OpFailed)?;
+        Ok(())
+    }
+
+    fn redeploy(&self, sh: &Shell, state: &RunState, progress: &Progress) -> Result<()> {
+        // In place: --chaos deploys the tree as checked out (the head) and stamps its commit;
+        // --force because the app is already deployed.
+        let args = self.abra.app_deploy_args(&state.domain, None, true, true);
         progress.log(format!("abra {}", args.join(" ")));
         self.abra.run(sh, &args, Kind::OpFailed)?;
         Ok(())

@@ -34,9 +34,30 @@ pub struct RunState {
     /// What is actually on the swarm after the last deploy or redeploy.
     #[serde(default)]
     pub deployed: Option<Deployed>,
+    /// The upgrade tier's plan, decided by the deploy: which release went on first.
+    #[serde(default)]
+    pub upgrade: Option<UpgradePlan>,
     #[serde(default)]
     pub ops: Vec<OpRecord>,
     pub versions: Versions,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct UpgradePlan {
+    /// The published release deployed first; `None` when there is none before the head (the
+    /// head was deployed and the upgrade will be skipped).
+    pub base: Option<BaseRelease>,
+    /// Why this base, or why no upgrade, in words.
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BaseRelease {
+    pub tag: String,
+    pub commit: String,
+    /// Lightweight tags cannot be deployed as releases by abra (contract P11): the base is then
+    /// deployed as a chaos deploy of the tag's tree.
+    pub annotated: bool,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -267,6 +288,14 @@ impl RunState {
         self.ops.push(record);
     }
 
+    /// `Some(reason)` when the deploy-once rule is broken: a run that deployed must have
+    /// deployed exactly once; an in-place redeploy is not a deploy.
+    pub fn deploy_once_violation(&self) -> Option<String> {
+        let deployed = self.last_op("deploy").is_some_and(|d| d.result == Outcome::Pass);
+        (self.deploys > 1 || (deployed && self.deploys != 1))
+            .then(|| format!("deploy-once violated: deploys = {}", self.deploys))
+    }
+
     /// The latest record of `op`, if it ran.
     pub fn last_op(&self, op: &str) -> Option<&OpRecord> {
         self.ops.iter().rev().find(|r| r.op == op)
@@ -370,6 +399,7 @@ pub(crate) mod tests {
             created_at: "2026-11-21T22:34:08Z".into(),
             deploys: 0,
             deployed: None,
+            upgrade: None,
             ops: vec![],
             versions: Versions { ccci: "0.1.0".into(), abra: None },
         }

@@ -8,7 +8,7 @@ use crate::serving::{self, StatusPolicy};
 use crate::state::{Assertion, OpTimer, Outcome, RunState};
 
 /// The tiers ccci-assert knows.
-pub const TIERS: &[&str] = &["install"];
+pub const TIERS: &[&str] = &["install", "upgrade"];
 
 /// The outcome of a set of assertions: any error wins, then any failure; all skipped is a skip.
 pub fn combine(assertions: &[Assertion]) -> Outcome {
@@ -23,21 +23,77 @@ pub fn combine(assertions: &[Assertion]) -> Outcome {
     }
 }
 
-/// Runs the install tier's generic assertions and records them as the `install` op.
-pub fn install(state: &mut RunState, sh: &Shell, progress: &Progress) -> Outcome {
-    let timer = OpTimer::start("install");
-    let deploy = state.last_op("deploy").map(|r| r.result);
-    if deploy != Some(Outcome::Pass) {
-        let why = match deploy {
-            None => "skipped: the run has no deploy".to_string(),
-            Some(r) => format!("skipped: deploy did not pass ({})", r.as_str()),
-        };
-        progress.log(&why);
-        state.push_op(timer.finish(Outcome::Skip, why, vec![]));
+/// Runs a tier's generic assertions and records them as the op named for the tier.
+pub fn run(tier: &str, state: &mut RunState, sh: &Shell, progress: &Progress) -> Outcome {
+    // The install tier is the assertion itself ("is it serving?"); later tiers have an op of
+    // their own (ccci-upgrade records `upgrade`), so their assertions are `assert <tier>`.
+    let op = if tier == "install" { "install".to_string() } else { format!("assert {tier}") };
+    let timer = OpTimer::start(&op);
+    if let Some(v) = state.deploy_once_violation() {
+        progress.log(&v);
+        state.push_op(timer.finish(Outcome::Error, v, vec![]));
+        return Outcome::Error;
+    }
+    if let Some(why) = skip_reason(tier, state) {
+        progress.log(format!("{op} skipped: {why}"));
+        state.push_op(timer.finish(Outcome::Skip, format!("skipped: {why}"), vec![]));
         return Outcome::Skip;
     }
+    let mut assertions = vec![];
+    if tier == "upgrade" {
+        assertions.push(moved_evidence(state));
+    }
+    assertions.push(converged(state, sh));
+    generic_serving(state, progress, &mut assertions);
+    let outcome = combine(&assertions);
+    let detail = assertions
+        .iter()
+        .filter(|a| a.result != Outcome::Pass)
+        .map(|a| format!("{}: {}", a.name, a.detail))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let detail = if detail.is_empty() { format!("{} assertions passed", assertions.len()) } else { detail };
+    state.push_op(timer.finish(outcome, detail, assertions));
+    outcome
+}
 
-    let mut assertions = vec![converged(state, sh)];
+/// Why a tier has nothing to check: its op did not happen (or the run is dead).
+fn skip_reason(tier: &str, state: &RunState) -> Option<String> {
+    let result = |op: &str| state.last_op(op).map(|r| r.result);
+    match result("deploy") {
+        Some(Outcome::Pass) => {}
+        Some(r) => return Some(format!("deploy did not pass ({})", r.as_str())),
+        None => return Some("the run has no deploy".into()),
+    }
+    if tier == "install" {
+        return None;
+    }
+    if let Some(r) = result("install").filter(|r| *r != Outcome::Pass) {
+        return Some(format!("install failed ({})", r.as_str()));
+    }
+    match state.last_op(tier) {
+        None => Some(format!("{tier} did not run")),
+        Some(r) if r.result == Outcome::Skip => Some(format!("{tier} was skipped: {}", r.detail)),
+        Some(r) if r.result != Outcome::Pass => Some(format!("{tier} did not pass ({})", r.result.as_str())),
+        Some(_) => None,
+    }
+}
+
+/// The upgrade op's verdict on whether the deployment moved to the head.
+fn moved_evidence(state: &RunState) -> Assertion {
+    let found = state.last_op("upgrade").and_then(|r| r.assertions.iter().find(|a| a.name == "moved to the head"));
+    match found {
+        Some(a) => Assertion { name: "moved to the head".into(), ..a.clone() },
+        None => Assertion {
+            name: "moved to the head".into(),
+            result: Outcome::Error,
+            detail: "the upgrade op recorded no evidence".into(),
+            duration_ms: 0,
+        },
+    }
+}
+
+fn generic_serving(state: &RunState, progress: &Progress, assertions: &mut Vec<Assertion>) {
     let timeout = crate::config::serving_timeout();
     let proxy = crate::config::proxy_url();
     let targets = serving::targets(state, proxy.as_deref());
@@ -64,16 +120,6 @@ pub fn install(state: &mut RunState, sh: &Shell, progress: &Progress) -> Outcome
             }
         }
     }
-    let outcome = combine(&assertions);
-    let detail = assertions
-        .iter()
-        .filter(|a| a.result != Outcome::Pass)
-        .map(|a| format!("{}: {}", a.name, a.detail))
-        .collect::<Vec<_>>()
-        .join("; ");
-    let detail = if detail.is_empty() { format!("{} assertions passed", assertions.len()) } else { detail };
-    state.push_op(timer.finish(outcome, detail, assertions));
-    outcome
 }
 
 fn converged(state: &RunState, sh: &Shell) -> Assertion {

@@ -15,7 +15,8 @@ use crate::progress::Progress;
 use crate::recipe::{self, Compose};
 use crate::registry::Registry;
 use crate::state::{
-    Deployed, DeployedService, DriverKind, OpTimer, Outcome, PublishedPort, RunState, SCHEMA, Source, Versions,
+    BaseRelease, Deployed, DeployedService, DriverKind, OpTimer, Outcome, PublishedPort, RunState, SCHEMA, Source,
+    UpgradePlan, Versions,
 };
 
 pub const HOLDER: &str = "ccci-deploy";
@@ -27,6 +28,8 @@ pub struct Request {
     pub source: String,
     pub git_ref: String,
     pub recipe: Option<RecipeName>,
+    /// Deploy the last release before the head first, so the upgrade tier can move it to the head.
+    pub upgrade: bool,
 }
 
 /// Everything checked before the run exists. Errors here are bad input or a broken environment,
@@ -36,6 +39,7 @@ pub struct Prepared {
     registry: Registry,
     driver: Box<dyn Driver>,
     timeout: std::time::Duration,
+    upgrade: bool,
 }
 
 pub fn prepare(req: &Request, sh: &Shell, progress: &Progress) -> Result<Prepared> {
@@ -89,20 +93,21 @@ pub fn prepare(req: &Request, sh: &Shell, progress: &Progress) -> Result<Prepare
         created_at: crate::time::now_rfc3339(),
         deploys: 0,
         deployed: None,
+        upgrade: None,
         ops: vec![],
         versions: Versions { ccci: env!("CARGO_PKG_VERSION").into(), abra: abra_version },
     };
-    Ok(Prepared { state, registry, driver, timeout })
+    Ok(Prepared { state, registry, driver, timeout, upgrade: req.upgrade })
 }
 
 /// Registers the run and deploys it. From here on every problem is recorded in the returned
 /// state (the op's result), never lost: teardown acts on what the state says.
 pub fn run(prepared: Prepared, sh: &Shell, progress: &Progress) -> Result<RunState> {
-    let Prepared { mut state, registry, driver, timeout } = prepared;
+    let Prepared { mut state, registry, driver, timeout, upgrade } = prepared;
     registry.register(&state, HOLDER)?;
     progress.log(format!("registered run {} ({}, driver {})", state.run_id, state.domain, state.driver.as_str()));
     let timer = OpTimer::start("deploy");
-    let result = deploy(&mut state, &registry, driver.as_ref(), sh, timeout, progress);
+    let result = deploy(&mut state, &registry, driver.as_ref(), sh, timeout, upgrade, progress);
     let record = match result {
         Ok(detail) => timer.finish(Outcome::Pass, detail, vec![]),
         Err(e) => {
@@ -127,6 +132,7 @@ fn deploy(
     driver: &dyn Driver,
     sh: &Shell,
     timeout: std::time::Duration,
+    upgrade: bool,
     progress: &Progress,
 ) -> Result<String> {
     let recipe_dir = driver.recipe_dir();
@@ -141,17 +147,37 @@ fn deploy(
     state.source.nar_hash = Some(nar);
     registry.save(state, HOLDER)?;
 
-    let compose = read_recipe(&recipe_dir, state)?;
-    check_names(&compose, state)?;
+    // Every name the head will produce is checked now, before anything exists on the swarm.
+    let head_compose = read_recipe(&recipe_dir, state)?;
+    check_names(&head_compose, state)?;
 
-    let env_file = driver.create_app(sh, state, &compose, progress)?;
+    let base = if upgrade {
+        let plan = plan_upgrade(sh, &recipe_dir, &commit)?;
+        progress.log(&plan.reason);
+        let base = plan.base.clone();
+        state.upgrade = Some(plan);
+        base
+    } else {
+        None
+    };
+    let compose = match &base {
+        Some(b) => {
+            git::checkout_clean(sh, &recipe_dir, &b.commit)?;
+            let c = read_recipe(&recipe_dir, state)?;
+            check_names(&c, state)?;
+            c
+        }
+        None => head_compose,
+    };
+
+    let env_file = driver.create_app(sh, state, &compose, base.as_ref(), progress)?;
     state.env_file = Some(env_file);
     registry.save(state, HOLDER)?;
 
     let since = crate::time::now_rfc3339();
     state.deploys += 1;
     registry.save(state, HOLDER)?;
-    driver.deploy(sh, state, progress)?;
+    driver.deploy(sh, state, base.as_ref(), progress)?;
 
     let id = state.run_id.clone();
     let mut heartbeat = || {
@@ -159,7 +185,39 @@ fn deploy(
     };
     let statuses = converge::wait(sh, &state.stack, timeout, &since, progress, &mut heartbeat)?;
     state.deployed = Some(observe(sh, &state.stack, &statuses));
-    Ok(format!("deployed {} once: {}", &commit[..8.min(commit.len())], converge::summary(&statuses)))
+    let what = match &base {
+        Some(b) => format!("release {} (base for the upgrade)", b.tag),
+        None => commit[..8.min(commit.len())].to_string(),
+    };
+    Ok(format!("deployed {what} once: {}", converge::summary(&statuses)))
+}
+
+/// The last published release before the head: the highest release tag (by recipe semver) whose
+/// commit is an ancestor of the head and not the head itself.
+pub fn plan_upgrade(sh: &Shell, repo: &std::path::Path, head: &str) -> Result<UpgradePlan> {
+    let mut candidates = vec![];
+    for tag in git::tags(sh, repo)? {
+        let Some(release) = recipe::parse_release_tag(&tag.name) else { continue };
+        if tag.commit != head && git::is_ancestor(sh, repo, &tag.commit, head)? {
+            candidates.push((release, tag));
+        }
+    }
+    candidates.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(match candidates.pop() {
+        Some((_, tag)) => UpgradePlan {
+            reason: format!(
+                "base: release {} ({}), the last release before the head{}",
+                tag.name,
+                &tag.commit[..8.min(tag.commit.len())],
+                if tag.annotated { "" } else { "; a lightweight tag, deployed as a chaos deploy of its tree" }
+            ),
+            base: Some(BaseRelease { tag: tag.name, commit: tag.commit, annotated: tag.annotated }),
+        },
+        None => UpgradePlan {
+            base: None,
+            reason: "no previous release: the head is deployed and upgrade will be skipped".into(),
+        },
+    })
 }
 
 /// Reads the recipe as the deploy will see it: `.env.sample` plus STACK_NAME and DOMAIN.

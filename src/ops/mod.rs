@@ -3,6 +3,7 @@
 pub mod assert;
 pub mod deploy;
 pub mod teardown;
+pub mod upgrade;
 
 use crate::error::{Error, Kind};
 use crate::state::Outcome;

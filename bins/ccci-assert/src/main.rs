@@ -21,6 +21,11 @@ Tiers:
   install    every service at its desired replicas; serving HTTP (2xx/3xx) through CCCI_PROXY_URL
              with the run's domain as Host, or else on the ports the services publish here.
              Skipped when the deploy did not pass.
+  upgrade    the upgrade moved the deployment to the PR head (from ccci-upgrade's evidence), every
+             service converged, still serving. Skipped when the upgrade was skipped or install
+             failed.
+
+Any tier records `error` when the run broke the deploy-once rule (deploys is not 1).
 
 Options:
   --state FILE   read and update FILE (atomically) instead of stdin/stdout
@@ -71,8 +76,5 @@ fn run(
     sh: &xshell::Shell,
     progress: &ccci::progress::Progress,
 ) -> Result<ccci::state::Outcome> {
-    Ok(match tier {
-        "install" => assert::install(state, sh, progress),
-        _ => unreachable!("tier validated above"),
-    })
+    Ok(assert::run(tier, state, sh, progress))
 }

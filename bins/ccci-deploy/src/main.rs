@@ -13,11 +13,14 @@ const BIN: &str = "ccci-deploy";
 const HELP: &str = "\
 ccci-deploy: deploy a recipe once on this Docker Swarm and start a run-state.
 
-Usage: ccci-deploy --recipe PATH_OR_URL --ref REF [--driver stack|abra] [--recipe-name NAME] [--state FILE]
+Usage: ccci-deploy --recipe PATH_OR_URL --ref REF [--driver stack|abra] [--recipe-name NAME]
+                   [--no-upgrade] [--state FILE]
 
 Registers a run in $CCCI_STATE_DIR/runs/, clones the recipe at REF into the run's workspace,
 records the commit and the NAR hash of the code under test, creates the app, deploys it once and
-waits until every service runs. Writes the run-state JSON to stdout (or to FILE with --state);
+waits until every service runs. So that ccci-upgrade can move it to the head, the one deploy is of
+the last published release before REF (by recipe semver over release tags that are ancestors of
+REF); with no earlier release, or with --no-upgrade, REF itself is deployed. Writes the run-state JSON to stdout (or to FILE with --state);
 progress goes to stderr.
 
 Options:
@@ -25,6 +28,7 @@ Options:
   --ref REF              branch, tag or commit to test
   --driver stack|abra    plain `docker stack deploy` (default) or the real abra CLI
   --recipe-name NAME     the recipe's name, when the source's last path component is not it
+  --no-upgrade           deploy REF itself; the upgrade tier will be skipped
   --state FILE           write the run-state to FILE (atomically) instead of stdout
   -h, --help             this text
   -V, --version          the version
@@ -40,6 +44,7 @@ fn main() {
     cli::main(BIN, |progress| {
         let mut driver = DriverKind::Stack;
         let (mut source, mut git_ref, mut name, mut state_file) = (None, None, None, None);
+        let mut upgrade = true;
         let mut p = lexopt::Parser::from_env();
         while let Some(arg) = p.next().map_err(|e| cli::usage(BIN, e))? {
             use lexopt::prelude::*;
@@ -50,6 +55,7 @@ fn main() {
                 Long("recipe-name") => {
                     name = Some(RecipeName::parse(&cli::value_string(BIN, p.value(), "--recipe-name")?)?)
                 }
+                Long("no-upgrade") => upgrade = false,
                 Long("state") => state_file = Some(PathBuf::from(p.value().map_err(|e| cli::usage(BIN, e))?)),
                 Short('h') | Long("help") => return Ok(cli::print_help(HELP)),
                 Short('V') | Long("version") => return Ok(cli::print_version(BIN)),
@@ -62,6 +68,7 @@ fn main() {
             source: source.ok_or_else(|| missing("--recipe"))?,
             git_ref: git_ref.ok_or_else(|| missing("--ref"))?,
             recipe: name,
+            upgrade,
         };
         let io = cli::state_io(state_file);
         run(&req, &io, progress)

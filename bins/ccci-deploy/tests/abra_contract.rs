@@ -314,6 +314,8 @@ fn abra_gets_its_dir_and_no_secret_of_the_caller() {
     let ran = Run::new(
         "ccci-deploy",
         &[
+            // The head itself, created with --chaos: the base-release argv is pinned in (a).
+            "--no-upgrade",
             "--driver",
             "abra",
             "--recipe",

@@ -45,9 +45,12 @@ impl Run {
         c
     }
 
-    fn deploy(&self, driver: &str) -> Output {
-        self.cmd("ccci-deploy")
-            .args(["--driver", driver, "--recipe-name", "hello", "--ref", "main", "--recipe"])
+    fn deploy(&self, driver: &str, upgrade: bool) -> Output {
+        let mut c = self.cmd("ccci-deploy");
+        if !upgrade {
+            c.arg("--no-upgrade");
+        }
+        c.args(["--driver", driver, "--recipe-name", "hello", "--ref", "main", "--recipe"])
             .arg(self.dir.join("hello"))
             .arg("--state")
             .arg(&self.state_file)
@@ -114,10 +117,24 @@ fn stderr(o: &Output) -> String {
 
 /// Deploy → install → teardown; returns the final state after checking teardown left nothing.
 fn pipe(name: &str, driver: &str, variant: &str) -> (Value, i32, i32) {
+    let (s, codes) = full_pipe(name, driver, variant, false);
+    (s, codes[0], codes[1])
+}
+
+/// Deploy → install → (upgrade → assert upgrade) → teardown; the exit codes of the stages
+/// before teardown, after checking teardown left nothing.
+fn full_pipe(name: &str, driver: &str, variant: &str, upgrade: bool) -> (Value, Vec<i32>) {
     let run = Run::new(name, variant);
-    let d = run.deploy(driver);
+    let d = run.deploy(driver, upgrade);
     assert!(run.state_file.exists(), "deploy wrote no state: {}", stderr(&d));
-    let a = run.step("ccci-assert", &["install"]);
+    let mut codes = vec![d.status.code().unwrap()];
+    codes.push(run.step("ccci-assert", &["install"]).status.code().unwrap());
+    if upgrade {
+        let u = run.step("ccci-upgrade", &[]);
+        eprintln!("{}", stderr(&u));
+        codes.push(u.status.code().unwrap());
+        codes.push(run.step("ccci-assert", &["upgrade"]).status.code().unwrap());
+    }
     let t = run.step("ccci-teardown", &[]);
     let state = run.state();
     assert_eq!(t.status.code(), Some(0), "teardown: {}", stderr(&t));
@@ -125,7 +142,7 @@ fn pipe(name: &str, driver: &str, variant: &str) -> (Value, i32, i32) {
     assert_nothing_left(state["stack"].as_str().unwrap());
     assert_eq!(registered(&run.state_dir), Vec::<String>::new(), "registry entry left behind");
     assert!(!run.state_dir.join("work").join(state["run_id"].as_str().unwrap()).exists(), "workspace left behind");
-    (state, d.status.code().unwrap(), a.status.code().unwrap())
+    (state, codes)
 }
 
 #[test]
@@ -197,4 +214,69 @@ fn overlong_config_name_is_refused_before_deploying() {
     let detail = d["detail"].as_str().unwrap();
     assert!(detail.contains("config name") && detail.contains("65 characters"), "{detail}");
     assert_eq!(s["deploys"], 0, "nothing was deployed");
+}
+
+fn assertion<'a>(op: &'a Value, name: &str) -> &'a Value {
+    op["assertions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == name)
+        .unwrap_or_else(|| panic!("no {name} in {op}"))
+}
+
+#[test]
+fn upgrade_moves_release_to_head_with_abra() {
+    let (s, codes) = full_pipe("abra-upgrade", "abra", "ok", true);
+    assert_eq!(codes, vec![0, 0, 0, 0], "{s:#}");
+    assert_eq!(s["deploys"], 1, "the in-place redeploy is not a deploy");
+    assert_eq!(s["upgrade"]["base"]["tag"], "1.1.0+1.36");
+    let u = op(&s, "upgrade");
+    assert_eq!(u["result"], "pass");
+    let stack = s["stack"].as_str().unwrap();
+    let commit = s["source"]["commit"].as_str().unwrap();
+    let moved = assertion(u, "moved to the head");
+    assert_eq!(moved["result"], "pass");
+    assert!(moved["detail"].as_str().unwrap().contains(&format!("chaos-version={}", &commit[..8])), "{moved}");
+    let changed = assertion(u, "changed since the base")["detail"].as_str().unwrap().to_string();
+    assert!(changed.contains("ccci-hello:1 → ccci-hello:2"), "{changed}");
+    assert_eq!(s["deployed"]["services"]["app"]["labels"][format!("coop-cloud.{stack}.version")], "1.2.0+1.36");
+    assert_eq!(op(&s, "assert upgrade")["result"], "pass");
+}
+
+#[test]
+fn upgrade_without_version_bump_is_still_proven_with_stack_driver() {
+    let (s, codes) = full_pipe("stack-cfgonly", "stack", "config-only", true);
+    assert_eq!(codes, vec![0, 0, 0, 0], "{s:#}");
+    let u = op(&s, "upgrade");
+    assert_eq!(assertion(u, "moved to the head")["result"], "pass");
+    let changed = assertion(u, "changed since the base");
+    assert_eq!(changed["result"], "pass");
+    let detail = changed["detail"].as_str().unwrap();
+    assert!(detail.contains("index_v2") && detail.contains("index_v3"), "{detail}");
+    assert!(!detail.contains("image"), "only the config moved: {detail}");
+    assert_eq!(s["deploys"], 1);
+}
+
+#[test]
+fn single_release_skips_upgrade() {
+    let (s, codes) = full_pipe("stack-single", "stack", "single-release", true);
+    assert_eq!(codes, vec![0, 0, 0, 0], "{s:#}");
+    assert!(s["upgrade"]["base"].is_null());
+    let u = op(&s, "upgrade");
+    assert_eq!(u["result"], "skip");
+    assert!(u["detail"].as_str().unwrap().contains("no previous release"), "{u}");
+    assert_eq!(op(&s, "assert upgrade")["result"], "skip");
+}
+
+#[test]
+fn upgrade_to_a_crashing_head_fails_with_the_task_error() {
+    let (s, codes) = full_pipe("abra-upgrade-crash", "abra", "crash", true);
+    assert_eq!(&codes[..3], &[0, 0, 1], "{s:#}");
+    let u = op(&s, "upgrade");
+    assert_eq!(u["result"], "fail");
+    let detail = u["detail"].as_str().unwrap();
+    assert!(detail.contains("exit code 3") || detail.contains("non-zero exit"), "{detail}");
+    assert_eq!(op(&s, "assert upgrade")["result"], "skip");
+    assert_eq!(s["deploys"], 1);
 }

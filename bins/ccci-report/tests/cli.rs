@@ -51,6 +51,7 @@ fn state(ops: Vec<OpRecord>) -> RunState {
         created_at: "2026-11-21T22:34:08Z".into(),
         deploys: 1,
         deployed: None,
+        upgrade: None,
         ops,
         versions: Versions { ccci: "0.1.0".into(), abra: None },
     }

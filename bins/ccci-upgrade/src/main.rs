@@ -1,0 +1,60 @@
+//! ccci-upgrade: move the run's deployment in place from the base release to the PR head.
+
+use std::path::PathBuf;
+
+use ccci::cli;
+use ccci::ops::upgrade;
+use ccci::registry::Registry;
+
+const BIN: &str = "ccci-upgrade";
+
+const HELP: &str = "\
+ccci-upgrade: upgrade the run's deployment, in place, from the last release to the PR head.
+
+Usage: ccci-upgrade [--state FILE]
+
+ccci-deploy deployed the last published release before the PR head. This restores the PR head's
+checkout in the run's recipe tree (git checkout -f + clean), verifies it against the NAR hash
+recorded at fetch, redeploys it onto the same stack (abra: `abra app deploy DOMAIN --chaos
+--force`; stack driver: `docker stack deploy` of the head's compose files), waits for
+convergence, and records the evidence that the deployment moved to the head: the abra
+chaos-version label, and per service the image, configs, secrets and labels the head declares,
+with what changed since the base. The redeploy does not count as a deploy.
+
+Skipped (exit 0, with the reason in the state) when the deploy or install did not pass or there
+is no release before the head.
+
+Options:
+  --state FILE   read and update FILE (atomically) instead of stdin/stdout
+  -h, --help     this text
+  -V, --version  the version
+
+Environment: CCCI_STATE_DIR, CCCI_DEPLOY_TIMEOUT, CCCI_ABRA.
+
+Exit status: 0 upgraded (or skipped), 1 the upgrade failed, 2 bad input, 3 environment error
+(including a checkout that does not match the code under test).
+";
+
+fn main() {
+    cli::main(BIN, |progress| {
+        let mut state_file = None;
+        let mut p = lexopt::Parser::from_env();
+        while let Some(arg) = p.next().map_err(|e| cli::usage(BIN, e))? {
+            use lexopt::prelude::*;
+            match arg {
+                Long("state") => state_file = Some(PathBuf::from(p.value().map_err(|e| cli::usage(BIN, e))?)),
+                Short('h') | Long("help") => return Ok(cli::print_help(HELP)),
+                Short('V') | Long("version") => return Ok(cli::print_version(BIN)),
+                _ => return Err(cli::unexpected(BIN, arg)),
+            }
+        }
+        let io = cli::state_io(state_file);
+        let mut state = io.read()?;
+        progress.set_run(state.run_id.as_str());
+        let registry = Registry::open()?;
+        let sh = xshell::Shell::new()?;
+        let outcome = upgrade::run(&mut state, &registry, &sh, progress);
+        io.write(&state)?;
+        Ok(outcome.exit_code())
+    })
+}

@@ -1,0 +1,226 @@
+//! `ccci-upgrade`: move the run's deployment, in place, from the base release to the PR head,
+//! and record the evidence that it moved.
+
+use std::collections::BTreeMap;
+
+use xshell::Shell;
+
+use crate::converge;
+use crate::driver::{self, Driver};
+use crate::error::{Error, Result};
+use crate::git;
+use crate::progress::Progress;
+use crate::registry::Registry;
+use crate::state::{Assertion, Deployed, OpTimer, Outcome, RunState};
+
+pub const HOLDER: &str = "ccci-upgrade";
+
+/// Runs the upgrade and records the `upgrade` op; returns its outcome.
+pub fn run(state: &mut RunState, registry: &Registry, sh: &Shell, progress: &Progress) -> Outcome {
+    let timer = OpTimer::start("upgrade");
+    let _ = registry.renew(&state.run_id, HOLDER);
+    if let Some(v) = state.deploy_once_violation() {
+        state.push_op(timer.finish(Outcome::Error, v, vec![]));
+        return Outcome::Error;
+    }
+    if let Some(why) = skip_reason(state) {
+        progress.log(format!("upgrade skipped: {why}"));
+        state.push_op(timer.finish(Outcome::Skip, why, vec![]));
+        let _ = registry.save(state, HOLDER);
+        return Outcome::Skip;
+    }
+    let mut assertions = vec![];
+    let result = upgrade(state, registry, sh, progress, &mut assertions);
+    let (outcome, detail) = match result {
+        Ok(detail) => (crate::ops::assert::combine(&assertions), detail),
+        Err(e) => {
+            progress.log(format!("upgrade {}: {e}", super::outcome_of(&e).as_str()));
+            (super::outcome_of(&e), e.to_string())
+        }
+    };
+    state.push_op(timer.finish(outcome, detail, assertions));
+    let _ = registry.save(state, HOLDER);
+    outcome
+}
+
+fn skip_reason(state: &RunState) -> Option<String> {
+    match state.last_op("deploy").map(|r| r.result) {
+        Some(Outcome::Pass) => {}
+        Some(r) => return Some(format!("deploy did not pass ({})", r.as_str())),
+        None => return Some("the run has no deploy".into()),
+    }
+    if let Some(r) = state.last_op("install").map(|r| r.result)
+        && r != Outcome::Pass
+    {
+        return Some(format!("install failed ({})", r.as_str()));
+    }
+    match &state.upgrade {
+        None => Some("upgrade not planned: the run was deployed with --no-upgrade".into()),
+        Some(plan) if plan.base.is_none() => Some(plan.reason.clone()),
+        Some(_) => None,
+    }
+}
+
+fn upgrade(
+    state: &mut RunState,
+    registry: &Registry,
+    sh: &Shell,
+    progress: &Progress,
+    assertions: &mut Vec<Assertion>,
+) -> Result<String> {
+    let timeout = crate::config::deploy_timeout()?;
+    let driver = driver::for_run(state.driver, &state.workspace, &state.recipe)?;
+    let dir = driver.recipe_dir();
+    let head = state.source.commit.clone().ok_or_else(|| Error::bad_input("the run-state has no source.commit"))?;
+    let expected =
+        state.source.nar_hash.clone().ok_or_else(|| Error::bad_input("the run-state has no source.nar_hash"))?;
+
+    // abra's release deploy moved the tree to the base: put the head back, exactly.
+    git::checkout_clean(sh, &dir, &head)?;
+    let nar = git::nar_hash(&dir)?;
+    if nar != expected {
+        return Err(Error::env(format!(
+            "the checkout of {head} hashes to {nar}, not the {expected} recorded at fetch: refusing to deploy a tree that is not the code under test"
+        )));
+    }
+    progress.log(format!("head {} restored and verified ({nar})", &head[..8]));
+
+    let before = converge::look(sh, &state.stack)?;
+    let before = crate::ops::deploy::observe(sh, &state.stack, &before);
+    let head_compose = crate::ops::deploy::read_recipe(&dir, state)?;
+
+    let since = crate::time::now_rfc3339();
+    driver.redeploy(sh, state, progress)?;
+    let id = state.run_id.clone();
+    let mut heartbeat = || {
+        let _ = registry.renew(&id, HOLDER);
+    };
+    let statuses = converge::wait(sh, &state.stack, timeout, &since, progress, &mut heartbeat);
+    let after_look = converge::look(sh, &state.stack)?;
+    let after = crate::ops::deploy::observe(sh, &state.stack, &after_look);
+    state.deployed = Some(after.clone());
+    let statuses = statuses?;
+    assertions.push(Assertion {
+        name: "converged after the redeploy".into(),
+        result: Outcome::Pass,
+        detail: converge::summary(&statuses),
+        duration_ms: 0,
+    });
+
+    let dirty = git::is_dirty(sh, &dir)?;
+    assertions.push(moved(state, driver.as_ref(), &head, dirty, &head_compose, &after));
+    assertions.push(changed(&before, &after));
+    Ok(format!("redeployed in place to {}; deploys still {}", &head[..8], state.deploys))
+}
+
+/// Does the running deployment provably match the head? abra: the chaos-version label is the
+/// head's commit. Both drivers: every service runs the image the head's compose names, with the
+/// configs and secrets and deploy labels it declares.
+fn moved(
+    state: &RunState,
+    driver: &dyn Driver,
+    head: &str,
+    dirty: bool,
+    head_compose: &crate::recipe::Compose,
+    after: &Deployed,
+) -> Assertion {
+    let mut problems = vec![];
+    let mut proofs = vec![];
+    if driver.kind() == crate::state::DriverKind::Abra {
+        let key = format!("coop-cloud.{}.chaos-version", state.stack);
+        let want = format!("{}{}", &head[..8], if dirty { "+U" } else { "" });
+        match after.services.get("app").and_then(|s| s.labels.get(&key)) {
+            Some(v) if *v == want => proofs.push(format!("{key}={v}")),
+            Some(v) => problems.push(format!("{key} is {v}, expected {want}")),
+            None => problems.push(format!("no {key} label on the app service")),
+        }
+    }
+    let prefix = state.stack.prefix();
+    let names: BTreeMap<String, String> = head_compose
+        .swarm_object_names(state.stack.as_str())
+        .into_iter()
+        .map(|o| (format!("{}:{}", o.kind.as_str(), o.key), o.name))
+        .collect();
+    for (svc, decl) in &head_compose.services {
+        let Some(running) = after.services.get(svc) else {
+            problems.push(format!("service {svc} of the head is not running"));
+            continue;
+        };
+        if let Some(image) = &decl.image {
+            let running_image = running.image.split('@').next().unwrap_or(&running.image);
+            if running_image != image {
+                problems.push(format!("{svc} runs {running_image}, the head names {image}"));
+            }
+        }
+        for (kind, refs, have) in
+            [("config", &decl.configs, &running.configs), ("secret", &decl.secrets, &running.secrets)]
+        {
+            for r in refs {
+                let want = names.get(&format!("{kind}:{r}")).cloned().unwrap_or_else(|| format!("{prefix}{r}"));
+                if !have.contains(&want) {
+                    problems.push(format!("{svc} does not use {kind} {want}"));
+                }
+            }
+        }
+        for (k, v) in &decl.deploy_labels {
+            if running.labels.get(k) != Some(v) {
+                problems.push(format!("{svc} label {k} is not {v:?}"));
+            }
+        }
+    }
+    if problems.is_empty() {
+        proofs.push(format!("every service runs the head's image, configs, secrets and labels ({})", &head[..8]));
+        Assertion { name: "moved to the head".into(), result: Outcome::Pass, detail: proofs.join("; "), duration_ms: 0 }
+    } else {
+        Assertion {
+            name: "moved to the head".into(),
+            result: Outcome::Fail,
+            detail: problems.join("; "),
+            duration_ms: 0,
+        }
+    }
+}
+
+/// What differs between the base deployment and the head's, per service. Nothing differing is
+/// reported as a no-op, never as movement.
+fn changed(before: &Deployed, after: &Deployed) -> Assertion {
+    let mut diffs = vec![];
+    for (name, a) in &after.services {
+        let Some(b) = before.services.get(name) else {
+            diffs.push(format!("{name}: new service"));
+            continue;
+        };
+        if a.image != b.image || a.image_id != b.image_id {
+            diffs.push(format!("{name}: image {} → {}", b.image, a.image));
+        }
+        if a.configs != b.configs {
+            diffs.push(format!("{name}: configs {:?} → {:?}", b.configs, a.configs));
+        }
+        if a.secrets != b.secrets {
+            diffs.push(format!("{name}: secrets {:?} → {:?}", b.secrets, a.secrets));
+        }
+        for (k, v) in &a.labels {
+            if b.labels.get(k) != Some(v) {
+                diffs.push(format!("{name}: label {k}: {:?} → {v:?}", b.labels.get(k)));
+            }
+        }
+    }
+    for name in before.services.keys().filter(|n| !after.services.contains_key(*n)) {
+        diffs.push(format!("{name}: removed"));
+    }
+    if diffs.is_empty() {
+        Assertion {
+            name: "changed since the base".into(),
+            result: Outcome::Skip,
+            detail: "no-op redeploy: the head deploys exactly what the base did".into(),
+            duration_ms: 0,
+        }
+    } else {
+        Assertion {
+            name: "changed since the base".into(),
+            result: Outcome::Pass,
+            detail: diffs.join("; "),
+            duration_ms: 0,
+        }
+    }
+}
