@@ -99,13 +99,7 @@ impl Abra {
     /// the caller's environment never reach abra (or the recipe's `abra.sh`, which abra sources).
     pub fn env(&self) -> Vec<(String, String)> {
         let mut env = vec![("ABRA_DIR".to_string(), self.abra_dir.display().to_string())];
-        for k in
-            ["PATH", "HOME", "DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_CONFIG", "DOCKER_CERT_PATH", "DOCKER_TLS_VERIFY"]
-        {
-            if let Ok(v) = std::env::var(k) {
-                env.push((k.to_string(), v));
-            }
-        }
+        env.extend(crate::docker::passthrough_env());
         env
     }
 

@@ -12,6 +12,7 @@ use crate::docker::{self, Service, Task};
 use crate::error::{Error, Result};
 use crate::naming::StackName;
 use crate::progress::Progress;
+use crate::state::{Deployed, DeployedService, PublishedPort};
 
 /// Failed tasks of one service, since the deploy began, after which it counts as crash-looping.
 /// One or two failures are normal while a dependency (a database) starts.
@@ -79,7 +80,7 @@ pub fn wait(
 /// One look at the stack's services and tasks.
 pub fn look(sh: &Shell, stack: &StackName) -> Result<Vec<ServiceStatus>> {
     let services = docker::services(sh, stack)?;
-    let tasks = docker::tasks(sh, stack)?;
+    let tasks = docker::tasks(sh, &services)?;
     let mut by_service: BTreeMap<&str, Vec<Task>> = BTreeMap::new();
     for t in &tasks {
         by_service.entry(t.service_id.as_str()).or_default().push(t.clone());
@@ -157,6 +158,46 @@ fn task_reason(t: &Task) -> String {
         r.push_str(&format!(" (exit code {code})"));
     }
     r
+}
+
+/// What is on the swarm now, per service.
+pub fn observe(sh: &Shell, stack: &StackName, statuses: &[ServiceStatus]) -> Deployed {
+    let prefix = stack.prefix();
+    let services = statuses
+        .iter()
+        .map(|s| {
+            let short = s.service.name.strip_prefix(&prefix).unwrap_or(&s.service.name).to_string();
+            let mut ports: Vec<PublishedPort> = s
+                .tasks
+                .iter()
+                .filter(|t| t.desired_state == "running" && t.state == "running")
+                .flat_map(|t| {
+                    t.ports.iter().map(|(published, target)| PublishedPort { published: *published, target: *target })
+                })
+                .collect();
+            ports.sort_by_key(|p| (p.target, p.published));
+            ports.dedup();
+            let svc = DeployedService {
+                name: s.service.name.clone(),
+                image: s.service.image.clone(),
+                image_id: docker::image_id(sh, &s.service.image),
+                desired_replicas: s.desired,
+                running_replicas: s.running,
+                labels: s.service.labels.clone(),
+                ports,
+                secrets: s.service.secrets.clone(),
+                configs: s.service.configs.clone(),
+            };
+            (short, svc)
+        })
+        .collect();
+    Deployed { observed_at: crate::time::now_rfc3339(), services }
+}
+
+/// [`observe`] of a fresh [`look`].
+pub fn snapshot(sh: &Shell, stack: &StackName) -> Result<Deployed> {
+    let statuses = look(sh, stack)?;
+    Ok(observe(sh, stack, &statuses))
 }
 
 /// `app 1/1, db 1/1`.

@@ -17,28 +17,19 @@ pub const STACK_LABEL: &str = "com.docker.stack.namespace";
 /// Set on every object ccci itself creates (secrets of the stack driver), naming the run.
 pub const RUN_LABEL: &str = "ccci.run";
 
-/// Environment variables the docker CLI needs and nothing else: `docker stack deploy`
-/// interpolates compose files from its environment, so a host variable (a token, say) must not
-/// be able to reach a recipe's compose file.
-const DOCKER_ENV: &[&str] = &[
-    "PATH",
-    "HOME",
-    "DOCKER_HOST",
-    "DOCKER_CONTEXT",
-    "DOCKER_CONFIG",
-    "DOCKER_CERT_PATH",
-    "DOCKER_TLS_VERIFY",
-    "DOCKER_API_VERSION",
-];
+/// What the docker CLI (and abra, which talks to the same daemon) needs from ccci's environment,
+/// and nothing else: `docker stack deploy` interpolates compose files from its environment and
+/// abra sources the recipe's `abra.sh`, so a host variable (a token, say) must not reach either.
+const PASSTHROUGH_ENV: &[&str] =
+    &["PATH", "HOME", "DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_CONFIG", "DOCKER_CERT_PATH", "DOCKER_TLS_VERIFY"];
+
+/// The variables of [`PASSTHROUGH_ENV`] that are set, with their values.
+pub fn passthrough_env() -> Vec<(String, String)> {
+    PASSTHROUGH_ENV.iter().filter_map(|k| Some((k.to_string(), std::env::var(k).ok()?))).collect()
+}
 
 fn docker(sh: &Shell) -> xshell::Cmd<'_> {
-    let mut c = cmd!(sh, "docker").env_clear();
-    for k in DOCKER_ENV {
-        if let Some(v) = std::env::var_os(k) {
-            c = c.env(k, v);
-        }
-    }
-    c
+    cmd!(sh, "docker").env_clear().envs(passthrough_env())
 }
 
 /// Fails with an environment error unless this node is an active swarm manager.
@@ -188,13 +179,11 @@ pub struct Task {
     pub ports: Vec<(u16, u16)>,
 }
 
-pub fn tasks(sh: &Shell, stack: &StackName) -> Result<Vec<Task>> {
-    let filter = format!("label={STACK_LABEL}={stack}");
-    // `docker stack ps` errors on an empty stack; listing per service avoids that.
-    let services = list_ids(sh, &["service", "ls", "-q", "--filter", &filter], "listing services")?;
+/// The tasks of `services` (as just listed by [`services`]).
+pub fn tasks(sh: &Shell, services: &[Service]) -> Result<Vec<Task>> {
     let mut ids = vec![];
-    for s in &services {
-        match list_ids(sh, &["service", "ps", "-q", "--no-trunc", s], "listing tasks") {
+    for s in services {
+        match list_ids(sh, &["service", "ps", "-q", "--no-trunc", &s.id], "listing tasks") {
             Ok(t) => ids.extend(t),
             Err(_) => continue, // removed meanwhile
         }

@@ -1,11 +1,9 @@
 //! `ccci-deploy`: register the run, fetch the recipe, snapshot the code under test, create the
 //! app, deploy **once**, wait for convergence, record what is on the swarm.
 
-use std::path::PathBuf;
-
 use xshell::Shell;
 
-use crate::converge::{self, ServiceStatus};
+use crate::converge;
 use crate::docker;
 use crate::driver::{self, Driver};
 use crate::error::{Error, Result};
@@ -14,10 +12,7 @@ use crate::naming::{self, Domain, RecipeName, RunId, StackName};
 use crate::progress::Progress;
 use crate::recipe::{self, Compose};
 use crate::registry::Registry;
-use crate::state::{
-    BaseRelease, Deployed, DeployedService, DriverKind, OpTimer, Outcome, PublishedPort, RunState, SCHEMA, Source,
-    UpgradePlan, Versions,
-};
+use crate::state::{BaseRelease, DriverKind, OpTimer, Outcome, RunState, SCHEMA, Source, UpgradePlan, Versions};
 
 pub const HOLDER: &str = "ccci-deploy";
 
@@ -116,7 +111,7 @@ pub fn run(prepared: Prepared, sh: &Shell, progress: &Progress) -> Result<RunSta
             if state.deploys > 0
                 && let Ok(statuses) = converge::look(sh, &state.stack)
             {
-                state.deployed = Some(observe(sh, &state.stack, &statuses));
+                state.deployed = Some(converge::observe(sh, &state.stack, &statuses));
             }
             timer.finish(super::outcome_of(&e), e.to_string(), vec![])
         }
@@ -184,7 +179,7 @@ fn deploy(
         let _ = registry.renew(&id, HOLDER);
     };
     let statuses = converge::wait(sh, &state.stack, timeout, &since, progress, &mut heartbeat)?;
-    state.deployed = Some(observe(sh, &state.stack, &statuses));
+    state.deployed = Some(converge::observe(sh, &state.stack, &statuses));
     let what = match &base {
         Some(b) => format!("release {} (base for the upgrade)", b.tag),
         None => commit[..8.min(commit.len())].to_string(),
@@ -250,43 +245,4 @@ pub fn check_names(compose: &Compose, state: &RunState) -> Result<()> {
     } else {
         Err(Error::failed(format!("refusing to deploy: {}", problems.join("; "))))
     }
-}
-
-/// What is on the swarm now, per service.
-pub fn observe(sh: &Shell, stack: &StackName, statuses: &[ServiceStatus]) -> Deployed {
-    let prefix = stack.prefix();
-    let services = statuses
-        .iter()
-        .map(|s| {
-            let short = s.service.name.strip_prefix(&prefix).unwrap_or(&s.service.name).to_string();
-            let mut ports: Vec<PublishedPort> = s
-                .tasks
-                .iter()
-                .filter(|t| t.desired_state == "running" && t.state == "running")
-                .flat_map(|t| {
-                    t.ports.iter().map(|(published, target)| PublishedPort { published: *published, target: *target })
-                })
-                .collect();
-            ports.sort_by_key(|p| (p.target, p.published));
-            ports.dedup();
-            let svc = DeployedService {
-                name: s.service.name.clone(),
-                image: s.service.image.clone(),
-                image_id: docker::image_id(sh, &s.service.image),
-                desired_replicas: s.desired,
-                running_replicas: s.running,
-                labels: s.service.labels.clone(),
-                ports,
-                secrets: s.service.secrets.clone(),
-                configs: s.service.configs.clone(),
-            };
-            (short, svc)
-        })
-        .collect();
-    Deployed { observed_at: crate::time::now_rfc3339(), services }
-}
-
-/// The recipe checkout path recorded for a state (for later ops).
-pub fn recipe_dir(state: &RunState) -> Result<PathBuf> {
-    Ok(driver::for_run(state.driver, &state.workspace, &state.recipe)?.recipe_dir())
 }

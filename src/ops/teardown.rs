@@ -10,7 +10,7 @@ use crate::driver;
 use crate::error::{Error, Result};
 use crate::progress::Progress;
 use crate::registry::Registry;
-use crate::state::{Assertion, OpTimer, Outcome, RunState};
+use crate::state::{OpTimer, Outcome, RunState};
 
 pub const HOLDER: &str = "ccci-teardown";
 
@@ -18,20 +18,19 @@ pub const HOLDER: &str = "ccci-teardown";
 pub fn run(state: &mut RunState, registry: &Registry, sh: &Shell, progress: &Progress) -> Outcome {
     let timer = OpTimer::start("teardown");
     let _ = registry.renew(&state.run_id, HOLDER);
-    let (outcome, detail, assertions) = match teardown(state, registry, sh, progress) {
-        Ok(left) if left.is_empty() => (Outcome::Pass, "nothing of the run is left".to_string(), vec![]),
+    let (outcome, detail) = match teardown(state, registry, sh, progress) {
+        Ok(left) if left.is_empty() => (Outcome::Pass, "nothing of the run is left".to_string()),
         Ok(left) => {
             let detail = format!("left on the swarm: {}", left.join(", "));
             progress.log(&detail);
-            (Outcome::Fail, detail, vec![])
+            (Outcome::Fail, detail)
         }
         Err(e) => {
             progress.log(format!("teardown error: {e}"));
-            (super::outcome_of(&e), e.to_string(), vec![])
+            (super::outcome_of(&e), e.to_string())
         }
     };
-    let assertions: Vec<Assertion> = assertions;
-    state.push_op(timer.finish(outcome, detail, assertions));
+    state.push_op(timer.finish(outcome, detail, vec![]));
     if outcome == Outcome::Pass {
         if let Err(e) = forget(state, registry) {
             progress.log(format!("could not remove the run's files: {e}"));

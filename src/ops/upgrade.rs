@@ -85,8 +85,7 @@ fn upgrade(
     }
     progress.log(format!("head {} restored and verified ({nar})", &head[..8]));
 
-    let before = converge::look(sh, &state.stack)?;
-    let before = crate::ops::deploy::observe(sh, &state.stack, &before);
+    let before = converge::snapshot(sh, &state.stack)?;
     let head_compose = crate::ops::deploy::read_recipe(&dir, state)?;
 
     let since = crate::time::now_rfc3339();
@@ -95,11 +94,18 @@ fn upgrade(
     let mut heartbeat = || {
         let _ = registry.renew(&id, HOLDER);
     };
-    let statuses = converge::wait(sh, &state.stack, timeout, &since, progress, &mut heartbeat);
-    let after_look = converge::look(sh, &state.stack)?;
-    let after = crate::ops::deploy::observe(sh, &state.stack, &after_look);
+    let statuses = match converge::wait(sh, &state.stack, timeout, &since, progress, &mut heartbeat) {
+        Ok(statuses) => statuses,
+        Err(e) => {
+            // What the failed upgrade left running is what teardown and the report must see.
+            if let Ok(deployed) = converge::snapshot(sh, &state.stack) {
+                state.deployed = Some(deployed);
+            }
+            return Err(e);
+        }
+    };
+    let after = converge::observe(sh, &state.stack, &statuses);
     state.deployed = Some(after.clone());
-    let statuses = statuses?;
     assertions.push(Assertion {
         name: "converged after the redeploy".into(),
         result: Outcome::Pass,

@@ -6,7 +6,6 @@ use ccci::cli;
 use ccci::naming::RunId;
 use ccci::ops::teardown;
 use ccci::registry::Registry;
-use ccci::state::StateIo;
 use ccci::{Error, Result};
 
 const BIN: &str = "ccci-teardown";
@@ -79,7 +78,7 @@ fn by_id(id: &RunId, registry: &Registry, sh: &xshell::Shell, progress: &ccci::p
         return Ok(0);
     };
     let mut state = entry.run;
+    // The state is not printed in this mode: there is no pipe to pass it on to.
     let outcome = teardown::run(&mut state, registry, sh, progress);
-    let _ = StateIo::Pipe; // the state is not printed in this mode
     Ok(outcome.exit_code())
 }
