@@ -15,6 +15,12 @@ const LINE_MAX: usize = 160;
 /// The longest detail one Markdown `<details>` block shows: GitHub refuses comments over 65536
 /// characters, and the JUnit report keeps every detail in full anyway.
 const BLOCK_MAX: usize = 4000;
+/// The longest check output one Markdown block shows, and all of them together: the comment
+/// must stay under GitHub's limit however many checks print.
+const OUTPUT_BLOCK_MAX: usize = 2000;
+const OUTPUT_TOTAL_MAX: usize = 30_000;
+/// Lines of a failing check's output the terminal summary shows under it.
+const TEXT_OUTPUT_LINES: usize = 5;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -103,6 +109,11 @@ pub fn text(state: &RunState) -> String {
         out.push(text_line(row.result, name, width, &duration, row.detail));
         for (a, name) in row.assertions.iter().zip(assert_names) {
             out.push(text_line(a.result, name, width, &human_duration(a.duration_ms), &a.detail));
+            if matches!(a.result, Outcome::Fail | Outcome::Error)
+                && let Some(o) = &a.output
+            {
+                out.extend(last_lines(o, TEXT_OUTPUT_LINES).into_iter().map(|l| format!("{:9}| {l}", "")));
+            }
         }
     }
     if rows.is_empty() {
@@ -176,17 +187,31 @@ struct Case<'a> {
     result: Outcome,
     duration_ms: u64,
     detail: &'a str,
+    /// What a check printed (the end of it).
+    output: Option<&'a str>,
 }
 
 fn junit_cases<'a>(row: &Row<'a>) -> Vec<Case<'a>> {
-    let op = Case { name: row.name, result: row.result, duration_ms: row.duration_ms.unwrap_or(0), detail: row.detail };
+    let op = Case {
+        name: row.name,
+        result: row.result,
+        duration_ms: row.duration_ms.unwrap_or(0),
+        detail: row.detail,
+        output: None,
+    };
     if row.assertions.is_empty() {
         return vec![op];
     }
     let mut cases: Vec<Case> = row
         .assertions
         .iter()
-        .map(|a| Case { name: &a.name, result: a.result, duration_ms: a.duration_ms, detail: &a.detail })
+        .map(|a| Case {
+            name: &a.name,
+            result: a.result,
+            duration_ms: a.duration_ms,
+            detail: &a.detail,
+            output: a.output.as_deref(),
+        })
         .collect();
     // An op can fail or error outside its assertions (the tier broke before or after them); a
     // dashboard must not show that suite green, so the op gets a testcase of its own.
@@ -205,10 +230,18 @@ fn junit_case(case: &Case, classname: &str) -> String {
         seconds(case.duration_ms)
     );
     let full = clean(case.detail, false);
+    // A check's output goes to <system-out>, where JUnit viewers show what a test printed.
+    let output = case.output.map(|o| clean(o, false)).filter(|o| !o.is_empty());
+    let system_out = |text: &str| format!("\n      <system-out>{}</system-out>", xml_text(text));
     let element = match case.result {
-        Outcome::Pass if full.is_empty() => return format!("{open}/>"),
+        Outcome::Pass if full.is_empty() && output.is_none() => return format!("{open}/>"),
         Outcome::Pass => {
-            return format!("{open}>\n      <system-out>{}</system-out>\n    </testcase>", xml_text(&full));
+            let text = match &output {
+                Some(o) if full.is_empty() => o.clone(),
+                Some(o) => format!("{full}\n\n{o}"),
+                None => full,
+            };
+            return format!("{open}>{}\n    </testcase>", system_out(&text));
         }
         Outcome::Fail => "failure",
         Outcome::Error => "error",
@@ -222,7 +255,8 @@ fn junit_case(case: &Case, classname: &str) -> String {
     } else {
         format!("<{element} message=\"{message}\" type=\"{kind}\">{}</{element}>", xml_text(&full))
     };
-    format!("{open}>\n      {body}\n    </testcase>")
+    let out = output.as_deref().map(system_out).unwrap_or_default();
+    format!("{open}>\n      {body}{out}\n    </testcase>")
 }
 
 #[derive(Default)]
@@ -310,9 +344,10 @@ pub fn markdown(state: &RunState) -> String {
             ));
         }
     }
+    let mut output_budget = OUTPUT_TOTAL_MAX;
     for row in &rows {
         out.push(String::new());
-        out.extend(markdown_details(row));
+        out.extend(markdown_details(row, &mut output_budget));
     }
     out.push(String::new());
     let abra = state.versions.abra.as_deref().map(|a| format!(" · abra {}", md_inline(a))).unwrap_or_default();
@@ -320,7 +355,7 @@ pub fn markdown(state: &RunState) -> String {
     out.join("\n") + "\n"
 }
 
-fn markdown_details(row: &Row) -> Vec<String> {
+fn markdown_details(row: &Row, output_budget: &mut usize) -> Vec<String> {
     // Open what needs reading; passes and skips stay folded.
     let open = if matches!(row.result, Outcome::Fail | Outcome::Error) { " open" } else { "" };
     let duration = row.duration_ms.map(|ms| format!(" ({})", human_duration(ms))).unwrap_or_default();
@@ -348,6 +383,9 @@ fn markdown_details(row: &Row) -> Vec<String> {
             ));
         }
         out.push(String::new());
+        for a in row.assertions {
+            out.extend(markdown_output(a, output_budget));
+        }
     }
     let detail = truncate(clean(row.detail, false), BLOCK_MAX);
     if !detail.is_empty() {
@@ -356,6 +394,50 @@ fn markdown_details(row: &Row) -> Vec<String> {
     }
     out.push("</details>".into());
     out
+}
+
+/// A check's output as a collapsible code block (open when the check failed or errored), while
+/// the comment's output budget lasts.
+fn markdown_output(a: &Assertion, budget: &mut usize) -> Vec<String> {
+    let Some(output) = a.output.as_deref().map(|o| clean(o, false)).filter(|o| !o.is_empty()) else {
+        return vec![];
+    };
+    if *budget == 0 {
+        return vec![
+            format!(
+                "Output of {} left out: the comment is at its size limit (the JUnit report has it).",
+                md_inline(&a.name)
+            ),
+            String::new(),
+        ];
+    }
+    // The end of the output is where the reason is: keep the last characters.
+    let total = output.chars().count();
+    let keep = OUTPUT_BLOCK_MAX.min(*budget);
+    let shown = if total > keep {
+        let tail: String = output.chars().skip(total - keep).collect();
+        format!("… ({} earlier characters)\n{tail}", total - keep)
+    } else {
+        output
+    };
+    *budget = budget.saturating_sub(keep.min(total));
+    let open = if matches!(a.result, Outcome::Fail | Outcome::Error) { " open" } else { "" };
+    vec![
+        format!("<details{open}>"),
+        format!("<summary>output of {}</summary>", html_inline(&a.name)),
+        String::new(),
+        fenced(&shown),
+        String::new(),
+        "</details>".into(),
+        String::new(),
+    ]
+}
+
+/// The last `n` non-empty lines of hostile output, each clean and bounded.
+fn last_lines(output: &str, n: usize) -> Vec<String> {
+    let cleaned = clean(output, false);
+    let lines: Vec<&str> = cleaned.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(n)..].iter().map(|l| line(l, LINE_MAX)).collect()
 }
 
 /// One line of every report: a recorded op, or the deploy-once check the report adds itself.
@@ -604,7 +686,7 @@ mod tests {
     }
 
     fn assertion(name: &str, result: Outcome, ms: u64, detail: &str) -> Assertion {
-        Assertion { name: name.into(), result, detail: detail.into(), duration_ms: ms }
+        Assertion { name: name.into(), result, detail: detail.into(), duration_ms: ms, output: None }
     }
 
     /// A run with one op of each result and hostile text in names and details.
@@ -830,6 +912,59 @@ mod tests {
             md.contains("<summary>✅ &lt;img src=x onerror=alert(1)&gt;@&#8203;root: pass (12.3s)</summary>"),
             "{md}"
         );
+    }
+
+    #[test]
+    fn check_output_shows_in_every_format() {
+        let mut s = run();
+        s.ops[1].assertions.push(Assertion {
+            name: "tests/install/10-login".into(),
+            result: Outcome::Fail,
+            detail: "failed (exit 1): login refused".into(),
+            duration_ms: 20,
+            output: Some("POST /login\n<b>403</b>\n\u{1b}[31mlogin refused\u{1b}[0m\n".into()),
+        });
+        let t = text(&s);
+        assert_inert(&t);
+        assert!(t.contains("\n         | POST /login\n         | <b>403</b>\n         | login refused\n"), "{t}");
+        let x = junit(&s);
+        assert_inert(&x);
+        assert!(
+            x.contains(
+                "<failure message=\"failed (exit 1): login refused\" type=\"fail\"/>\n      <system-out>POST /login\n&lt;b&gt;403&lt;/b&gt;\nlogin refused</system-out>\n    </testcase>"
+            ),
+            "{x}"
+        );
+        let md = markdown(&s);
+        assert_inert(&md);
+        assert!(
+            md.contains(
+                "<details open>\n<summary>output of tests/install/10-login</summary>\n\n```text\nPOST /login\n<b>403</b>\nlogin refused\n```\n\n</details>"
+            ),
+            "{md}"
+        );
+        assert!(!outside_fences(&md).contains("<b>403"));
+    }
+
+    #[test]
+    fn markdown_outputs_stay_within_a_budget() {
+        let mut s = run();
+        let long = "x".repeat(5000) + "\nthe reason\n";
+        s.ops[1].assertions = (0..40)
+            .map(|i| Assertion {
+                name: format!("overlays/hello/install/{i:02}"),
+                result: Outcome::Pass,
+                detail: "ok".into(),
+                duration_ms: 1,
+                output: Some(long.clone()),
+            })
+            .collect();
+        let md = markdown(&s);
+        assert!(md.chars().count() < 65_536, "{}", md.chars().count());
+        assert!(md.contains("\nthe reason\n```"), "the end of an output is kept");
+        assert!(md.contains("earlier characters)"));
+        assert!(md.contains("Output of overlays\\/hello\\/install\\/39 left out"), "{md}");
+        assert!(md.contains("<details>\n<summary>output of overlays/hello/install/00</summary>"), "passes stay folded");
     }
 
     #[test]

@@ -88,6 +88,7 @@ pub fn check(target: &Target, policy: &StatusPolicy, timeout: Duration) -> Asser
                     result: Outcome::Pass,
                     detail: format!("GET {} → {code} in {ms} ms (attempt {attempts})", target.url),
                     duration_ms: start.elapsed().as_millis() as u64,
+                    output: None,
                 };
             }
             Ok(code) => seen.push(code.to_string()),
@@ -106,6 +107,7 @@ pub fn check(target: &Target, policy: &StatusPolicy, timeout: Duration) -> Asser
                     last.join("; ")
                 ),
                 duration_ms: start.elapsed().as_millis() as u64,
+                output: None,
             };
         }
         std::thread::sleep(Duration::from_secs(1));

@@ -193,6 +193,10 @@ pub struct Assertion {
     pub detail: String,
     #[serde(default)]
     pub duration_ms: u64,
+    /// The end of what a check (an executable) printed, stdout and stderr interleaved; absent
+    /// for the built-in checks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
 }
 
 /// Measures one op from its start; turned into an [`OpRecord`] when it ends.

@@ -89,6 +89,7 @@ fn moved_evidence(state: &RunState) -> Assertion {
             result: Outcome::Error,
             detail: "the upgrade op recorded no evidence".into(),
             duration_ms: 0,
+            output: None,
         },
     }
 }
@@ -103,12 +104,14 @@ fn generic_serving(state: &RunState, progress: &Progress, assertions: &mut Vec<A
             result: Outcome::Error,
             detail: e.to_string(),
             duration_ms: 0,
+            output: None,
         }),
         (Ok(_), true) => assertions.push(Assertion {
             name: "serving".into(),
             result: Outcome::Skip,
             detail: "nothing to request: no service publishes a port and CCCI_PROXY_URL is not set".into(),
             duration_ms: 0,
+            output: None,
         }),
         (Ok(timeout), false) => {
             let policy = StatusPolicy { also_accept: vec![] };
@@ -141,5 +144,6 @@ fn converged(state: &RunState, sh: &Shell) -> Assertion {
         result,
         detail,
         duration_ms: start.elapsed().as_millis() as u64,
+        output: None,
     }
 }

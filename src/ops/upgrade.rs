@@ -111,6 +111,7 @@ fn upgrade(
         result: Outcome::Pass,
         detail: converge::summary(&statuses),
         duration_ms: 0,
+        output: None,
     });
 
     let dirty = git::is_dirty(sh, &dir)?;
@@ -176,13 +177,20 @@ fn moved(
     }
     if problems.is_empty() {
         proofs.push(format!("every service runs the head's image, configs, secrets and labels ({})", &head[..8]));
-        Assertion { name: "moved to the head".into(), result: Outcome::Pass, detail: proofs.join("; "), duration_ms: 0 }
+        Assertion {
+            name: "moved to the head".into(),
+            result: Outcome::Pass,
+            detail: proofs.join("; "),
+            duration_ms: 0,
+            output: None,
+        }
     } else {
         Assertion {
             name: "moved to the head".into(),
             result: Outcome::Fail,
             detail: problems.join("; "),
             duration_ms: 0,
+            output: None,
         }
     }
 }
@@ -220,6 +228,7 @@ fn changed(before: &Deployed, after: &Deployed) -> Assertion {
             result: Outcome::Skip,
             detail: "no-op redeploy: the head deploys exactly what the base did".into(),
             duration_ms: 0,
+            output: None,
         }
     } else {
         Assertion {
@@ -227,6 +236,7 @@ fn changed(before: &Deployed, after: &Deployed) -> Assertion {
             result: Outcome::Pass,
             detail: diffs.join("; "),
             duration_ms: 0,
+            output: None,
         }
     }
 }

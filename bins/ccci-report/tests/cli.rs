@@ -28,7 +28,7 @@ fn op(name: &str, result: Outcome, detail: &str, assertions: Vec<Assertion>) -> 
 }
 
 fn assertion(name: &str, result: Outcome, detail: &str) -> Assertion {
-    Assertion { name: name.into(), result, detail: detail.into(), duration_ms: 250 }
+    Assertion { name: name.into(), result, detail: detail.into(), duration_ms: 250, output: None }
 }
 
 fn state(ops: Vec<OpRecord>) -> RunState {
