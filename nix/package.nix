@@ -66,6 +66,8 @@ else
       done
       mkdir -p "$out/share/ccci/overlays"
       if [ -d overlays ]; then cp -R overlays/. "$out/share/ccci/overlays/"; fi
+      # Found next to the binaries when CCCI_ALLOWLIST is not set (the NixOS module sets it).
+      if [ -f allowlist ]; then cp allowlist "$out/share/ccci/allowlist"; fi
     '';
 
     passthru = { inherit binaries; };

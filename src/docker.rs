@@ -309,3 +309,36 @@ pub fn service_logs(sh: &Shell, service: &str, lines: u32) -> Result<String> {
     )?;
     Ok(format!("{}{}", out.stdout, out.stderr))
 }
+
+/// A running container of a stack, with its healthcheck's state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContainerHealth {
+    /// The swarm service it belongs to (`<stack>_app`).
+    pub service: String,
+    pub id: String,
+    /// `starting`, `healthy` or `unhealthy`; None when the container has no healthcheck.
+    pub status: Option<String>,
+    /// What the last healthcheck probe printed.
+    pub last_output: String,
+}
+
+/// The running containers of `stack` on this node and their health.
+pub fn container_health(sh: &Shell, stack: &StackName) -> Result<Vec<ContainerHealth>> {
+    let filter = format!("label={STACK_LABEL}={stack}");
+    let ids = list_ids(sh, &["ps", "-q", "--no-trunc", "--filter", &filter], "listing containers")?;
+    Ok(inspect(sh, "container", &ids)?
+        .iter()
+        .map(|v| {
+            let health = &v["State"]["Health"];
+            let last = health["Log"].as_array().and_then(|l| l.last());
+            ContainerHealth {
+                service: str_at(v, &["Config", "Labels", "com.docker.swarm.service.name"])
+                    .unwrap_or_default()
+                    .to_string(),
+                id: v["Id"].as_str().unwrap_or_default().to_string(),
+                status: health["Status"].as_str().map(String::from),
+                last_output: last.and_then(|l| l["Output"].as_str()).unwrap_or_default().trim().to_string(),
+            }
+        })
+        .collect())
+}

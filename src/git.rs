@@ -151,6 +151,37 @@ pub fn is_ancestor(sh: &Shell, repo: &Path, ancestor: &str, descendant: &str) ->
     Ok(out.status.success())
 }
 
+/// Writes the tree `<commit>:<subdir>` into `dest` (created), files with their modes and symlinks
+/// as links, straight from the object database: whatever is checked out in `repo` does not
+/// matter and is not touched (a private index file is used and removed). Returns false, writing
+/// nothing, when the commit has no such directory.
+pub fn export_subtree(sh: &Shell, repo: &Path, commit: &str, subdir: &str, dest: &Path) -> Result<bool> {
+    let tree = format!("{commit}:{subdir}");
+    // `<commit>:<path>` takes the rest as the path, so `^{tree}` cannot be appended: ask the type.
+    let found = git(sh).arg("-C").arg(repo).args(["cat-file", "-t", &tree]).ignore_status().output()?;
+    if !found.status.success() || String::from_utf8_lossy(&found.stdout).trim() != "tree" {
+        return Ok(false);
+    }
+    fs_err::create_dir_all(dest)?;
+    let index = dest.with_extension("index");
+    let prefix = format!("{}/", dest.display());
+    let result =
+        git(sh).env("GIT_INDEX_FILE", &index).arg("-C").arg(repo).args(["read-tree", &tree]).quiet().run().and_then(
+            |()| {
+                git(sh)
+                    .env("GIT_INDEX_FILE", &index)
+                    .arg("-C")
+                    .arg(repo)
+                    .args(["checkout-index", "--all", "--force", &format!("--prefix={prefix}")])
+                    .quiet()
+                    .run()
+            },
+        );
+    let _ = std::fs::remove_file(&index);
+    result.with_context(|| format!("exporting {tree} to {}", dest.display()))?;
+    Ok(true)
+}
+
 /// `sha256:<hex>` over the NAR serialisation of `dir` without its top-level `.git`: the same
 /// digest `nix-hash --type sha256` gives for a copy of the tree without `.git`. It pins the code
 /// under test independently of git (uncommitted changes included).
@@ -203,6 +234,59 @@ mod tests {
         check_source("/tmp/hello").unwrap();
         assert!(check_source("--upload-pack=touch /tmp/x").is_err());
         assert!(check_source("a\nb").is_err());
+    }
+
+    #[test]
+    fn export_subtree_reads_the_commit_not_the_checkout() {
+        let dir = std::env::temp_dir().join(format!("ccci-export-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let repo = dir.join("repo");
+        fs_err::create_dir_all(repo.join("tests/install")).unwrap();
+        let sh = Shell::new().unwrap();
+        let g = |args: &[&str]| {
+            git(&sh)
+                .arg("-C")
+                .arg(&repo)
+                .args(["-c", "user.email=t@example.invalid", "-c", "user.name=t"])
+                .args(args)
+                .quiet()
+                .run()
+                .unwrap()
+        };
+        g(&["init", "-q"]);
+        fs_err::write(repo.join("tests/install/10-check"), "#!/bin/sh\nexit 0\n").unwrap();
+        std::fs::set_permissions(
+            repo.join("tests/install/10-check"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        fs_err::write(repo.join("tests/install/README"), "not a check").unwrap();
+        std::os::unix::fs::symlink("10-check", repo.join("tests/install/20-link")).unwrap();
+        g(&["add", "-A"]);
+        g(&["commit", "-q", "-m", "head"]);
+        let head = super::head(&sh, &repo).unwrap();
+        // The checkout moves on and gets dirty; the export still shows the commit.
+        fs_err::remove_dir_all(repo.join("tests")).unwrap();
+        fs_err::write(repo.join("untracked"), "x").unwrap();
+
+        let dest = dir.join("out");
+        assert!(export_subtree(&sh, &repo, &head, "tests", &dest).unwrap());
+        let check = dest.join("install/10-check");
+        assert_eq!(fs_err::read_to_string(&check).unwrap(), "#!/bin/sh\nexit 0\n");
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(fs_err::metadata(&check).unwrap().permissions().mode() & 0o111, 0o111);
+        assert_eq!(fs_err::metadata(dest.join("install/README")).unwrap().permissions().mode() & 0o111, 0);
+        assert_eq!(fs_err::read_link(dest.join("install/20-link")).unwrap(), Path::new("10-check"));
+        assert!(!dest.with_extension("index").exists(), "the private index is removed");
+        assert_eq!(
+            git(&sh).arg("-C").arg(&repo).args(["diff", "--cached", "--name-only"]).read().unwrap(),
+            "",
+            "the repo's index is untouched"
+        );
+
+        assert!(!export_subtree(&sh, &repo, &head, "nope", &dir.join("none")).unwrap());
+        assert!(!dir.join("none").exists());
+        fs_err::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -24,3 +24,8 @@ pub mod process;
 pub mod progress;
 pub mod state;
 pub mod time;
+
+pub mod check;
+pub mod discovery;
+pub mod generic;
+pub mod trust;

@@ -1,14 +1,28 @@
-//! `ccci-assert OP`: the generic assertions of a tier, on the deployment as the op left it.
+//! `ccci-assert OP`: the checks of one op on the deployment as the op left it. Three sources, in
+//! order: the generic floor (`generic.rs`, unless opted out), cc-ci's overlay checks
+//! (`overlays/<recipe>/<op>/`) and the recipe's own `tests/<op>/` at the PR head (run only for
+//! recipes in the allowlist; otherwise listed as not approved). ccci-assert never performs an op.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use xshell::Shell;
 
-use crate::converge;
+use crate::check;
+use crate::discovery::{self, Found, Origin, Overlay};
+use crate::error::{Error, Result};
+use crate::generic::{self, Floor};
 use crate::progress::Progress;
-use crate::serving::{self, StatusPolicy};
+use crate::registry::Registry;
 use crate::state::{Assertion, OpTimer, Outcome, RunState};
+use crate::trust::{self, Allowlist};
 
-/// The tiers ccci-assert knows.
-pub const TIERS: &[&str] = &["install", "upgrade"];
+pub const HOLDER: &str = "ccci-assert";
+
+/// The ops ccci-assert checks. `custom` is not a lifecycle op: its checks (an SSO login, an API
+/// call) run on the deployment as the earlier tiers left it.
+pub const TIERS: &[&str] = discovery::OPS;
 
 /// The outcome of a set of assertions: any error wins, then any failure; all skipped is a skip.
 pub fn combine(assertions: &[Assertion]) -> Outcome {
@@ -23,11 +37,59 @@ pub fn combine(assertions: &[Assertion]) -> Outcome {
     }
 }
 
-/// Runs a tier's generic assertions and records them as the op named for the tier.
-pub fn run(tier: &str, state: &mut RunState, sh: &Shell, progress: &Progress) -> Outcome {
-    // The install tier is the assertion itself ("is it serving?"); later tiers have an op of
-    // their own (ccci-upgrade records `upgrade`), so their assertions are `assert <tier>`.
-    let op = if tier == "install" { "install".to_string() } else { format!("assert {tier}") };
+/// The op a tier's checks are recorded as. Install and custom have no op of their own, so
+/// their checks are the op; later tiers have one (ccci-upgrade records `upgrade`), so their
+/// checks are `assert <tier>`.
+pub fn op_name(tier: &str) -> String {
+    if tier == "install" || tier == "custom" { tier.to_string() } else { format!("assert {tier}") }
+}
+
+/// Everything ccci-assert reads from its environment, checked before the run-state is touched.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    tier: String,
+    floor: Floor,
+    allowlist: Allowlist,
+    check_timeout: Duration,
+    /// Who opted out of the generic checks through the environment, if anyone.
+    skip_generic: Option<String>,
+}
+
+/// Reads and checks the settings for `tier`; a malformed one is bad input.
+pub fn prepare(tier: &str) -> Result<Setup> {
+    if !TIERS.contains(&tier) {
+        return Err(Error::bad_input(format!("unknown tier {tier:?}: expected one of {}", TIERS.join(", "))));
+    }
+    discovery::overlays_root()?;
+    let per_op = format!("CCCI_SKIP_GENERIC_{}", tier.to_ascii_uppercase());
+    let mut skip_generic = None;
+    for var in ["CCCI_SKIP_GENERIC", per_op.as_str()] {
+        if let Some(value) = flag(var)? {
+            skip_generic = Some(format!("{var}={value} in the environment"));
+        }
+    }
+    Ok(Setup {
+        tier: tier.to_string(),
+        floor: Floor::from_env(&[])?,
+        allowlist: Allowlist::load()?,
+        check_timeout: check::timeout_setting()?,
+        skip_generic,
+    })
+}
+
+/// A yes/no setting: `1`/`true`/`yes` (its value is returned) or `0`/`false`/`no`/unset.
+fn flag(var: &str) -> Result<Option<String>> {
+    match std::env::var(var).unwrap_or_default().trim() {
+        "" | "0" | "false" | "no" => Ok(None),
+        yes @ ("1" | "true" | "yes") => Ok(Some(yes.to_string())),
+        other => Err(Error::bad_input(format!("{var}={other:?}: use 1 or 0"))),
+    }
+}
+
+/// Runs the tier's checks and records them as one op; returns its outcome.
+pub fn run(setup: &Setup, state: &mut RunState, registry: &Registry, sh: &Shell, progress: &Progress) -> Outcome {
+    let tier = setup.tier.as_str();
+    let op = op_name(tier);
     let timer = OpTimer::start(&op);
     if let Some(v) = state.deploy_once_violation() {
         progress.log(&v);
@@ -39,25 +101,60 @@ pub fn run(tier: &str, state: &mut RunState, sh: &Shell, progress: &Progress) ->
         state.push_op(timer.finish(Outcome::Skip, format!("skipped: {why}"), vec![]));
         return Outcome::Skip;
     }
+    let overlay = match Overlay::load(&state.recipe) {
+        Ok(o) => o,
+        Err(e) => {
+            let detail = format!("reading the recipe's overlay: {e}");
+            progress.log(&detail);
+            state.push_op(timer.finish(Outcome::Error, detail, vec![]));
+            return Outcome::Error;
+        }
+    };
+
     let mut assertions = vec![];
+    // The upgrade's own proof is not a generic check: no opt-out removes it.
     if tier == "upgrade" {
         assertions.push(moved_evidence(state));
     }
-    assertions.push(converged(state, sh));
-    generic_serving(state, progress, &mut assertions);
+    let by_setting =
+        overlay.settings.skips_generic(tier).then(|| format!("SKIP_GENERIC in {}", overlay.settings.origin));
+    match setup.skip_generic.clone().or(by_setting) {
+        Some(who) => {
+            progress.log(format!("generic checks skipped: {who}"));
+            assertions.push(Assertion {
+                name: "generic checks".into(),
+                result: Outcome::Skip,
+                detail: format!("skipped: opted out by {who}"),
+                duration_ms: 0,
+                output: None,
+            });
+        }
+        None => {
+            let floor = Floor {
+                policy: crate::serving::StatusPolicy { also_accept: overlay.settings.accept_status.clone() },
+                ..setup.floor.clone()
+            };
+            assertions.extend(generic::assertions(&floor, state, sh, progress));
+        }
+    }
+    assertions.extend(run_checks(setup, state, &overlay, registry, sh, progress));
+
     let outcome = combine(&assertions);
-    let detail = assertions
-        .iter()
-        .filter(|a| a.result != Outcome::Pass)
-        .map(|a| format!("{}: {}", a.name, a.detail))
-        .collect::<Vec<_>>()
-        .join("; ");
-    let detail = if detail.is_empty() { format!("{} assertions passed", assertions.len()) } else { detail };
-    state.push_op(timer.finish(outcome, detail, assertions));
+    state.push_op(timer.finish(outcome, summary(&assertions), assertions));
     outcome
 }
 
-/// Why a tier has nothing to check: its op did not happen (or the run is dead).
+/// One line for the op: what did not pass (and warnings), or how many passed.
+fn summary(assertions: &[Assertion]) -> String {
+    let notes: Vec<String> = assertions
+        .iter()
+        .filter(|a| a.result != Outcome::Pass || a.detail.starts_with("warning:"))
+        .map(|a| format!("{}: {}", a.name, a.detail))
+        .collect();
+    if notes.is_empty() { format!("{} assertions passed", assertions.len()) } else { notes.join("; ") }
+}
+
+/// Why a tier has nothing to check: its op did not happen, or the run is dead.
 fn skip_reason(tier: &str, state: &RunState) -> Option<String> {
     let result = |op: &str| state.last_op(op).map(|r| r.result);
     match result("deploy") {
@@ -70,6 +167,9 @@ fn skip_reason(tier: &str, state: &RunState) -> Option<String> {
     }
     if let Some(r) = result("install").filter(|r| *r != Outcome::Pass) {
         return Some(format!("install failed ({})", r.as_str()));
+    }
+    if tier == "custom" {
+        return None;
     }
     match state.last_op(tier) {
         None => Some(format!("{tier} did not run")),
@@ -94,56 +194,250 @@ fn moved_evidence(state: &RunState) -> Assertion {
     }
 }
 
-fn generic_serving(state: &RunState, progress: &Progress, assertions: &mut Vec<Assertion>) {
-    let timeout = crate::config::serving_timeout();
-    let proxy = crate::config::proxy_url();
-    let targets = serving::targets(state, proxy.as_deref());
-    match (timeout, targets.is_empty()) {
-        (Err(e), _) => assertions.push(Assertion {
-            name: "serving".into(),
-            result: Outcome::Error,
-            detail: e.to_string(),
-            duration_ms: 0,
-            output: None,
-        }),
-        (Ok(_), true) => assertions.push(Assertion {
-            name: "serving".into(),
-            result: Outcome::Skip,
-            detail: "nothing to request: no service publishes a port and CCCI_PROXY_URL is not set".into(),
-            duration_ms: 0,
-            output: None,
-        }),
-        (Ok(timeout), false) => {
-            let policy = StatusPolicy { also_accept: vec![] };
-            for t in &targets {
-                progress.log(format!("checking {} ({})", t.name, t.url));
-                let a = serving::check(t, &policy, timeout);
-                progress.log(format!("{}: {}", a.result.as_str(), a.detail));
-                assertions.push(a);
-            }
+/// The overlay's and the recipe's own checks for the tier, each run (or not) and recorded.
+fn run_checks(
+    setup: &Setup,
+    state: &RunState,
+    overlay: &Overlay,
+    registry: &Registry,
+    sh: &Shell,
+    progress: &Progress,
+) -> Vec<Assertion> {
+    let tier = setup.tier.as_str();
+    let error = |name: String, e: Error| Assertion {
+        name,
+        result: Outcome::Error,
+        detail: e.to_string(),
+        duration_ms: 0,
+        output: None,
+    };
+    // ccci-assert writes only inside the run's workspace, and only where the registry puts it.
+    let expected = registry.workspace(&state.run_id);
+    if state.workspace != expected {
+        let e = Error::bad_input(format!(
+            "the run-state names workspace {} but run {} lives at {}",
+            state.workspace.display(),
+            state.run_id,
+            expected.display()
+        ));
+        return vec![error("checks".into(), e)];
+    }
+    let scratch = state.workspace.join("checks").join(tier);
+    let mut found = vec![];
+    let mut out = vec![];
+    match overlay.checks(tier) {
+        Ok(f) => found.extend(f),
+        Err(e) => out.push(error(format!("overlays/{}/{tier}", state.recipe), e)),
+    }
+    match export_head_tests(state, sh, &scratch) {
+        Ok(Some(tests)) => match discovery::repo_checks(&tests, tier) {
+            Ok(f) => found.extend(f),
+            Err(e) => out.push(error(format!("tests/{tier}"), e)),
+        },
+        Ok(None) => {}
+        Err(e) => out.push(error(format!("tests/{tier}"), e)),
+    }
+    let env = Env { state, op: tier, scratch: &scratch, extra: vec![] };
+    for (n, f) in found.iter().enumerate() {
+        out.push(run_one(f, n + 1, &env, &setup.allowlist, setup.check_timeout, progress));
+    }
+    out
+}
+
+/// Exports the recipe's `tests/` at the PR head commit into `<scratch>/head-tests`: what the
+/// run's checkout holds now (a base release, after abra moved it) does not matter. None when the
+/// head has no `tests/`.
+fn export_head_tests(state: &RunState, sh: &Shell, scratch: &Path) -> Result<Option<PathBuf>> {
+    let Some(commit) = &state.source.commit else { return Ok(None) };
+    let repo = crate::driver::for_run(state.driver, &state.workspace, &state.recipe)?.recipe_dir();
+    if scratch.exists() {
+        fs_err::remove_dir_all(scratch)?;
+    }
+    let dest = scratch.join("head-tests");
+    Ok(crate::git::export_subtree(sh, &repo, commit, "tests", &dest)?.then_some(dest))
+}
+
+/// What a check or hook is told about the deployment.
+pub(crate) struct Env<'a> {
+    pub state: &'a RunState,
+    /// `CCCI_OP`.
+    pub op: &'a str,
+    /// The directory for the run-state copy and the checks' own work directories.
+    pub scratch: &'a Path,
+    /// More variables (the install-steps hook's `CCCI_ENV_FILE`, ...).
+    pub extra: Vec<(String, String)>,
+}
+
+impl Env<'_> {
+    /// The documented environment (docs/writing-checks.md) and a fresh work directory for the
+    /// `n`th executable; writes the read-only run-state copy it names.
+    fn for_check(&self, n: usize) -> Result<(Vec<(String, String)>, PathBuf)> {
+        let work = self.scratch.join("work").join(format!("{n:02}"));
+        fs_err::create_dir_all(&work)?;
+        let copy = self.scratch.join("run-state.json");
+        // Rewritten for every check, so one cannot change what the next one reads.
+        if copy.exists() {
+            fs_err::remove_file(&copy)?;
         }
+        fs_err::write(&copy, self.state.to_json())?;
+        fs_err::set_permissions(&copy, std::fs::Permissions::from_mode(0o444))?;
+        let s = self.state;
+        let path = |p: &Path| p.display().to_string();
+        let mut env = check::passthrough_env();
+        env.extend([
+            ("HOME".to_string(), path(&work)),
+            ("TMPDIR".to_string(), path(&work)),
+            ("CCCI_WORK_DIR".to_string(), path(&work)),
+            ("CCCI_OP".to_string(), self.op.to_string()),
+            ("CCCI_RUN_ID".to_string(), s.run_id.to_string()),
+            ("CCCI_RECIPE".to_string(), s.recipe.to_string()),
+            ("CCCI_DOMAIN".to_string(), s.domain.to_string()),
+            ("CCCI_STACK".to_string(), s.stack.to_string()),
+            ("CCCI_STATE".to_string(), path(&copy)),
+        ]);
+        if let Some(c) = &s.source.commit {
+            env.push(("CCCI_COMMIT".into(), c.clone()));
+        }
+        if let Some(url) = app_url(s, crate::config::proxy_url().as_deref()) {
+            env.push(("CCCI_URL".into(), url));
+        }
+        env.extend(self.extra.iter().cloned());
+        Ok((env, work))
     }
 }
 
-fn converged(state: &RunState, sh: &Shell) -> Assertion {
-    let start = std::time::Instant::now();
-    let (result, detail) = match converge::look(sh, &state.stack) {
-        Err(e) => (Outcome::Error, e.to_string()),
-        Ok(s) if s.is_empty() => (Outcome::Fail, "no service of the stack is on the swarm".to_string()),
-        Ok(s) => {
-            let short: Vec<_> = s.iter().filter(|x| x.running < x.desired).collect();
-            if short.is_empty() {
-                (Outcome::Pass, converge::summary(&s))
-            } else {
-                (Outcome::Fail, format!("below desired replicas: {}", converge::summary(&s)))
-            }
-        }
-    };
-    Assertion {
-        name: "services at desired replicas".into(),
+/// Runs one found executable under the trust gate and records it.
+pub(crate) fn run_one(
+    found: &Found,
+    n: usize,
+    env: &Env,
+    allowlist: &Allowlist,
+    timeout: Duration,
+    progress: &Progress,
+) -> Assertion {
+    let not_run = |result: Outcome, detail: String| Assertion {
+        name: found.name.clone(),
         result,
         detail,
-        duration_ms: start.elapsed().as_millis() as u64,
+        duration_ms: 0,
         output: None,
+    };
+    if found.origin == Origin::Repo && !allowlist.approves(&env.state.recipe) {
+        progress.log(format!("{}: {}", found.name, trust::NOT_APPROVED));
+        return not_run(Outcome::Skip, trust::NOT_APPROVED.to_string());
+    }
+    if !found.executable {
+        progress.log(format!("{}: not executable, not run", found.name));
+        return not_run(Outcome::Skip, "not executable: not a check (chmod +x to make it one)".into());
+    }
+    let (vars, work) = match env.for_check(n) {
+        Ok(v) => v,
+        Err(e) => return not_run(Outcome::Error, format!("preparing its environment: {e}")),
+    };
+    progress.log(format!("running {}", found.name));
+    let ran = check::run(&found.path, &vars, &work, timeout);
+    progress.log(format!("{}: {}: {}", found.name, ran.result.as_str(), ran.detail));
+    Assertion {
+        name: found.name.clone(),
+        result: ran.result,
+        detail: ran.detail,
+        duration_ms: ran.duration_ms,
+        output: Some(ran.output).filter(|o| !o.is_empty()),
+    }
+}
+
+/// The URL a check can request the app at from this host: through the proxy by the run's
+/// domain (the way a visitor comes in), else the app's first published port here.
+fn app_url(state: &RunState, proxy: Option<&str>) -> Option<String> {
+    match proxy {
+        Some(p) => {
+            let (scheme, rest) = p.split_once("://").unwrap_or(("http", p));
+            let authority = rest.split('/').next().unwrap_or("");
+            let port =
+                authority.rsplit_once(':').map(|(_, port)| port).filter(|p| p.bytes().all(|b| b.is_ascii_digit()));
+            Some(match port {
+                Some(port) => format!("{scheme}://{}:{port}/", state.domain),
+                None => format!("{scheme}://{}/", state.domain),
+            })
+        }
+        None => crate::serving::targets(state, None).first().map(|t| t.url.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::{Deployed, DeployedService, PublishedPort};
+
+    fn assertion(result: Outcome, detail: &str) -> Assertion {
+        Assertion { name: "a".into(), result, detail: detail.into(), duration_ms: 0, output: None }
+    }
+
+    #[test]
+    fn combine_and_summary() {
+        use Outcome::*;
+        assert_eq!(combine(&[assertion(Pass, "x"), assertion(Skip, "y")]), Pass);
+        assert_eq!(combine(&[assertion(Skip, "x"), assertion(Skip, "y")]), Skip);
+        assert_eq!(combine(&[assertion(Fail, "x"), assertion(Error, "y")]), Error);
+        assert_eq!(combine(&[assertion(Pass, "x"), assertion(Fail, "y")]), Fail);
+        assert_eq!(summary(&[assertion(Pass, "x"), assertion(Pass, "y")]), "2 assertions passed");
+        assert_eq!(
+            summary(&[assertion(Pass, "warning: not pinned: app runs x"), assertion(Skip, trust::NOT_APPROVED)]),
+            "a: warning: not pinned: app runs x; a: not approved: recipe not in allowlist"
+        );
+    }
+
+    #[test]
+    fn ops_are_named_for_their_tier() {
+        assert_eq!(op_name("install"), "install");
+        assert_eq!(op_name("custom"), "custom");
+        assert_eq!(op_name("upgrade"), "assert upgrade");
+        assert_eq!(op_name("backup"), "assert backup");
+    }
+
+    fn deployed_state() -> RunState {
+        let mut s = crate::state::tests::sample();
+        s.deployed = Some(Deployed {
+            observed_at: String::new(),
+            services: [(
+                "app".to_string(),
+                DeployedService { ports: vec![PublishedPort { published: 32776, target: 8080 }], ..Default::default() },
+            )]
+            .into(),
+        });
+        s
+    }
+
+    #[test]
+    fn the_app_url_goes_through_the_proxy_by_domain_or_to_the_port() {
+        let s = deployed_state();
+        assert_eq!(app_url(&s, None).as_deref(), Some("http://127.0.0.1:32776/"));
+        assert_eq!(app_url(&s, Some("http://127.0.0.1:80")).as_deref(), Some("http://hell-3fa9c2.ccci.localhost:80/"));
+        assert_eq!(app_url(&s, Some("https://proxy.example/")).as_deref(), Some("https://hell-3fa9c2.ccci.localhost/"));
+        let mut none = crate::state::tests::sample();
+        none.deployed = None;
+        assert_eq!(app_url(&none, None), None);
+    }
+
+    fn with_ops(ops: &[(&str, Outcome)]) -> RunState {
+        let mut s = crate::state::tests::sample();
+        s.deploys = 1;
+        s.ops = ops.iter().map(|(op, r)| OpTimer::start(op).finish(*r, "d", vec![])).collect();
+        s
+    }
+
+    #[test]
+    fn later_tiers_skip_when_install_failed_and_custom_runs_after_a_failed_upgrade() {
+        use Outcome::*;
+        let s = with_ops(&[("deploy", Pass), ("install", Fail)]);
+        for tier in ["upgrade", "backup", "restore", "custom"] {
+            assert_eq!(skip_reason(tier, &s).as_deref(), Some("install failed (fail)"), "{tier}");
+        }
+        let s = with_ops(&[("deploy", Pass), ("install", Pass), ("upgrade", Fail)]);
+        assert_eq!(skip_reason("upgrade", &s).as_deref(), Some("upgrade did not pass (fail)"));
+        assert_eq!(skip_reason("custom", &s), None, "custom is independent of the upgrade");
+        assert_eq!(skip_reason("backup", &s).as_deref(), Some("backup did not run"));
+        let s = with_ops(&[("deploy", Error)]);
+        assert_eq!(skip_reason("install", &s).as_deref(), Some("deploy did not pass (error)"));
     }
 }

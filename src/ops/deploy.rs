@@ -52,6 +52,7 @@ pub fn prepare(req: &Request, sh: &Shell, progress: &Progress) -> Result<Prepare
     let stack = StackName::from_domain(&domain)?;
     let timeout = crate::config::deploy_timeout()?;
     crate::registry::lease_ttl()?;
+    super::install_steps::preflight(&recipe)?;
     let state_dir = crate::config::state_dir()?;
     if req.driver == DriverKind::Abra {
         crate::config::abra_server()?;
@@ -168,6 +169,7 @@ fn deploy(
     let env_file = driver.create_app(sh, state, &compose, base.as_ref(), progress)?;
     state.env_file = Some(env_file);
     registry.save(state, HOLDER)?;
+    super::install_steps::run(sh, state, &recipe_dir, progress)?;
 
     let since = crate::time::now_rfc3339();
     state.deploys += 1;

@@ -2,6 +2,7 @@
 
 pub mod assert;
 pub mod deploy;
+pub mod install_steps;
 pub mod teardown;
 pub mod upgrade;
 

@@ -1,40 +1,56 @@
-//! ccci-assert: run a tier's assertions on the run's deployment.
+//! ccci-assert: run an op's checks (generic, overlay, repo-local) on the run's deployment.
 
 use std::path::PathBuf;
 
+use ccci::Error;
 use ccci::cli;
 use ccci::ops::assert;
-use ccci::{Error, Result};
 
 const BIN: &str = "ccci-assert";
 
 const HELP: &str = "\
-ccci-assert: run a tier's generic assertions on the run's deployment.
+ccci-assert: run an op's checks on the run's deployment.
 
-Usage: ccci-assert TIER [--state FILE]
+Usage: ccci-assert OP [--state FILE]
 
 Reads the run-state from stdin (or FILE), checks the deployment as the previous op left it, records
-one op named TIER with one assertion per check, and writes the run-state to stdout (or back to FILE).
-It never changes the deployment.
+one op with one assertion per check, and writes the run-state to stdout (or back to FILE). It never
+changes the deployment.
 
-Tiers:
-  install    every service at its desired replicas; serving HTTP (2xx/3xx) through CCCI_PROXY_URL
-             with the run's domain as Host, or else on the ports the services publish here.
-             Skipped when the deploy did not pass.
-  upgrade    the upgrade moved the deployment to the PR head (from ccci-upgrade's evidence), every
-             service converged, still serving. Skipped when the upgrade was skipped or install
-             failed.
+OP is install, upgrade, backup, restore or custom (checks not tied to a lifecycle op). Its checks
+come from three places, in this order:
+  generic    built in, for every op: every service at its desired replicas; no task restarting
+             during a settle window (CCCI_SETTLE_WINDOW); healthchecks passing; serving HTTP
+             (2xx/3xx, or a status the recipe's settings accept) through CCCI_PROXY_URL with the
+             run's domain as Host, or else on the ports the services publish here; a warning for
+             images tagged `latest` or not at all. `assert upgrade` also carries ccci-upgrade's
+             proof that the deployment moved to the PR head. Opt out with CCCI_SKIP_GENERIC=1,
+             CCCI_SKIP_GENERIC_<OP>=1 or SKIP_GENERIC in overlays/<recipe>/settings.env; the
+             run-state says who asked.
+  overlay    executables in $CCCI_OVERLAYS_DIR/<recipe>/<op>/, maintained with ccci: always run.
+  repo       executables in the recipe's own tests/<op>/ at the PR head: run only when the recipe
+             is listed in the allowlist (CCCI_ALLOWLIST); otherwise recorded as skipped,
+             \"not approved: recipe not in allowlist\".
+Each check runs in name order with a cleared environment (docs/writing-checks.md) and answers by
+exit code: 0 pass, 1 fail, 77 skip, anything else error; one still running after
+CCCI_CHECK_TIMEOUT is killed with its process group and recorded as error.
 
-Any tier records `error` when the run broke the deploy-once rule (deploys is not 1).
+install is recorded as op `install`, custom as `custom`, the others as `assert <op>`. install is
+skipped when the deploy did not pass; later ops when install failed; upgrade, backup and restore
+also when their own op did not pass. Any op records `error` when the run broke the deploy-once
+rule (deploys is not 1).
 
 Options:
   --state FILE   read and update FILE (atomically) instead of stdin/stdout
   -h, --help     this text
   -V, --version  the version
 
-Environment: CCCI_PROXY_URL, CCCI_SERVING_TIMEOUT.
+Environment: CCCI_STATE_DIR, CCCI_OVERLAYS_DIR, CCCI_ALLOWLIST, CCCI_CHECK_TIMEOUT,
+CCCI_SETTLE_WINDOW, CCCI_SKIP_GENERIC, CCCI_SKIP_GENERIC_<OP>, CCCI_PROXY_URL,
+CCCI_SERVING_TIMEOUT (see docs/operating.md).
 
-Exit status: 0 passed or skipped, 1 an assertion failed, 2 bad input, 3 environment error.
+Exit status: 0 passed or skipped, 1 a check failed, 2 bad input, 3 a check or the environment
+errored.
 ";
 
 fn main() {
@@ -48,33 +64,21 @@ fn main() {
                 Short('h') | Long("help") => return Ok(cli::print_help(HELP)),
                 Short('V') | Long("version") => return Ok(cli::print_version(BIN)),
                 Value(v) if tier.is_none() => {
-                    tier = Some(v.into_string().map_err(|_| Error::bad_input("TIER must be UTF-8"))?)
+                    tier = Some(v.into_string().map_err(|_| Error::bad_input("OP must be UTF-8"))?)
                 }
                 _ => return Err(cli::unexpected(BIN, arg)),
             }
         }
-        let tier = tier.ok_or_else(|| Error::bad_input(format!("missing TIER (see {BIN} --help)")))?;
-        if !assert::TIERS.contains(&tier.as_str()) {
-            return Err(Error::bad_input(format!(
-                "unknown tier {tier:?}: expected one of {}",
-                assert::TIERS.join(", ")
-            )));
-        }
+        let tier = tier.ok_or_else(|| Error::bad_input(format!("missing OP (see {BIN} --help)")))?;
+        let setup = assert::prepare(&tier)?;
         let io = cli::state_io(state_file);
         let mut state = io.read()?;
         progress.set_run(state.run_id.as_str());
+        let registry = ccci::registry::Registry::open()?;
         let sh = xshell::Shell::new()?;
-        let outcome = run(&tier, &mut state, &sh, progress)?;
+        let outcome = assert::run(&setup, &mut state, &registry, &sh, progress);
+        registry.save(&state, assert::HOLDER)?;
         io.write(&state)?;
         Ok(outcome.exit_code())
     })
-}
-
-fn run(
-    tier: &str,
-    state: &mut ccci::state::RunState,
-    sh: &xshell::Shell,
-    progress: &ccci::progress::Progress,
-) -> Result<ccci::state::Outcome> {
-    Ok(assert::run(tier, state, sh, progress))
 }

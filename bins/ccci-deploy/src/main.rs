@@ -17,8 +17,10 @@ Usage: ccci-deploy --recipe PATH_OR_URL --ref REF [--driver stack|abra] [--recip
                    [--no-upgrade] [--state FILE]
 
 Registers a run in $CCCI_STATE_DIR/runs/, clones the recipe at REF into the run's workspace,
-records the commit and the NAR hash of the code under test, creates the app, deploys it once and
-waits until every service runs. So that ccci-upgrade can move it to the head, the one deploy is of
+records the commit and the NAR hash of the code under test, creates the app, runs the
+install-steps hooks (overlays/<recipe>/install_steps.sh, then the recipe's own
+tests/install_steps.sh at REF if the recipe is in the allowlist; recorded as op install-steps, a
+failing hook fails the deploy), deploys it once and waits until every service runs. So that ccci-upgrade can move it to the head, the one deploy is of
 the last published release before REF (by recipe semver over release tags that are ancestors of
 REF); with no earlier release, or with --no-upgrade, REF itself is deployed. Writes the run-state JSON to stdout (or to FILE with --state);
 progress goes to stderr.
@@ -34,7 +36,8 @@ Options:
   -V, --version          the version
 
 Environment: CCCI_STATE_DIR, CCCI_DOMAIN_SUFFIX, CCCI_DEPLOY_TIMEOUT, CCCI_LEASE_TTL,
-CCCI_ABRA, CCCI_ABRA_SERVER (see docs/operating.md).
+CCCI_ABRA, CCCI_ABRA_SERVER, CCCI_OVERLAYS_DIR, CCCI_ALLOWLIST, CCCI_CHECK_TIMEOUT (see
+docs/operating.md).
 
 Exit status: 0 deployed, 1 the deploy failed (the run-state says why), 2 bad input (nothing was
 created), 3 environment error.

@@ -442,7 +442,7 @@ fn deploy_abra_server_invalid() {
 
 #[test]
 fn assert_missing_tier() {
-    refuse("no-tier", |sb| Case::new("ccci-assert", &[]).stdin(text(&valid_state(sb))).says("missing TIER"));
+    refuse("no-tier", |sb| Case::new("ccci-assert", &[]).stdin(text(&valid_state(sb))).says("missing OP"));
 }
 
 #[test]
@@ -481,5 +481,86 @@ fn teardown_state_dir_relative() {
             .env("CCCI_STATE_DIR", "relative/state")
             .says("CCCI_STATE_DIR")
             .says("absolute")
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Check settings: the allowlist, overlays, opt-outs and timeouts (ccci-assert and ccci-deploy)
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn assert_skip_generic_not_a_flag() {
+    refuse("skip-generic", |_| {
+        Case::new("ccci-assert", &["install"]).env("CCCI_SKIP_GENERIC", "maybe").says("CCCI_SKIP_GENERIC").says("maybe")
+    });
+}
+
+#[test]
+fn assert_skip_generic_of_the_op_not_a_flag() {
+    refuse("skip-generic-op", |_| {
+        Case::new("ccci-assert", &["custom"]).env("CCCI_SKIP_GENERIC_CUSTOM", "2").says("CCCI_SKIP_GENERIC_CUSTOM")
+    });
+}
+
+#[test]
+fn assert_overlays_dir_missing() {
+    refuse("overlays-missing", |sb| {
+        let d = sb.root.join("no-overlays");
+        Case::new("ccci-assert", &["install"]).env("CCCI_OVERLAYS_DIR", d.to_str().unwrap()).says("CCCI_OVERLAYS_DIR")
+    });
+}
+
+#[test]
+fn assert_allowlist_missing() {
+    refuse("allowlist-missing", |sb| {
+        let f = sb.root.join("no-allowlist");
+        Case::new("ccci-assert", &["install"]).env("CCCI_ALLOWLIST", f.to_str().unwrap()).says("CCCI_ALLOWLIST")
+    });
+}
+
+#[test]
+fn assert_allowlist_with_a_bad_line() {
+    refuse("allowlist-bad", |sb| {
+        let f = sb.root.join("allowlist");
+        std::fs::write(&f, "hello\nHello World # typo\n").unwrap();
+        Case::new("ccci-assert", &["install"])
+            .env("CCCI_ALLOWLIST", f.to_str().unwrap())
+            .says("allowlist:2")
+            .says("invalid recipe name")
+    });
+}
+
+#[test]
+fn assert_check_timeout_not_a_duration() {
+    refuse("check-timeout", |_| {
+        Case::new("ccci-assert", &["install"]).env("CCCI_CHECK_TIMEOUT", "soon").says("CCCI_CHECK_TIMEOUT")
+    });
+}
+
+#[test]
+fn assert_settle_window_not_a_duration() {
+    refuse("settle", |_| {
+        Case::new("ccci-assert", &["install"]).env("CCCI_SETTLE_WINDOW", "10 s").says("CCCI_SETTLE_WINDOW")
+    });
+}
+
+#[test]
+fn deploy_overlay_settings_with_an_unknown_key() {
+    refuse("settings-key", |sb| {
+        let overlays = sb.dir("overlays");
+        std::fs::create_dir_all(overlays.join("hello")).unwrap();
+        std::fs::write(overlays.join("hello/settings.env"), "SKIP_GENERICS=install\n").unwrap();
+        deploy(sb, &[])
+            .env("CCCI_OVERLAYS_DIR", overlays.to_str().unwrap())
+            .says("settings.env")
+            .says("unknown setting SKIP_GENERICS")
+    });
+}
+
+#[test]
+fn deploy_allowlist_missing() {
+    refuse("deploy-allowlist", |sb| {
+        let f = sb.root.join("no-allowlist");
+        deploy(sb, &[]).env("CCCI_ALLOWLIST", f.to_str().unwrap()).says("CCCI_ALLOWLIST")
     });
 }

@@ -40,6 +40,7 @@ impl Run {
         c.env("CCCI_STATE_DIR", &self.state_dir)
             .env("CCCI_ABRA", root().join("tests/support/abra"))
             .env("CCCI_SERVING_TIMEOUT", "8s")
+            .env("CCCI_SETTLE_WINDOW", "2s")
             .env("CCCI_DEPLOY_TIMEOUT", "90s")
             .stdin(Stdio::null());
         c

@@ -1,0 +1,457 @@
+//! End-to-end, on this machine's real swarm: checks as executables from the three sources
+//! (generic, overlay, the recipe's own `tests/`), the trust gate, the opt-outs of the generic
+//! floor, the install-steps hook, timeouts and the cleared environment.
+//!
+//! The recipe is the example (`examples/hello/make-repo`) with a head commit that adds
+//! repo-local canaries: `tests/install/10-canary`, `tests/custom/10-canary` and
+//! `tests/install_steps.sh`, each leaving a marker file (its environment) in the test's canary
+//! directory when, and only when, it runs. The overlays live in a temporary `CCCI_OVERLAYS_DIR`
+//! that starts as a copy of the shipped `overlays/hello`. Every ccci process gets a planted
+//! secret in its environment, which must reach no check, no hook, no state and no report.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use common::{Ran, Run, Sandbox, domain_suffix, marker, objects_named, repo_root};
+
+const NOT_APPROVED: &str = "not approved: recipe not in allowlist";
+const LIMIT: Duration = Duration::from_secs(240);
+
+fn secret() -> String {
+    format!("planted-secret-{}", marker())
+}
+
+fn write_exec(path: &Path, body: &str) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, body).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+fn git(repo: &Path, args: &[&str]) {
+    let out = Command::new("git").arg("-C").arg(repo).args(args).output().unwrap();
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), &dest).unwrap();
+        }
+    }
+}
+
+/// One run of the example recipe, with its canaries, overlays and allowlists, in a sandbox.
+struct Pipe {
+    sb: Sandbox,
+    driver: &'static str,
+    repo: PathBuf,
+    /// Where canaries and test checks leave their markers.
+    canary: PathBuf,
+    /// `CCCI_OVERLAYS_DIR`; the recipe's overlay is `overlays/hello`.
+    overlays: PathBuf,
+    state_file: PathBuf,
+    /// An allowlist approving nothing (comments only), and one listing hello.
+    deny: PathBuf,
+    approve: PathBuf,
+}
+
+impl Pipe {
+    fn new(name: &str, driver: &'static str) -> Pipe {
+        let sb = Sandbox::new(name);
+        let repo = sb.root.join("hello");
+        let out = Command::new(repo_root().join("examples/hello/make-repo")).arg(&repo).arg("ok").output().unwrap();
+        assert!(out.status.success(), "make-repo: {}", String::from_utf8_lossy(&out.stderr));
+        let canary = sb.dir("canary");
+        let marker_of = |what: &str| format!("#!/bin/sh\nenv > '{}/repo-{what}.env'\n", canary.display());
+        write_exec(&repo.join("tests/install/10-canary"), &(marker_of("install") + "echo canary ran\n"));
+        write_exec(&repo.join("tests/custom/10-canary"), &(marker_of("custom") + "echo canary ran\n"));
+        write_exec(
+            &repo.join("tests/install_steps.sh"),
+            &(marker_of("install-steps")
+                + &format!(
+                    "if [ -e '{}/fail-install-steps' ]; then echo seeding...; echo 'cannot seed the database' >&2; exit 1; fi\necho seeded\n",
+                    canary.display()
+                )),
+        );
+        git(&repo, &["add", "tests"]);
+        git(&repo, &["commit", "-q", "-m", "head: repo-local checks"]);
+
+        let overlays = sb.dir("overlays");
+        copy_dir(&repo_root().join("overlays/hello"), &overlays.join("hello"));
+        let deny = sb.root.join("allowlist-empty");
+        std::fs::write(&deny, "# nothing approved\n").unwrap();
+        let approve = sb.root.join("allowlist-hello");
+        std::fs::write(&approve, "# approved for the test\nhello\n").unwrap();
+        let state_file = sb.root.join("run.json");
+        Pipe { driver, repo, canary, overlays, state_file, deny, approve, sb }
+    }
+
+    /// An overlay file of hello, executable.
+    fn overlay(&self, rel: &str, body: &str) -> PathBuf {
+        let p = self.overlays.join("hello").join(rel);
+        write_exec(&p, body);
+        p
+    }
+
+    /// A ccci binary with a cleared environment: exactly the settings of the test, plus the
+    /// planted secret under two names a CI host might really have.
+    fn run(&self, bin: &str, args: &[&str], allowlist: &Path, extra: &[(&str, &str)]) -> Ran {
+        let mut r = Run::new(bin, args, &self.sb.dir("cwd"), &self.sb.dir("home"))
+            .env("CCCI_STATE_DIR", self.sb.state_dir())
+            .env("CCCI_DOMAIN_SUFFIX", domain_suffix())
+            .env("CCCI_ABRA", repo_root().join("tests/support/abra"))
+            .env("CCCI_OVERLAYS_DIR", &self.overlays)
+            .env("CCCI_ALLOWLIST", allowlist)
+            .env("CCCI_DEPLOY_TIMEOUT", "90s")
+            .env("CCCI_SERVING_TIMEOUT", "8s")
+            .env("CCCI_SETTLE_WINDOW", "2s")
+            .env("CCCI_CHECK_TIMEOUT", "30s")
+            .env("CCCI_PLANTED_SECRET", secret())
+            .env("GITEA_TOKEN", secret());
+        for (k, v) in extra {
+            r = r.env(k, v);
+        }
+        r.run(LIMIT)
+    }
+
+    fn deploy(&self, allowlist: &Path) -> Ran {
+        let repo = self.repo.display().to_string();
+        let state = self.state_file.display().to_string();
+        let args =
+            ["--driver", self.driver, "--recipe-name", "hello", "--ref", "main", "--recipe", &repo, "--state", &state];
+        self.run("ccci-deploy", &args, allowlist, &[])
+    }
+
+    fn step(&self, bin: &str, args: &[&str], allowlist: &Path, extra: &[(&str, &str)]) -> Ran {
+        let state = self.state_file.display().to_string();
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--state", &state]);
+        self.run(bin, &all, allowlist, extra)
+    }
+
+    fn state(&self) -> Value {
+        serde_json::from_str(&std::fs::read_to_string(&self.state_file).unwrap()).unwrap()
+    }
+
+    fn canary_ran(&self, what: &str) -> bool {
+        self.canary.join(format!("repo-{what}.env")).exists()
+    }
+
+    /// Teardown, then nothing of the run is left: on the swarm, in the registry, on disk.
+    fn teardown(&self) -> Value {
+        let t = self.step("ccci-teardown", &[], &self.deny, &[]);
+        let s = self.state();
+        assert_eq!(t.code, Some(0), "teardown: {}", t.stderr);
+        assert_eq!(last_op(&s, "teardown")["result"], "pass");
+        let stack = s["stack"].as_str().unwrap();
+        assert_eq!(objects_named(stack), Vec::<String>::new(), "left on the swarm");
+        assert_eq!(self.sb.entries("runs"), Vec::<String>::new(), "registry entry left");
+        assert_eq!(self.sb.entries("work"), Vec::<String>::new(), "workspace left");
+        s
+    }
+}
+
+impl Drop for Pipe {
+    fn drop(&mut self) {
+        // A failing assertion must not leak the deployment.
+        if self.state_file.exists() && !self.sb.entries("runs").is_empty() {
+            let _ = self.step("ccci-teardown", &[], &self.deny, &[]);
+        }
+    }
+}
+
+fn ops<'a>(state: &'a Value, name: &str) -> Vec<&'a Value> {
+    state["ops"].as_array().unwrap().iter().filter(|o| o["op"] == name).collect()
+}
+
+fn last_op<'a>(state: &'a Value, name: &str) -> &'a Value {
+    ops(state, name).pop().unwrap_or_else(|| panic!("no op {name} in {state:#}"))
+}
+
+fn assertion<'a>(op: &'a Value, name: &str) -> &'a Value {
+    op["assertions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == name)
+        .unwrap_or_else(|| panic!("no assertion {name} in {op:#}"))
+}
+
+fn names(op: &Value) -> Vec<String> {
+    op["assertions"].as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap().to_string()).collect()
+}
+
+/// Reads an env dump a check or hook left: `KEY=VALUE` lines.
+fn env_dump(path: &Path) -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    text.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+fn var<'a>(env: &'a [(String, String)], k: &str) -> Option<&'a str> {
+    env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str())
+}
+
+/// Every file under `dir`, recursively.
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = vec![];
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() { out.extend(files(&p)) } else { out.push(p) }
+    }
+    out
+}
+
+/// Gone, or a zombie waiting to be reaped.
+fn process_gone(pid: u32) -> bool {
+    for _ in 0..100 {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Err(_) => return true,
+            Ok(stat) if stat.rsplit(')').next().is_some_and(|s| s.trim_start().starts_with('Z')) => return true,
+            Ok(_) => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+    false
+}
+
+const GENERIC: &[&str] = &[
+    "services at desired replicas",
+    "no restarts while settling",
+    "healthchecks passing",
+    "serving app:8080",
+    "images pinned",
+];
+
+#[test]
+fn trust_gate_overlays_opt_outs_and_timeouts_on_one_deployment() {
+    let p = Pipe::new("checks-one-deployment", "stack");
+    let canary = p.canary.display().to_string();
+    p.overlay("install_steps.sh", &format!(
+        "#!/bin/sh\nenv > '{canary}/overlay-install-steps.env'\ngrep -q \"^DOMAIN=$CCCI_DOMAIN\" \"$CCCI_ENV_FILE\" || {{ echo \"$CCCI_ENV_FILE has no DOMAIN\"; exit 1; }}\necho app env ready\n"
+    ));
+    p.overlay(
+        "install/20-env",
+        &format!("#!/bin/sh\nenv > '{canary}/overlay-install.env'\necho environment recorded\n"),
+    );
+    p.overlay("custom/20-env", &format!("#!/bin/sh\nenv > '{canary}/overlay-custom.env'\necho environment recorded\n"));
+
+    // Deploy with nothing approved: the overlay's hook runs, the recipe's own is only listed.
+    let d = p.deploy(&p.deny);
+    assert_eq!(d.code, Some(0), "deploy: {}", d.stderr);
+    let s = p.state();
+    let hooks = last_op(&s, "install-steps");
+    assert_eq!(hooks["result"], "pass", "{hooks:#}");
+    assert_eq!(assertion(hooks, "overlays/hello/install_steps.sh")["result"], "pass");
+    assert_eq!(assertion(hooks, "overlays/hello/install_steps.sh")["detail"], "app env ready");
+    let repo_hook = assertion(hooks, "tests/install_steps.sh");
+    assert_eq!((repo_hook["result"].as_str(), repo_hook["detail"].as_str()), (Some("skip"), Some(NOT_APPROVED)));
+    assert!(!p.canary_ran("install-steps"), "the unapproved repo-local hook ran");
+    let hook_env = env_dump(&p.canary.join("overlay-install-steps.env"));
+    assert_eq!(var(&hook_env, "CCCI_OP"), Some("install-steps"));
+    assert!(var(&hook_env, "CCCI_ENV_FILE").is_some_and(|f| f.ends_with("app.env")), "{hook_env:?}");
+
+    // install: the generic floor and the overlay's checks on the one deployment; the canary is
+    // discovered and reported, not run.
+    let i = p.step("ccci-assert", &["install"], &p.deny, &[]);
+    assert_eq!(i.code, Some(0), "install: {}", i.stderr);
+    let s = p.state();
+    assert_eq!(s["deploys"], 1);
+    let install = last_op(&s, "install");
+    assert_eq!(install["result"], "pass", "{install:#}");
+    let mut expected: Vec<String> = GENERIC.iter().map(|n| n.to_string()).collect();
+    expected.extend(
+        ["overlays/hello/install/10-page", "overlays/hello/install/20-env", "tests/install/10-canary"]
+            .map(String::from),
+    );
+    assert_eq!(names(install), expected, "generic first, then the overlay, then the recipe's own: {}", i.stderr);
+    for g in GENERIC {
+        assert_eq!(assertion(install, g)["result"], "pass", "{g}: {install:#}");
+    }
+    let page = assertion(install, "overlays/hello/install/10-page");
+    assert_eq!((page["result"].as_str(), page["detail"].as_str()), (Some("pass"), Some("serves the hello page")));
+    assert!(page["output"].as_str().unwrap().contains("<h1>hello 1.1.0</h1>"), "{page}");
+    let canary_check = assertion(install, "tests/install/10-canary");
+    assert_eq!((canary_check["result"].as_str(), canary_check["detail"].as_str()), (Some("skip"), Some(NOT_APPROVED)));
+    assert!(install["detail"].as_str().unwrap().contains(NOT_APPROVED), "{install}");
+    assert!(!p.canary_ran("install"), "the unapproved canary ran");
+    assert!(generic_skipped_for(install).is_none());
+
+    // The documented environment, and a read-only copy of the run-state.
+    let env = env_dump(&p.canary.join("overlay-install.env"));
+    let run_id = s["run_id"].as_str().unwrap();
+    assert_eq!(var(&env, "CCCI_OP"), Some("install"));
+    assert_eq!(var(&env, "CCCI_RECIPE"), Some("hello"));
+    assert_eq!(var(&env, "CCCI_RUN_ID"), Some(run_id));
+    assert_eq!(var(&env, "CCCI_DOMAIN"), s["domain"].as_str());
+    assert_eq!(var(&env, "CCCI_STACK"), s["stack"].as_str());
+    assert_eq!(var(&env, "CCCI_COMMIT"), s["source"]["commit"].as_str());
+    let port = s["deployed"]["services"]["app"]["ports"][0]["published"].as_u64().unwrap();
+    assert_eq!(var(&env, "CCCI_URL"), Some(format!("http://127.0.0.1:{port}/").as_str()));
+    let copy = PathBuf::from(var(&env, "CCCI_STATE").unwrap());
+    let copied: Value = serde_json::from_str(&std::fs::read_to_string(&copy).unwrap()).unwrap();
+    assert_eq!(copied["run_id"], run_id);
+    assert_eq!(std::fs::metadata(&copy).unwrap().permissions().mode() & 0o222, 0, "the copy is read-only");
+    let work = var(&env, "CCCI_WORK_DIR").unwrap();
+    assert_eq!((var(&env, "HOME"), var(&env, "TMPDIR")), (Some(work), Some(work)));
+
+    // upgrade: the shipped overlay's upgrade check sees the head's page.
+    let u = p.step("ccci-upgrade", &[], &p.deny, &[]);
+    assert_eq!(u.code, Some(0), "upgrade: {}", u.stderr);
+    let au = p.step("ccci-assert", &["upgrade"], &p.deny, &[]);
+    assert_eq!(au.code, Some(0), "assert upgrade: {}", au.stderr);
+    let s = p.state();
+    let au = last_op(&s, "assert upgrade");
+    assert_eq!(au["result"], "pass", "{au:#}");
+    assert_eq!(names(au)[0], "moved to the head");
+    assert_eq!(assertion(au, "overlays/hello/upgrade/10-page-is-the-head")["result"], "pass");
+    assert_eq!(assertion(au, "serving app:8080")["result"], "pass");
+    assert_eq!(s["deploys"], 1);
+
+    // custom, approved: the canary runs. A check that hangs is killed at its timeout, with
+    // what it started.
+    let pidfile = p.canary.join("hang.pid");
+    let hang = p.overlay(
+        "custom/50-hang",
+        &format!("#!/bin/sh\necho going to sleep\nsleep 300 &\necho $! > '{}'\nwait\n", pidfile.display()),
+    );
+    let started = Instant::now();
+    let c = p.step("ccci-assert", &["custom"], &p.approve, &[("CCCI_CHECK_TIMEOUT", "3s")]);
+    assert!(started.elapsed() < Duration::from_secs(60), "took {:?}", started.elapsed());
+    assert_eq!(c.code, Some(3), "custom with a hanging check errors: {}", c.stderr);
+    let s = p.state();
+    let custom = last_op(&s, "custom");
+    assert_eq!(custom["result"], "error");
+    let hung = assertion(custom, "overlays/hello/custom/50-hang");
+    assert_eq!(hung["result"], "error");
+    assert_eq!(hung["detail"], "timed out after 3s: killed with its process group: going to sleep");
+    let sleeper: u32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+    assert!(process_gone(sleeper), "the hanging check's child {sleeper} survived");
+    assert_eq!(assertion(custom, "tests/custom/10-canary")["result"], "pass");
+    assert!(p.canary_ran("custom"), "the approved canary did not run");
+    assert_eq!(assertion(custom, "overlays/hello/custom/10-data-volume")["result"], "pass");
+    assert_eq!(assertion(custom, "services at desired replicas")["result"], "pass");
+    std::fs::remove_file(hang).unwrap();
+
+    // Each opt-out form skips the generic floor and says who asked; the checks still run.
+    let forms = [
+        ("CCCI_SKIP_GENERIC", "opted out by CCCI_SKIP_GENERIC=1 in the environment"),
+        ("CCCI_SKIP_GENERIC_CUSTOM", "opted out by CCCI_SKIP_GENERIC_CUSTOM=1 in the environment"),
+    ];
+    for (var_name, says) in forms {
+        let r = p.step("ccci-assert", &["custom"], &p.approve, &[(var_name, "1")]);
+        assert_eq!(r.code, Some(0), "{var_name}: {}", r.stderr);
+        let s = p.state();
+        let custom = last_op(&s, "custom");
+        assert_eq!(generic_skipped_for(custom).as_deref(), Some(format!("skipped: {says}").as_str()), "{custom:#}");
+    }
+    // An opt-out for another op leaves this one alone.
+    let r = p.step("ccci-assert", &["custom"], &p.approve, &[("CCCI_SKIP_GENERIC_INSTALL", "1")]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(generic_skipped_for(last_op(&p.state(), "custom")).is_none());
+    std::fs::write(p.overlays.join("hello/settings.env"), "# hello's custom checks cover it\nSKIP_GENERIC=custom\n")
+        .unwrap();
+    let r = p.step("ccci-assert", &["custom"], &p.approve, &[]);
+    assert_eq!(r.code, Some(0), "settings: {}", r.stderr);
+    let s = p.state();
+    let custom = last_op(&s, "custom");
+    assert_eq!(
+        generic_skipped_for(custom).as_deref(),
+        Some("skipped: opted out by SKIP_GENERIC in overlays/hello/settings.env")
+    );
+    assert_eq!(assertion(custom, "overlays/hello/custom/10-data-volume")["result"], "pass");
+    let report = p.step("ccci-report", &[], &p.deny, &[]);
+    assert_eq!(report.code, Some(1), "the hanging check errored: {}", report.stderr);
+    for who in ["CCCI_SKIP_GENERIC=1", "CCCI_SKIP_GENERIC_CUSTOM=1", "SKIP_GENERIC in overlays/hello/settings.env"] {
+        assert!(report.stdout.contains(who), "the report does not name {who}:\n{}", report.stdout);
+    }
+    let md = p.step("ccci-report", &["--format", "markdown"], &p.deny, &[]);
+    assert!(md.stdout.contains("SKIP\\_GENERIC in overlays\\/hello\\/settings\\.env"), "{}", md.stdout);
+    assert!(md.stdout.contains("<summary>output of overlays/hello/custom/50-hang</summary>"), "{}", md.stdout);
+
+    // Install failing now (an overlay check says so) sends the later tiers to skip.
+    std::fs::remove_file(p.overlays.join("hello/settings.env")).unwrap();
+    p.overlay("install/90-fails", "#!/bin/sh\necho 'the admin page is missing'\nexit 1\n");
+    let i = p.step("ccci-assert", &["install"], &p.deny, &[]);
+    assert_eq!(i.code, Some(1), "{}", i.stderr);
+    let c = p.step("ccci-assert", &["custom"], &p.approve, &[]);
+    assert_eq!(c.code, Some(0), "{}", c.stderr);
+    let s = p.state();
+    let failed = assertion(last_op(&s, "install"), "overlays/hello/install/90-fails");
+    assert_eq!(failed["detail"], "failed (exit 1): the admin page is missing");
+    assert_eq!(last_op(&s, "custom")["result"], "skip");
+    assert_eq!(last_op(&s, "custom")["detail"], "skipped: install failed (fail)");
+
+    let s = p.teardown();
+    assert_eq!(s["deploys"], 1, "one deployment for everything");
+    // The overlay's hook, install and custom checks, the approved custom canary.
+    assert_no_secret(&p, &report.stdout, 4);
+}
+
+/// The detail of the `generic checks` skip, when the op skipped its generic floor.
+fn generic_skipped_for(op: &Value) -> Option<String> {
+    let found = op["assertions"].as_array().unwrap().iter().find(|a| a["name"] == "generic checks")?;
+    assert_eq!(found["result"], "skip");
+    assert!(!names(op).iter().any(|n| GENERIC.contains(&n.as_str())), "generic checks ran although skipped: {op:#}");
+    Some(found["detail"].as_str().unwrap().to_string())
+}
+
+/// The planted secret is in no marker, no state and no report; the markers prove the checks
+/// got the documented variables.
+fn assert_no_secret(p: &Pipe, report: &str, env_dumps: usize) {
+    let dumps = files(&p.canary);
+    assert_eq!(dumps.iter().filter(|f| f.extension().is_some_and(|e| e == "env")).count(), env_dumps, "{dumps:?}");
+    for f in dumps.iter().chain([&p.state_file]) {
+        let text = std::fs::read_to_string(f).unwrap_or_default();
+        assert!(!text.contains(&secret()), "the planted secret reached {}", f.display());
+        assert!(!text.contains("GITEA_TOKEN") && !text.contains("CCCI_PLANTED_SECRET"), "{}", f.display());
+    }
+    assert!(!report.contains(&secret()));
+}
+
+#[test]
+fn approved_install_steps_run_and_a_failing_hook_fails_the_deploy() {
+    let p = Pipe::new("checks-failing-hook", "abra");
+    std::fs::write(p.canary.join("fail-install-steps"), "").unwrap();
+    let d = p.deploy(&p.approve);
+    assert_eq!(d.code, Some(1), "deploy: {}", d.stderr);
+    let s = p.state();
+    let hooks = last_op(&s, "install-steps");
+    assert_eq!(hooks["result"], "fail", "{hooks:#}");
+    let hook = assertion(hooks, "tests/install_steps.sh");
+    assert_eq!(hook["detail"], "failed (exit 1): cannot seed the database");
+    assert_eq!(hook["output"], "seeding...\ncannot seed the database\n");
+    assert!(p.canary_ran("install-steps"), "the approved hook did not run");
+    let deploy = last_op(&s, "deploy");
+    assert_eq!(deploy["result"], "fail");
+    let detail = deploy["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("install steps failed") && detail.contains("seeding... | cannot seed the database"),
+        "{detail}"
+    );
+    assert_eq!(s["deploys"], 0, "nothing was deployed");
+
+    let env = env_dump(&p.canary.join("repo-install-steps.env"));
+    let env_file = var(&env, "CCCI_ENV_FILE").unwrap();
+    assert_eq!(Some(env_file), s["env_file"].as_str());
+    assert!(var(&env, "ABRA_DIR").is_some_and(|d| env_file.starts_with(d)), "{env:?}");
+
+    for (tier, op) in [("install", "install"), ("custom", "custom")] {
+        let r = p.step("ccci-assert", &[tier], &p.approve, &[]);
+        assert_eq!(r.code, Some(0), "{}", r.stderr);
+        let s = p.state();
+        assert_eq!(last_op(&s, op)["detail"], "skipped: deploy did not pass (fail)");
+    }
+    assert!(!p.canary_ran("install") && !p.canary_ran("custom"), "nothing runs on a dead deployment");
+    p.teardown();
+    assert_no_secret(&p, "", 1);
+}

@@ -1,0 +1,326 @@
+//! Running one check (or install-steps hook): an executable file, in a cleared environment, in a
+//! process group of its own, with a time limit. Its exit code is its answer: 0 pass, 1 fail,
+//! 77 skip, anything else error. The contract for check authors is `docs/writing-checks.md`.
+
+use std::io::Read;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+use crate::error::Result;
+use crate::state::Outcome;
+
+pub const EXIT_PASS: i32 = 0;
+pub const EXIT_FAIL: i32 = 1;
+/// Automake's "skipped" code, which test harnesses (and check authors) already know.
+pub const EXIT_SKIP: i32 = 77;
+
+/// How much of a check's output (stdout and stderr, interleaved) the run-state keeps: its end,
+/// where the reason for a failure usually is.
+pub const OUTPUT_TAIL_BYTES: usize = 4096;
+
+/// How much output is held while the check runs; older output is dropped.
+const BUFFER_BYTES: usize = 64 * 1024;
+
+/// After the check exits (or is killed), how long its output may still take to drain. Only a
+/// process that left the check's process group can hold the pipe open that long.
+const DRAIN: Duration = Duration::from_secs(2);
+
+/// `CCCI_CHECK_TIMEOUT`: how long one check or hook may run before it is killed (default 2 min).
+pub fn timeout_setting() -> Result<Duration> {
+    crate::config::duration("CCCI_CHECK_TIMEOUT", Duration::from_secs(120))
+}
+
+/// The variables of ccci's own environment that a check also gets: `PATH`, so it finds the
+/// tools ccci finds, and the Docker client's connection settings. Nothing else passes: a token
+/// in the CI step's environment must not reach PR-authored code.
+pub fn passthrough_env() -> Vec<(String, String)> {
+    ["PATH", "DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_CONFIG", "DOCKER_CERT_PATH", "DOCKER_TLS_VERIFY"]
+        .iter()
+        .filter_map(|k| Some((k.to_string(), std::env::var(k).ok()?)))
+        .collect()
+}
+
+/// How one run of a check ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ran {
+    pub result: Outcome,
+    /// One line: the exit status and the check's last line of output.
+    pub detail: String,
+    /// The end of what it printed, at most [`OUTPUT_TAIL_BYTES`].
+    pub output: String,
+    pub duration_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Exit {
+    Code(i32),
+    Signal(i32),
+    TimedOut(Duration),
+    NotStarted(String),
+}
+
+/// Runs `program` with exactly `env`, in `cwd`, stdin from /dev/null, stdout and stderr into one
+/// pipe. It gets a process group of its own; when it exits or `timeout` passes, the whole group
+/// is killed, so a check cannot leave a background process behind (one that started a new
+/// session with `setsid` is out of reach; its output is read for at most two more seconds).
+pub fn run(program: &Path, env: &[(String, String)], cwd: &Path, timeout: Duration) -> Ran {
+    let start = Instant::now();
+    let (exit, output) = match spawn_and_wait(program, env, cwd, timeout) {
+        Ok(done) => done,
+        Err(e) => (Exit::NotStarted(e.to_string()), Vec::new()),
+    };
+    let output = crate::process::tail_bytes(&String::from_utf8_lossy(&output), OUTPUT_TAIL_BYTES);
+    let (result, detail) = verdict(&exit, &output);
+    Ran { result, detail, output, duration_ms: start.elapsed().as_millis() as u64 }
+}
+
+fn spawn_and_wait(
+    program: &Path,
+    env: &[(String, String)],
+    cwd: &Path,
+    timeout: Duration,
+) -> std::io::Result<(Exit, Vec<u8>)> {
+    let (mut reader, writer) = std::io::pipe()?;
+    let mut cmd = Command::new(program);
+    cmd.env_clear()
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .stdout(writer.try_clone()?)
+        .stderr(writer)
+        .process_group(0);
+    let spawned = cmd.spawn();
+    // The command holds the pipe's write ends: drop them, or the output never ends.
+    drop(cmd);
+    let mut child = spawned?;
+    let pid = child.id() as i32;
+
+    let buffer = Arc::new(Mutex::new(Vec::new()));
+    let (done, drained) = mpsc::channel();
+    {
+        let buffer = Arc::clone(&buffer);
+        std::thread::spawn(move || {
+            let mut chunk = [0u8; 8192];
+            while let Ok(n) = reader.read(&mut chunk) {
+                if n == 0 {
+                    break;
+                }
+                let mut b = buffer.lock().unwrap_or_else(|p| p.into_inner());
+                b.extend_from_slice(&chunk[..n]);
+                if b.len() > BUFFER_BYTES {
+                    let cut = b.len() - BUFFER_BYTES;
+                    b.drain(..cut);
+                }
+            }
+            let _ = done.send(());
+        });
+    }
+
+    let start = Instant::now();
+    let timed_out = loop {
+        if has_exited(pid) {
+            break false;
+        }
+        if start.elapsed() >= timeout {
+            break true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // The leader is still alive or a zombie not yet reaped, so its process group id cannot have
+    // been reused: killing the group reaches only what the check started.
+    kill_group(pid);
+    let status = child.wait()?;
+    let _ = drained.recv_timeout(DRAIN);
+    let output = std::mem::take(&mut *buffer.lock().unwrap_or_else(|p| p.into_inner()));
+    let exit = if timed_out {
+        Exit::TimedOut(timeout)
+    } else {
+        match (status.code(), status.signal()) {
+            (Some(code), _) => Exit::Code(code),
+            (None, Some(sig)) => Exit::Signal(sig),
+            (None, None) => Exit::Code(-1),
+        }
+    };
+    Ok((exit, output))
+}
+
+/// Whether the child has exited, without reaping it (`WNOWAIT`): until it is reaped, its pid
+/// and process group id stay taken.
+fn has_exited(pid: i32) -> bool {
+    // SAFETY: waitid only writes into the zeroed siginfo_t we own.
+    unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        let r = libc::waitid(libc::P_PID, pid as libc::id_t, &mut info, libc::WEXITED | libc::WNOHANG | libc::WNOWAIT);
+        r != 0 || info.si_pid() != 0
+    }
+}
+
+fn kill_group(pid: i32) {
+    // SAFETY: kill has no memory effects; a group that is already gone gives ESRCH, ignored.
+    unsafe {
+        libc::kill(-pid, libc::SIGKILL);
+    }
+}
+
+/// The result and the one-line detail for how a check ended.
+fn verdict(exit: &Exit, output: &str) -> (Outcome, String) {
+    let last = crate::process::tail(output, 1);
+    let with_last = |s: String| if last.is_empty() { s } else { format!("{s}: {last}") };
+    match exit {
+        Exit::Code(EXIT_PASS) => (Outcome::Pass, if last.is_empty() { "passed (exit 0)".into() } else { last }),
+        Exit::Code(EXIT_FAIL) => (Outcome::Fail, with_last("failed (exit 1)".into())),
+        Exit::Code(EXIT_SKIP) => (Outcome::Skip, with_last("skipped (exit 77)".into())),
+        Exit::Code(code) => {
+            (Outcome::Error, with_last(format!("exited with {code}: a check answers 0 (pass), 1 (fail) or 77 (skip)")))
+        }
+        Exit::Signal(sig) => (Outcome::Error, with_last(format!("killed by signal {sig}"))),
+        Exit::TimedOut(t) => {
+            (Outcome::Error, with_last(format!("timed out after {}s: killed with its process group", t.as_secs_f64())))
+        }
+        Exit::NotStarted(e) => {
+            let hint = if e.contains("os error 8") { " (does it start with #!?)" } else { "" };
+            (Outcome::Error, format!("could not start: {e}{hint}"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::PathBuf;
+
+    struct Dir(PathBuf);
+
+    impl Dir {
+        fn new(name: &str) -> Dir {
+            let d = std::env::temp_dir().join(format!("ccci-check-test-{}-{name}", std::process::id()));
+            let _ = fs_err::remove_dir_all(&d);
+            fs_err::create_dir_all(&d).unwrap();
+            Dir(d)
+        }
+
+        fn script(&self, name: &str, body: &str) -> PathBuf {
+            let p = self.0.join(name);
+            fs_err::write(&p, body).unwrap();
+            fs_err::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+            p
+        }
+    }
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = fs_err::remove_dir_all(&self.0);
+        }
+    }
+
+    fn env() -> Vec<(String, String)> {
+        vec![("PATH".into(), "/usr/bin:/bin".into()), ("CCCI_OP".into(), "install".into())]
+    }
+
+    fn run_script(d: &Dir, body: &str) -> Ran {
+        let p = d.script("check", body);
+        run(&p, &env(), &d.0, Duration::from_secs(10))
+    }
+
+    #[test]
+    fn exit_codes_are_answers() {
+        let d = Dir::new("codes");
+        let pass = run_script(&d, "#!/bin/sh\necho checking\necho page says hello\n");
+        assert_eq!((pass.result, pass.detail.as_str()), (Outcome::Pass, "page says hello"));
+        assert_eq!(pass.output, "checking\npage says hello\n");
+        let quiet = run_script(&d, "#!/bin/sh\nexit 0\n");
+        assert_eq!((quiet.result, quiet.detail.as_str()), (Outcome::Pass, "passed (exit 0)"));
+        let fail = run_script(&d, "#!/bin/sh\necho 'login page answered 500' >&2\nexit 1\n");
+        assert_eq!((fail.result, fail.detail.as_str()), (Outcome::Fail, "failed (exit 1): login page answered 500"));
+        let skip = run_script(&d, "#!/bin/sh\necho no SMTP configured\nexit 77\n");
+        assert_eq!((skip.result, skip.detail.as_str()), (Outcome::Skip, "skipped (exit 77): no SMTP configured"));
+        let other = run_script(&d, "#!/bin/sh\nexit 2\n");
+        assert_eq!(other.result, Outcome::Error);
+        assert!(other.detail.starts_with("exited with 2"), "{}", other.detail);
+        let killed = run_script(&d, "#!/bin/sh\nkill -9 $$\n");
+        assert_eq!((killed.result, killed.detail.as_str()), (Outcome::Error, "killed by signal 9"));
+    }
+
+    #[test]
+    fn stdout_and_stderr_interleave_and_only_the_tail_is_kept() {
+        let d = Dir::new("tail");
+        let r = run_script(&d, "#!/bin/sh\necho out; echo err >&2; echo out2\n");
+        assert_eq!(r.output, "out\nerr\nout2\n");
+        let r = run_script(&d, "#!/bin/sh\ni=0; while [ $i -lt 3000 ]; do echo line $i; i=$((i+1)); done\necho last\n");
+        assert!(r.output.len() <= OUTPUT_TAIL_BYTES + 3, "{}", r.output.len());
+        assert!(r.output.starts_with('…') && r.output.ends_with("line 2999\nlast\n"));
+    }
+
+    #[test]
+    fn the_environment_is_exactly_what_is_given() {
+        let d = Dir::new("env");
+        let r = run_script(&d, "#!/bin/sh\nenv | sort\n");
+        assert_eq!(r.result, Outcome::Pass);
+        let names: Vec<&str> = r.output.lines().filter_map(|l| l.split('=').next()).collect();
+        // sh itself may add PWD, SHLVL and `_`.
+        let extra: Vec<&&str> =
+            names.iter().filter(|n| !["PATH", "CCCI_OP", "PWD", "SHLVL", "_", "OLDPWD"].contains(n)).collect();
+        assert!(extra.is_empty(), "unexpected variables: {extra:?}");
+        // This test process has HOME and cargo's CARGO_* variables; none of them passes.
+        assert!(std::env::var_os("CARGO_MANIFEST_DIR").is_some() && !r.output.contains("CARGO_"));
+        let pwd = run_script(&d, "#!/bin/sh\npwd\n");
+        assert_eq!(pwd.output.trim(), d.0.canonicalize().unwrap().display().to_string());
+    }
+
+    #[test]
+    fn a_hanging_check_is_killed_with_its_process_group() {
+        let d = Dir::new("hang");
+        let pidfile = d.0.join("child.pid");
+        let body = format!("#!/bin/sh\necho started\nsleep 300 &\necho $! > {}\nwait\n", pidfile.display());
+        let p = d.script("hang", &body);
+        let start = Instant::now();
+        let r = run(&p, &env(), &d.0, Duration::from_secs(1));
+        assert!(start.elapsed() < Duration::from_secs(5), "took {:?}", start.elapsed());
+        assert_eq!(r.result, Outcome::Error);
+        assert_eq!(r.detail, "timed out after 1s: killed with its process group: started");
+        let child: i32 = fs_err::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+        assert!(gone(child), "the check's background sleep {child} survived");
+    }
+
+    #[test]
+    fn background_processes_die_with_a_check_that_exits() {
+        let d = Dir::new("stray");
+        let pidfile = d.0.join("child.pid");
+        let body = format!("#!/bin/sh\nsleep 300 &\necho $! > {}\necho done\n", pidfile.display());
+        let p = d.script("stray", &body);
+        let start = Instant::now();
+        let r = run(&p, &env(), &d.0, Duration::from_secs(30));
+        assert!(start.elapsed() < Duration::from_secs(5), "waited for the stray: {:?}", start.elapsed());
+        assert_eq!((r.result, r.detail.as_str()), (Outcome::Pass, "done"));
+        let child: i32 = fs_err::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+        assert!(gone(child), "the stray sleep {child} survived");
+    }
+
+    /// Gone, or a zombie waiting for its (new) parent to reap it.
+    fn gone(pid: i32) -> bool {
+        for _ in 0..100 {
+            match fs_err::read_to_string(format!("/proc/{pid}/stat")) {
+                Err(_) => return true,
+                Ok(stat) if stat.rsplit(')').next().is_some_and(|s| s.trim_start().starts_with('Z')) => return true,
+                Ok(_) => std::thread::sleep(Duration::from_millis(20)),
+            }
+        }
+        false
+    }
+
+    #[test]
+    fn what_cannot_start_is_an_error() {
+        let d = Dir::new("nostart");
+        let no_shebang = d.script("plain", "echo hi\n");
+        let r = run(&no_shebang, &env(), &d.0, Duration::from_secs(5));
+        assert_eq!(r.result, Outcome::Error);
+        assert!(r.detail.starts_with("could not start: ") && r.detail.contains("#!"), "{}", r.detail);
+        let missing = run(&d.0.join("missing"), &env(), &d.0, Duration::from_secs(5));
+        assert_eq!(missing.result, Outcome::Error);
+        assert!(missing.detail.contains("No such file"), "{}", missing.detail);
+    }
+}

@@ -1,0 +1,321 @@
+//! Where checks and install-steps hooks come from, and an overlay's per-recipe settings.
+//!
+//! Three sources, in this order: the generic floor (built into ccci-assert, `generic.rs`);
+//! cc-ci's overlays at `<overlays>/<recipe>/<op>/` (maintained in this project, always run);
+//! the recipe's own `tests/<op>/` at the PR head commit (run only for recipes in the allowlist,
+//! `trust.rs`). A folder of checks works like run-parts: every file in it, in name order.
+
+use std::collections::BTreeSet;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::naming::RecipeName;
+use crate::recipe::EnvFile;
+
+/// The ops a folder of checks can be named for.
+pub const OPS: &[&str] = &["install", "upgrade", "backup", "restore", "custom"];
+
+/// The install-steps hook's file name, in an overlay and in a recipe's `tests/`.
+pub const INSTALL_STEPS: &str = "install_steps.sh";
+
+/// `<prefix>/share/ccci` of an installed ccci, found from the running binary (`<prefix>/bin/`):
+/// the Nix package's `$out`, or `/usr` and `/usr/local` for a conventional install. A binary
+/// run from a cargo `target/` directory has none.
+pub fn share_dir() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let dir = exe.parent()?.parent()?.join("share/ccci");
+    dir.is_dir().then_some(dir)
+}
+
+/// The overlays root: `CCCI_OVERLAYS_DIR` (which must be a directory), else the overlays
+/// installed with ccci (`<prefix>/share/ccci/overlays`), else none.
+pub fn overlays_root() -> Result<Option<PathBuf>> {
+    if let Some(dir) = std::env::var_os("CCCI_OVERLAYS_DIR").filter(|d| !d.is_empty()) {
+        let dir = PathBuf::from(dir);
+        if !dir.is_dir() {
+            return Err(Error::bad_input(format!("CCCI_OVERLAYS_DIR {}: no such directory", dir.display())));
+        }
+        // Absolute: a check is started from its own work directory, not from ours.
+        return Ok(Some(fs_err::canonicalize(&dir)?));
+    }
+    Ok(share_dir().map(|d| d.join("overlays")).filter(|d| d.is_dir()))
+}
+
+/// Where a check comes from, which decides whether it may run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// cc-ci's own overlay: trusted.
+    Overlay,
+    /// The recipe repository's `tests/`, written in the pull request: gated by the allowlist.
+    Repo,
+}
+
+/// One file found where checks (or a hook) live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    /// As a person knows it: `overlays/hello/install/10-page`, `tests/install/10-canary`.
+    pub name: String,
+    pub path: PathBuf,
+    pub origin: Origin,
+    /// A file without an execute bit is not a check; it is listed so its author sees why.
+    pub executable: bool,
+}
+
+/// The files in `dir`, in byte order of their names, as run-parts runs them. Hidden files
+/// (`.name`) and editor backups (`name~`) are left out, and so are directories: helpers a
+/// check sources belong in a subdirectory. No such directory: no checks.
+pub fn checks_in(dir: &Path, label: &str, origin: Origin) -> Result<Vec<Found>> {
+    let entries = match fs_err::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+        Err(e) => return Err(e.into()),
+    };
+    let mut found = vec![];
+    for entry in entries {
+        let entry = entry?;
+        let file_name = entry.file_name();
+        let name = file_name.to_string_lossy().into_owned();
+        if name.starts_with('.') || name.ends_with('~') {
+            continue;
+        }
+        let path = entry.path();
+        // Follows symlinks; a dangling one is listed, and cannot run.
+        let executable = match fs_err::metadata(&path) {
+            Ok(m) if m.is_dir() => continue,
+            Ok(m) => m.is_file() && m.permissions().mode() & 0o111 != 0,
+            Err(_) => false,
+        };
+        found.push((file_name, Found { name: format!("{label}/{name}"), path, origin, executable }));
+    }
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(found.into_iter().map(|(_, f)| f).collect())
+}
+
+/// A recipe's overlay in this project: `<overlays>/<recipe>/`, with its settings.
+#[derive(Debug, Clone)]
+pub struct Overlay {
+    /// None when there is no overlays root or no folder for the recipe.
+    pub dir: Option<PathBuf>,
+    pub settings: Settings,
+    recipe: String,
+}
+
+impl Overlay {
+    /// The recipe's overlay, its settings read and checked (a bad settings file is bad input).
+    pub fn load(recipe: &RecipeName) -> Result<Overlay> {
+        let dir = overlays_root()?.map(|root| root.join(recipe.as_str())).filter(|d| d.is_dir());
+        let settings = match &dir {
+            Some(d) if d.join(SETTINGS_FILE).is_file() => Settings::read(&d.join(SETTINGS_FILE), recipe)?,
+            _ => Settings::default(),
+        };
+        Ok(Overlay { dir, settings, recipe: recipe.to_string() })
+    }
+
+    /// The overlay's checks for `op`.
+    pub fn checks(&self, op: &str) -> Result<Vec<Found>> {
+        match &self.dir {
+            Some(d) => checks_in(&d.join(op), &format!("overlays/{}/{op}", self.recipe), Origin::Overlay),
+            None => Ok(vec![]),
+        }
+    }
+
+    /// The overlay's install-steps hook, if it has one.
+    pub fn install_steps(&self) -> Option<Found> {
+        let path = self.dir.as_ref()?.join(INSTALL_STEPS);
+        let executable = fs_err::metadata(&path).ok().filter(|m| m.is_file())?.permissions().mode() & 0o111 != 0;
+        Some(Found {
+            name: format!("overlays/{}/{INSTALL_STEPS}", self.recipe),
+            path,
+            origin: Origin::Overlay,
+            executable,
+        })
+    }
+}
+
+/// The recipe's own checks for `op` in `tests`, a directory holding its `tests/` as exported
+/// from the PR head.
+pub fn repo_checks(tests: &Path, op: &str) -> Result<Vec<Found>> {
+    checks_in(&tests.join(op), &format!("tests/{op}"), Origin::Repo)
+}
+
+/// The recipe's own install-steps hook in `tests` (as exported from the PR head), if any.
+pub fn repo_install_steps(tests: &Path) -> Option<Found> {
+    let path = tests.join(INSTALL_STEPS);
+    let meta = fs_err::metadata(&path).ok().filter(|m| m.is_file())?;
+    let executable = meta.permissions().mode() & 0o111 != 0;
+    Some(Found { name: format!("tests/{INSTALL_STEPS}"), path, origin: Origin::Repo, executable })
+}
+
+pub const SETTINGS_FILE: &str = "settings.env";
+
+/// Per-recipe settings, `overlays/<recipe>/settings.env` (KEY=VALUE lines, `#` comments).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Settings {
+    /// Ops whose generic checks this recipe opts out of (`SKIP_GENERIC=install,custom` or `all`).
+    pub skip_generic: BTreeSet<String>,
+    /// HTTP statuses the generic serving check accepts besides 2xx and 3xx (`ACCEPT_STATUS=401`).
+    pub accept_status: Vec<u16>,
+    /// The file, as a person names it (`overlays/hello/settings.env`), for "who asked".
+    pub origin: String,
+}
+
+const SETTINGS_KEYS: &[&str] = &["SKIP_GENERIC", "ACCEPT_STATUS"];
+
+impl Settings {
+    pub fn read(path: &Path, recipe: &RecipeName) -> Result<Settings> {
+        let env = EnvFile::read(path).map_err(|e| Error::bad_input(e.message().to_string()))?;
+        Settings::from_env(&env, &format!("overlays/{recipe}/{SETTINGS_FILE}")).map_err(|e| e.context(path.display()))
+    }
+
+    pub fn parse(text: &str, origin: &str) -> Result<Settings> {
+        Settings::from_env(&EnvFile::parse(text, origin)?, origin).map_err(|e| e.context(origin))
+    }
+
+    fn from_env(env: &EnvFile, origin: &str) -> Result<Settings> {
+        let mut s = Settings { origin: origin.to_string(), ..Settings::default() };
+        for (key, value) in env.vars() {
+            let items = value.split([',', ' ', '\t']).map(str::trim).filter(|v| !v.is_empty());
+            match key {
+                "SKIP_GENERIC" => {
+                    for op in items {
+                        if op != "all" && !OPS.contains(&op) {
+                            return Err(Error::bad_input(format!(
+                                "SKIP_GENERIC: unknown op {op:?}: expected `all` or some of {}",
+                                OPS.join(", ")
+                            )));
+                        }
+                        s.skip_generic.insert(op.to_string());
+                    }
+                }
+                "ACCEPT_STATUS" => {
+                    for code in items {
+                        match code.parse::<u16>() {
+                            Ok(c) if (100..600).contains(&c) => s.accept_status.push(c),
+                            _ => {
+                                return Err(Error::bad_input(format!(
+                                    "ACCEPT_STATUS: {code:?} is not an HTTP status (100-599)"
+                                )));
+                            }
+                        }
+                    }
+                }
+                _ => {
+                    return Err(Error::bad_input(format!(
+                        "unknown setting {key}: expected one of {}",
+                        SETTINGS_KEYS.join(", ")
+                    )));
+                }
+            }
+        }
+        Ok(s)
+    }
+
+    /// Whether this recipe opted out of the generic checks of `op`.
+    pub fn skips_generic(&self, op: &str) -> bool {
+        self.skip_generic.contains("all") || self.skip_generic.contains(op)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Dir(PathBuf);
+
+    impl Dir {
+        fn new(name: &str) -> Dir {
+            let d = std::env::temp_dir().join(format!("ccci-discovery-test-{}-{name}", std::process::id()));
+            let _ = fs_err::remove_dir_all(&d);
+            fs_err::create_dir_all(&d).unwrap();
+            Dir(d)
+        }
+
+        fn file(&self, rel: &str, mode: u32) {
+            let p = self.0.join(rel);
+            fs_err::create_dir_all(p.parent().unwrap()).unwrap();
+            fs_err::write(&p, "#!/bin/sh\nexit 0\n").unwrap();
+            fs_err::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+    }
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = fs_err::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn a_folder_of_checks_runs_in_name_order() {
+        let d = Dir::new("order");
+        for name in ["20-b", "10-a", "9-z", "B-upper", "a-lower"] {
+            d.file(&format!("install/{name}"), 0o755);
+        }
+        d.file("install/README.md", 0o644);
+        d.file("install/.hidden", 0o755);
+        d.file("install/30-c~", 0o755);
+        d.file("install/lib/helper.sh", 0o755);
+        std::os::unix::fs::symlink("/nonexistent", d.0.join("install/40-dangling")).unwrap();
+        let found = checks_in(&d.0.join("install"), "tests/install", Origin::Repo).unwrap();
+        let names: Vec<(&str, bool)> = found.iter().map(|f| (f.name.as_str(), f.executable)).collect();
+        assert_eq!(
+            names,
+            [
+                ("tests/install/10-a", true),
+                ("tests/install/20-b", true),
+                ("tests/install/40-dangling", false),
+                ("tests/install/9-z", true),
+                ("tests/install/B-upper", true),
+                ("tests/install/README.md", false),
+                ("tests/install/a-lower", true),
+            ]
+        );
+        assert!(found.iter().all(|f| f.origin == Origin::Repo));
+        assert_eq!(checks_in(&d.0.join("upgrade"), "tests/upgrade", Origin::Repo).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn settings_name_ops_and_statuses() {
+        let s = Settings::parse(
+            "# hello answers 401 until someone logs in\nACCEPT_STATUS=401, 403\nSKIP_GENERIC=custom\n",
+            "overlays/hello/settings.env",
+        )
+        .unwrap();
+        assert_eq!(s.accept_status, vec![401, 403]);
+        assert!(s.skips_generic("custom") && !s.skips_generic("install"));
+        assert_eq!(s.origin, "overlays/hello/settings.env");
+        let all = Settings::parse("SKIP_GENERIC=all\n", "x").unwrap();
+        assert!(OPS.iter().all(|op| all.skips_generic(op)));
+        let none = Settings::parse("SKIP_GENERIC=\n", "x").unwrap();
+        assert!(!none.skips_generic("install"));
+    }
+
+    #[test]
+    fn bad_settings_are_refused() {
+        for (text, says) in [
+            ("SKIP_GENERICS=install\n", "unknown setting SKIP_GENERICS"),
+            ("SKIP_GENERIC=instal\n", "unknown op \"instal\""),
+            ("ACCEPT_STATUS=4O1\n", "\"4O1\" is not an HTTP status"),
+            ("ACCEPT_STATUS=99\n", "\"99\" is not an HTTP status"),
+            ("not a line\n", "expected KEY=VALUE"),
+        ] {
+            let e = Settings::parse(text, "overlays/hello/settings.env").unwrap_err();
+            assert_eq!(e.kind().exit_code(), 2, "{text}");
+            assert!(e.to_string().contains(says) && e.to_string().contains("settings.env"), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_shipped_example_overlay_is_valid() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("overlays");
+        let hello = RecipeName::parse("hello").unwrap();
+        let s = Settings::read(&root.join("hello").join(SETTINGS_FILE), &hello).unwrap();
+        assert!(s.skip_generic.is_empty(), "the example must not opt out of the generic checks");
+        let checks = checks_in(&root.join("hello/install"), "overlays/hello/install", Origin::Overlay).unwrap();
+        assert!(!checks.is_empty() && checks.iter().all(|c| c.executable), "{checks:?}");
+        // docs/writing-checks.md shows this check as its working example: keep them equal.
+        let page = fs_err::read_to_string(root.join("hello/install/10-page")).unwrap();
+        let doc = fs_err::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/writing-checks.md")).unwrap();
+        assert!(doc.contains(&format!("```sh\n{page}```\n")), "docs/writing-checks.md no longer shows install/10-page");
+    }
+}

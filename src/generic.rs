@@ -1,0 +1,380 @@
+//! The generic floor: what ccci-assert checks on every deployment, derived from the recipe as it
+//! runs, with no configuration. Every service at its desired replicas; no task restarting during
+//! a settle window; healthchecks passing; serving HTTP under a status policy; and a warning for
+//! images that are not pinned.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use xshell::Shell;
+
+use crate::converge;
+use crate::docker;
+use crate::error::Result;
+use crate::progress::Progress;
+use crate::serving::{self, StatusPolicy};
+use crate::state::{Assertion, Outcome, RunState};
+
+/// `CCCI_SETTLE_WINDOW`: how long the deployment is watched for restarting tasks (default 10s).
+pub fn settle_window() -> Result<Duration> {
+    crate::config::duration("CCCI_SETTLE_WINDOW", Duration::from_secs(10))
+}
+
+/// What the floor needs besides the run-state, read from the settings before anything runs.
+#[derive(Debug, Clone)]
+pub struct Floor {
+    pub settle: Duration,
+    pub serving_timeout: Duration,
+    pub proxy: Option<String>,
+    pub policy: StatusPolicy,
+}
+
+impl Floor {
+    /// From the environment; `accept` are the statuses the recipe's settings also accept.
+    pub fn from_env(accept: &[u16]) -> Result<Floor> {
+        Ok(Floor {
+            settle: settle_window()?,
+            serving_timeout: crate::config::serving_timeout()?,
+            proxy: crate::config::proxy_url(),
+            policy: StatusPolicy { also_accept: accept.to_vec() },
+        })
+    }
+}
+
+/// The generic assertions, in order, on the deployment as it is now.
+pub fn assertions(floor: &Floor, state: &RunState, sh: &Shell, progress: &Progress) -> Vec<Assertion> {
+    let mut out = vec![replicas(state, sh)];
+    progress.log(format!("watching for restarts for {}s", floor.settle.as_secs_f64()));
+    out.push(settled(state, sh, floor.settle));
+    out.push(healthy(state, sh));
+    out.extend(serving_checks(floor, state, progress));
+    out.push(image_pins(state));
+    out
+}
+
+fn assertion(name: &str, result: Outcome, detail: impl Into<String>, start: Instant) -> Assertion {
+    Assertion {
+        name: name.into(),
+        result,
+        detail: detail.into(),
+        duration_ms: start.elapsed().as_millis() as u64,
+        output: None,
+    }
+}
+
+/// Every service of the stack runs its desired replicas.
+pub fn replicas(state: &RunState, sh: &Shell) -> Assertion {
+    let start = Instant::now();
+    let (result, detail) = match converge::look(sh, &state.stack) {
+        Err(e) => (Outcome::Error, e.to_string()),
+        Ok(s) if s.is_empty() => (Outcome::Fail, "no service of the stack is on the swarm".to_string()),
+        Ok(s) => {
+            if s.iter().all(|x| x.running >= x.desired) {
+                (Outcome::Pass, converge::summary(&s))
+            } else {
+                (Outcome::Fail, format!("below desired replicas: {}", converge::summary(&s)))
+            }
+        }
+    };
+    assertion("services at desired replicas", result, detail, start)
+}
+
+/// No task that was running when the window began stops, and no new task starts, for `window`:
+/// a service that converged and then crash-loops (or is restarted by an unhealthy check) fails.
+pub fn settled(state: &RunState, sh: &Shell, window: Duration) -> Assertion {
+    let start = Instant::now();
+    let name = "no restarts while settling";
+    if window.is_zero() {
+        return assertion(name, Outcome::Skip, "CCCI_SETTLE_WINDOW is 0", start);
+    }
+    let first = match converge::look(sh, &state.stack) {
+        Ok(s) => s,
+        Err(e) => return assertion(name, Outcome::Error, e.to_string(), start),
+    };
+    let running: BTreeSet<String> = first
+        .iter()
+        .flat_map(|s| &s.tasks)
+        .filter(|t| t.desired_state == "running" && t.state == "running")
+        .map(|t| t.id.clone())
+        .collect();
+    let known: BTreeSet<String> = first.iter().flat_map(|s| &s.tasks).map(|t| t.id.clone()).collect();
+    let mut restarts: BTreeMap<String, String> = BTreeMap::new();
+    let mut last = first;
+    while start.elapsed() < window {
+        std::thread::sleep(Duration::from_secs(1).min(window.saturating_sub(start.elapsed())));
+        let now = match converge::look(sh, &state.stack) {
+            Ok(s) => s,
+            Err(e) => return assertion(name, Outcome::Error, e.to_string(), start),
+        };
+        note_restarts(&running, &known, &now, &mut restarts);
+        last = now;
+    }
+    let secs = window.as_secs_f64();
+    if restarts.is_empty() {
+        assertion(name, Outcome::Pass, format!("no task restarted in {secs}s: {}", converge::summary(&last)), start)
+    } else {
+        let list: Vec<String> = restarts.into_values().collect();
+        assertion(
+            name,
+            Outcome::Fail,
+            format!("restarted during the {secs}s settle window: {}", list.join("; ")),
+            start,
+        )
+    }
+}
+
+/// Records, by task id, every task that was running at the start and no longer is, and every
+/// task that did not exist at the start.
+fn note_restarts(
+    running: &BTreeSet<String>,
+    known: &BTreeSet<String>,
+    now: &[converge::ServiceStatus],
+    restarts: &mut BTreeMap<String, String>,
+) {
+    for s in now {
+        for t in &s.tasks {
+            let short = &t.id[..12.min(t.id.len())];
+            if running.contains(&t.id) && t.state != "running" {
+                let why = task_reason(t);
+                restarts
+                    .entry(t.id.clone())
+                    .or_insert(format!("{}: task {short} went {}{why}", s.service.name, t.state));
+            } else if !known.contains(&t.id) {
+                restarts.entry(t.id.clone()).or_insert(format!("{}: new task {short} started", s.service.name));
+            }
+        }
+    }
+}
+
+fn task_reason(t: &docker::Task) -> String {
+    let mut r = if t.error.is_empty() { t.message.clone() } else { t.error.trim_matches('"').to_string() };
+    if let Some(code) = t.exit_code.filter(|c| *c != 0) {
+        r.push_str(&format!(" (exit code {code})"));
+    }
+    if r.is_empty() { r } else { format!(" ({r})") }
+}
+
+/// Every running container with a healthcheck reports `healthy`.
+pub fn healthy(state: &RunState, sh: &Shell) -> Assertion {
+    let start = Instant::now();
+    let name = "healthchecks passing";
+    let containers = match docker::container_health(sh, &state.stack) {
+        Ok(c) => c,
+        Err(e) => return assertion(name, Outcome::Error, e.to_string(), start),
+    };
+    let prefix = state.stack.prefix();
+    let short = |s: &str| s.strip_prefix(&prefix).unwrap_or(s).to_string();
+    let mut ok: BTreeSet<String> = BTreeSet::new();
+    let mut without: BTreeSet<String> = BTreeSet::new();
+    let mut bad = vec![];
+    for c in &containers {
+        match c.status.as_deref() {
+            None => {
+                without.insert(short(&c.service));
+            }
+            Some("healthy") => {
+                ok.insert(short(&c.service));
+            }
+            Some(status) => {
+                let out = crate::process::tail(&c.last_output, 2);
+                let out = if out.is_empty() { String::new() } else { format!(": {out}") };
+                bad.push(format!("{} container {} is {status}{out}", short(&c.service), &c.id[..12.min(c.id.len())]));
+            }
+        }
+    }
+    let join = |s: &BTreeSet<String>| s.iter().cloned().collect::<Vec<_>>().join(", ");
+    if !bad.is_empty() {
+        assertion(name, Outcome::Fail, bad.join("; "), start)
+    } else if ok.is_empty() {
+        let detail = if containers.is_empty() {
+            "no running container of the stack on this node".to_string()
+        } else {
+            format!("no healthcheck declared ({})", join(&without))
+        };
+        assertion(name, Outcome::Skip, detail, start)
+    } else if without.is_empty() {
+        assertion(name, Outcome::Pass, format!("healthy: {}", join(&ok)), start)
+    } else {
+        assertion(name, Outcome::Pass, format!("healthy: {}; no healthcheck: {}", join(&ok), join(&without)), start)
+    }
+}
+
+/// Serving HTTP, through the proxy or on the published ports, under the status policy.
+pub fn serving_checks(floor: &Floor, state: &RunState, progress: &Progress) -> Vec<Assertion> {
+    let targets = serving::targets(state, floor.proxy.as_deref());
+    if targets.is_empty() {
+        return vec![assertion(
+            "serving",
+            Outcome::Skip,
+            "nothing to request: no service publishes a port and CCCI_PROXY_URL is not set",
+            Instant::now(),
+        )];
+    }
+    targets
+        .iter()
+        .map(|t| {
+            progress.log(format!("checking {} ({})", t.name, t.url));
+            let a = serving::check(t, &floor.policy, floor.serving_timeout);
+            progress.log(format!("{}: {}", a.result.as_str(), a.detail));
+            a
+        })
+        .collect()
+}
+
+/// Images run by tag `latest`, or with no tag (which means `latest`), move under the recipe:
+/// a warning, recorded as a `pass` whose detail starts with `warning:`.
+pub fn image_pins(state: &RunState) -> Assertion {
+    let start = Instant::now();
+    let name = "images pinned";
+    let Some(deployed) = &state.deployed else {
+        return assertion(name, Outcome::Skip, "the run-state records no deployment", start);
+    };
+    let mut floating = vec![];
+    let mut pinned = vec![];
+    for (svc, s) in &deployed.services {
+        match Pin::of(&s.image) {
+            Pin::Tag("latest") => floating.push(format!("{svc} runs {} (tag `latest`)", strip_digest(&s.image))),
+            Pin::None => floating.push(format!("{svc} runs {} (no tag: `latest`)", s.image)),
+            _ => pinned.push(format!("{svc} {}", strip_digest(&s.image))),
+        }
+    }
+    if floating.is_empty() {
+        assertion(name, Outcome::Pass, format!("every image is pinned: {}", pinned.join(", ")), start)
+    } else {
+        assertion(name, Outcome::Pass, format!("warning: not pinned: {}", floating.join("; ")), start)
+    }
+}
+
+fn strip_digest(image: &str) -> &str {
+    image.split('@').next().unwrap_or(image)
+}
+
+/// How an image reference is pinned. Docker appends the resolved digest to a tag it resolved
+/// (`nginx:latest@sha256:…`), so a tag, when there is one, is what the recipe asked for.
+#[derive(Debug, PartialEq, Eq)]
+enum Pin<'a> {
+    Tag(&'a str),
+    Digest,
+    None,
+}
+
+impl Pin<'_> {
+    fn of(image: &str) -> Pin<'_> {
+        let (name, digest) = match image.split_once('@') {
+            Some((n, _)) => (n, true),
+            None => (image, false),
+        };
+        // A registry port (`registry:5000/app`) is not a tag: only a ':' after the last '/' is.
+        let last = &name[name.rfind('/').map_or(0, |i| i + 1)..];
+        match last.split_once(':') {
+            Some((_, tag)) if !tag.is_empty() => Pin::Tag(tag),
+            _ if digest => Pin::Digest,
+            _ => Pin::None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::{Deployed, DeployedService};
+
+    fn task(id: &str, state: &str, err: &str, exit: Option<i64>) -> docker::Task {
+        docker::Task {
+            id: id.into(),
+            service_id: "svc".into(),
+            slot: Some(1),
+            desired_state: if state == "running" { "running" } else { "shutdown" }.into(),
+            state: state.into(),
+            error: err.into(),
+            message: String::new(),
+            created_at: String::new(),
+            exit_code: exit,
+            ports: vec![],
+        }
+    }
+
+    fn status(tasks: Vec<docker::Task>) -> converge::ServiceStatus {
+        converge::ServiceStatus {
+            service: docker::Service {
+                id: "svc".into(),
+                name: "s_app".into(),
+                image: "x".into(),
+                labels: Default::default(),
+                replicas: Some(1),
+                secrets: vec![],
+                configs: vec![],
+                created_at: String::new(),
+                update_state: None,
+                update_message: None,
+            },
+            desired: 1,
+            running: 1,
+            tasks,
+        }
+    }
+
+    #[test]
+    fn a_task_that_stops_or_appears_while_settling_is_a_restart() {
+        let running: BTreeSet<String> = ["aaaaaaaaaaaa1".to_string()].into();
+        let known: BTreeSet<String> = ["aaaaaaaaaaaa1".to_string(), "old".to_string()].into();
+        let mut seen = BTreeMap::new();
+        note_restarts(&running, &known, &[status(vec![task("aaaaaaaaaaaa1", "running", "", None)])], &mut seen);
+        assert!(seen.is_empty(), "still running: no restart");
+        let after = status(vec![
+            task("aaaaaaaaaaaa1", "failed", "task: non-zero exit (3)", Some(3)),
+            task("bbbbbbbbbbbb2", "running", "", None),
+            task("old", "shutdown", "", None),
+        ]);
+        note_restarts(&running, &known, std::slice::from_ref(&after), &mut seen);
+        note_restarts(&running, &known, &[after], &mut seen);
+        let found: Vec<&String> = seen.values().collect();
+        assert_eq!(
+            found,
+            [
+                "s_app: task aaaaaaaaaaaa went failed (task: non-zero exit (3) (exit code 3))",
+                "s_app: new task bbbbbbbbbbbb started"
+            ]
+        );
+    }
+
+    #[test]
+    fn pins_are_read_from_the_reference() {
+        assert_eq!(Pin::of("nginx:1.25"), Pin::Tag("1.25"));
+        assert_eq!(Pin::of("nginx"), Pin::None);
+        assert_eq!(Pin::of("nginx:latest@sha256:abc"), Pin::Tag("latest"));
+        assert_eq!(Pin::of("nginx@sha256:abc"), Pin::Digest);
+        assert_eq!(Pin::of("registry.example:5000/team/app"), Pin::None);
+        assert_eq!(Pin::of("registry.example:5000/team/app:2.1"), Pin::Tag("2.1"));
+        assert_eq!(Pin::of("ghcr.io/x/y:latest"), Pin::Tag("latest"));
+    }
+
+    fn with_images(images: &[(&str, &str)]) -> RunState {
+        let mut s = crate::state::tests::sample();
+        s.deployed = Some(Deployed {
+            observed_at: "2026-11-21T22:34:08Z".into(),
+            services: images
+                .iter()
+                .map(|(n, i)| (n.to_string(), DeployedService { image: i.to_string(), ..Default::default() }))
+                .collect(),
+        });
+        s
+    }
+
+    #[test]
+    fn unpinned_images_are_a_warning_not_a_failure() {
+        let a = image_pins(&with_images(&[("app", "ccci-hello:2"), ("db", "postgres:16@sha256:0f")]));
+        assert_eq!(a.result, Outcome::Pass);
+        assert_eq!(a.detail, "every image is pinned: app ccci-hello:2, db postgres:16");
+        let a =
+            image_pins(&with_images(&[("app", "nginx:latest@sha256:0f"), ("cache", "redis"), ("db", "postgres:16")]));
+        assert_eq!(a.result, Outcome::Pass);
+        assert_eq!(
+            a.detail,
+            "warning: not pinned: app runs nginx:latest (tag `latest`); cache runs redis (no tag: `latest`)"
+        );
+        let mut none = crate::state::tests::sample();
+        none.deployed = None;
+        assert_eq!(image_pins(&none).result, Outcome::Skip);
+    }
+}
