@@ -49,6 +49,17 @@ pub fn teardown_timeout() -> Result<Duration> {
     duration("CCCI_TEARDOWN_TIMEOUT", Duration::from_secs(180))
 }
 
+/// `CCCI_KEEP_ON_FAILURE=1`: how long a failed run stays deployed for debugging
+/// (`CCCI_KEEP_TTL`, default 2 hours), or `None` when failed runs are torn down as usual.
+pub fn keep_on_failure() -> Result<Option<Duration>> {
+    let ttl = duration("CCCI_KEEP_TTL", Duration::from_secs(2 * 3600))?;
+    match std::env::var("CCCI_KEEP_ON_FAILURE").unwrap_or_default().as_str() {
+        "" | "0" | "false" | "no" => Ok(None),
+        "1" | "true" | "yes" => Ok(Some(ttl)),
+        other => Err(Error::bad_input(format!("CCCI_KEEP_ON_FAILURE={other:?}: use 1 or 0"))),
+    }
+}
+
 /// `CCCI_PROXY_URL`: when set (e.g. `http://127.0.0.1:80`), serving checks go through this proxy
 /// with the run's domain as Host, the way a visitor would reach the app.
 pub fn proxy_url() -> Option<String> {

@@ -39,14 +39,12 @@ enum Verdict {
 
 /// Polls until every service of `stack` runs its desired replicas, or fails. Only tasks created
 /// at or after `since` (RFC 3339) count as failures, so a redeploy is not blamed for old tasks.
-/// `heartbeat` is called on every poll (lease renewal).
 pub fn wait(
     sh: &Shell,
     stack: &StackName,
     timeout: Duration,
     since: &str,
     progress: &Progress,
-    heartbeat: &mut dyn FnMut(),
 ) -> Result<Vec<ServiceStatus>> {
     let start = Instant::now();
     let mut last_report = Instant::now();
@@ -54,7 +52,6 @@ pub fn wait(
     // Swarm prunes old tasks (task history limit), so failures are remembered across polls.
     let mut failures = Failures::default();
     loop {
-        heartbeat();
         let statuses = look(sh, stack)?;
         let verdict = judge(&statuses, since_unix, &mut failures);
         match verdict {

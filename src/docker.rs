@@ -262,6 +262,54 @@ pub fn objects(sh: &Shell, kind: ObjectKind, stack: &StackName) -> Result<Vec<St
     Ok(names)
 }
 
+/// An object on this node with what identifies its owner.
+#[derive(Debug, Clone)]
+pub struct Owned {
+    pub kind: &'static str,
+    pub name: String,
+    /// The `com.docker.stack.namespace` label, if any.
+    pub stack_label: Option<String>,
+    /// Creation time, Unix seconds (0 when Docker does not say).
+    pub created: u64,
+}
+
+/// Every service, secret, config, network, volume and container on this node for which `mine`
+/// says yes, given its name and stack label: filtered on the listing, inspected only then.
+pub fn owned_objects(sh: &Shell, mine: &dyn Fn(&str, Option<&str>) -> bool) -> Result<Vec<Owned>> {
+    let mut out = vec![];
+    for (kind, list_format) in [
+        // `service ls` cannot show labels; stack services are always named `<stack>_<service>`.
+        ("service", "{{.Name}}"),
+        ("secret", "{{.Name}}\t{{.Label \"com.docker.stack.namespace\"}}"),
+        ("config", "{{.Name}}\t{{.Label \"com.docker.stack.namespace\"}}"),
+        ("network", "{{.Name}}\t{{.Label \"com.docker.stack.namespace\"}}"),
+        ("volume", "{{.Name}}\t{{.Label \"com.docker.stack.namespace\"}}"),
+        ("container", "{{.Names}}\t{{.Label \"com.docker.stack.namespace\"}}"),
+    ] {
+        let args: Vec<&str> = if kind == "container" {
+            vec!["ps", "-a", "--no-trunc", "--format", list_format]
+        } else {
+            vec![kind, "ls", "--format", list_format]
+        };
+        for line in list_ids(sh, &args, &format!("listing {kind}s"))? {
+            let (name, label) = line.split_once('\t').unwrap_or((line.as_str(), ""));
+            let label = Some(label).filter(|l| !l.is_empty());
+            if !mine(name, label) {
+                continue;
+            }
+            let inspect_kind = if kind == "container" { "container" } else { kind };
+            let created = inspect(sh, inspect_kind, &[name.to_string()])
+                .ok()
+                .and_then(|v| v.into_iter().next())
+                .and_then(|v| v["CreatedAt"].as_str().or(v["Created"].as_str()).map(String::from))
+                .and_then(|t| crate::time::parse_rfc3339(&t))
+                .unwrap_or(0);
+            out.push(Owned { kind, name: name.to_string(), stack_label: label.map(String::from), created });
+        }
+    }
+    Ok(out)
+}
+
 /// Removes one object; "not found" counts as removed. Returns docker's complaint otherwise.
 pub fn remove(sh: &Shell, kind: ObjectKind, name: &str) -> Result<()> {
     let k = kind.as_str();
@@ -298,6 +346,16 @@ pub fn image_id(sh: &Shell, image: &str) -> Option<String> {
     )
     .ok()?;
     Some(out.stdout.trim().to_string()).filter(|s| !s.is_empty())
+}
+
+/// `docker service ps --no-trunc` of one service, as a person would read it.
+pub fn service_ps(sh: &Shell, service: &str) -> Result<String> {
+    let out = capture(
+        docker(sh).args(["service", "ps", "--no-trunc", service]),
+        &format!("docker service ps {service}"),
+        Kind::Environment,
+    )?;
+    Ok(out.stdout)
 }
 
 /// The last `lines` log lines of a service (stdout and stderr), for diagnostics.

@@ -8,6 +8,7 @@ pub mod abra;
 pub mod cli;
 pub mod config;
 pub mod converge;
+pub mod diagnostics;
 pub mod docker;
 pub mod driver;
 pub mod error;

@@ -67,6 +67,11 @@ impl Registry {
         self.root.join("work").join(id.as_str())
     }
 
+    /// Diagnostics of a run, kept after teardown for a person to read (pruned by the janitor).
+    pub fn artifacts(&self, id: &RunId) -> PathBuf {
+        self.root.join("artifacts").join(id.as_str())
+    }
+
     pub fn entry_path(&self, id: &RunId) -> PathBuf {
         self.runs_dir().join(format!("{id}.json"))
     }
@@ -83,6 +88,14 @@ impl Registry {
         Ok(Lease { expires_at: now + lease_ttl()?.as_secs(), renewed_at: now, holder: holder.to_string() })
     }
 
+    /// A renewed lease never ends earlier than the one it replaces: a run kept for debugging
+    /// (keep-on-failure) stays kept whoever renews it.
+    fn renewed(old: &Lease, holder: &str) -> Result<Lease> {
+        let mut new = Registry::lease(holder)?;
+        new.expires_at = new.expires_at.max(old.expires_at);
+        Ok(new)
+    }
+
     /// Records a new run. Fails if the id is already registered (ids are random; a clash means a
     /// retry with a new id, never sharing a deployment).
     pub fn register(&self, state: &RunState, holder: &str) -> Result<()> {
@@ -95,10 +108,12 @@ impl Registry {
         write_atomic(&path, to_json(&entry).as_bytes())
     }
 
-    /// Stores the latest run-state and renews the lease.
+    /// Stores the latest run-state and renews the lease of a registered run. A run no longer
+    /// registered (torn down, or reaped) is not registered again by a late stage.
     pub fn save(&self, state: &RunState, holder: &str) -> Result<()> {
         let _lock = self.lock()?;
-        let entry = Entry { schema: SCHEMA.into(), lease: Registry::lease(holder)?, run: state.clone() };
+        let Some(old) = self.read(&state.run_id)? else { return Ok(()) };
+        let entry = Entry { schema: SCHEMA.into(), lease: Registry::renewed(&old.lease, holder)?, run: state.clone() };
         write_atomic(&self.entry_path(&state.run_id), to_json(&entry).as_bytes())
     }
 
@@ -106,8 +121,38 @@ impl Registry {
     pub fn renew(&self, id: &RunId, holder: &str) -> Result<()> {
         let _lock = self.lock()?;
         let Some(mut entry) = self.read(id)? else { return Ok(()) };
-        entry.lease = Registry::lease(holder)?;
+        entry.lease = Registry::renewed(&entry.lease, holder)?;
         write_atomic(&self.entry_path(id), to_json(&entry).as_bytes())
+    }
+
+    /// Keeps the lease alive from a background thread until the returned guard is dropped: a
+    /// stage that blocks in one long call (a deploy, a check) still shows it is alive, and one
+    /// killed stops renewing at once.
+    pub fn heartbeat(&self, id: &RunId, holder: &'static str) -> Heartbeat {
+        let _ = self.renew(id, holder);
+        let every = lease_ttl().unwrap_or(Duration::from_secs(900)) / 3;
+        let every = every.clamp(Duration::from_millis(500), Duration::from_secs(60));
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let registry = self.clone();
+        let id = id.clone();
+        let thread = std::thread::spawn(move || {
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
+                let _ = registry.renew(&id, holder);
+            }
+        });
+        Heartbeat { stop: Some(stop), thread: Some(thread) }
+    }
+
+    /// An exclusive, non-blocking claim on reaping one run, so two janitors never reap the same
+    /// run at once. `None` when someone else holds it.
+    pub fn claim_reap(&self, id: &RunId) -> Result<Option<fs_err::File>> {
+        let path = self.runs_dir().join(format!(".{id}.reap"));
+        let f = fs_err::OpenOptions::new().create(true).truncate(false).write(true).open(&path)?;
+        match f.file().try_lock() {
+            Ok(()) => Ok(Some(f)),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => Err(Error::env(format!("locking {}: {e}", path.display()))),
+        }
     }
 
     /// Sets the lease to expire at `expires_at` (keep-on-failure).
@@ -155,6 +200,28 @@ impl Registry {
     }
 }
 
+/// Stops its heartbeat thread when dropped.
+pub struct Heartbeat {
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Entry {
+    /// Whether the lease ran out more than `grace` seconds before `now`.
+    pub fn expired(&self, now: u64, grace: u64) -> bool {
+        self.lease.expires_at.saturating_add(grace) < now
+    }
+}
+
 fn to_json(entry: &Entry) -> String {
     serde_json::to_string_pretty(entry).expect("registry entry serialises") + "\n"
 }
@@ -192,6 +259,39 @@ mod tests {
         reg.remove(&s.run_id).unwrap();
         reg.remove(&s.run_id).unwrap();
         assert!(reg.load(&s.run_id).unwrap().is_none());
+        reg.save(&s, "late stage").unwrap();
+        assert!(reg.load(&s.run_id).unwrap().is_none(), "a late save does not register the run again");
+        fs_err::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_kept_lease_is_not_shortened_by_renewals() {
+        let dir = std::env::temp_dir().join(format!("ccci-reg-keep-{}", std::process::id()));
+        let reg = Registry::at(&dir).unwrap();
+        let s = crate::state::tests::sample();
+        reg.register(&s, "test").unwrap();
+        let far = unix_now() + 10 * 3600;
+        reg.set_expiry(&s.run_id, far, "keep").unwrap();
+        reg.renew(&s.run_id, "someone").unwrap();
+        reg.save(&s, "someone").unwrap();
+        let e = reg.load(&s.run_id).unwrap().unwrap();
+        assert_eq!(e.lease.expires_at, far);
+        assert_eq!(e.lease.holder, "someone");
+        assert!(!e.expired(unix_now(), 0));
+        assert!(e.expired(far + 61, 60) && !e.expired(far + 59, 60));
+        fs_err::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn only_one_claim_to_reap_a_run() {
+        let dir = std::env::temp_dir().join(format!("ccci-reg-claim-{}", std::process::id()));
+        let reg = Registry::at(&dir).unwrap();
+        let id = RunId::parse("hell-3fa9c2").unwrap();
+        let first = reg.claim_reap(&id).unwrap();
+        assert!(first.is_some());
+        assert!(reg.claim_reap(&id).unwrap().is_none(), "a second claim while the first is held");
+        drop(first);
+        assert!(reg.claim_reap(&id).unwrap().is_some(), "free again once released");
         fs_err::remove_dir_all(&dir).unwrap();
     }
 }

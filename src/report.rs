@@ -107,6 +107,10 @@ pub fn text(state: &RunState) -> String {
     for (row, (name, assert_names)) in rows.iter().zip(&names) {
         let duration = row.duration_ms.map(human_duration).unwrap_or_default();
         out.push(text_line(row.result, name, width, &duration, row.detail));
+        if !row.artifacts.is_empty() {
+            let paths: Vec<String> = row.artifacts.iter().map(|p| line(&p.display().to_string(), LINE_MAX)).collect();
+            out.push(format!("{:7}diagnostics: {}", "", paths.join(", ")));
+        }
         for (a, name) in row.assertions.iter().zip(assert_names) {
             out.push(text_line(a.result, name, width, &human_duration(a.duration_ms), &a.detail));
             if matches!(a.result, Outcome::Fail | Outcome::Error)
@@ -392,6 +396,12 @@ fn markdown_details(row: &Row, output_budget: &mut usize) -> Vec<String> {
         out.push(fenced(&detail));
         out.push(String::new());
     }
+    if !row.artifacts.is_empty() {
+        let paths: Vec<String> = row.artifacts.iter().map(|p| p.display().to_string()).collect();
+        out.push(format!("Diagnostics kept on the CI host ({} files):", paths.len()));
+        out.push(fenced(&truncate(clean(&paths.join("\n"), false), BLOCK_MAX)));
+        out.push(String::new());
+    }
     out.push("</details>".into());
     out
 }
@@ -449,6 +459,8 @@ struct Row<'a> {
     started_at: &'a str,
     detail: &'a str,
     assertions: &'a [Assertion],
+    /// Diagnostics captured on the CI host when the op failed.
+    artifacts: &'a [std::path::PathBuf],
 }
 
 fn rows<'a>(state: &'a RunState, violation: Option<&'a str>) -> Vec<Row<'a>> {
@@ -462,6 +474,7 @@ fn rows<'a>(state: &'a RunState, violation: Option<&'a str>) -> Vec<Row<'a>> {
             started_at: &op.started_at,
             detail: &op.detail,
             assertions: &op.assertions,
+            artifacts: &op.artifacts,
         })
         .collect();
     if let Some(detail) = violation {
@@ -472,6 +485,7 @@ fn rows<'a>(state: &'a RunState, violation: Option<&'a str>) -> Vec<Row<'a>> {
             started_at: "",
             detail,
             assertions: &[],
+            artifacts: &[],
         });
     }
     rows
@@ -682,6 +696,7 @@ mod tests {
             duration_ms: ms,
             detail: detail.into(),
             assertions,
+            artifacts: vec![],
         }
     }
 

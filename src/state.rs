@@ -184,6 +184,9 @@ pub struct OpRecord {
     pub detail: String,
     #[serde(default)]
     pub assertions: Vec<Assertion>,
+    /// Files captured when the op failed (`docker service ps`, service logs), for a person to read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub artifacts: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -218,6 +221,7 @@ impl OpTimer {
             duration_ms: self.started.elapsed().as_millis() as u64,
             detail: detail.into(),
             assertions,
+            artifacts: vec![],
         }
     }
 }

@@ -101,6 +101,7 @@ pub fn prepare(req: &Request, sh: &Shell, progress: &Progress) -> Result<Prepare
 pub fn run(prepared: Prepared, sh: &Shell, progress: &Progress) -> Result<RunState> {
     let Prepared { mut state, registry, driver, timeout, upgrade } = prepared;
     registry.register(&state, HOLDER)?;
+    let _alive = registry.heartbeat(&state.run_id, HOLDER);
     progress.log(format!("registered run {} ({}, driver {})", state.run_id, state.domain, state.driver.as_str()));
     let timer = OpTimer::start("deploy");
     let result = deploy(&mut state, &registry, driver.as_ref(), sh, timeout, upgrade, progress);
@@ -117,6 +118,8 @@ pub fn run(prepared: Prepared, sh: &Shell, progress: &Progress) -> Result<RunSta
             timer.finish(super::outcome_of(&e), e.to_string(), vec![])
         }
     };
+    let mut record = record;
+    crate::diagnostics::capture_if_failed(sh, &registry, &state, &mut record);
     state.push_op(record);
     registry.save(&state, HOLDER)?;
     Ok(state)
@@ -176,11 +179,7 @@ fn deploy(
     registry.save(state, HOLDER)?;
     driver.deploy(sh, state, base.as_ref(), progress)?;
 
-    let id = state.run_id.clone();
-    let mut heartbeat = || {
-        let _ = registry.renew(&id, HOLDER);
-    };
-    let statuses = converge::wait(sh, &state.stack, timeout, &since, progress, &mut heartbeat)?;
+    let statuses = converge::wait(sh, &state.stack, timeout, &since, progress)?;
     state.deployed = Some(converge::observe(sh, &state.stack, &statuses));
     let what = match &base {
         Some(b) => format!("release {} (base for the upgrade)", b.tag),

@@ -3,6 +3,7 @@
 pub mod assert;
 pub mod deploy;
 pub mod install_steps;
+pub mod janitor;
 pub mod teardown;
 pub mod upgrade;
 
@@ -16,4 +17,30 @@ pub fn outcome_of(e: &Error) -> Outcome {
         Kind::OpFailed => Outcome::Fail,
         Kind::BadInput | Kind::Environment => Outcome::Error,
     }
+}
+
+/// One stage of the pipe on an existing run: reads the run-state, keeps the run's lease alive
+/// while `op` works, captures diagnostics if the op it recorded failed, stores the state in the
+/// registry and writes it out. Returns the exit code for the op's outcome.
+pub fn stage(
+    io: &crate::state::StateIo,
+    holder: &'static str,
+    progress: &crate::progress::Progress,
+    op: impl FnOnce(&mut crate::state::RunState, &crate::registry::Registry, &xshell::Shell) -> Outcome,
+) -> crate::Result<i32> {
+    let mut state = io.read()?;
+    progress.set_run(state.run_id.as_str());
+    let registry = crate::registry::Registry::open()?;
+    let sh = xshell::Shell::new()?;
+    let outcome = {
+        let _alive = registry.heartbeat(&state.run_id, holder);
+        op(&mut state, &registry, &sh)
+    };
+    if let Some(mut last) = state.ops.pop() {
+        crate::diagnostics::capture_if_failed(&sh, &registry, &state, &mut last);
+        state.ops.push(last);
+    }
+    registry.save(&state, holder)?;
+    io.write(&state)?;
+    Ok(outcome.exit_code())
 }

@@ -14,11 +14,37 @@ use crate::state::{OpTimer, Outcome, RunState};
 
 pub const HOLDER: &str = "ccci-teardown";
 
-/// Tears the run down and records the `teardown` op; returns its outcome.
-pub fn run(state: &mut RunState, registry: &Registry, sh: &Shell, progress: &Progress) -> Outcome {
+/// Tears the run down and records the `teardown` op; returns its outcome. With `keep` (the
+/// keep-on-failure time), a run with a failed or errored op stays deployed that long instead.
+pub fn run(
+    state: &mut RunState,
+    registry: &Registry,
+    sh: &Shell,
+    progress: &Progress,
+    keep: Option<Duration>,
+) -> Outcome {
     let timer = OpTimer::start("teardown");
     let _ = registry.renew(&state.run_id, HOLDER);
-    let (outcome, detail) = match teardown(state, registry, sh, progress) {
+    if let Some(ttl) = keep
+        && let Some(failed) = state.ops.iter().find(|o| matches!(o.result, Outcome::Fail | Outcome::Error))
+    {
+        let until = crate::time::unix_now() + ttl.as_secs();
+        let detail = format!(
+            "kept for debugging until {} because {} {} (CCCI_KEEP_ON_FAILURE); the janitor reaps it then",
+            crate::time::rfc3339(until),
+            failed.op,
+            failed.result.as_str()
+        );
+        let _ = registry.save(state, HOLDER);
+        if let Err(e) = registry.set_expiry(&state.run_id, until, HOLDER) {
+            state.push_op(timer.finish(Outcome::Error, format!("could not extend the lease: {e}"), vec![]));
+            return Outcome::Error;
+        }
+        progress.log(&detail);
+        state.push_op(timer.finish(Outcome::Skip, detail, vec![]));
+        return Outcome::Skip;
+    }
+    let (outcome, detail) = match teardown(state, sh, progress) {
         Ok(left) if left.is_empty() => (Outcome::Pass, "nothing of the run is left".to_string()),
         Ok(left) => {
             let detail = format!("left on the swarm: {}", left.join(", "));
@@ -46,13 +72,10 @@ pub fn run(state: &mut RunState, registry: &Registry, sh: &Shell, progress: &Pro
 }
 
 /// Removes the run from the swarm; returns what is still there afterwards.
-fn teardown(state: &RunState, registry: &Registry, sh: &Shell, progress: &Progress) -> Result<Vec<String>> {
+fn teardown(state: &RunState, sh: &Shell, progress: &Progress) -> Result<Vec<String>> {
     let timeout = crate::config::teardown_timeout()?;
     let driver = driver::for_run(state.driver, &state.workspace, &state.recipe)?;
     let stack = &state.stack;
-    let heartbeat = || {
-        let _ = registry.renew(&state.run_id, HOLDER);
-    };
 
     if let Err(e) = driver.undeploy(sh, state, progress) {
         progress.log(format!("undeploy said: {e}; removing the services directly"));
@@ -61,21 +84,20 @@ fn teardown(state: &RunState, registry: &Registry, sh: &Shell, progress: &Progre
     for name in docker::objects(sh, ObjectKind::Service, stack)? {
         docker::remove(sh, ObjectKind::Service, &name)?;
     }
-    wait_gone(sh, state, timeout, progress, &heartbeat)?;
+    wait_gone(sh, state, timeout, progress)?;
 
     if let Err(e) = driver.remove_app_data(sh, state, progress) {
         progress.log(format!("{e}; sweeping directly"));
     }
-    sweep(sh, state, Duration::from_secs(60), progress, &heartbeat)
+    sweep(sh, state, Duration::from_secs(60), progress)
 }
 
 /// Polls until no service, task or container of the stack remains: volumes cannot be removed
 /// while any container, even a stopped one, still references them.
-fn wait_gone(sh: &Shell, state: &RunState, timeout: Duration, progress: &Progress, heartbeat: &dyn Fn()) -> Result<()> {
+fn wait_gone(sh: &Shell, state: &RunState, timeout: Duration, progress: &Progress) -> Result<()> {
     let start = Instant::now();
     let mut last_log = Instant::now();
     loop {
-        heartbeat();
         let services = docker::objects(sh, ObjectKind::Service, &state.stack)?;
         let containers = docker::containers(sh, &state.stack)?;
         if services.is_empty() && containers.is_empty() {
@@ -101,16 +123,9 @@ fn wait_gone(sh: &Shell, state: &RunState, timeout: Duration, progress: &Progres
 /// Removes secrets, configs, networks and volumes found by label or name prefix until nothing
 /// of the stack is left or `timeout` passes; returns what is left. Docker reports networks and
 /// volumes in use for a while after the last container went, so it retries.
-fn sweep(
-    sh: &Shell,
-    state: &RunState,
-    timeout: Duration,
-    progress: &Progress,
-    heartbeat: &dyn Fn(),
-) -> Result<Vec<String>> {
+fn sweep(sh: &Shell, state: &RunState, timeout: Duration, progress: &Progress) -> Result<Vec<String>> {
     let start = Instant::now();
     loop {
-        heartbeat();
         for kind in
             [ObjectKind::Service, ObjectKind::Secret, ObjectKind::Config, ObjectKind::Network, ObjectKind::Volume]
         {

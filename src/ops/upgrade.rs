@@ -30,7 +30,7 @@ pub fn run(state: &mut RunState, registry: &Registry, sh: &Shell, progress: &Pro
         return Outcome::Skip;
     }
     let mut assertions = vec![];
-    let result = upgrade(state, registry, sh, progress, &mut assertions);
+    let result = upgrade(state, sh, progress, &mut assertions);
     let (outcome, detail) = match result {
         Ok(detail) => (crate::ops::assert::combine(&assertions), detail),
         Err(e) => {
@@ -61,13 +61,7 @@ fn skip_reason(state: &RunState) -> Option<String> {
     }
 }
 
-fn upgrade(
-    state: &mut RunState,
-    registry: &Registry,
-    sh: &Shell,
-    progress: &Progress,
-    assertions: &mut Vec<Assertion>,
-) -> Result<String> {
+fn upgrade(state: &mut RunState, sh: &Shell, progress: &Progress, assertions: &mut Vec<Assertion>) -> Result<String> {
     let timeout = crate::config::deploy_timeout()?;
     let driver = driver::for_run(state.driver, &state.workspace, &state.recipe)?;
     let dir = driver.recipe_dir();
@@ -90,11 +84,7 @@ fn upgrade(
 
     let since = crate::time::now_rfc3339();
     driver.redeploy(sh, state, progress)?;
-    let id = state.run_id.clone();
-    let mut heartbeat = || {
-        let _ = registry.renew(&id, HOLDER);
-    };
-    let statuses = match converge::wait(sh, &state.stack, timeout, &since, progress, &mut heartbeat) {
+    let statuses = match converge::wait(sh, &state.stack, timeout, &since, progress) {
         Ok(statuses) => statuses,
         Err(e) => {
             // What the failed upgrade left running is what teardown and the report must see.

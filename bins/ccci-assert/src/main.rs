@@ -72,13 +72,8 @@ fn main() {
         let tier = tier.ok_or_else(|| Error::bad_input(format!("missing OP (see {BIN} --help)")))?;
         let setup = assert::prepare(&tier)?;
         let io = cli::state_io(state_file);
-        let mut state = io.read()?;
-        progress.set_run(state.run_id.as_str());
-        let registry = ccci::registry::Registry::open()?;
-        let sh = xshell::Shell::new()?;
-        let outcome = assert::run(&setup, &mut state, &registry, &sh, progress);
-        registry.save(&state, assert::HOLDER)?;
-        io.write(&state)?;
-        Ok(outcome.exit_code())
+        ccci::ops::stage(&io, assert::HOLDER, progress, |state, registry, sh| {
+            assert::run(&setup, state, registry, sh, progress)
+        })
     })
 }

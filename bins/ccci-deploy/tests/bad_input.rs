@@ -564,3 +564,53 @@ fn deploy_allowlist_missing() {
         deploy(sb, &[]).env("CCCI_ALLOWLIST", f.to_str().unwrap()).says("CCCI_ALLOWLIST")
     });
 }
+
+// ---------------------------------------------------------------------------------------------
+// ccci-upgrade and ccci-janitor
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn upgrade_unknown_flag() {
+    refuse("upgrade-flag", |_| Case::new("ccci-upgrade", &["--bogus"]).says("--bogus"));
+}
+
+#[test]
+fn upgrade_state_not_json() {
+    refuse("upgrade-notjson", |_| Case::new("ccci-upgrade", &[]).stdin("{oops").says("not JSON"));
+}
+
+#[test]
+fn upgrade_state_with_hostile_run_id() {
+    refuse("upgrade-runid", |sb| {
+        Case::new("ccci-upgrade", &[]).stdin(mutated(sb, |v| v["run_id"] = "../../etc".into())).says("run_id")
+    });
+}
+
+#[test]
+fn teardown_keep_on_failure_not_a_switch() {
+    refuse("keep-switch", |sb| {
+        Case::new("ccci-teardown", &[])
+            .stdin(text(&valid_state(sb)))
+            .env("CCCI_KEEP_ON_FAILURE", "maybe")
+            .says("CCCI_KEEP_ON_FAILURE")
+    });
+}
+
+#[test]
+fn janitor_unknown_flag() {
+    refuse("janitor-flag", |_| Case::new("ccci-janitor", &["--now"]).says("--now"));
+}
+
+#[test]
+fn janitor_parallel_not_a_number() {
+    refuse("janitor-parallel", |_| {
+        Case::new("ccci-janitor", &[]).env("CCCI_JANITOR_PARALLEL", "lots").says("CCCI_JANITOR_PARALLEL")
+    });
+}
+
+#[test]
+fn janitor_grace_not_a_duration() {
+    refuse("janitor-grace", |_| {
+        Case::new("ccci-janitor", &[]).env("CCCI_JANITOR_GRACE", "a while").says("CCCI_JANITOR_GRACE")
+    });
+}

@@ -24,6 +24,7 @@ fn op(name: &str, result: Outcome, detail: &str, assertions: Vec<Assertion>) -> 
         duration_ms: 1_500,
         detail: detail.into(),
         assertions,
+        artifacts: vec![],
     }
 }
 

@@ -30,9 +30,13 @@ Options:
   -h, --help     this text
   -V, --version  the version
 
-Environment: CCCI_STATE_DIR, CCCI_TEARDOWN_TIMEOUT, CCCI_ABRA.
+With CCCI_KEEP_ON_FAILURE=1 and an op of the run failed or errored, --state mode leaves the
+deployment up for debugging and extends its lease by CCCI_KEEP_TTL (default 2h); the janitor
+reaps it when that runs out. --run always tears down.
 
-Exit status: 0 verified empty, 1 something is left (listed on stderr and in the state), 2 bad
+Environment: CCCI_STATE_DIR, CCCI_TEARDOWN_TIMEOUT, CCCI_KEEP_ON_FAILURE, CCCI_KEEP_TTL, CCCI_ABRA.
+
+Exit status: 0 verified empty (or kept on failure), 1 something is left (listed on stderr and in the state), 2 bad
 input, 3 environment error.
 ";
 
@@ -53,19 +57,17 @@ fn main() {
         if state_file.is_some() && run_id.is_some() {
             return Err(Error::bad_input("give either --state or --run, not both"));
         }
-        let sh = xshell::Shell::new()?;
+        let keep = ccci::config::keep_on_failure()?;
         match run_id {
-            Some(id) => by_id(&id, &Registry::open()?, &sh, progress),
+            // An explicit request to reap one run (an operator, a systemd unit): never kept.
+            Some(id) => by_id(&id, &Registry::open()?, &xshell::Shell::new()?, progress),
             None => {
-                let io = cli::state_io(state_file);
-                // Read (and validate) the state before opening the registry, which creates
+                // The state is read (and validated) before the registry is opened, which creates
                 // $CCCI_STATE_DIR: bad input must change nothing outside.
-                let mut state = io.read()?;
-                let registry = Registry::open()?;
-                progress.set_run(state.run_id.as_str());
-                let outcome = teardown::run(&mut state, &registry, &sh, progress);
-                io.write(&state)?;
-                Ok(outcome.exit_code())
+                let io = cli::state_io(state_file);
+                ccci::ops::stage(&io, teardown::HOLDER, progress, |state, registry, sh| {
+                    teardown::run(state, registry, sh, progress, keep)
+                })
             }
         }
     })
@@ -79,6 +81,7 @@ fn by_id(id: &RunId, registry: &Registry, sh: &xshell::Shell, progress: &ccci::p
     };
     let mut state = entry.run;
     // The state is not printed in this mode: there is no pipe to pass it on to.
-    let outcome = teardown::run(&mut state, registry, sh, progress);
+    let _alive = registry.heartbeat(id, teardown::HOLDER);
+    let outcome = teardown::run(&mut state, registry, sh, progress, None);
     Ok(outcome.exit_code())
 }

@@ -4,7 +4,6 @@ use std::path::PathBuf;
 
 use ccci::cli;
 use ccci::ops::upgrade;
-use ccci::registry::Registry;
 
 const BIN: &str = "ccci-upgrade";
 
@@ -49,12 +48,8 @@ fn main() {
             }
         }
         let io = cli::state_io(state_file);
-        let mut state = io.read()?;
-        progress.set_run(state.run_id.as_str());
-        let registry = Registry::open()?;
-        let sh = xshell::Shell::new()?;
-        let outcome = upgrade::run(&mut state, &registry, &sh, progress);
-        io.write(&state)?;
-        Ok(outcome.exit_code())
+        ccci::ops::stage(&io, upgrade::HOLDER, progress, |state, registry, sh| {
+            upgrade::run(state, registry, sh, progress)
+        })
     })
 }

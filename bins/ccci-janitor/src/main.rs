@@ -1,0 +1,70 @@
+//! ccci-janitor: one pass of the reaper of abandoned runs.
+
+use std::io::Write;
+use std::sync::Mutex;
+
+use ccci::cli;
+use ccci::ops::janitor::{self, Options};
+use ccci::registry::Registry;
+
+const BIN: &str = "ccci-janitor";
+
+const HELP: &str = "\
+ccci-janitor: tear down what killed or abandoned runs left behind. One invocation is one pass;
+a timer repeats it.
+
+Usage: ccci-janitor [--dry-run]
+
+Reaps, with the same teardown as ccci-teardown:
+  - registered runs ($CCCI_STATE_DIR/runs/) whose lease expired more than CCCI_JANITOR_GRACE ago,
+    from the registry entry alone;
+  - stacks, secrets, volumes, ... and workspaces named like a ccci run (<run id>_<domain suffix>)
+    that have no registry entry, once their newest object is older than CCCI_ORPHAN_GRACE.
+Never anything outside that naming. Runs are reaped in parallel (CCCI_JANITOR_PARALLEL); two
+janitors at once are safe.
+
+Prints one JSON line per action on stdout (the audit trail):
+  {\"action\":\"reap\",\"run\":\"hell-3fa9c2\",\"stack\":\"...\",\"why\":\"lease expired at ...\",\"result\":\"pass\",\"detail\":\"...\"}
+Progress goes to stderr.
+
+Options:
+  --dry-run      say what would be reaped, change nothing
+  -h, --help     this text
+  -V, --version  the version
+
+Environment: CCCI_STATE_DIR, CCCI_DOMAIN_SUFFIX, CCCI_JANITOR_GRACE (default 60s),
+CCCI_ORPHAN_GRACE (default 10m), CCCI_JANITOR_PARALLEL (default 3), CCCI_ABRA,
+CCCI_TEARDOWN_TIMEOUT.
+
+Exit status: 0 everything reaped (or nothing to do), 1 a reap left something behind, 2 bad
+input, 3 environment error.
+";
+
+fn main() {
+    cli::main(BIN, |progress| {
+        let mut dry_run = false;
+        let mut p = lexopt::Parser::from_env();
+        while let Some(arg) = p.next().map_err(|e| cli::usage(BIN, e))? {
+            use lexopt::prelude::*;
+            match arg {
+                Long("dry-run") => dry_run = true,
+                Short('h') | Long("help") => return Ok(cli::print_help(HELP)),
+                Short('V') | Long("version") => return Ok(cli::print_version(BIN)),
+                _ => return Err(cli::unexpected(BIN, arg)),
+            }
+        }
+        let opts = Options::from_env(dry_run)?;
+        let registry = Registry::open()?;
+        let out = Mutex::new(std::io::stdout());
+        let emit = |a: &janitor::Action| {
+            let line = serde_json::to_string(a).expect("action serialises");
+            let mut out = out.lock().expect("stdout");
+            let _ = writeln!(out, "{line}");
+            let _ = out.flush();
+        };
+        let actions = janitor::pass(&opts, &registry, &emit)?;
+        let failed = actions.iter().filter(|a| a.result == "fail" || a.result == "error").count();
+        progress.log(format!("{} actions, {failed} failed", actions.len()));
+        Ok(if failed == 0 { 0 } else { 1 })
+    })
+}

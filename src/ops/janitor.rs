@@ -1,0 +1,231 @@
+//! `ccci-janitor`: one pass of the independent reaper. It tears down
+//! - registered runs whose lease expired (plus a grace), from the registry entry alone;
+//! - stacks and workspaces that carry ccci's naming but have no registry entry, once every object
+//!   of them is older than a grace period (a run registers before it creates anything, so such
+//!   objects belong to a run whose entry was lost);
+//!
+//! and never anything else. Several runs are reaped in parallel, with a bound; two janitors at
+//! once are safe (a run is reaped by whoever claims it first).
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde::Serialize;
+use xshell::Shell;
+
+use crate::docker;
+use crate::error::Result;
+use crate::naming::{Domain, RecipeName, RunId, StackName};
+use crate::progress::Progress;
+use crate::registry::Registry;
+use crate::state::{DriverKind, Outcome, RunState, SCHEMA, Source, Versions};
+use crate::time::{rfc3339, unix_now};
+
+pub const HOLDER: &str = "ccci-janitor";
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Report what would be reaped, change nothing.
+    pub dry_run: bool,
+    /// How long after its lease expired a run is reaped (`CCCI_JANITOR_GRACE`).
+    pub grace: Duration,
+    /// How old the newest object of an unregistered stack must be (`CCCI_ORPHAN_GRACE`).
+    pub orphan_grace: Duration,
+    /// How many runs are torn down at once (`CCCI_JANITOR_PARALLEL`).
+    pub parallel: usize,
+    /// The run domains' suffix: only stacks `<run id>_<suffix with _>` are ccci's.
+    pub suffix: Domain,
+}
+
+impl Options {
+    pub fn from_env(dry_run: bool) -> Result<Options> {
+        let parallel = match std::env::var("CCCI_JANITOR_PARALLEL") {
+            Ok(v) if !v.is_empty() => v.parse::<usize>().ok().filter(|n| (1..=32).contains(n)).ok_or_else(|| {
+                crate::Error::bad_input(format!("CCCI_JANITOR_PARALLEL={v:?}: a number from 1 to 32"))
+            })?,
+            _ => 3,
+        };
+        Ok(Options {
+            dry_run,
+            grace: crate::config::duration("CCCI_JANITOR_GRACE", Duration::from_secs(60))?,
+            orphan_grace: crate::config::duration("CCCI_ORPHAN_GRACE", Duration::from_secs(600))?,
+            parallel,
+            suffix: crate::naming::domain_suffix_from_env()?,
+        })
+    }
+}
+
+/// One line of the audit trail.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Action {
+    /// `reap` or `skip`.
+    pub action: &'static str,
+    pub run: String,
+    pub stack: String,
+    pub why: String,
+    /// `pass`, `fail`, `error` (of the teardown), `dry-run`, or `skipped`.
+    pub result: String,
+    pub detail: String,
+}
+
+enum Job {
+    Expired(Box<RunState>, String),
+    Orphan(RunId, String),
+}
+
+/// Runs one pass; `emit` is called for every action as it completes.
+pub fn pass(opts: &Options, registry: &Registry, emit: &(dyn Fn(&Action) + Sync)) -> Result<Vec<Action>> {
+    let sh = Shell::new()?;
+    let now = unix_now();
+    let mut jobs = vec![];
+    let registered = registry.list()?;
+    for id in &registered {
+        let Some(entry) = registry.load(id)? else { continue };
+        if entry.expired(now, opts.grace.as_secs()) {
+            let why = format!("lease expired at {} (held by {})", rfc3339(entry.lease.expires_at), entry.lease.holder);
+            jobs.push(Job::Expired(Box::new(entry.run), why));
+        }
+    }
+    for (id, newest) in unregistered(&sh, registry, opts)? {
+        if registered.contains(&id) {
+            continue;
+        }
+        let age = now.saturating_sub(newest);
+        if age >= opts.orphan_grace.as_secs() {
+            jobs.push(Job::Orphan(id, format!("no registry entry; newest object {age}s old")));
+        }
+    }
+
+    let queue = Mutex::new(jobs);
+    let done = Mutex::new(vec![]);
+    std::thread::scope(|scope| {
+        for _ in 0..opts.parallel {
+            scope.spawn(|| {
+                loop {
+                    let Some(job) = queue.lock().expect("queue").pop() else { break };
+                    let action = reap(job, opts, registry);
+                    emit(&action);
+                    done.lock().expect("results").push(action);
+                }
+            });
+        }
+    });
+    Ok(done.into_inner().expect("results"))
+}
+
+/// Run ids of ccci-named swarm objects and workspaces, with the newest creation time of each.
+fn unregistered(sh: &Shell, registry: &Registry, opts: &Options) -> Result<BTreeMap<RunId, u64>> {
+    let suffix = opts.suffix.as_str().replace('.', "_");
+    let owner = |name: &str| -> Option<RunId> {
+        let (id, rest) = name.split_once('_')?;
+        let rest = rest.strip_prefix(&suffix)?;
+        (rest.is_empty() || rest.starts_with('_') || rest.starts_with('.')).then_some(())?;
+        RunId::parse(id).ok()
+    };
+    let mut found: BTreeMap<RunId, u64> = BTreeMap::new();
+    let objects = docker::owned_objects(sh, &|name, label| owner(name).or_else(|| label.and_then(owner)).is_some())?;
+    for o in objects {
+        if let Some(id) = owner(&o.name).or_else(|| o.stack_label.as_deref().and_then(owner)) {
+            let t = found.entry(id).or_insert(0);
+            *t = (*t).max(o.created);
+        }
+    }
+    // A workspace without an entry: killed after the entry was lost, before anything reached the
+    // swarm, or the swarm part already gone.
+    if let Ok(dir) = fs_err::read_dir(registry.root().join("work")) {
+        for e in dir.flatten() {
+            let Some(id) = e.file_name().to_str().and_then(|n| RunId::parse(n).ok()) else { continue };
+            let modified = e
+                .metadata()
+                .ok()
+                .and_then(|m| m.modified().ok())
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_secs());
+            let t = found.entry(id).or_insert(0);
+            *t = (*t).max(modified);
+        }
+    }
+    Ok(found)
+}
+
+fn reap(job: Job, opts: &Options, registry: &Registry) -> Action {
+    let (id, why) = match &job {
+        Job::Expired(s, why) => (s.run_id.clone(), why.clone()),
+        Job::Orphan(id, why) => (id.clone(), why.clone()),
+    };
+    let action = |action: &'static str, stack: &str, result: &str, detail: String| Action {
+        action,
+        run: id.to_string(),
+        stack: stack.to_string(),
+        why: why.clone(),
+        result: result.to_string(),
+        detail,
+    };
+    let state = match job {
+        Job::Expired(state, _) => *state,
+        Job::Orphan(id, _) => match orphan_state(&id, &opts.suffix, registry) {
+            Ok(s) => s,
+            Err(e) => return action("skip", "", "error", e.to_string()),
+        },
+    };
+    let stack = state.stack.to_string();
+    if opts.dry_run {
+        return action("reap", &stack, "dry-run", "would tear the run down".into());
+    }
+    let claim = match registry.claim_reap(&id) {
+        Ok(Some(c)) => c,
+        Ok(None) => return action("skip", &stack, "skipped", "another janitor is reaping it".into()),
+        Err(e) => return action("skip", &stack, "error", e.to_string()),
+    };
+    // Decided on a listing: look again now that the run is ours to reap.
+    match registry.load(&id) {
+        Ok(Some(entry)) if !entry.expired(unix_now(), opts.grace.as_secs()) => {
+            return action("skip", &stack, "skipped", "the run renewed its lease meanwhile".into());
+        }
+        Ok(Some(_)) | Ok(None) => {}
+        Err(e) => return action("skip", &stack, "error", e.to_string()),
+    }
+    let _alive = registry.heartbeat(&id, HOLDER);
+    let progress = Progress::new(HOLDER);
+    progress.set_run(id.as_str());
+    progress.log(format!("reaping: {why}"));
+    let result = match Shell::new() {
+        Ok(sh) => {
+            let mut state = state;
+            let outcome = super::teardown::run(&mut state, registry, &sh, &progress, None);
+            let detail = state.last_op("teardown").map(|r| r.detail.clone()).unwrap_or_default();
+            action("reap", &stack, outcome.as_str(), detail)
+        }
+        Err(e) => action("reap", &stack, Outcome::Error.as_str(), e.to_string()),
+    };
+    drop(claim);
+    if result.result == "pass" {
+        let _ = fs_err::remove_file(registry.runs_dir().join(format!(".{id}.reap")));
+    }
+    result
+}
+
+/// What teardown needs to know of a run that left no entry: its names. The driver is `stack`,
+/// whose removal is the swarm sweep by label and prefix; the workspace goes with it.
+fn orphan_state(id: &RunId, suffix: &Domain, registry: &Registry) -> Result<RunState> {
+    let domain = Domain::for_run(id, suffix)?;
+    let recipe_hint = id.as_str().rsplit_once('-').map_or(id.as_str(), |(p, _)| p);
+    Ok(RunState {
+        schema: SCHEMA.into(),
+        run_id: id.clone(),
+        recipe: RecipeName::parse(recipe_hint)?,
+        driver: DriverKind::Stack,
+        source: Source { repo: String::new(), git_ref: String::new(), commit: None, nar_hash: None },
+        stack: StackName::from_domain(&domain)?,
+        domain,
+        workspace: registry.workspace(id),
+        env_file: None,
+        created_at: crate::time::now_rfc3339(),
+        deploys: 0,
+        deployed: None,
+        upgrade: None,
+        ops: vec![],
+        versions: Versions { ccci: env!("CARGO_PKG_VERSION").into(), abra: None },
+    })
+}
