@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use common::{Sandbox, bin, domain_suffix, repo_root};
+use common::{Sandbox, domain_suffix, repo_root};
 
 const LEASE_TTL_SECS: u64 = 3;
 
@@ -25,19 +25,10 @@ struct Env {
 
 impl Env {
     fn cmd(&self, name: &str) -> Command {
-        let mut c = Command::new(bin(name));
-        c.env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", std::env::var_os("HOME").unwrap_or_default())
-            .env("CCCI_STATE_DIR", &self.state_dir)
-            .env("CCCI_DOMAIN_SUFFIX", domain_suffix())
-            .env("CCCI_ABRA", repo_root().join("tests/support/abra"))
-            .env("CCCI_LEASE_TTL", format!("{LEASE_TTL_SECS}s"))
+        let mut c = common::ccci(&self.state_dir, name);
+        c.env("CCCI_LEASE_TTL", format!("{LEASE_TTL_SECS}s"))
             .env("CCCI_DEPLOY_TIMEOUT", "120s")
-            .env("CCCI_SERVING_TIMEOUT", "60s")
-            .env("CCCI_JANITOR_GRACE", "0s")
-            .env("CCCI_ORPHAN_GRACE", "0s")
-            .stdin(Stdio::null());
+            .env("CCCI_SERVING_TIMEOUT", "60s");
         c
     }
 }

@@ -5,24 +5,16 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
 
-use common::{Sandbox, bin, domain_suffix, repo_root};
+use common::{Sandbox, bin, repo_root};
 
 fn cmd(state_dir: &Path, name: &str) -> Command {
-    let mut c = Command::new(bin(name));
-    c.env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", std::env::var_os("HOME").unwrap_or_default())
-        .env("CCCI_STATE_DIR", state_dir)
-        .env("CCCI_DOMAIN_SUFFIX", domain_suffix())
-        .env("CCCI_LEASE_TTL", "3s")
-        .env("CCCI_JANITOR_GRACE", "0s")
-        .env("CCCI_SERVING_TIMEOUT", "3s")
-        .stdin(Stdio::null());
+    let mut c = common::ccci(state_dir, name);
+    c.env("CCCI_SERVING_TIMEOUT", "3s");
     c
 }
 

@@ -46,6 +46,24 @@ pub fn domain_suffix() -> String {
     format!("t{}.localhost", marker())
 }
 
+/// A ccci binary with a clean environment for a run of this process: `PATH` and `HOME` from the
+/// test, the state directory given, this process's domain suffix, the abra test double, a
+/// 3-second lease and a janitor without grace. Tests add what they vary.
+pub fn ccci(state_dir: &Path, name: &str) -> Command {
+    let mut c = Command::new(bin(name));
+    c.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", std::env::var_os("HOME").unwrap_or_default())
+        .env("CCCI_STATE_DIR", state_dir)
+        .env("CCCI_DOMAIN_SUFFIX", domain_suffix())
+        .env("CCCI_ABRA", repo_root().join("tests/support/abra"))
+        .env("CCCI_LEASE_TTL", "3s")
+        .env("CCCI_JANITOR_GRACE", "0s")
+        .env("CCCI_ORPHAN_GRACE", "0s")
+        .stdin(Stdio::null());
+    c
+}
+
 /// A per-test directory under the system temp dir, removed on drop (also when the test fails).
 pub struct Sandbox {
     pub root: PathBuf,
