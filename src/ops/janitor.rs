@@ -162,6 +162,7 @@ fn reap(job: Job, opts: &Options, registry: &Registry) -> Action {
         result: result.to_string(),
         detail,
     };
+    let expected_registered = matches!(job, Job::Expired(..));
     let state = match job {
         Job::Expired(state, _) => *state,
         Job::Orphan(id, _) => match orphan_state(&id, &opts.suffix, registry) {
@@ -179,12 +180,17 @@ fn reap(job: Job, opts: &Options, registry: &Registry) -> Action {
         Err(e) => return action("skip", &stack, "error", e.to_string()),
     };
     // Decided on a listing: look again now that the run is ours to reap.
-    match registry.load(&id) {
-        Ok(Some(entry)) if !entry.expired(unix_now(), opts.grace.as_secs()) => {
+    let now_registered = match registry.load(&id) {
+        Ok(entry) => entry,
+        Err(e) => return action("skip", &stack, "error", e.to_string()),
+    };
+    match (expected_registered, now_registered) {
+        (true, None) => return action("skip", &stack, "skipped", "already torn down meanwhile".into()),
+        (true, Some(entry)) if !entry.expired(unix_now(), opts.grace.as_secs()) => {
             return action("skip", &stack, "skipped", "the run renewed its lease meanwhile".into());
         }
-        Ok(Some(_)) | Ok(None) => {}
-        Err(e) => return action("skip", &stack, "error", e.to_string()),
+        (false, Some(_)) => return action("skip", &stack, "skipped", "the run was registered meanwhile".into()),
+        _ => {}
     }
     let _alive = registry.heartbeat(&id, HOLDER);
     let progress = Progress::new(HOLDER);

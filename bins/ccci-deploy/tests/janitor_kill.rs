@@ -1,7 +1,7 @@
 //! The kill matrix: a pipe SIGKILLed at eight points (and a registry entry deleted by hand);
 //! after leases run out, one janitor pass leaves nothing of any of those runs: no service, task,
-//! container, volume, secret, config, network, env file, workspace or registry entry. A stack
-//! outside ccci's naming on the same swarm survives the pass.
+//! container, volume, secret, config, network, env file, workspace or registry entry — also when
+//! two janitors pass at once. A stack outside ccci's naming on the same swarm survives.
 //!
 //! All runs of this file share one state directory and a domain suffix unique to this process,
 //! so its janitor sees exactly these runs.
@@ -311,21 +311,33 @@ fn one_janitor_pass_reaps_every_killed_run_and_spares_the_rest() {
         assert!(has_something, "{}: the kill left nothing to reap, the case tests nothing", case.name);
     }
 
+    // Two janitors pass at once (a timer's and an operator's, say): together they reap every run
+    // exactly once.
     std::thread::sleep(Duration::from_secs(LEASE_TTL_SECS + 2));
-    let out = env.cmd("ccci-janitor").output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert_eq!(out.status.code(), Some(0), "janitor:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    let actions: Vec<Value> =
-        stdout.lines().map(|l| serde_json::from_str(l).expect("one JSON object per line")).collect();
+    let passes: Vec<_> = std::thread::scope(|scope| {
+        let both: Vec<_> = (0..2).map(|_| scope.spawn(|| env.cmd("ccci-janitor").output().unwrap())).collect();
+        both.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut actions: Vec<Value> = vec![];
+    for out in &passes {
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "janitor:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+        actions.extend(stdout.lines().map(|l| serde_json::from_str::<Value>(l).expect("one JSON object per line")));
+    }
+    for a in &actions {
+        assert!(a["action"] == "reap" || a["result"] == "skipped", "only reaps and polite skips: {a}");
+    }
+    let actions: Vec<Value> = actions.into_iter().filter(|a| a["action"] == "reap").collect();
 
     for (run, case) in &runs {
-        let reaped = actions.iter().find(|a| a["run"] == run.as_str());
-        assert!(reaped.is_some_and(|a| a["action"] == "reap" && a["result"] == "pass"), "{}: {reaped:?}", case.name);
+        let reaps: Vec<_> = actions.iter().filter(|a| a["run"] == run.as_str()).collect();
+        assert_eq!(reaps.len(), 1, "{}: reaped once: {reaps:?}", case.name);
+        assert_eq!(reaps[0]["result"], "pass", "{}: {:?}", case.name, reaps[0]);
         assert_eq!(left_on_swarm(&stack_of(run)), Vec::<String>::new(), "{}: left on the swarm", case.name);
         assert!(!env.state_dir.join("runs").join(format!("{run}.json")).exists(), "{}: registry entry", case.name);
         assert!(!env.state_dir.join("work").join(run).exists(), "{}: workspace (and env file)", case.name);
     }
-    assert_eq!(actions.len(), runs.len(), "the janitor acted on nothing else: {actions:#?}");
+    assert_eq!(actions.len(), runs.len(), "the janitors reaped nothing else: {actions:#?}");
     assert_eq!(bystander.services().len(), 1, "the stack outside ccci's naming survived");
 
     // A second pass finds nothing to do.
