@@ -199,8 +199,12 @@ impl Driver for AbraDriver {
     }
 
     fn preflight(&self, sh: &Shell) -> Result<Option<String>> {
-        self.abra.probe(sh)?;
-        Ok(self.abra.version(sh))
+        // The run is not registered yet, so the probe must not touch its workspace: a workspace
+        // without a registry entry is an orphan to the janitor. abra gets a throwaway ABRA_DIR.
+        let scratch = sh.create_temp_dir()?;
+        let probe = Abra { abra_dir: scratch.path().to_path_buf(), ..self.abra.clone() };
+        probe.probe(sh)?;
+        Ok(probe.version(sh))
     }
 
     fn create_app(

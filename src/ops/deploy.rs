@@ -69,11 +69,7 @@ pub fn prepare(req: &Request, sh: &Shell, progress: &Progress) -> Result<Prepare
         return Err(Error::env(format!("run {run_id}: workspace {} already exists", workspace.display())));
     }
     let driver = driver::for_run(req.driver, &workspace, &recipe)?;
-    // The probe may leave files in the run's (not yet registered) workspace, e.g. an ABRA_DIR:
-    // a run that stops here must leave nothing behind.
-    let abra_version = driver.preflight(sh).inspect_err(|_| {
-        let _ = fs_err::remove_dir_all(&workspace);
-    })?;
+    let abra_version = driver.preflight(sh)?;
     progress.set_run(run_id.as_str());
 
     let state = RunState {
