@@ -36,6 +36,8 @@ pub struct Options {
     pub parallel: usize,
     /// The run domains' suffix: only stacks `<run id>_<suffix with _>` are ccci's.
     pub suffix: Domain,
+    /// How long diagnostics of finished runs are kept (`CCCI_ARTIFACTS_TTL`).
+    pub artifacts_ttl: Duration,
 }
 
 impl Options {
@@ -52,6 +54,7 @@ impl Options {
             orphan_grace: crate::config::duration("CCCI_ORPHAN_GRACE", Duration::from_secs(600))?,
             parallel,
             suffix: crate::naming::domain_suffix_from_env()?,
+            artifacts_ttl: crate::config::duration("CCCI_ARTIFACTS_TTL", Duration::from_secs(7 * 24 * 3600))?,
         })
     }
 }
@@ -59,7 +62,7 @@ impl Options {
 /// One line of the audit trail.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Action {
-    /// `reap` or `skip`.
+    /// `reap`, `prune` (old diagnostics of a finished run) or `skip`.
     pub action: &'static str,
     pub run: String,
     pub stack: String,
@@ -111,7 +114,41 @@ pub fn pass(opts: &Options, registry: &Registry, emit: &(dyn Fn(&Action) + Sync)
             });
         }
     });
-    Ok(done.into_inner().expect("results"))
+    let mut done = done.into_inner().expect("results");
+    for action in prune_artifacts(opts, registry)? {
+        emit(&action);
+        done.push(action);
+    }
+    Ok(done)
+}
+
+/// Removes the diagnostics of runs no longer registered once they are older than the TTL.
+fn prune_artifacts(opts: &Options, registry: &Registry) -> Result<Vec<Action>> {
+    let root = registry.root().join("artifacts");
+    let Ok(dir) = fs_err::read_dir(&root) else { return Ok(vec![]) };
+    let now = std::time::SystemTime::now();
+    let mut actions = vec![];
+    for e in dir.flatten() {
+        let Some(id) = e.file_name().to_str().and_then(|n| RunId::parse(n).ok()) else { continue };
+        if registry.entry_path(&id).exists() {
+            continue;
+        }
+        let age = e.metadata().ok().and_then(|m| m.modified().ok()).and_then(|t| now.duration_since(t).ok());
+        if age.is_none_or(|a| a < opts.artifacts_ttl) {
+            continue;
+        }
+        let why = format!("diagnostics older than {}s of a finished run", opts.artifacts_ttl.as_secs());
+        let (result, detail) = if opts.dry_run {
+            ("dry-run".to_string(), format!("would remove {}", e.path().display()))
+        } else {
+            match fs_err::remove_dir_all(e.path()) {
+                Ok(()) => ("pass".to_string(), format!("removed {}", e.path().display())),
+                Err(err) => ("error".to_string(), err.to_string()),
+            }
+        };
+        actions.push(Action { action: "prune", run: id.to_string(), stack: String::new(), why, result, detail });
+    }
+    Ok(actions)
 }
 
 /// Run ids of ccci-named swarm objects and workspaces, with the newest creation time of each.

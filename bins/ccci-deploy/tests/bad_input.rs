@@ -614,3 +614,10 @@ fn janitor_grace_not_a_duration() {
         Case::new("ccci-janitor", &[]).env("CCCI_JANITOR_GRACE", "a while").says("CCCI_JANITOR_GRACE")
     });
 }
+
+#[test]
+fn janitor_artifacts_ttl_not_a_duration() {
+    refuse("janitor-artifacts", |_| {
+        Case::new("ccci-janitor", &[]).env("CCCI_ARTIFACTS_TTL", "forever").says("CCCI_ARTIFACTS_TTL")
+    });
+}

@@ -101,4 +101,13 @@ fn a_failed_run_is_kept_with_its_diagnostics_then_reaped() {
     assert_eq!(services(&stack), 0);
     assert!(!sd.join("runs").join(format!("{run}.json")).exists());
     assert!(!sd.join("work").join(&run).exists());
+
+    // The diagnostics outlive the run until CCCI_ARTIFACTS_TTL, then the janitor prunes them.
+    assert!(sd.join("artifacts").join(&run).exists(), "diagnostics are kept after teardown");
+    let kept = cmd(&sd, "ccci-janitor").output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&kept.stdout), "", "young diagnostics stay");
+    let pruned = cmd(&sd, "ccci-janitor").env("CCCI_ARTIFACTS_TTL", "0s").output().unwrap();
+    let audit = String::from_utf8_lossy(&pruned.stdout);
+    assert!(audit.contains("\"action\":\"prune\"") && audit.contains(&run), "{audit}");
+    assert!(!sd.join("artifacts").join(&run).exists());
 }

@@ -20,6 +20,8 @@ Reaps, with the same teardown as ccci-teardown:
     from the registry entry alone;
   - stacks, secrets, volumes, ... and workspaces named like a ccci run (<run id>_<domain suffix>)
     that have no registry entry, once their newest object is older than CCCI_ORPHAN_GRACE.
+  - diagnostics ($CCCI_STATE_DIR/artifacts/<run>/) of runs no longer registered, once older than
+    CCCI_ARTIFACTS_TTL (default 7 days).
 Never anything outside that naming. Runs are reaped in parallel (CCCI_JANITOR_PARALLEL); two
 janitors at once are safe.
 
@@ -33,7 +35,7 @@ Options:
   -V, --version  the version
 
 Environment: CCCI_STATE_DIR, CCCI_DOMAIN_SUFFIX, CCCI_JANITOR_GRACE (default 60s),
-CCCI_ORPHAN_GRACE (default 10m), CCCI_JANITOR_PARALLEL (default 3), CCCI_ABRA,
+CCCI_ORPHAN_GRACE (default 10m), CCCI_JANITOR_PARALLEL (default 3), CCCI_ARTIFACTS_TTL, CCCI_ABRA,
 CCCI_TEARDOWN_TIMEOUT.
 
 Exit status: 0 everything reaped (or nothing to do), 1 a reap left something behind, 2 bad
