@@ -30,3 +30,4 @@ pub mod check;
 pub mod discovery;
 pub mod generic;
 pub mod trust;
+pub mod words;

@@ -586,12 +586,20 @@ fn is_hostile(c: char) -> bool {
         || matches!(c, '\u{2028}' | '\u{2029}' | '\u{fffe}' | '\u{ffff}')
 }
 
-/// At most `max` characters, saying how many more there were.
+/// At most `max` characters of `s` kept, cut in the middle: the start says what was done and
+/// the end is where tools put their verdict (docker's "only updates to Labels are allowed", the
+/// remedy of a missing network), so both ends stay and the marker says how many characters of the
+/// middle were left out.
 fn truncate(s: String, max: usize) -> String {
-    match s.char_indices().nth(max) {
-        None => s,
-        Some((i, _)) => format!("{}… ({} more characters)", &s[..i], s[i..].chars().count()),
+    let total = s.chars().count();
+    if total <= max {
+        return s;
     }
+    let tail = max * 5 / 8;
+    let head = max - tail;
+    let start: String = s.chars().take(head).collect();
+    let end: String = s.chars().skip(total - tail).collect();
+    format!("{} … ({} characters left out) … {}", start.trim_end(), total - max, end.trim_start())
 }
 
 /// One clean, bounded line (terminal lines, JUnit messages; escaped further where needed).
@@ -794,7 +802,10 @@ mod tests {
         assert!(lines[4].starts_with("FAIL   install                  4.1s  serving: bad <script>"));
         assert!(lines[5].starts_with("PASS     converged             210ms  app 1/1"), "{t}");
         assert!(lines[6].starts_with("FAIL     serving <b>|x|</b>     3.9s  bad"), "{t}");
-        assert!(lines[4].ends_with("⏎ second line ⏎ t… (4 more characters)"), "long details are cut: {t}");
+        assert!(
+            lines[4].ends_with("… (4 characters left out) … ](javascript:alert(1)) ``` red \\u{1b}]8;;http://evil\\u{7} \\u{202e}gnp.exe\\u{0} ⏎ second line ⏎ third"),
+            "long details are cut in the middle, the end kept: {t}"
+        );
         assert!(lines[8].starts_with("ERROR  backup"));
         assert!(lines[8].ends_with("docker: daemon gone\\u{0}"), "{t}");
         // The colour sequence is gone, the OSC one is shown, not obeyed.
@@ -802,11 +813,47 @@ mod tests {
     }
 
     #[test]
+    fn the_end_of_a_long_docker_message_survives_in_the_text_and_junit_reports() {
+        let mut s = run();
+        let endings = [
+            (
+                "rpc error: code = InvalidArgument desc = only updates to Labels are allowed",
+                "only updates to Labels are allowed",
+            ),
+            (
+                "network \"proxy\" is declared as external, but could not be found. You need to create a swarm-scoped network before the stack is deployed",
+                "You need to create a swarm-scoped network before the stack is deployed",
+            ),
+        ];
+        for (ending, words) in endings {
+            s.ops[0].result = Outcome::Fail;
+            s.ops[0].detail = format!(
+                "docker stack deploy hell-3fa9c2_ci_example_org: exited with status 1: failed to update config hell-3fa9c2_ci_example_org_index_v3_with_a_long_name: Error response from daemon: {ending}"
+            );
+            assert!(s.ops[0].detail.chars().count() > LINE_MAX);
+            let t = text(&s);
+            let deploy = t.lines().find(|l| l.starts_with("FAIL   deploy")).unwrap();
+            assert!(deploy.ends_with(words), "{deploy}");
+            assert!(
+                deploy.contains(
+                    "FAIL   deploy                  12.3s  docker stack deploy hell-3fa9c2_ci_example_org: exited"
+                ),
+                "{deploy}"
+            );
+            assert!(deploy.contains("characters left out"), "{deploy}");
+            let x = junit(&s);
+            let message = x.lines().find(|l| l.contains("<failure message=\"docker stack deploy")).unwrap();
+            assert!(message.contains(&format!("{}\" type=\"fail\"", xml_attr(words))), "{message}");
+            assert!(md_inline(&s.ops[0].detail).ends_with(&md_inline(words)));
+        }
+    }
+
+    #[test]
     fn clean_makes_text_inert() {
         assert_eq!(clean("\u{1b}[1;31mred\u{1b}[0m\r\nok\rx\t", false), "red\nok\nx");
         assert_eq!(clean(" a\nb\tc ", true), "a ⏎ b c");
         assert_eq!(clean("a\u{0}b\u{7f}\u{85}\u{ffff}", true), "a\\u{0}b\\u{7f}\\u{85}\\u{ffff}");
-        assert_eq!(truncate("abcdef".into(), 4), "abcd… (2 more characters)");
+        assert_eq!(truncate("abcdef".into(), 4), "ab … (2 characters left out) … ef");
         assert_eq!(truncate("abcd".into(), 4), "abcd");
         assert_eq!(human_duration(999), "999ms");
         assert_eq!(human_duration(61_000), "1m01s");

@@ -144,14 +144,43 @@ pub fn run(setup: &Setup, state: &mut RunState, registry: &Registry, sh: &Shell,
     outcome
 }
 
-/// One line for the op: what did not pass (and warnings), or how many passed.
-fn summary(assertions: &[Assertion]) -> String {
+/// One line for the op. When an assertion failed or errored the line starts by saying so
+/// ("1 of 7 assertions failed: serving: …"), so it never reads as a success; skips and warnings
+/// follow. Otherwise: the skips and warnings, or how many passed.
+pub fn summary(assertions: &[Assertion]) -> String {
+    let note = |a: &Assertion| format!("{}: {}", a.name, a.detail);
+    let count = |o: Outcome| assertions.iter().filter(|a| a.result == o).count();
+    let bad: Vec<String> =
+        assertions.iter().filter(|a| matches!(a.result, Outcome::Fail | Outcome::Error)).map(note).collect();
     let notes: Vec<String> = assertions
         .iter()
-        .filter(|a| a.result != Outcome::Pass || a.detail.starts_with("warning:"))
-        .map(|a| format!("{}: {}", a.name, a.detail))
+        .filter(|a| a.result == Outcome::Skip || a.result == Outcome::Pass && a.detail.starts_with("warning:"))
+        .map(note)
         .collect();
-    if notes.is_empty() { format!("{} assertions passed", assertions.len()) } else { notes.join("; ") }
+    if bad.is_empty() {
+        return if notes.is_empty() { format!("{} assertions passed", assertions.len()) } else { notes.join("; ") };
+    }
+    let (fails, errors) = (count(Outcome::Fail), count(Outcome::Error));
+    let how = match (fails, errors) {
+        (_, 0) => "failed".to_string(),
+        (0, _) => "errored".to_string(),
+        (f, e) => format!("did not pass ({f} failed, {e} errored)"),
+    };
+    let mut out = format!("{} of {} assertions {how}: {}", bad.len(), assertions.len(), bad.join("; "));
+    if !notes.is_empty() {
+        out.push_str(&format!("; besides: {}", notes.join("; ")));
+    }
+    out
+}
+
+/// The detail of an op that did its work (`done`, e.g. "redeployed in place to 1a2b3c4d") and
+/// then judged it with `assertions`: `done` alone when they passed, else `done` followed by what
+/// did not pass, so an op's own words never sound like success when an assertion failed.
+pub fn op_detail(done: &str, outcome: Outcome, assertions: &[Assertion]) -> String {
+    match outcome {
+        Outcome::Pass | Outcome::Skip => done.to_string(),
+        Outcome::Fail | Outcome::Error => format!("{done}, but {}", summary(assertions)),
+    }
 }
 
 /// Why a tier has nothing to check: its op did not happen, or the run is dead.
@@ -385,6 +414,30 @@ mod tests {
             summary(&[assertion(Pass, "warning: not pinned: app runs x"), assertion(Skip, trust::NOT_APPROVED)]),
             "a: warning: not pinned: app runs x; a: not approved: recipe not in allowlist"
         );
+    }
+
+    #[test]
+    fn a_detail_with_a_failed_assertion_says_so_first() {
+        use Outcome::*;
+        let named = |name: &str, result, detail: &str| Assertion { name: name.into(), ..assertion(result, detail) };
+        let set = [
+            named("converged after the redeploy", Pass, "app 1/1"),
+            named("moved to the head", Fail, "app label v is \"1\", the head sets \"2\""),
+            named("changed since the base", Skip, "no-op redeploy"),
+            named("serving", Error, "docker gone"),
+        ];
+        assert_eq!(
+            summary(&set),
+            "2 of 4 assertions did not pass (1 failed, 1 errored): moved to the head: app label v is \"1\", the head sets \"2\"; serving: docker gone; besides: changed since the base: no-op redeploy"
+        );
+        assert_eq!(
+            summary(&set[..2]),
+            "1 of 2 assertions failed: moved to the head: app label v is \"1\", the head sets \"2\""
+        );
+        let done = "redeployed in place to 1a2b3c4d; deploys still 1";
+        let detail = op_detail(done, combine(&set), &set);
+        assert!(detail.starts_with(&format!("{done}, but 2 of 4 assertions did not pass")), "{detail}");
+        assert_eq!(op_detail(done, Pass, &set[..1]), done);
     }
 
     #[test]

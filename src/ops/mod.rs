@@ -29,6 +29,18 @@ pub fn stage(
     op: impl FnOnce(&mut crate::state::RunState, &crate::registry::Registry, &xshell::Shell) -> Outcome,
 ) -> crate::Result<i32> {
     let mut state = io.read()?;
+    // Teardown may run again (it is idempotent); no other stage may act on a run that is gone, and
+    // none may record on it: that would bring a forgotten run back into the registry.
+    if holder != teardown::HOLDER
+        && let Some(t) = state.ops.iter().rev().find(|o| o.op == "teardown" && o.result != Outcome::Skip)
+    {
+        return Err(Error::bad_input(format!(
+            "run {} was torn down at {} (teardown {}): there is no deployment to act on; start a new run with ccci-deploy",
+            state.run_id,
+            t.started_at,
+            t.result.as_str()
+        )));
+    }
     progress.set_run(state.run_id.as_str());
     let registry = crate::registry::Registry::open()?;
     let sh = xshell::Shell::new()?;

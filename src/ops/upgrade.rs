@@ -12,6 +12,7 @@ use crate::git;
 use crate::progress::Progress;
 use crate::registry::Registry;
 use crate::state::{Assertion, Deployed, OpTimer, Outcome, RunState};
+use crate::words::{list, quoted};
 
 pub const HOLDER: &str = "ccci-upgrade";
 
@@ -32,7 +33,10 @@ pub fn run(state: &mut RunState, registry: &Registry, sh: &Shell, progress: &Pro
     let mut assertions = vec![];
     let result = upgrade(state, sh, progress, &mut assertions);
     let (outcome, detail) = match result {
-        Ok(detail) => (crate::ops::assert::combine(&assertions), detail),
+        Ok(detail) => {
+            let outcome = crate::ops::assert::combine(&assertions);
+            (outcome, crate::ops::assert::op_detail(&detail, outcome, &assertions))
+        }
         Err(e) => {
             progress.log(format!("upgrade {}: {e}", super::outcome_of(&e).as_str()));
             (super::outcome_of(&e), e.to_string())
@@ -160,8 +164,10 @@ fn moved(
             }
         }
         for (k, v) in &decl.deploy_labels {
-            if running.labels.get(k) != Some(v) {
-                problems.push(format!("{svc} label {k} is not {v:?}"));
+            match running.labels.get(k) {
+                Some(r) if r == v => {}
+                Some(r) => problems.push(format!("{svc} label {k} is {}, the head sets {}", quoted(r), quoted(v))),
+                None => problems.push(format!("{svc} has no label {k}, the head sets {}", quoted(v))),
             }
         }
     }
@@ -198,15 +204,20 @@ fn changed(before: &Deployed, after: &Deployed) -> Assertion {
             diffs.push(format!("{name}: image {} → {}", b.image, a.image));
         }
         if a.configs != b.configs {
-            diffs.push(format!("{name}: configs {:?} → {:?}", b.configs, a.configs));
+            diffs.push(format!("{name}: configs {} → {}", list(&b.configs), list(&a.configs)));
         }
         if a.secrets != b.secrets {
-            diffs.push(format!("{name}: secrets {:?} → {:?}", b.secrets, a.secrets));
+            diffs.push(format!("{name}: secrets {} → {}", list(&b.secrets), list(&a.secrets)));
         }
         for (k, v) in &a.labels {
-            if b.labels.get(k) != Some(v) {
-                diffs.push(format!("{name}: label {k}: {:?} → {v:?}", b.labels.get(k)));
+            match b.labels.get(k) {
+                Some(old) if old == v => {}
+                Some(old) => diffs.push(format!("{name}: label {k}: {} → {}", quoted(old), quoted(v))),
+                None => diffs.push(format!("{name}: label {k} added: {}", quoted(v))),
             }
+        }
+        for (k, old) in b.labels.iter().filter(|(k, _)| !a.labels.contains_key(*k)) {
+            diffs.push(format!("{name}: label {k} removed (was {})", quoted(old)));
         }
     }
     for name in before.services.keys().filter(|n| !after.services.contains_key(*n)) {
@@ -227,6 +238,45 @@ fn changed(before: &Deployed, after: &Deployed) -> Assertion {
             detail: diffs.join("; "),
             duration_ms: 0,
             output: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::DeployedService;
+
+    fn deployed(labels: &[(&str, &str)], image: &str, configs: &[&str]) -> Deployed {
+        let svc = DeployedService {
+            name: "s_app".into(),
+            image: image.into(),
+            labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            configs: configs.iter().map(|c| c.to_string()).collect(),
+            ..Default::default()
+        };
+        Deployed { observed_at: String::new(), services: [("app".to_string(), svc)].into() }
+    }
+
+    #[test]
+    fn what_changed_since_the_base_reads_as_plain_words() {
+        let before =
+            deployed(&[("coop-cloud.s.version", ""), ("com.docker.stack.image", "x:1"), ("gone", "old")], "x:1", &[]);
+        let after = deployed(
+            &[("coop-cloud.s.version", "1.1.0+1"), ("coop-cloud.s.timeout", "2"), ("com.docker.stack.image", "x:2")],
+            "x:2",
+            &["s_index_v2"],
+        );
+        let a = changed(&before, &after);
+        assert_eq!(a.result, Outcome::Pass);
+        assert_eq!(
+            a.detail,
+            "app: image x:1 → x:2; app: configs none → s_index_v2; app: label com.docker.stack.image: \"x:1\" → \"x:2\"; \
+             app: label coop-cloud.s.timeout added: \"2\"; app: label coop-cloud.s.version: \"\" → \"1.1.0+1\"; \
+             app: label gone removed (was \"old\")"
+        );
+        for notation in ["None", "Some(", "[\""] {
+            assert!(!a.detail.contains(notation), "{notation} in {}", a.detail);
         }
     }
 }

@@ -621,3 +621,51 @@ fn janitor_artifacts_ttl_not_a_duration() {
         Case::new("ccci-janitor", &[]).env("CCCI_ARTIFACTS_TTL", "forever").says("CCCI_ARTIFACTS_TTL")
     });
 }
+
+// ---------------------------------------------------------------------------------------------
+// A run that was already torn down
+// ---------------------------------------------------------------------------------------------
+
+/// A valid state of a run that deployed and was then torn down (`teardown` with `result`).
+fn torn_down_state(sb: &Sandbox, result: &str) -> Vec<u8> {
+    mutated(sb, |v| {
+        v["deploys"] = json!(1);
+        let op = |name: &str, result: &str| json!({"op": name, "result": result, "started_at": "2026-01-01T00:01:00Z", "duration_ms": 10, "detail": "d", "assertions": []});
+        v["ops"] = json!([op("deploy", "pass"), op("install", "pass"), op("teardown", result)]);
+    })
+}
+
+#[test]
+fn assert_after_teardown_is_refused_and_records_nothing() {
+    for result in ["pass", "fail", "error"] {
+        refuse("assert-after-teardown", |sb| {
+            Case::new("ccci-assert", &["install"])
+                .stdin(torn_down_state(sb, result))
+                .says(format!("run {} was torn down", run_id()))
+                .says("start a new run with ccci-deploy")
+        });
+    }
+}
+
+#[test]
+fn upgrade_after_teardown_is_refused_and_records_nothing() {
+    refuse("upgrade-after-teardown", |sb| {
+        Case::new("ccci-upgrade", &[]).stdin(torn_down_state(sb, "pass")).says("was torn down")
+    });
+}
+
+/// The control: a teardown that kept the run (keep-on-failure, `skip`) left it deployed.
+#[test]
+fn assert_after_a_kept_teardown_is_not_refused() {
+    let sb = Sandbox::new("assert-after-kept");
+    let (home, cwd) = (sb.dir("home"), sb.dir("cwd"));
+    let ran = Run::new("ccci-assert", &["custom"], &cwd, &home)
+        .env("CCCI_STATE_DIR", sb.state_dir())
+        .env("CCCI_SKIP_GENERIC", "1")
+        .env("CCCI_OVERLAYS_DIR", sb.dir("overlays"))
+        .stdin(torn_down_state(&sb, "skip"))
+        .run(LIMIT);
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+    let out: Value = serde_json::from_str(&ran.stdout).expect("ccci-assert prints the state");
+    assert_eq!(out["ops"][3]["op"], "custom", "{out}");
+}
