@@ -30,7 +30,7 @@ const DRAIN: Duration = Duration::from_secs(2);
 
 /// `CCCI_CHECK_TIMEOUT`: how long one check or hook may run before it is killed (default 2 min).
 pub fn timeout_setting() -> Result<Duration> {
-    crate::config::duration("CCCI_CHECK_TIMEOUT", Duration::from_secs(120))
+    crate::config::duration(&crate::config::CHECK_TIMEOUT)
 }
 
 /// The variables of ccci's own environment that a check also gets: `PATH`, so it finds the

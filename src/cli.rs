@@ -45,10 +45,20 @@ pub fn value_string(bin: &str, v: std::result::Result<OsString, lexopt::Error>, 
     v.into_string().map_err(|_| Error::bad_input(format!("{flag} must be valid UTF-8")))
 }
 
-/// `--state FILE` or the pipe.
-pub fn state_io(file: Option<PathBuf>) -> StateIo {
+/// `--state FILE` or the pipe, for reading only (`ccci-report`).
+pub fn state_in(file: Option<PathBuf>) -> StateIo {
     match file {
         Some(f) => StateIo::File(f),
         None => StateIo::Pipe,
     }
+}
+
+/// What every op binary checks after its arguments and before anything else: every `CCCI_*`
+/// setting ([`crate::config::check_all`]) and that `--state FILE` can be written back. Bad input
+/// (exit 2) with one line naming the setting or the file; nothing was created.
+pub fn preflight(file: Option<PathBuf>) -> Result<StateIo> {
+    crate::config::check_all()?;
+    let io = state_in(file);
+    io.check_writable()?;
+    Ok(io)
 }

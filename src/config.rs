@@ -1,19 +1,462 @@
-//! Settings read from the environment, each documented in `docs/operating.md`.
+//! Settings read from the environment: one table ([`SETTINGS`]) with each setting's name, default,
+//! accepted values (with bounds) and meaning, and the typed getters the rest of ccci reads them
+//! through. `docs/operating.md` lists exactly this table (a test compares them).
+//!
+//! Every binary that acts on a run calls [`check_all`] before it creates anything: a malformed or
+//! out-of-range value is bad input (exit 2), one line naming the setting and what it accepts. An
+//! empty value counts as unset.
 
-use std::path::PathBuf;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+
+/// What a setting accepts. Durations are whole seconds, written as plain seconds or with one
+/// unit suffix (`90`, `30s`, `10m`, `2h`; see [`crate::time::parse_duration`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accepts {
+    /// A duration from `min` to `max` seconds, both included; `default` seconds when unset.
+    Duration { default: u64, min: u64, max: u64 },
+    /// A whole number from `min` to `max`, both included.
+    Count { default: u64, min: u64, max: u64 },
+    /// `1`, `0`, `true` or `false`, nothing else; off when unset.
+    Flag,
+    /// An absolute path to a directory ccci may write: it exists and is writable, or its nearest
+    /// existing ancestor is a writable directory (ccci creates the rest).
+    StateDir,
+    /// An absolute path to an existing directory.
+    Dir,
+    /// An absolute path to an existing regular file.
+    File,
+    /// A command looked up on `PATH`, or an absolute path (whether it exists is checked when it is
+    /// run: a missing program is the environment's error, exit 3).
+    Program,
+    /// An `http://` or `https://` URL with a host, an optional port and no credentials.
+    Url,
+    /// A domain name that, behind the longest run id, still gives a stack name abra accepts.
+    DomainSuffix,
+    /// An abra server name.
+    ServerName,
+}
+
+/// One setting: the row of `docs/operating.md` it is documented by.
+#[derive(Debug, Clone, Copy)]
+pub struct Setting {
+    pub name: &'static str,
+    /// The default, as the docs show it.
+    pub default: &'static str,
+    pub accepts: Accepts,
+    /// What it does, as the docs say it.
+    pub meaning: &'static str,
+}
+
+const MIN: u64 = 60;
+const HOUR: u64 = 3600;
+const DAY: u64 = 24 * HOUR;
+
+pub const STATE_DIR: Setting = Setting {
+    name: "CCCI_STATE_DIR",
+    default: "`$XDG_STATE_HOME/ccci`, else `~/.local/state/ccci`",
+    accepts: Accepts::StateDir,
+    meaning: "the run registry (`runs/`), per-run workspaces (`work/`) and diagnostics (`artifacts/`); keep it outside any CI workspace. The NixOS module sets `/var/lib/ccci`.",
+};
+pub const DOMAIN_SUFFIX: Setting = Setting {
+    name: "CCCI_DOMAIN_SUFFIX",
+    default: "`ccci.localhost`",
+    accepts: Accepts::DomainSuffix,
+    meaning: "run domains are `<run id>.<suffix>`; `.localhost` resolves to loopback.",
+};
+pub const DEPLOY_TIMEOUT: Setting = Setting {
+    name: "CCCI_DEPLOY_TIMEOUT",
+    default: "`300` (5 minutes)",
+    accepts: Accepts::Duration { default: 300, min: 1, max: DAY },
+    meaning: "how long deploy (and upgrade) waits for convergence",
+};
+pub const SERVING_TIMEOUT: Setting = Setting {
+    name: "CCCI_SERVING_TIMEOUT",
+    default: "`60s`",
+    accepts: Accepts::Duration { default: 60, min: 1, max: HOUR },
+    meaning: "how long the serving check retries",
+};
+pub const TEARDOWN_TIMEOUT: Setting = Setting {
+    name: "CCCI_TEARDOWN_TIMEOUT",
+    default: "`180` (3 minutes)",
+    accepts: Accepts::Duration { default: 180, min: 1, max: DAY },
+    meaning: "how long teardown waits for the stack's containers to go",
+};
+pub const LEASE_TTL: Setting = Setting {
+    name: "CCCI_LEASE_TTL",
+    default: "`15m`",
+    accepts: Accepts::Duration { default: 15 * MIN, min: 1, max: DAY },
+    meaning: "lease length in the run registry; every stage renews it every third of it while it runs",
+};
+pub const JANITOR_GRACE: Setting = Setting {
+    name: "CCCI_JANITOR_GRACE",
+    default: "`60s`",
+    accepts: Accepts::Duration { default: 60, min: 0, max: DAY },
+    meaning: "how long after its lease expired the janitor reaps a registered run",
+};
+pub const ORPHAN_GRACE: Setting = Setting {
+    name: "CCCI_ORPHAN_GRACE",
+    default: "`10m`",
+    accepts: Accepts::Duration { default: 10 * MIN, min: 0, max: 7 * DAY },
+    meaning: "how old the newest object of an unregistered ccci-named stack must be before the janitor reaps it",
+};
+pub const JANITOR_PARALLEL: Setting = Setting {
+    name: "CCCI_JANITOR_PARALLEL",
+    default: "`3`",
+    accepts: Accepts::Count { default: 3, min: 1, max: 32 },
+    meaning: "how many runs one janitor pass tears down at once",
+};
+pub const ARTIFACTS_TTL: Setting = Setting {
+    name: "CCCI_ARTIFACTS_TTL",
+    default: "`168h` (7 days)",
+    accepts: Accepts::Duration { default: 7 * DAY, min: 0, max: 365 * DAY },
+    meaning: "how long the janitor keeps the diagnostics of a run that is no longer registered",
+};
+pub const KEEP_ON_FAILURE: Setting = Setting {
+    name: "CCCI_KEEP_ON_FAILURE",
+    default: "off",
+    accepts: Accepts::Flag,
+    meaning: "on: `ccci-teardown --state` leaves a run with a failed or errored op deployed, for debugging",
+};
+pub const KEEP_TTL: Setting = Setting {
+    name: "CCCI_KEEP_TTL",
+    default: "`2h`",
+    accepts: Accepts::Duration { default: 2 * HOUR, min: 1, max: 7 * DAY },
+    meaning: "how long such a run is kept before the janitor reaps it",
+};
+pub const PROXY_URL: Setting = Setting {
+    name: "CCCI_PROXY_URL",
+    default: "unset",
+    accepts: Accepts::Url,
+    meaning: "e.g. `http://127.0.0.1:80`: serving checks go there with the run's domain as `Host`",
+};
+pub const ABRA: Setting = Setting {
+    name: "CCCI_ABRA",
+    default: "`abra` on `PATH`",
+    accepts: Accepts::Program,
+    meaning: "the abra binary the abra driver runs (missing when run: exit 3)",
+};
+pub const ABRA_SERVER: Setting = Setting {
+    name: "CCCI_ABRA_SERVER",
+    default: "`default`",
+    accepts: Accepts::ServerName,
+    meaning: "the abra server name of the local swarm",
+};
+pub const OVERLAYS_DIR: Setting = Setting {
+    name: "CCCI_OVERLAYS_DIR",
+    default: "`<prefix>/share/ccci/overlays` next to the binary, if it exists; else none",
+    accepts: Accepts::Dir,
+    meaning: "cc-ci's per-recipe overlays (`<dir>/<recipe>/`): checks, install-steps hook, `settings.env`. The NixOS module sets the package's.",
+};
+pub const ALLOWLIST: Setting = Setting {
+    name: "CCCI_ALLOWLIST",
+    default: "`<prefix>/share/ccci/allowlist` next to the binary, if it exists; else none (deny all)",
+    accepts: Accepts::File,
+    meaning: "recipes whose own `tests/` and `tests/install_steps.sh` may run. See [enrolling-a-recipe.md](enrolling-a-recipe.md).",
+};
+pub const CHECK_TIMEOUT: Setting = Setting {
+    name: "CCCI_CHECK_TIMEOUT",
+    default: "`120` (2 minutes)",
+    accepts: Accepts::Duration { default: 120, min: 1, max: DAY },
+    meaning: "how long one check or install-steps hook may run before it is killed with everything it started (`error`)",
+};
+pub const SETTLE_WINDOW: Setting = Setting {
+    name: "CCCI_SETTLE_WINDOW",
+    default: "`10s`",
+    accepts: Accepts::Duration { default: 10, min: 0, max: HOUR },
+    meaning: "how long the generic checks watch for restarting tasks; `0` skips that check",
+};
+pub const SKIP_GENERIC: Setting = Setting {
+    name: "CCCI_SKIP_GENERIC",
+    default: "off",
+    accepts: Accepts::Flag,
+    meaning: "on: ccci-assert skips the generic checks of every op (recorded, with who asked)",
+};
+const fn skip_generic_of(name: &'static str) -> Setting {
+    Setting { name, default: "off", accepts: Accepts::Flag, meaning: "on: the same for that one op" }
+}
+pub const SKIP_GENERIC_INSTALL: Setting = skip_generic_of("CCCI_SKIP_GENERIC_INSTALL");
+pub const SKIP_GENERIC_UPGRADE: Setting = skip_generic_of("CCCI_SKIP_GENERIC_UPGRADE");
+pub const SKIP_GENERIC_BACKUP: Setting = skip_generic_of("CCCI_SKIP_GENERIC_BACKUP");
+pub const SKIP_GENERIC_RESTORE: Setting = skip_generic_of("CCCI_SKIP_GENERIC_RESTORE");
+pub const SKIP_GENERIC_CUSTOM: Setting = skip_generic_of("CCCI_SKIP_GENERIC_CUSTOM");
+
+/// Every setting ccci reads, in the order `docs/operating.md` lists them.
+pub const SETTINGS: &[Setting] = &[
+    STATE_DIR,
+    DOMAIN_SUFFIX,
+    DEPLOY_TIMEOUT,
+    SERVING_TIMEOUT,
+    TEARDOWN_TIMEOUT,
+    LEASE_TTL,
+    JANITOR_GRACE,
+    ORPHAN_GRACE,
+    JANITOR_PARALLEL,
+    ARTIFACTS_TTL,
+    KEEP_ON_FAILURE,
+    KEEP_TTL,
+    PROXY_URL,
+    ABRA,
+    ABRA_SERVER,
+    OVERLAYS_DIR,
+    ALLOWLIST,
+    CHECK_TIMEOUT,
+    SETTLE_WINDOW,
+    SKIP_GENERIC,
+    SKIP_GENERIC_INSTALL,
+    SKIP_GENERIC_UPGRADE,
+    SKIP_GENERIC_BACKUP,
+    SKIP_GENERIC_RESTORE,
+    SKIP_GENERIC_CUSTOM,
+];
+
+/// Where settings are read from: the environment, or a table in tests.
+pub type Lookup<'a> = &'a dyn Fn(&str) -> Option<OsString>;
+
+fn from_env(name: &str) -> Option<OsString> {
+    std::env::var_os(name)
+}
+
+/// Checks every setting in the environment against [`SETTINGS`]. Bad input (exit 2) on the first
+/// malformed or out-of-range value, naming it and what it accepts.
+pub fn check_all() -> Result<()> {
+    check_all_in(&from_env)
+}
+
+/// [`check_all`] over any lookup.
+pub fn check_all_in(lookup: Lookup<'_>) -> Result<()> {
+    SETTINGS.iter().try_for_each(|s| s.check(lookup))
+}
+
+impl Accepts {
+    /// The accepted values, as the docs and the error lines say them.
+    pub fn describe(&self) -> String {
+        match *self {
+            Accepts::Duration { min, max, .. } => format!("a duration from `{}` to `{}`", show(min), show(max)),
+            Accepts::Count { min, max, .. } => format!("a whole number from {min} to {max}"),
+            Accepts::Flag => "`1`, `0`, `true` or `false`".into(),
+            Accepts::StateDir => "an absolute path to a writable directory, or to one that can be created".into(),
+            Accepts::Dir => "an absolute path to an existing directory".into(),
+            Accepts::File => "an absolute path to an existing file".into(),
+            Accepts::Program => "a command name (looked up on `PATH`) or an absolute path".into(),
+            Accepts::Url => "an `http://` or `https://` URL: host and optional port, no credentials".into(),
+            Accepts::DomainSuffix => {
+                "a lowercase domain name short enough that `<run id>_<suffix>` stays within 45 characters".into()
+            }
+            Accepts::ServerName => "letters, digits, `.`, `_` and `-`, not starting with `.` or `-`".into(),
+        }
+    }
+}
+
+/// `300` → `5m`, `7200` → `2h`, `90` → `90s`.
+fn show(secs: u64) -> String {
+    match secs {
+        0 => "0s".into(),
+        s if s % HOUR == 0 => format!("{}h", s / HOUR),
+        s if s % MIN == 0 => format!("{}m", s / MIN),
+        s => format!("{s}s"),
+    }
+}
+
+impl Setting {
+    /// The value, `None` when unset or empty; bad input when it is not UTF-8.
+    fn raw(&self, lookup: Lookup<'_>) -> Result<Option<String>> {
+        match lookup(self.name) {
+            None => Ok(None),
+            Some(v) if v.is_empty() => Ok(None),
+            Some(v) => v.into_string().map(Some).map_err(|v| {
+                Error::bad_input(format!("{}={v:?}: not UTF-8; expected {}", self.name, self.accepts.describe()))
+            }),
+        }
+    }
+
+    fn refuse(&self, value: &str, why: &str) -> Error {
+        // A URL's credentials are never echoed: stderr ends up in public CI logs.
+        let redacted;
+        let value = match value.split_once("://").and_then(|(s, rest)| Some((s, rest.split_once('@')?.1))) {
+            Some((scheme, host)) if self.accepts == Accepts::Url => {
+                redacted = format!("{scheme}://***@{host}");
+                redacted.as_str()
+            }
+            _ => value,
+        };
+        let why = if why.is_empty() { String::new() } else { format!("{why}; ") };
+        Error::bad_input(format!("{}={value:?}: {why}expected {}", self.name, self.accepts.describe().replace('`', "")))
+    }
+
+    /// Checks the value (if set) against what the setting accepts.
+    pub fn check(&self, lookup: Lookup<'_>) -> Result<()> {
+        let Some(v) = self.raw(lookup)? else { return Ok(()) };
+        match self.accepts {
+            Accepts::Duration { .. } => self.duration_value(&v).map(drop),
+            Accepts::Count { .. } => self.count_value(&v).map(drop),
+            Accepts::Flag => self.flag_value(&v).map(drop),
+            Accepts::StateDir => self.state_dir_value(&v).map(drop),
+            Accepts::Dir | Accepts::File => self.existing_path_value(&v).map(drop),
+            Accepts::Program => self.program_value(&v).map(drop),
+            Accepts::Url => self.url_value(&v).map(drop),
+            Accepts::DomainSuffix => self.domain_value(&v).map(drop),
+            Accepts::ServerName => self.server_value(&v).map(drop),
+        }
+    }
+
+    fn duration_value(&self, v: &str) -> Result<Duration> {
+        let Accepts::Duration { min, max, .. } = self.accepts else { unreachable!("{} is a duration", self.name) };
+        let d = crate::time::parse_duration(v).ok_or_else(|| self.refuse(v, "not a duration"))?;
+        if d.as_secs() < min || d.as_secs() > max {
+            return Err(self.refuse(v, "out of range"));
+        }
+        Ok(d)
+    }
+
+    fn count_value(&self, v: &str) -> Result<u64> {
+        let Accepts::Count { min, max, .. } = self.accepts else { unreachable!("{} is a count", self.name) };
+        v.parse::<u64>().ok().filter(|n| (min..=max).contains(n)).ok_or_else(|| self.refuse(v, ""))
+    }
+
+    fn flag_value(&self, v: &str) -> Result<bool> {
+        match v {
+            "1" | "true" => Ok(true),
+            "0" | "false" => Ok(false),
+            _ => Err(self.refuse(v, "")),
+        }
+    }
+
+    fn absolute(&self, v: &str) -> Result<PathBuf> {
+        let p = PathBuf::from(v);
+        if !p.is_absolute() {
+            return Err(self.refuse(v, "not an absolute path"));
+        }
+        if p.components().any(|c| c == std::path::Component::ParentDir) {
+            return Err(self.refuse(v, "contains `..`"));
+        }
+        Ok(p)
+    }
+
+    fn state_dir_value(&self, v: &str) -> Result<PathBuf> {
+        let p = self.absolute(v)?;
+        writable_dir(&p).map_err(|why| self.refuse(v, &why))?;
+        Ok(p)
+    }
+
+    fn existing_path_value(&self, v: &str) -> Result<PathBuf> {
+        let p = self.absolute(v)?;
+        let ok = match self.accepts {
+            Accepts::Dir => p.is_dir(),
+            _ => p.is_file(),
+        };
+        if !ok {
+            let what = if self.accepts == Accepts::Dir { "no such directory" } else { "no such file" };
+            return Err(self.refuse(v, what));
+        }
+        Ok(p)
+    }
+
+    fn program_value(&self, v: &str) -> Result<PathBuf> {
+        if v.contains('/') {
+            return self.absolute(v);
+        }
+        if v.trim() != v || v.chars().any(char::is_control) {
+            return Err(self.refuse(v, ""));
+        }
+        Ok(PathBuf::from(v))
+    }
+
+    fn url_value(&self, v: &str) -> Result<String> {
+        let uri: ureq::http::Uri = v.parse().map_err(|_| self.refuse(v, "not a URL"))?;
+        if !matches!(uri.scheme_str(), Some("http" | "https")) {
+            return Err(self.refuse(v, "not http or https"));
+        }
+        let Some(authority) = uri.authority() else { return Err(self.refuse(v, "no host")) };
+        if authority.as_str().contains('@') {
+            return Err(self.refuse(v, "credentials in the URL"));
+        }
+        if authority.host().is_empty() {
+            return Err(self.refuse(v, "no host"));
+        }
+        if authority.as_str().contains(':') && authority.port_u16().is_none() && !authority.host().starts_with('[') {
+            return Err(self.refuse(v, "bad port"));
+        }
+        Ok(v.to_string())
+    }
+
+    fn domain_value(&self, v: &str) -> Result<crate::naming::Domain> {
+        let d = crate::naming::Domain::parse(v).map_err(|e| self.refuse(v, e.message()))?;
+        // The longest run id there is: 4 characters, a hyphen and 6 hex digits.
+        let longest = crate::naming::RunId::parse("xxxx-000000").expect("a valid run id");
+        crate::naming::Domain::for_run(&longest, &d).map_err(|e| self.refuse(v, e.message()))?;
+        Ok(d)
+    }
+
+    fn server_value(&self, v: &str) -> Result<String> {
+        if v.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) && !v.starts_with(['-', '.']) {
+            Ok(v.to_string())
+        } else {
+            Err(self.refuse(v, ""))
+        }
+    }
+}
+
+/// Whether ccci can write in `dir`: it is a directory that takes a new file, or it does not exist
+/// and its nearest existing ancestor does. Tried by creating (and removing at once) a probe file,
+/// because permission bits do not tell: root writes anywhere except on a read-only mount.
+pub fn writable_dir(dir: &Path) -> std::result::Result<(), String> {
+    let mut at = dir;
+    loop {
+        match fs_err::metadata(at) {
+            Ok(m) if m.is_dir() => break,
+            Ok(_) => return Err(format!("{} is not a directory", at.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                at = at.parent().ok_or_else(|| "no existing ancestor".to_string())?;
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    let probe = at.join(format!(".ccci-probe-{}", std::process::id()));
+    match std::fs::OpenOptions::new().write(true).create_new(true).open(&probe) {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            Ok(())
+        }
+        Err(e) => Err(format!("{} is not writable ({e})", at.display())),
+    }
+}
+
+fn get<T>(s: &Setting, parse: impl FnOnce(&Setting, &str) -> Result<T>) -> Result<Option<T>> {
+    match s.raw(&from_env)? {
+        Some(v) => parse(s, &v).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// A duration setting's value, or its default.
+pub fn duration(s: &Setting) -> Result<Duration> {
+    let Accepts::Duration { default, .. } = s.accepts else { unreachable!("{} is a duration", s.name) };
+    Ok(get(s, Setting::duration_value)?.unwrap_or(Duration::from_secs(default)))
+}
+
+/// A count setting's value, or its default.
+pub fn count(s: &Setting) -> Result<u64> {
+    let Accepts::Count { default, .. } = s.accepts else { unreachable!("{} is a count", s.name) };
+    Ok(get(s, Setting::count_value)?.unwrap_or(default))
+}
+
+/// A flag setting: `Some(value as written)` when on, `None` when off or unset.
+pub fn flag(s: &Setting) -> Result<Option<String>> {
+    match s.raw(&from_env)? {
+        Some(v) if s.flag_value(&v)? => Ok(Some(v)),
+        _ => Ok(None),
+    }
+}
 
 /// `CCCI_STATE_DIR`: the run registry and per-run workspaces, outside any CI workspace. Defaults
 /// to `$XDG_STATE_HOME/ccci` (or `~/.local/state/ccci`) for a person at a shell; the NixOS
 /// module sets `/var/lib/ccci`.
 pub fn state_dir() -> Result<PathBuf> {
-    if let Some(d) = std::env::var_os("CCCI_STATE_DIR").filter(|d| !d.is_empty()) {
-        let d = PathBuf::from(d);
-        if !d.is_absolute() {
-            return Err(Error::bad_input(format!("CCCI_STATE_DIR {} must be an absolute path", d.display())));
-        }
+    if let Some(d) = get(&STATE_DIR, Setting::state_dir_value)? {
         return Ok(d);
     }
     if let Some(d) = std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty()) {
@@ -25,59 +468,225 @@ pub fn state_dir() -> Result<PathBuf> {
     }
 }
 
-/// A duration setting such as `CCCI_DEPLOY_TIMEOUT=300` or `=5m`.
-pub fn duration(var: &str, default: Duration) -> Result<Duration> {
-    match std::env::var(var) {
-        Ok(v) if !v.trim().is_empty() => crate::time::parse_duration(&v)
-            .ok_or_else(|| Error::bad_input(format!("{var}={v:?} is not a duration (use seconds or 30s/10m/2h)"))),
-        _ => Ok(default),
+/// `CCCI_DOMAIN_SUFFIX`, or `ccci.localhost`.
+pub fn domain_suffix() -> Result<crate::naming::Domain> {
+    match get(&DOMAIN_SUFFIX, Setting::domain_value)? {
+        Some(d) => Ok(d),
+        None => crate::naming::Domain::parse(crate::naming::DEFAULT_DOMAIN_SUFFIX),
     }
 }
 
 /// How long deploy waits for the stack to converge (`CCCI_DEPLOY_TIMEOUT`).
 pub fn deploy_timeout() -> Result<Duration> {
-    duration("CCCI_DEPLOY_TIMEOUT", Duration::from_secs(300))
+    duration(&DEPLOY_TIMEOUT)
 }
 
 /// How long the serving check retries (`CCCI_SERVING_TIMEOUT`).
 pub fn serving_timeout() -> Result<Duration> {
-    duration("CCCI_SERVING_TIMEOUT", Duration::from_secs(60))
+    duration(&SERVING_TIMEOUT)
 }
 
 /// How long teardown waits for the stack's tasks and containers to go (`CCCI_TEARDOWN_TIMEOUT`).
 pub fn teardown_timeout() -> Result<Duration> {
-    duration("CCCI_TEARDOWN_TIMEOUT", Duration::from_secs(180))
+    duration(&TEARDOWN_TIMEOUT)
 }
 
 /// `CCCI_KEEP_ON_FAILURE=1`: how long a failed run stays deployed for debugging
 /// (`CCCI_KEEP_TTL`, default 2 hours), or `None` when failed runs are torn down as usual.
 pub fn keep_on_failure() -> Result<Option<Duration>> {
-    let ttl = duration("CCCI_KEEP_TTL", Duration::from_secs(2 * 3600))?;
-    match std::env::var("CCCI_KEEP_ON_FAILURE").unwrap_or_default().as_str() {
-        "" | "0" | "false" | "no" => Ok(None),
-        "1" | "true" | "yes" => Ok(Some(ttl)),
-        other => Err(Error::bad_input(format!("CCCI_KEEP_ON_FAILURE={other:?}: use 1 or 0"))),
-    }
+    let ttl = duration(&KEEP_TTL)?;
+    Ok(flag(&KEEP_ON_FAILURE)?.map(|_| ttl))
 }
 
 /// `CCCI_PROXY_URL`: when set (e.g. `http://127.0.0.1:80`), serving checks go through this proxy
-/// with the run's domain as Host, the way a visitor would reach the app.
+/// with the run's domain as Host, the way a visitor would reach the app. A malformed value reads
+/// as unset here: [`check_all`] refused it before anything ran.
 pub fn proxy_url() -> Option<String> {
-    std::env::var("CCCI_PROXY_URL").ok().filter(|v| !v.trim().is_empty())
+    get(&PROXY_URL, Setting::url_value).ok().flatten()
 }
 
 /// `CCCI_ABRA`: the abra binary (default `abra` on PATH).
 pub fn abra_program() -> PathBuf {
-    std::env::var_os("CCCI_ABRA").filter(|v| !v.is_empty()).map(PathBuf::from).unwrap_or_else(|| "abra".into())
+    get(&ABRA, Setting::program_value).ok().flatten().unwrap_or_else(|| "abra".into())
 }
 
 /// `CCCI_ABRA_SERVER`: the abra server name of the local swarm (default `default`).
 pub fn abra_server() -> Result<String> {
-    let s = std::env::var("CCCI_ABRA_SERVER").unwrap_or_default();
-    let s = if s.is_empty() { "default".to_string() } else { s };
-    if s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) && !s.starts_with(['-', '.']) {
-        Ok(s)
-    } else {
-        Err(Error::bad_input(format!("CCCI_ABRA_SERVER {s:?} is not a valid server name")))
+    Ok(get(&ABRA_SERVER, Setting::server_value)?.unwrap_or_else(|| "default".into()))
+}
+
+/// `CCCI_OVERLAYS_DIR`, when set: an existing directory, absolute.
+pub fn overlays_dir() -> Result<Option<PathBuf>> {
+    get(&OVERLAYS_DIR, Setting::existing_path_value)
+}
+
+/// `CCCI_ALLOWLIST`, when set: an existing file, absolute.
+pub fn allowlist_file() -> Result<Option<PathBuf>> {
+    get(&ALLOWLIST, Setting::existing_path_value)
+}
+
+/// `CCCI_SKIP_GENERIC` and the op's `CCCI_SKIP_GENERIC_<OP>`: which of them asked to skip the
+/// generic checks of `op`, as `NAME=value`.
+pub fn skip_generic(op: &str) -> Result<Option<String>> {
+    let per_op = SETTINGS.iter().find(|s| s.name.strip_prefix("CCCI_SKIP_GENERIC_") == Some(&op.to_ascii_uppercase()));
+    let mut asked = None;
+    for s in std::iter::once(&SKIP_GENERIC).chain(per_op) {
+        if let Some(v) = flag(s)? {
+            asked = Some(format!("{}={v}", s.name));
+        }
+    }
+    Ok(asked)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn only(name: &'static str, value: &str) -> impl Fn(&str) -> Option<OsString> {
+        let value = OsString::from(value);
+        move |n: &str| (n == name).then(|| value.clone())
+    }
+
+    /// Values each kind must refuse, besides the ones the bounds give.
+    fn bad_values(s: &Setting) -> Vec<String> {
+        let mut v: Vec<String> = match s.accepts {
+            Accepts::Duration { min, max, .. } => {
+                let mut v: Vec<String> =
+                    ["soon", "-1", "1.5", "10 s", "5d", "18446744073709551615", "18446744073709551615s", "1e3"]
+                        .map(String::from)
+                        .into();
+                v.push(format!("{}", max + 1));
+                if min > 0 {
+                    v.push(format!("{}", min - 1));
+                }
+                v
+            }
+            Accepts::Count { min, max, .. } => {
+                vec!["lots".into(), "-1".into(), "1.0".into(), format!("{}", min - 1), format!("{}", max + 1)]
+            }
+            Accepts::Flag => ["maybe", "yes", "no", "2", "TRUE", " 1", "on"].map(String::from).into(),
+            Accepts::StateDir => vec![
+                "relative/state".into(),
+                "/tmp/../etc".into(),
+                "/proc/ccci-state".into(),
+                "/etc/hostname/state".into(),
+            ],
+            Accepts::Dir => vec!["relative".into(), "/nonexistent/ccci".into(), "/etc/hostname".into()],
+            Accepts::File => vec!["relative".into(), "/nonexistent/ccci".into(), "/etc".into()],
+            Accepts::Program => vec!["bin/abra".into(), "./abra".into(), " abra".into()],
+            Accepts::Url => [
+                "127.0.0.1:80",
+                "ftp://127.0.0.1",
+                "http://",
+                "http://user:token@127.0.0.1",
+                "http://127.0.0.1:99999",
+                "not a url",
+            ]
+            .map(String::from)
+            .into(),
+            Accepts::DomainSuffix => vec!["CI_Zone!.example".into(), format!("{}.example", "a".repeat(40))],
+            Accepts::ServerName => vec!["../evil".into(), "-x".into(), "a b".into()],
+        };
+        v.push("\u{0}".into());
+        v
+    }
+
+    #[test]
+    fn every_setting_refuses_bad_values_naming_itself_and_what_it_accepts() {
+        for s in SETTINGS {
+            for bad in bad_values(s) {
+                let e = check_all_in(&only(s.name, &bad)).expect_err(&format!("{}={bad:?} accepted", s.name));
+                assert_eq!(e.kind(), crate::Kind::BadInput, "{}={bad:?}", s.name);
+                let msg = e.to_string();
+                assert!(msg.starts_with(&format!("{}=", s.name)), "{msg}");
+                assert!(msg.contains(&s.accepts.describe().replace('`', "")), "{msg}");
+                assert!(!msg.contains('\n'), "one line: {msg}");
+            }
+        }
+    }
+
+    #[test]
+    fn non_utf8_values_are_refused() {
+        use std::os::unix::ffi::OsStringExt;
+        for s in SETTINGS {
+            let lookup = |n: &str| (n == s.name).then(|| OsString::from_vec(vec![0x66, 0xff]));
+            let e = check_all_in(&lookup).unwrap_err();
+            assert!(e.to_string().starts_with(s.name) && e.to_string().contains("not UTF-8"), "{e}");
+        }
+    }
+
+    #[test]
+    fn unset_and_empty_settings_are_accepted() {
+        check_all_in(&|_| None).unwrap();
+        check_all_in(&|_| Some(OsString::new())).unwrap();
+    }
+
+    #[test]
+    fn good_values_are_accepted() {
+        let dir = std::env::temp_dir();
+        let file = std::env::current_exe().unwrap();
+        let good = |s: &Setting| -> Vec<String> {
+            match s.accepts {
+                Accepts::Duration { min, max, default } => {
+                    vec![show(min), show(max), format!("{max}"), format!("{default}")]
+                }
+                Accepts::Count { min, max, .. } => vec![min.to_string(), max.to_string()],
+                Accepts::Flag => ["1", "0", "true", "false"].map(String::from).into(),
+                Accepts::StateDir => {
+                    vec![dir.display().to_string(), dir.join("ccci-not-yet/state").display().to_string()]
+                }
+                Accepts::Dir => vec![dir.display().to_string()],
+                Accepts::File => vec![file.display().to_string()],
+                Accepts::Program => vec!["abra".into(), "/nonexistent/abra".into()],
+                Accepts::Url => vec!["http://127.0.0.1:80".into(), "https://proxy.example/".into()],
+                Accepts::DomainSuffix => vec!["ci.example.org".into(), "ccci.localhost".into()],
+                Accepts::ServerName => vec!["default".into(), "ci.example.org".into()],
+            }
+        };
+        for s in SETTINGS {
+            for v in good(s) {
+                check_all_in(&only(s.name, &v)).unwrap_or_else(|e| panic!("{}={v:?} refused: {e}", s.name));
+            }
+        }
+    }
+
+    #[test]
+    fn a_lease_of_two_to_the_64_seconds_is_refused_not_wrapped() {
+        let e = check_all_in(&only("CCCI_LEASE_TTL", "18446744073709551615")).unwrap_err();
+        assert!(e.to_string().contains("from 1s to 24h"), "{e}");
+    }
+
+    #[test]
+    fn every_default_is_within_its_bounds() {
+        for s in SETTINGS {
+            if let Accepts::Duration { default, min, max } | Accepts::Count { default, min, max } = s.accepts {
+                assert!((min..=max).contains(&default), "{}", s.name);
+            }
+        }
+    }
+
+    /// The settings table of docs/operating.md, row by row: `| name | default | accepts | meaning |`.
+    fn documented() -> Vec<[String; 4]> {
+        let doc = include_str!("../docs/operating.md");
+        let table = doc.split("\n## Settings\n").nth(1).expect("a Settings section").split("\n## ").next().unwrap();
+        table
+            .lines()
+            .filter(|l| l.starts_with("| `CCCI_"))
+            .map(|l| {
+                let mut cells = l.trim_matches('|').split(" | ").map(|c| c.trim().to_string());
+                [(); 4].map(|()| cells.next().unwrap_or_default())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn operating_md_lists_exactly_the_settings_config_knows_with_their_defaults_and_bounds() {
+        let expected: Vec<[String; 4]> = SETTINGS
+            .iter()
+            .map(|s| [format!("`{}`", s.name), s.default.to_string(), s.accepts.describe(), s.meaning.to_string()])
+            .collect();
+        let rows = documented();
+        let table: String = expected.iter().map(|r| format!("| {} |\n", r.join(" | "))).collect();
+        assert_eq!(rows, expected, "docs/operating.md's settings table should read:\n{table}");
     }
 }

@@ -31,12 +31,8 @@ pub fn share_dir() -> Option<PathBuf> {
 /// The overlays root: `CCCI_OVERLAYS_DIR` (which must be a directory), else the overlays
 /// installed with ccci (`<prefix>/share/ccci/overlays`), else none.
 pub fn overlays_root() -> Result<Option<PathBuf>> {
-    if let Some(dir) = std::env::var_os("CCCI_OVERLAYS_DIR").filter(|d| !d.is_empty()) {
-        let dir = PathBuf::from(dir);
-        if !dir.is_dir() {
-            return Err(Error::bad_input(format!("CCCI_OVERLAYS_DIR {}: no such directory", dir.display())));
-        }
-        // Absolute: a check is started from its own work directory, not from ours.
+    if let Some(dir) = crate::config::overlays_dir()? {
+        // Canonical: a check is started from its own work directory, not from ours.
         return Ok(Some(fs_err::canonicalize(&dir)?));
     }
     Ok(share_dir().map(|d| d.join("overlays")).filter(|d| d.is_dir()))

@@ -17,7 +17,7 @@ use crate::state::{Assertion, Outcome, RunState};
 
 /// `CCCI_SETTLE_WINDOW`: how long the deployment is watched for restarting tasks (default 10s).
 pub fn settle_window() -> Result<Duration> {
-    crate::config::duration("CCCI_SETTLE_WINDOW", Duration::from_secs(10))
+    crate::config::duration(&crate::config::SETTLE_WINDOW)
 }
 
 /// What the floor needs besides the run-state, read from the settings before anything runs.

@@ -195,9 +195,7 @@ impl StackName {
 
 /// Reads `CCCI_DOMAIN_SUFFIX` (or the default) as a domain.
 pub fn domain_suffix_from_env() -> Result<Domain> {
-    let raw = std::env::var("CCCI_DOMAIN_SUFFIX").unwrap_or_default();
-    let raw = if raw.is_empty() { DEFAULT_DOMAIN_SUFFIX.to_string() } else { raw };
-    Domain::parse(&raw).map_err(|e| e.context("CCCI_DOMAIN_SUFFIX"))
+    crate::config::domain_suffix()
 }
 
 /// One swarm object name the recipe will produce, checked against Docker's limits.

@@ -33,7 +33,7 @@ pub struct Lease {
 
 /// `CCCI_LEASE_TTL`: how long a lease lasts without renewal (default 15 minutes).
 pub fn lease_ttl() -> Result<Duration> {
-    crate::config::duration("CCCI_LEASE_TTL", Duration::from_secs(15 * 60))
+    crate::config::duration(&crate::config::LEASE_TTL)
 }
 
 #[derive(Debug, Clone)]
@@ -85,7 +85,9 @@ impl Registry {
 
     fn lease(holder: &str) -> Result<Lease> {
         let now = unix_now();
-        Ok(Lease { expires_at: now + lease_ttl()?.as_secs(), renewed_at: now, holder: holder.to_string() })
+        // Saturating: a lease never wraps into the past, whatever the TTL (bounded to a day anyway).
+        let expires_at = now.saturating_add(lease_ttl()?.as_secs());
+        Ok(Lease { expires_at, renewed_at: now, holder: holder.to_string() })
     }
 
     /// A renewed lease never ends earlier than the one it replaces: a run kept for debugging

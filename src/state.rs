@@ -331,6 +331,25 @@ pub enum StateIo {
 }
 
 impl StateIo {
+    /// Checks, before anything is created, that the run-state can be written back: `--state
+    /// FILE`'s directory exists and takes a new file (tried with a probe file removed at once),
+    /// and FILE is not a directory. Bad input (exit 2) otherwise. The pipe needs no check.
+    pub fn check_writable(&self) -> Result<()> {
+        let StateIo::File(path) = self else { return Ok(()) };
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        let refuse = |why: String| Error::bad_input(format!("--state {}: {why}", path.display()));
+        if path.is_dir() {
+            return Err(refuse("is a directory".into()));
+        }
+        if !dir.is_dir() {
+            return Err(refuse(format!("its directory {} does not exist", dir.display())));
+        }
+        crate::config::writable_dir(dir).map_err(refuse)
+    }
+
     pub fn read(&self) -> Result<RunState> {
         match self {
             StateIo::Pipe => {

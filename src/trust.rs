@@ -3,7 +3,7 @@
 //! is listed in the allowlist. cc-ci's overlays are maintained here and always run.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::naming::RecipeName;
@@ -24,11 +24,7 @@ impl Allowlist {
     /// path must not quietly approve nothing), else the `allowlist` installed with ccci
     /// (`<prefix>/share/ccci/allowlist`), else none, which approves no recipe.
     pub fn load() -> Result<Allowlist> {
-        if let Some(path) = std::env::var_os("CCCI_ALLOWLIST").filter(|p| !p.is_empty()) {
-            let path = PathBuf::from(path);
-            if !path.is_file() {
-                return Err(Error::bad_input(format!("CCCI_ALLOWLIST {}: no such file", path.display())));
-            }
+        if let Some(path) = crate::config::allowlist_file()? {
             return Allowlist::read(&path);
         }
         match crate::discovery::share_dir().map(|d| d.join("allowlist")).filter(|p| p.is_file()) {

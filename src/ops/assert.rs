@@ -61,13 +61,7 @@ pub fn prepare(tier: &str) -> Result<Setup> {
         return Err(Error::bad_input(format!("unknown tier {tier:?}: expected one of {}", TIERS.join(", "))));
     }
     discovery::overlays_root()?;
-    let per_op = format!("CCCI_SKIP_GENERIC_{}", tier.to_ascii_uppercase());
-    let mut skip_generic = None;
-    for var in ["CCCI_SKIP_GENERIC", per_op.as_str()] {
-        if let Some(value) = flag(var)? {
-            skip_generic = Some(format!("{var}={value} in the environment"));
-        }
-    }
+    let skip_generic = crate::config::skip_generic(tier)?.map(|asked| format!("{asked} in the environment"));
     Ok(Setup {
         tier: tier.to_string(),
         floor: Floor::from_env(&[])?,
@@ -75,15 +69,6 @@ pub fn prepare(tier: &str) -> Result<Setup> {
         check_timeout: check::timeout_setting()?,
         skip_generic,
     })
-}
-
-/// A yes/no setting: `1`/`true`/`yes` (its value is returned) or `0`/`false`/`no`/unset.
-fn flag(var: &str) -> Result<Option<String>> {
-    match std::env::var(var).unwrap_or_default().trim() {
-        "" | "0" | "false" | "no" => Ok(None),
-        yes @ ("1" | "true" | "yes") => Ok(Some(yes.to_string())),
-        other => Err(Error::bad_input(format!("{var}={other:?}: use 1 or 0"))),
-    }
 }
 
 /// Runs the tier's checks and records them as one op; returns its outcome.

@@ -14,6 +14,7 @@ use std::time::Duration;
 use serde::Serialize;
 use xshell::Shell;
 
+use crate::config;
 use crate::docker;
 use crate::error::Result;
 use crate::naming::{Domain, RecipeName, RunId, StackName};
@@ -42,19 +43,13 @@ pub struct Options {
 
 impl Options {
     pub fn from_env(dry_run: bool) -> Result<Options> {
-        let parallel = match std::env::var("CCCI_JANITOR_PARALLEL") {
-            Ok(v) if !v.is_empty() => v.parse::<usize>().ok().filter(|n| (1..=32).contains(n)).ok_or_else(|| {
-                crate::Error::bad_input(format!("CCCI_JANITOR_PARALLEL={v:?}: a number from 1 to 32"))
-            })?,
-            _ => 3,
-        };
         Ok(Options {
             dry_run,
-            grace: crate::config::duration("CCCI_JANITOR_GRACE", Duration::from_secs(60))?,
-            orphan_grace: crate::config::duration("CCCI_ORPHAN_GRACE", Duration::from_secs(600))?,
-            parallel,
+            grace: config::duration(&config::JANITOR_GRACE)?,
+            orphan_grace: config::duration(&config::ORPHAN_GRACE)?,
+            parallel: config::count(&config::JANITOR_PARALLEL)? as usize,
             suffix: crate::naming::domain_suffix_from_env()?,
-            artifacts_ttl: crate::config::duration("CCCI_ARTIFACTS_TTL", Duration::from_secs(7 * 24 * 3600))?,
+            artifacts_ttl: config::duration(&config::ARTIFACTS_TTL)?,
         })
     }
 }

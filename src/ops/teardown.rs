@@ -28,7 +28,7 @@ pub fn run(
     if let Some(ttl) = keep
         && let Some(failed) = state.ops.iter().find(|o| matches!(o.result, Outcome::Fail | Outcome::Error))
     {
-        let until = crate::time::unix_now() + ttl.as_secs();
+        let until = crate::time::unix_now().saturating_add(ttl.as_secs());
         let detail = format!(
             "kept for debugging until {} because {} {} (CCCI_KEEP_ON_FAILURE); the janitor reaps it then",
             crate::time::rfc3339(until),

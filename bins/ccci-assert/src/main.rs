@@ -41,13 +41,16 @@ also when their own op did not pass. Any op records `error` when the run broke t
 rule (deploys is not 1).
 
 Options:
-  --state FILE   read and update FILE (atomically) instead of stdin/stdout
+  --state FILE   read and update FILE (atomically) instead of stdin/stdout; its
+                 directory must exist and be writable
   -h, --help     this text
   -V, --version  the version
 
 Environment: CCCI_STATE_DIR, CCCI_OVERLAYS_DIR, CCCI_ALLOWLIST, CCCI_CHECK_TIMEOUT,
 CCCI_SETTLE_WINDOW, CCCI_SKIP_GENERIC, CCCI_SKIP_GENERIC_<OP>, CCCI_PROXY_URL,
 CCCI_SERVING_TIMEOUT (see docs/operating.md).
+Every CCCI_* setting is checked, with its bounds, before anything is created; a bad one
+exits 2 naming it.
 
 Exit status: 0 passed or skipped, 1 a check failed, 2 bad input, 3 a check or the environment
 errored.
@@ -70,8 +73,8 @@ fn main() {
             }
         }
         let tier = tier.ok_or_else(|| Error::bad_input(format!("missing OP (see {BIN} --help)")))?;
+        let io = cli::preflight(state_file)?;
         let setup = assert::prepare(&tier)?;
-        let io = cli::state_io(state_file);
         ccci::ops::stage(&io, assert::HOLDER, progress, |state, registry, sh| {
             assert::run(&setup, state, registry, sh, progress)
         })

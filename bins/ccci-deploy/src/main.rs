@@ -31,13 +31,16 @@ Options:
   --driver stack|abra    plain `docker stack deploy` (default) or the real abra CLI
   --recipe-name NAME     the recipe's name, when the source's last path component is not it
   --no-upgrade           deploy REF itself; the upgrade tier will be skipped
-  --state FILE           write the run-state to FILE (atomically) instead of stdout
+  --state FILE           write the run-state to FILE (atomically) instead of stdout;
+                         its directory must exist and be writable
   -h, --help             this text
   -V, --version          the version
 
 Environment: CCCI_STATE_DIR, CCCI_DOMAIN_SUFFIX, CCCI_DEPLOY_TIMEOUT, CCCI_LEASE_TTL,
 CCCI_ABRA, CCCI_ABRA_SERVER, CCCI_OVERLAYS_DIR, CCCI_ALLOWLIST, CCCI_CHECK_TIMEOUT (see
 docs/operating.md).
+Every CCCI_* setting is checked, with its bounds, before anything is created; a bad one
+exits 2 naming it.
 
 Exit status: 0 deployed, 1 the deploy failed (the run-state says why), 2 bad input (nothing was
 created), 3 environment error.
@@ -73,7 +76,7 @@ fn main() {
             recipe: name,
             upgrade,
         };
-        let io = cli::state_io(state_file);
+        let io = cli::preflight(state_file)?;
         run(&req, &io, progress)
     })
 }

@@ -37,6 +37,8 @@ Options:
 Environment: CCCI_STATE_DIR, CCCI_DOMAIN_SUFFIX, CCCI_JANITOR_GRACE (default 60s),
 CCCI_ORPHAN_GRACE (default 10m), CCCI_JANITOR_PARALLEL (default 3), CCCI_ARTIFACTS_TTL, CCCI_ABRA,
 CCCI_TEARDOWN_TIMEOUT.
+Every CCCI_* setting is checked, with its bounds, before anything is created; a bad one
+exits 2 naming it.
 
 Exit status: 0 everything reaped (or nothing to do), 1 a reap left something behind, 2 bad
 input, 3 environment error.
@@ -55,6 +57,7 @@ fn main() {
                 _ => return Err(cli::unexpected(BIN, arg)),
             }
         }
+        ccci::config::check_all()?;
         let opts = Options::from_env(dry_run)?;
         let registry = Registry::open()?;
         let out = Mutex::new(std::io::stdout());

@@ -54,7 +54,7 @@ fn main() {
                 _ => return Err(cli::unexpected(BIN, arg)),
             }
         }
-        let state = cli::state_io(state_file).read()?;
+        let state = cli::state_in(state_file).read()?;
         let text = format.render(&state);
         match output {
             Some(path) => write_atomic(&path, text.as_bytes())?,

@@ -25,7 +25,8 @@ With --run, the run-state comes from the registry ($CCCI_STATE_DIR/runs/RUN_ID.j
 the CI workspace holding the state file is gone; the state is then not printed.
 
 Options:
-  --state FILE   read and update FILE (atomically) instead of stdin/stdout
+  --state FILE   read and update FILE (atomically) instead of stdin/stdout; its
+                 directory must exist and be writable
   --run RUN_ID   tear down a registered run by its id
   -h, --help     this text
   -V, --version  the version
@@ -35,6 +36,8 @@ deployment up for debugging and extends its lease by CCCI_KEEP_TTL (default 2h);
 reaps it when that runs out. --run always tears down.
 
 Environment: CCCI_STATE_DIR, CCCI_TEARDOWN_TIMEOUT, CCCI_KEEP_ON_FAILURE, CCCI_KEEP_TTL, CCCI_ABRA.
+Every CCCI_* setting is checked, with its bounds, before anything is created; a bad one
+exits 2 naming it.
 
 Exit status: 0 verified empty (or kept on failure), 1 something is left (listed on stderr and in the state), 2 bad
 input, 3 environment error.
@@ -57,6 +60,7 @@ fn main() {
         if state_file.is_some() && run_id.is_some() {
             return Err(Error::bad_input("give either --state or --run, not both"));
         }
+        let io = cli::preflight(state_file)?;
         let keep = ccci::config::keep_on_failure()?;
         match run_id {
             // An explicit request to reap one run (an operator, a systemd unit): never kept.
@@ -64,7 +68,6 @@ fn main() {
             None => {
                 // The state is read (and validated) before the registry is opened, which creates
                 // $CCCI_STATE_DIR: bad input must change nothing outside.
-                let io = cli::state_io(state_file);
                 ccci::ops::stage(&io, teardown::HOLDER, progress, |state, registry, sh| {
                     teardown::run(state, registry, sh, progress, keep)
                 })

@@ -24,11 +24,14 @@ Skipped (exit 0, with the reason in the state) when the deploy or install did no
 is no release before the head.
 
 Options:
-  --state FILE   read and update FILE (atomically) instead of stdin/stdout
+  --state FILE   read and update FILE (atomically) instead of stdin/stdout; its
+                 directory must exist and be writable
   -h, --help     this text
   -V, --version  the version
 
 Environment: CCCI_STATE_DIR, CCCI_DEPLOY_TIMEOUT, CCCI_ABRA.
+Every CCCI_* setting is checked, with its bounds, before anything is created; a bad one
+exits 2 naming it.
 
 Exit status: 0 upgraded (or skipped), 1 the upgrade failed, 2 bad input, 3 environment error
 (including a checkout that does not match the code under test).
@@ -47,7 +50,7 @@ fn main() {
                 _ => return Err(cli::unexpected(BIN, arg)),
             }
         }
-        let io = cli::state_io(state_file);
+        let io = cli::preflight(state_file)?;
         ccci::ops::stage(&io, upgrade::HOLDER, progress, |state, registry, sh| {
             upgrade::run(state, registry, sh, progress)
         })
