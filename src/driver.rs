@@ -1,7 +1,6 @@
 //! How a run's app is created, deployed and removed: with the real `abra`, or with plain
 //! `docker stack deploy` for swarm compose apps that are not Co-op Cloud recipes (and the demo).
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use xshell::Shell;
@@ -11,6 +10,7 @@ use crate::docker::{self, RUN_LABEL, STACK_LABEL};
 use crate::error::{Context, Error, Kind, Result};
 use crate::progress::Progress;
 use crate::recipe::{Compose, EnvFile};
+use crate::secrets::AppSecret;
 use crate::state::{BaseRelease, DriverKind, RunState};
 
 pub trait Driver {
@@ -31,6 +31,10 @@ pub trait Driver {
     ) -> Result<PathBuf>;
     /// The run's one deploy: of `base` as a release, or of the tree as it is checked out.
     fn deploy(&self, sh: &Shell, state: &RunState, base: Option<&BaseRelease>, progress: &Progress) -> Result<()>;
+    /// Creates one of the app's own secrets that the head needs and the swarm lacks, the
+    /// driver's way: stack, ccci generates a value honouring the hints; abra, `abra app secret
+    /// generate <domain> <key> <version>`.
+    fn generate_secret(&self, sh: &Shell, state: &RunState, secret: &AppSecret, progress: &Progress) -> Result<()>;
     /// Redeploys the checked-out tree in place onto the same stack (the upgrade to the head).
     fn redeploy(&self, sh: &Shell, state: &RunState, progress: &Progress) -> Result<()>;
     /// Asks the stack to go away; teardown waits and sweeps afterwards.
@@ -86,17 +90,13 @@ pub fn lookup(env: &[(String, String)]) -> impl Fn(&str) -> Option<String> + '_ 
     move |k| env.iter().rev().find(|(n, _)| n == k).map(|(_, v)| v.clone())
 }
 
-/// A random secret value: 32 characters from [A-Za-z0-9], from the kernel's generator.
-fn random_secret() -> Result<Vec<u8>> {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    let mut raw = [0u8; 64];
-    fs_err::File::open("/dev/urandom")?.read_exact(&mut raw)?;
-    // 62 symbols: reject bytes >= 248 to keep the distribution uniform.
-    let v: Vec<u8> = raw.iter().filter(|b| **b < 248).map(|b| ALPHABET[(*b % 62) as usize]).take(32).collect();
-    if v.len() < 32 {
-        return random_secret();
-    }
-    Ok(v)
+/// The error for an app secret the `.env.sample` marks `generate=false`: its value is the
+/// operator's (an API key, a certificate), which a CI run has no way to know.
+pub fn operator_secret(secret: &AppSecret) -> Error {
+    Error::env(format!(
+        "secret {} is marked generate=false ({}): an operator inserts its value, which ccci cannot provide",
+        secret.name, secret.version_var
+    ))
 }
 
 pub struct StackDriver {
@@ -138,18 +138,26 @@ impl Driver for StackDriver {
         fs_err::write(&path, env.render())?;
         // External secrets named into this stack are the app's own: generate them, as
         // `abra app new --secrets` does. Other external secrets are shared and must pre-exist.
-        for obj in compose.swarm_object_names(state.stack.as_str()) {
-            if obj.kind == "secret" && obj.external && obj.name.starts_with(&state.stack.prefix()) {
-                progress.log(format!("generating secret {}", obj.name));
-                docker::create_secret(
-                    sh,
-                    &obj.name,
-                    &[(STACK_LABEL, state.stack.as_str()), (RUN_LABEL, state.run_id.as_str())],
-                    &random_secret()?,
-                )?;
+        for secret in crate::secrets::app_secrets(compose, &state.stack, &env) {
+            if !secret.hints.generate {
+                return Err(operator_secret(&secret));
             }
+            self.generate_secret(sh, state, &secret, progress)?;
         }
         Ok(path)
+    }
+
+    fn generate_secret(&self, sh: &Shell, state: &RunState, secret: &AppSecret, progress: &Progress) -> Result<()> {
+        for word in &secret.hints.ignored {
+            progress.log(format!("warning: {}: hint {word} not understood; ignored", secret.version_var));
+        }
+        progress.log(format!("generating secret {}", secret.name));
+        docker::create_secret(
+            sh,
+            &secret.name,
+            &[(STACK_LABEL, state.stack.as_str()), (RUN_LABEL, state.run_id.as_str())],
+            &crate::secrets::generate(&secret.hints)?,
+        )
     }
 
     fn deploy(&self, sh: &Shell, state: &RunState, _base: Option<&BaseRelease>, progress: &Progress) -> Result<()> {
@@ -239,6 +247,26 @@ impl Driver for AbraDriver {
             Some(b) if b.annotated => self.abra.app_deploy_args(&state.domain, Some(&b.tag), false, false),
             _ => self.abra.app_deploy_args(&state.domain, None, true, false),
         };
+        progress.log(format!("abra {}", args.join(" ")));
+        self.abra.run(sh, &args, Kind::OpFailed)?;
+        Ok(())
+    }
+
+    fn generate_secret(&self, sh: &Shell, state: &RunState, secret: &AppSecret, progress: &Progress) -> Result<()> {
+        // abra names a secret `<stack>_<key>_<version>` from SECRET_<KEY>_VERSION; it cannot
+        // generate one the recipe names any other way.
+        let version = secret.version.as_deref().unwrap_or("");
+        if version.is_empty() || secret.name != format!("{}{}_{version}", state.stack.prefix(), secret.key) {
+            return Err(Error::failed(format!(
+                "secret {} (key {}) is not named {}{}_${{{}}}: abra cannot generate it",
+                secret.name,
+                secret.key,
+                state.stack.prefix(),
+                secret.key,
+                secret.version_var
+            )));
+        }
+        let args = self.abra.secret_generate_args(&state.domain, &secret.key, version);
         progress.log(format!("abra {}", args.join(" ")));
         self.abra.run(sh, &args, Kind::OpFailed)?;
         Ok(())

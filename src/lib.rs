@@ -16,6 +16,7 @@ pub mod git;
 pub mod recipe;
 pub mod registry;
 pub mod report;
+pub mod secrets;
 pub mod serving;
 
 pub use error::{Context, Error, Kind, Result};

@@ -307,6 +307,31 @@ impl EnvFile {
         }
     }
 
+    /// Adds every key of `sample` this env does not have, with the sample's value and hint, in
+    /// the sample's order; keys already here keep their value. Returns the added keys. This is
+    /// what an operator does with a newer `.env.sample`: copy the new lines, keep their own.
+    pub fn add_missing(&mut self, sample: &EnvFile) -> Vec<String> {
+        let mut added = vec![];
+        for var in &sample.vars {
+            if !self.index.contains_key(&var.key) {
+                self.push(var.key.clone(), var.value.clone(), var.hint.clone());
+                added.push(var.key.clone());
+            }
+        }
+        added
+    }
+
+    /// The `KEY=VALUE[ # hint]` line [`EnvFile::render`] writes for `key`.
+    pub fn render_var(&self, key: &str) -> Option<String> {
+        let var = self.vars.get(*self.index.get(key)?)?;
+        let mut line = format!("{}={}", var.key, render_value(&var.value));
+        if let Some(hint) = &var.hint {
+            line.push_str(" # ");
+            line.push_str(hint);
+        }
+        Some(line)
+    }
+
     pub fn vars(&self) -> impl Iterator<Item = (&str, &str)> {
         self.vars.iter().map(|v| (v.key.as_str(), v.value.as_str()))
     }
@@ -322,13 +347,7 @@ impl EnvFile {
     pub fn render(&self) -> String {
         let mut out = String::new();
         for var in &self.vars {
-            out.push_str(&var.key);
-            out.push('=');
-            out.push_str(&render_value(&var.value));
-            if let Some(hint) = &var.hint {
-                out.push_str(" # ");
-                out.push_str(hint);
-            }
+            out.push_str(&self.render_var(&var.key).unwrap_or_default());
             out.push('\n');
         }
         out

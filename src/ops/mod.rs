@@ -4,6 +4,7 @@ pub mod assert;
 pub mod deploy;
 pub mod install_steps;
 pub mod janitor;
+pub mod prepare;
 pub mod teardown;
 pub mod upgrade;
 

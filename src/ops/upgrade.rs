@@ -33,9 +33,13 @@ pub fn run(state: &mut RunState, registry: &Registry, sh: &Shell, progress: &Pro
     let mut assertions = vec![];
     let result = upgrade(state, sh, progress, &mut assertions);
     let (outcome, detail) = match result {
-        Ok(detail) => {
+        Ok(Done::Redeployed(detail)) => {
             let outcome = crate::ops::assert::combine(&assertions);
             (outcome, crate::ops::assert::op_detail(&detail, outcome, &assertions))
+        }
+        Ok(Done::NotTestable(why)) => {
+            progress.log(format!("upgrade skipped: {why}"));
+            (Outcome::Skip, why)
         }
         Err(e) => {
             progress.log(format!("upgrade {}: {e}", super::outcome_of(&e).as_str()));
@@ -65,7 +69,15 @@ fn skip_reason(state: &RunState) -> Option<String> {
     }
 }
 
-fn upgrade(state: &mut RunState, sh: &Shell, progress: &Progress, assertions: &mut Vec<Assertion>) -> Result<String> {
+/// How an upgrade that raised no error ended.
+enum Done {
+    /// The head runs; the detail says how it got there.
+    Redeployed(String),
+    /// The head needs what a CI run cannot provide; nothing was redeployed.
+    NotTestable(String),
+}
+
+fn upgrade(state: &mut RunState, sh: &Shell, progress: &Progress, assertions: &mut Vec<Assertion>) -> Result<Done> {
     let timeout = crate::config::deploy_timeout()?;
     let driver = driver::for_run(state.driver, &state.workspace, &state.recipe)?;
     let dir = driver.recipe_dir();
@@ -74,6 +86,18 @@ fn upgrade(state: &mut RunState, sh: &Shell, progress: &Progress, assertions: &m
         state.source.nar_hash.clone().ok_or_else(|| Error::bad_input("the run-state has no source.nar_hash"))?;
 
     // abra's release deploy moved the tree to the base: put the head back, exactly.
+    git::checkout_clean(sh, &dir, &head)?;
+    // The head's new env keys and secrets, as an operator upgrading by hand would add them.
+    let prep = crate::ops::prepare::for_head(driver.as_ref(), sh, state, progress)?;
+    if !prep.operator_secrets.is_empty() {
+        let names: Vec<String> =
+            prep.operator_secrets.iter().map(|s| format!("{} ({} generate=false)", s.name, s.version_var)).collect();
+        return Ok(Done::NotTestable(format!(
+            "not testable by ccci: the head needs secret {}, whose value an operator inserts by hand",
+            names.join(", ")
+        )));
+    }
+    // A recipe-reading abra command may move the checkout (contract §2): restore it again.
     git::checkout_clean(sh, &dir, &head)?;
     let nar = git::nar_hash(&dir)?;
     if nar != expected {
@@ -84,7 +108,7 @@ fn upgrade(state: &mut RunState, sh: &Shell, progress: &Progress, assertions: &m
     progress.log(format!("head {} restored and verified ({nar})", &head[..8]));
 
     let before = converge::snapshot(sh, &state.stack)?;
-    let head_compose = crate::ops::deploy::read_recipe(&dir, state)?;
+    let head_compose = prep.compose.clone();
 
     let since = crate::time::now_rfc3339();
     driver.redeploy(sh, state, progress)?;
@@ -111,7 +135,8 @@ fn upgrade(state: &mut RunState, sh: &Shell, progress: &Progress, assertions: &m
     let dirty = git::is_dirty(sh, &dir)?;
     assertions.push(moved(state, driver.as_ref(), &head, dirty, &head_compose, &after));
     assertions.push(changed(&before, &after));
-    Ok(format!("redeployed in place to {}; deploys still {}", &head[..8], state.deploys))
+    let prepared = prep.summary().map(|s| format!("{s}; ")).unwrap_or_default();
+    Ok(Done::Redeployed(format!("{prepared}redeployed in place to {}; deploys still {}", &head[..8], state.deploys)))
 }
 
 /// Does the running deployment provably match the head? abra: the chaos-version label is the

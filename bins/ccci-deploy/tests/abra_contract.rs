@@ -75,6 +75,7 @@ fn all_argvs() -> Vec<(&'static str, Vec<String>)> {
         ("undeploy", a.app_undeploy_args(&d)),
         ("volume remove", a.volume_remove_args(&d)),
         ("secret remove", a.secret_remove_args(&d)),
+        ("secret generate before the upgrade", a.secret_generate_args(&d, "api_key", "v1")),
     ]
 }
 
@@ -177,6 +178,16 @@ fn teardown_argvs() {
     assert_eq!(
         abra().secret_remove_args(&d),
         vec!["app", "secret", "remove", "hell-3fa9c2.ccci.localhost", "--all", "--no-input", "--offline"]
+    );
+}
+
+#[test]
+fn the_upgrade_generates_each_new_secret_by_name_and_version() {
+    // Contract §1.7: `abra app secret generate <domain> <secret> <version>`; the value never
+    // passes through ccci.
+    assert_eq!(
+        abra().secret_generate_args(&domain(), "api_key", "v1"),
+        vec!["app", "secret", "generate", "hell-3fa9c2.ccci.localhost", "api_key", "v1", "--no-input", "--offline"]
     );
 }
 

@@ -125,6 +125,17 @@ fn pipe(name: &str, driver: &str, variant: &str) -> (Value, i32, i32) {
 /// Deploy → install → (upgrade → assert upgrade) → teardown; the exit codes of the stages
 /// before teardown, after checking teardown left nothing.
 fn full_pipe(name: &str, driver: &str, variant: &str, upgrade: bool) -> (Value, Vec<i32>) {
+    full_pipe_with(name, driver, variant, upgrade, |_| {})
+}
+
+/// [`full_pipe`] that lets `look` inspect the swarm (given the state) before the teardown.
+fn full_pipe_with(
+    name: &str,
+    driver: &str,
+    variant: &str,
+    upgrade: bool,
+    look: impl FnOnce(&Value),
+) -> (Value, Vec<i32>) {
     let run = Run::new(name, variant);
     let d = run.deploy(driver, upgrade);
     assert!(run.state_file.exists(), "deploy wrote no state: {}", stderr(&d));
@@ -136,6 +147,7 @@ fn full_pipe(name: &str, driver: &str, variant: &str, upgrade: bool) -> (Value, 
         codes.push(u.status.code().unwrap());
         codes.push(run.step("ccci-assert", &["upgrade"]).status.code().unwrap());
     }
+    look(&run.state());
     let t = run.step("ccci-teardown", &[]);
     let state = run.state();
     assert_eq!(t.status.code(), Some(0), "teardown: {}", stderr(&t));
@@ -280,4 +292,57 @@ fn upgrade_to_a_crashing_head_fails_with_the_task_error() {
     assert!(detail.contains("exit code 3") || detail.contains("non-zero exit"), "{detail}");
     assert_eq!(op(&s, "assert upgrade")["result"], "skip");
     assert_eq!(s["deploys"], 1);
+}
+
+/// The length in bytes of the secret file `path` in the running container of `<stack>_app`.
+fn secret_length_in_app(stack: &str, path: &str) -> usize {
+    let ids = docker_lines(&["ps", "-q", "--filter", &format!("label=com.docker.swarm.service.name={stack}_app")]);
+    let id = ids.first().unwrap_or_else(|| panic!("no running container of {stack}_app"));
+    docker_lines(&["exec", id, "wc", "-c", path])[0].split_whitespace().next().unwrap().parse().unwrap()
+}
+
+/// The head adds a secret (`SECRET_DB_PASSWORD_VERSION=v1 # length=48`) and a variable used in a
+/// label: the upgrade adds both to the app env and generates the secret before redeploying.
+fn upgrade_that_adds_a_secret_passes(driver: &str) {
+    let mut length = 0;
+    let (s, codes) = full_pipe_with(&format!("{driver}-newsecret"), driver, "new-secret", true, |s| {
+        length = secret_length_in_app(s["stack"].as_str().unwrap(), "/run/secrets/db_password");
+    });
+    assert_eq!(codes, vec![0, 0, 0, 0], "{s:#}");
+    let stack = s["stack"].as_str().unwrap();
+    let u = op(&s, "upgrade");
+    assert_eq!(u["result"], "pass", "{u}");
+    let detail = u["detail"].as_str().unwrap();
+    assert!(detail.contains("added SECRET_DB_PASSWORD_VERSION, GREETING to the app env"), "{detail}");
+    assert!(detail.contains(&format!("generated secret {stack}_db_password_v1")), "{detail}");
+    assert_eq!(assertion(u, "moved to the head")["result"], "pass");
+    let app = &s["deployed"]["services"]["app"];
+    assert_eq!(app["labels"]["hello.greeting"], "bonjour", "the new variable reached the deploy");
+    assert!(app["secrets"].as_array().unwrap().iter().any(|n| n == &format!("{stack}_db_password_v1")), "{app}");
+    assert_eq!(length, 48, "the # length=48 hint was honoured");
+}
+
+#[test]
+fn an_upgrade_that_adds_a_secret_and_a_variable_passes_with_the_stack_driver() {
+    upgrade_that_adds_a_secret_passes("stack");
+}
+
+#[test]
+fn an_upgrade_that_adds_a_secret_and_a_variable_passes_with_the_abra_driver() {
+    upgrade_that_adds_a_secret_passes("abra");
+}
+
+#[test]
+fn an_upgrade_that_needs_a_secret_only_an_operator_can_insert_is_skipped_as_not_testable() {
+    let (s, codes) = full_pipe("stack-opsecret", "stack", "operator-secret", true);
+    assert_eq!(codes, vec![0, 0, 0, 0], "{s:#}");
+    let stack = s["stack"].as_str().unwrap();
+    let u = op(&s, "upgrade");
+    assert_eq!(u["result"], "skip", "{u}");
+    let detail = u["detail"].as_str().unwrap();
+    assert!(detail.starts_with("not testable by ccci"), "{detail}");
+    assert!(
+        detail.contains(&format!("{stack}_db_password_v1 (SECRET_DB_PASSWORD_VERSION generate=false)")),
+        "{detail}"
+    );
 }
