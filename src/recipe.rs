@@ -33,13 +33,111 @@ pub struct Substituted {
 /// stack, since each level of `${A:-${B:-...}}` is one recursion.
 const MAX_NESTING: usize = 16;
 
-/// Expands `${VAR}`, `${VAR:-default}`, `${VAR-default}`, `${VAR:?err}`, `${VAR?err}`,
-/// `${VAR:+alt}`, `${VAR+alt}`, `$VAR` and `$$` (a literal `$`) the way docker compose does.
+/// Interpolates one compose-file string exactly as the docker CLI's compose loader does (the
+/// loader of `docker stack deploy`, which abra embeds): what ccci predicts from a recipe (object
+/// names, labels, images) is what the deploy will produce. `tests/docker_interpolation.rs`
+/// compares it with `docker stack config` form by form.
 ///
-/// A `$` not followed by a name, `{` or `$` stays literal (compose does the same). Defaults and
-/// messages are themselves expanded, so `${A:-${B}}` works. Unset variables without a default
-/// become "" and are listed in [`Substituted::unset`].
+/// The rules (docker/cli `cli/compose/template`), which differ from a shell's and from
+/// docker compose v2's:
+/// - `$$` is a literal `$`;
+/// - `${NAME}` and `$NAME` look `NAME` up (`[A-Za-z_][A-Za-z0-9_]*`); unset gives "" and is
+///   listed in [`Substituted::unset`];
+/// - a modifier `:-`, `-`, `:?` or `?` may follow the name, braced or not; its word runs to the
+///   next `}` (braced: the closing one; unbraced: or the end of the string) and is **not**
+///   itself interpolated: `${A:-${B}}` with A unset is the text `${B}`;
+/// - the modifier is found by searching the whole `NAME…word` text for `:-`, then `-`, then
+///   `:?`, then `?`, splitting at the first occurrence (so `${A:?x-y}` is a default, `y`);
+/// - `:-` falls back when unset or empty, `-` when unset; `:?`/`?` fail with
+///   `required variable NAME is missing a value: word`;
+/// - any other `$` (`$1`, `$ `, a trailing `$`, `${A:+x}`, `${1}`, an unclosed `${`) is an
+///   error, bad input naming the string.
 pub fn substitute(input: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Substituted> {
+    let invalid = || {
+        Error::bad_input(format!(
+            "invalid interpolation format {}: you may need to escape any $ with another $",
+            excerpt(input)
+        ))
+    };
+    let mut unset = BTreeSet::new();
+    let mut out = String::with_capacity(input.len());
+    let mut rest = input;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        let (substitution, consumed) = match after.as_bytes().first() {
+            Some(b'$') => {
+                out.push('$');
+                rest = &after[1..];
+                continue;
+            }
+            Some(&c) if is_name_start(c) => {
+                let len = name_len(after) + modifier_len(&after[name_len(after)..]);
+                (&after[..len], len)
+            }
+            Some(b'{') => {
+                let body = &after[1..];
+                if !body.as_bytes().first().is_some_and(|&c| is_name_start(c)) {
+                    return Err(invalid());
+                }
+                let len = name_len(body) + modifier_len(&body[name_len(body)..]);
+                if body.as_bytes().get(len) != Some(&b'}') {
+                    return Err(invalid());
+                }
+                (&body[..len], len + 2)
+            }
+            _ => return Err(invalid()),
+        };
+        out.push_str(&apply_substitution(substitution, lookup, &mut unset)?);
+        rest = &after[consumed..];
+    }
+    out.push_str(rest);
+    Ok(Substituted { value: out, unset: unset.into_iter().collect() })
+}
+
+/// Length of the `:?[-?][^}]*` modifier at the start of `s` (0 when there is none).
+fn modifier_len(s: &str) -> usize {
+    let b = s.as_bytes();
+    let op_at = usize::from(b.first() == Some(&b':'));
+    if !matches!(b.get(op_at), Some(b'-' | b'?')) {
+        return 0;
+    }
+    op_at + 1 + s[op_at + 1..].find('}').unwrap_or(s.len() - op_at - 1)
+}
+
+/// docker's substitution functions, tried in its order: soft default, hard default, required
+/// non-empty, required; each splits the text at the first occurrence of its separator.
+fn apply_substitution(
+    substitution: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    unset: &mut BTreeSet<String>,
+) -> Result<String> {
+    if let Some((name, default)) = substitution.split_once(":-") {
+        return Ok(lookup(name).filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_owned()));
+    }
+    if let Some((name, default)) = substitution.split_once('-') {
+        return Ok(lookup(name).unwrap_or_else(|| default.to_owned()));
+    }
+    for (sep, non_empty) in [(":?", true), ("?", false)] {
+        if let Some((name, message)) = substitution.split_once(sep) {
+            return match lookup(name) {
+                Some(v) if !non_empty || !v.is_empty() => Ok(v),
+                _ => Err(Error::bad_input(format!("required variable {name} is missing a value: {message}"))),
+            };
+        }
+    }
+    Ok(lookup(substitution).unwrap_or_else(|| {
+        unset.insert(substitution.to_owned());
+        String::new()
+    }))
+}
+
+/// Expands `$VAR` and `${VAR…}` in an env-file value the way a shell's `source` would:
+/// `${VAR:-default}`, `${VAR-default}`, `${VAR:?err}`, `${VAR?err}`, `${VAR:+alt}`,
+/// `${VAR+alt}`, nested defaults (`${A:-${B}}`), and `$$` for a literal `$`. A `$` not followed
+/// by a name, `{` or `$` stays literal. Compose files are interpolated by [`substitute`]
+/// instead, which follows docker's rules.
+fn shell_substitute(input: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Substituted> {
     let mut unset = BTreeSet::new();
     let value = expand(input, lookup, &mut unset, 0)?;
     Ok(Substituted { value, unset: unset.into_iter().collect() })
@@ -469,7 +567,7 @@ impl<'a> EnvParser<'a> {
                     Some(i) => (&raw[..i], hint_of(&raw[i + 1..])),
                     None => (raw, None),
                 };
-                // `\$` keeps a dollar literal, as in a shell; `$$` is how substitute spells that.
+                // `\$` keeps a dollar literal, as in a shell; `$$` is how shell_substitute spells that.
                 let value = self.expand(&value.trim_end().replace("\\$", "$$"), env, line)?;
                 Ok((value, hint))
             }
@@ -530,7 +628,7 @@ impl<'a> EnvParser<'a> {
     }
 
     fn expand(&self, raw: &str, env: &EnvFile, line: usize) -> Result<String> {
-        match substitute(raw, &env.lookup()) {
+        match shell_substitute(raw, &env.lookup()) {
             Ok(s) => Ok(s.value),
             Err(e) => Err(self.error(line, e.message())),
         }
@@ -1380,15 +1478,90 @@ mod tests {
         move |k| map.get(k).cloned()
     }
 
+    /// Env-file (shell) expansion.
     fn sub(input: &str, pairs: &[(&str, &str)]) -> Substituted {
-        substitute(input, &vars(pairs)).unwrap()
+        shell_substitute(input, &vars(pairs)).unwrap()
     }
 
     fn sub_err(input: &str, pairs: &[(&str, &str)]) -> Error {
-        substitute(input, &vars(pairs)).unwrap_err()
+        shell_substitute(input, &vars(pairs)).unwrap_err()
     }
 
-    // --- substitute -----------------------------------------------------------------------
+    /// Compose-file (docker) interpolation.
+    fn dock(input: &str) -> String {
+        let env = [("A", "aa"), ("EMPTY", ""), ("B", "bb")];
+        substitute(input, &vars(&env)).unwrap_or_else(|e| panic!("{input}: {e}")).value
+    }
+
+    fn dock_err(input: &str) -> String {
+        let env = [("A", "aa"), ("EMPTY", "")];
+        match substitute(input, &vars(&env)) {
+            Ok(s) => panic!("{input} gave {:?}, docker refuses it", s.value),
+            Err(e) => {
+                assert_eq!(e.kind(), Kind::BadInput, "{input}");
+                e.message().to_string()
+            }
+        }
+    }
+
+    // --- substitute: docker's compose interpolation (each value checked against
+    // `docker stack config` by tests/docker_interpolation.rs) ------------------------------
+
+    #[test]
+    fn compose_interpolation_plain_and_escaped_forms() {
+        assert_eq!(dock("${A}-$A_b"), "aa-");
+        // `$A-…` is A with a default running to the end: docker's quirk.
+        assert_eq!(dock("${A}-$A-$A_b"), "aa-aa");
+        assert_eq!(dock("$A.b $A}"), "aa.b aa}");
+        assert_eq!(dock("${UNSET}"), "");
+        assert_eq!(dock("pg_isready -U $$POSTGRES_USER"), "pg_isready -U $POSTGRES_USER");
+        assert_eq!(dock("https://${A}/alias/$${1}$${2}"), "https://aa/alias/${1}${2}");
+        assert_eq!(dock("$$$$"), "$$");
+        let s = substitute("${Z} $Y ${Z}", &vars(&[])).unwrap();
+        assert_eq!(s.unset, ["Y", "Z"]);
+    }
+
+    #[test]
+    fn compose_interpolation_defaults_and_their_docker_quirks() {
+        assert_eq!(dock("${UNSET:-d}"), "d");
+        assert_eq!(dock("${EMPTY:-d}"), "d");
+        assert_eq!(dock("${A:-d}"), "aa");
+        assert_eq!(dock("${UNSET-d}"), "d");
+        assert_eq!(dock("${EMPTY-d}"), "");
+        assert_eq!(dock("${UNSET:-a b:c-d}"), "a b:c-d");
+        // Defaults are not interpolated, and run to the first `}`.
+        assert_eq!(dock("${UNSET:-${A}}"), "${A}");
+        assert_eq!(dock("${UNSET:-${B:-c}}"), "${B:-c}");
+        assert_eq!(dock("${UNSET-$$}"), "$$");
+        assert_eq!(dock("${UNSET:-x}y}"), "xy}");
+        // Unbraced names take modifiers too, up to a `}` or the end.
+        assert_eq!(dock("$UNSET:-foo bar"), "foo bar");
+        assert_eq!(dock("$A-foo/bar"), "aa");
+        assert_eq!(dock("$UNSET-x}y"), "x}y");
+        assert_eq!(dock("$A:x"), "aa:x");
+        // The separator is searched in the whole text: `:-` first, then `-`.
+        assert_eq!(dock("${A:?x-y}"), "y");
+        assert_eq!(dock("${A-x:-y}"), "y");
+    }
+
+    #[test]
+    fn compose_interpolation_required_variables() {
+        assert_eq!(dock("${A:?must}"), "aa");
+        assert_eq!(dock("${EMPTY?must}"), "");
+        assert_eq!(dock_err("${UNSET:?set the domain}"), "required variable UNSET is missing a value: set the domain");
+        assert_eq!(dock_err("${EMPTY:?}"), "required variable EMPTY is missing a value: ");
+        assert_eq!(dock_err("$UNSET?x"), "required variable UNSET is missing a value: x");
+    }
+
+    #[test]
+    fn compose_interpolation_refuses_what_docker_refuses() {
+        for bad in ["a$1", "a $ b", "a$", "${A:+alt}", "${1}", "${ A}", "x${A", "${}", "${A:x}", "${A B}"] {
+            let msg = dock_err(bad);
+            assert!(msg.starts_with("invalid interpolation format"), "{bad}: {msg}");
+        }
+    }
+
+    // --- env-file (shell) expansion -----------------------------------------------------------
 
     #[test]
     fn substitute_plain_forms() {
@@ -2056,7 +2229,7 @@ services:
             .unwrap_err();
         assert!(
             e.message()
-                .ends_with("compose.yml: services.app.image: required variable TAG is unset or empty: pick a tag"),
+                .ends_with("compose.yml: services.app.image: required variable TAG is missing a value: pick a tag"),
             "{}",
             e.message()
         );
@@ -2067,7 +2240,11 @@ services:
             &[],
         )
         .unwrap_err();
-        assert!(e.message().contains("compose.yml: services.app.environment[0]: unterminated"), "{}", e.message());
+        assert!(
+            e.message().contains("compose.yml: services.app.environment[0]: invalid interpolation format"),
+            "{}",
+            e.message()
+        );
 
         let e =
             load(&[("compose.yml", "services:\n  app:\n    deploy:\n      replicas: lots\n")], &["compose.yml"], &[])
