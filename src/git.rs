@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 use xshell::{Shell, cmd};
 
 use crate::error::{Context, Error, Result};
+use crate::source::RecipeSource;
 
 /// A git ref as given by a user or a CI parameter. Refused when it could be read as an option or
 /// walks out of `refs/`; git's own rules do the rest.
@@ -27,34 +28,114 @@ pub fn check_ref(r: &str) -> Result<()> {
     }
 }
 
-/// A recipe source as given: a local path or a URL. Refused when git would read it as an option.
-pub fn check_source(s: &str) -> Result<()> {
-    if s.is_empty() || s.starts_with('-') || s.chars().any(|c| c.is_control()) {
-        return Err(Error::bad_input(format!("invalid recipe source {s:?}: give a path or a git URL")));
+/// The transports git may use: its `GIT_ALLOW_PROTOCOL` list. `file` covers local paths too.
+pub const ALLOWED_PROTOCOLS: &str = "https:ssh:file";
+
+/// Configuration given to every git call with `-c`, which outranks any file git reads, the
+/// repository's own `.git/config` included: only the allowed transports; no fsmonitor, no hooks
+/// (both run commands); no credential helper but the one [`clone`] passes itself.
+const GIT_CONFIG: &[&str] = &[
+    "protocol.allow=never",
+    "protocol.https.allow=always",
+    "protocol.ssh.allow=always",
+    "protocol.file.allow=always",
+    "core.fsmonitor=false",
+    "core.hooksPath=/dev/null",
+    "credential.helper=",
+];
+
+/// Reads the clone's credentials from the environment git was given (never from argv, which any
+/// user can read in `ps`).
+const CREDENTIAL_HELPER: &str = "credential.helper=!f() { test \"$1\" = get || exit 0; \
+     printf 'username=%s\\npassword=%s\\n' \"$CCCI_GIT_USERNAME\" \"$CCCI_GIT_PASSWORD\"; }; f";
+
+/// An empty directory that is git's `HOME` for one call, removed afterwards: nothing of the
+/// operator's home (`~/.gitconfig`, `~/.config/git/attributes`, `~/.netrc`) reaches git.
+pub struct GitHome(PathBuf);
+
+impl GitHome {
+    pub fn new() -> Result<GitHome> {
+        use std::os::unix::fs::DirBuilderExt;
+        static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        loop {
+            let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let dir = std::env::temp_dir().join(format!("ccci-git-home-{}-{n}", std::process::id()));
+            match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+                Ok(()) => return Ok(GitHome(dir)),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(Error::env(format!("creating an empty HOME for git at {}: {e}", dir.display()))),
+            }
+        }
     }
-    Ok(())
 }
 
-fn git(sh: &Shell) -> xshell::Cmd<'_> {
-    // A user's git config (hooks, templates, credential helpers) has no business in a CI run.
-    cmd!(sh, "git").env("GIT_CONFIG_NOSYSTEM", "1").env("GIT_TERMINAL_PROMPT", "0")
+impl Drop for GitHome {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
-/// Clones `source` into `dest` (which must not exist yet), with all tags.
-pub fn clone(sh: &Shell, source: &str, dest: &Path) -> Result<()> {
-    check_source(source)?;
-    let out = git(sh).args(["clone", "--quiet", "--no-hardlinks", "--", source]).arg(dest).ignore_status().output()?;
+/// git with nothing of ccci's environment but `PATH` (and `SSH_AUTH_SOCK`, for an operator's
+/// ssh agent): no `GIT_CONFIG_PARAMETERS`, `GIT_DIR`, `GIT_SSH_COMMAND`, `GIT_EXEC_PATH`, no
+/// system or global config, an empty `HOME`, never a prompt, only the allowed transports. Like
+/// docker and abra (`docker::passthrough_env`), git gets what ccci decides, not what the step
+/// inherited.
+fn git<'a>(sh: &'a Shell, home: &GitHome) -> xshell::Cmd<'a> {
+    let mut c = cmd!(sh, "git").env_clear();
+    for k in ["PATH", "SSH_AUTH_SOCK"] {
+        if let Some(v) = std::env::var_os(k) {
+            c = c.env(k, v);
+        }
+    }
+    c = c
+        .env("HOME", &home.0)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_ALLOW_PROTOCOL", ALLOWED_PROTOCOLS)
+        .env("GIT_SSH_COMMAND", "ssh -o BatchMode=yes");
+    for kv in GIT_CONFIG {
+        c = c.arg("-c").arg(kv);
+    }
+    c
+}
+
+fn clone_cmd<'a>(sh: &'a Shell, home: &GitHome, source: &RecipeSource, dest: &Path) -> xshell::Cmd<'a> {
+    let mut c = git(sh, home);
+    if let Some(creds) = source.credentials() {
+        c = c
+            .arg("-c")
+            .arg(CREDENTIAL_HELPER)
+            .env("CCCI_GIT_USERNAME", &creds.username)
+            .env("CCCI_GIT_PASSWORD", &creds.password);
+    }
+    c.args(["clone", "--quiet", "--no-hardlinks", "--", source.clone_url()]).arg(dest)
+}
+
+/// Clones `source` into `dest` (which must not exist yet), with all tags. git is given the
+/// source's rebuilt URL without credentials; a `https://user:token@…` source's credentials reach
+/// git through its environment and a credential helper that prints them, so they are in no argv,
+/// in no `.git/config` of the clone and (scrubbed besides) in no error message.
+pub fn clone(sh: &Shell, source: &RecipeSource, dest: &Path) -> Result<()> {
+    let home = GitHome::new()?;
+    let out = clone_cmd(sh, &home, source, dest).ignore_status().output()?;
     if !out.status.success() {
-        return Err(Error::failed(format!("git clone {source}: {}", String::from_utf8_lossy(&out.stderr).trim())));
+        let said = String::from_utf8_lossy(&out.stderr);
+        let said = match source.credentials() {
+            Some(creds) => creds.scrub(said.trim()),
+            None => said.trim().to_string(),
+        };
+        return Err(Error::failed(format!("git clone {}: {said}", source.shown())));
     }
     Ok(())
 }
 
 /// Resolves `r` to a commit id in `repo`: a tag, a commit, a local branch or a branch of origin.
 pub fn resolve(sh: &Shell, repo: &Path, r: &str) -> Result<String> {
+    let home = GitHome::new()?;
     check_ref(r)?;
     for candidate in [format!("{r}^{{commit}}"), format!("origin/{r}^{{commit}}")] {
-        let out = git(sh)
+        let out = git(sh, &home)
             .arg("-C")
             .arg(repo)
             .args(["rev-parse", "--verify", "--quiet", &candidate])
@@ -70,15 +151,16 @@ pub fn resolve(sh: &Shell, repo: &Path, r: &str) -> Result<String> {
 /// `git checkout -f <commit>` and a clean, so that nothing a previous step left (or abra moved)
 /// survives into the tree.
 pub fn checkout_clean(sh: &Shell, repo: &Path, commit: &str) -> Result<()> {
+    let home = GitHome::new()?;
     let repo_s = repo.display().to_string();
-    git(sh)
+    git(sh, &home)
         .arg("-C")
         .arg(repo)
         .args(["checkout", "--quiet", "--force", "--detach", commit])
         .quiet()
         .run()
         .with_context(|| format!("checking out {commit} in {repo_s}"))?;
-    git(sh)
+    git(sh, &home)
         .arg("-C")
         .arg(repo)
         .args(["clean", "--quiet", "-ffdx"])
@@ -89,7 +171,8 @@ pub fn checkout_clean(sh: &Shell, repo: &Path, commit: &str) -> Result<()> {
 }
 
 pub fn head(sh: &Shell, repo: &Path) -> Result<String> {
-    let out = git(sh)
+    let home = GitHome::new()?;
+    let out = git(sh, &home)
         .arg("-C")
         .arg(repo)
         .args(["rev-parse", "HEAD"])
@@ -100,7 +183,8 @@ pub fn head(sh: &Shell, repo: &Path) -> Result<String> {
 
 /// True when the working tree differs from HEAD (what abra marks with `+U`).
 pub fn is_dirty(sh: &Shell, repo: &Path) -> Result<bool> {
-    let out = git(sh)
+    let home = GitHome::new()?;
+    let out = git(sh, &home)
         .arg("-C")
         .arg(repo)
         .args(["status", "--porcelain"])
@@ -119,7 +203,8 @@ pub struct Tag {
 }
 
 pub fn tags(sh: &Shell, repo: &Path) -> Result<Vec<Tag>> {
-    let out = git(sh)
+    let home = GitHome::new()?;
+    let out = git(sh, &home)
         .arg("-C")
         .arg(repo)
         .args([
@@ -142,7 +227,8 @@ pub fn tags(sh: &Shell, repo: &Path) -> Result<Vec<Tag>> {
 
 /// Is `ancestor` reachable from `descendant`?
 pub fn is_ancestor(sh: &Shell, repo: &Path, ancestor: &str, descendant: &str) -> Result<bool> {
-    let out = git(sh)
+    let home = GitHome::new()?;
+    let out = git(sh, &home)
         .arg("-C")
         .arg(repo)
         .args(["merge-base", "--is-ancestor", ancestor, descendant])
@@ -156,27 +242,32 @@ pub fn is_ancestor(sh: &Shell, repo: &Path, ancestor: &str, descendant: &str) ->
 /// matter and is not touched (a private index file is used and removed). Returns false, writing
 /// nothing, when the commit has no such directory.
 pub fn export_subtree(sh: &Shell, repo: &Path, commit: &str, subdir: &str, dest: &Path) -> Result<bool> {
+    let home = GitHome::new()?;
     let tree = format!("{commit}:{subdir}");
     // `<commit>:<path>` takes the rest as the path, so `^{tree}` cannot be appended: ask the type.
-    let found = git(sh).arg("-C").arg(repo).args(["cat-file", "-t", &tree]).ignore_status().output()?;
+    let found = git(sh, &home).arg("-C").arg(repo).args(["cat-file", "-t", &tree]).ignore_status().output()?;
     if !found.status.success() || String::from_utf8_lossy(&found.stdout).trim() != "tree" {
         return Ok(false);
     }
     fs_err::create_dir_all(dest)?;
     let index = dest.with_extension("index");
     let prefix = format!("{}/", dest.display());
-    let result =
-        git(sh).env("GIT_INDEX_FILE", &index).arg("-C").arg(repo).args(["read-tree", &tree]).quiet().run().and_then(
-            |()| {
-                git(sh)
-                    .env("GIT_INDEX_FILE", &index)
-                    .arg("-C")
-                    .arg(repo)
-                    .args(["checkout-index", "--all", "--force", &format!("--prefix={prefix}")])
-                    .quiet()
-                    .run()
-            },
-        );
+    let result = git(sh, &home)
+        .env("GIT_INDEX_FILE", &index)
+        .arg("-C")
+        .arg(repo)
+        .args(["read-tree", &tree])
+        .quiet()
+        .run()
+        .and_then(|()| {
+            git(sh, &home)
+                .env("GIT_INDEX_FILE", &index)
+                .arg("-C")
+                .arg(repo)
+                .args(["checkout-index", "--all", "--force", &format!("--prefix={prefix}")])
+                .quiet()
+                .run()
+        });
     let _ = std::fs::remove_file(&index);
     result.with_context(|| format!("exporting {tree} to {}", dest.display()))?;
     Ok(true)
@@ -230,10 +321,49 @@ mod tests {
         for bad in ["", "-x", "--upload-pack=evil", "a..b", "a b", "a;b", "$(x)", "a\nb"] {
             assert_eq!(check_ref(bad).unwrap_err().kind().exit_code(), 2, "{bad}");
         }
-        check_source("https://git.coopcloud.tech/coop-cloud/hello.git").unwrap();
-        check_source("/tmp/hello").unwrap();
-        assert!(check_source("--upload-pack=touch /tmp/x").is_err());
-        assert!(check_source("a\nb").is_err());
+        for bad in ["--upload-pack=touch /tmp/x", "a\nb", ""] {
+            assert_eq!(RecipeSource::parse(bad).unwrap_err().kind().exit_code(), 2, "{bad}");
+        }
+    }
+
+    #[test]
+    fn clone_credentials_reach_git_through_its_environment_not_its_argv() {
+        let source = RecipeSource::parse("https://ci:s3cr%40t-T0KEN@git.example/owner/hello.git").unwrap();
+        let sh = Shell::new().unwrap();
+        let home = GitHome::new().unwrap();
+        let argv = clone_cmd(&sh, &home, &source, Path::new("/nonexistent/dest")).to_string();
+        assert!(!argv.contains("T0KEN") && !argv.contains("ci:"), "{argv}");
+        assert!(argv.contains("https://git.example/owner/hello.git"), "{argv}");
+        // What git's credential machinery gets for that host, asked the way a clone asks.
+        let creds = source.credentials().unwrap();
+        let got = git(&sh, &home)
+            .arg("-c")
+            .arg(CREDENTIAL_HELPER)
+            .env("CCCI_GIT_USERNAME", &creds.username)
+            .env("CCCI_GIT_PASSWORD", &creds.password)
+            .args(["credential", "fill"])
+            .stdin("protocol=https\nhost=git.example\npath=owner/hello.git\n\n")
+            .read()
+            .unwrap();
+        assert!(got.ends_with("username=ci\npassword=s3cr@t-T0KEN"), "{got}");
+        // Without them no helper answers and git does not prompt: the fill fails.
+        let none = git(&sh, &home)
+            .args(["credential", "fill"])
+            .stdin("protocol=https\nhost=git.example\n\n")
+            .ignore_status()
+            .quiet()
+            .output()
+            .unwrap();
+        assert!(!none.status.success(), "{}", String::from_utf8_lossy(&none.stdout));
+    }
+
+    #[test]
+    fn git_home_is_empty_and_removed_afterwards() {
+        let home = GitHome::new().unwrap();
+        let dir = home.0.clone();
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+        drop(home);
+        assert!(!dir.exists());
     }
 
     #[test]
@@ -243,8 +373,9 @@ mod tests {
         let repo = dir.join("repo");
         fs_err::create_dir_all(repo.join("tests/install")).unwrap();
         let sh = Shell::new().unwrap();
+        let home = GitHome::new().unwrap();
         let g = |args: &[&str]| {
-            git(&sh)
+            git(&sh, &home)
                 .arg("-C")
                 .arg(&repo)
                 .args(["-c", "user.email=t@example.invalid", "-c", "user.name=t"])
@@ -279,7 +410,7 @@ mod tests {
         assert_eq!(fs_err::read_link(dest.join("install/20-link")).unwrap(), Path::new("10-check"));
         assert!(!dest.with_extension("index").exists(), "the private index is removed");
         assert_eq!(
-            git(&sh).arg("-C").arg(&repo).args(["diff", "--cached", "--name-only"]).read().unwrap(),
+            git(&sh, &home).arg("-C").arg(&repo).args(["diff", "--cached", "--name-only"]).read().unwrap(),
             "",
             "the repo's index is untouched"
         );

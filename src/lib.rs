@@ -30,5 +30,6 @@ pub mod time;
 pub mod check;
 pub mod discovery;
 pub mod generic;
+pub mod source;
 pub mod trust;
 pub mod words;

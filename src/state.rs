@@ -87,8 +87,17 @@ impl DriverKind {
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Source {
-    /// Where the recipe was cloned from (a path or URL), as given.
+    /// Where the recipe was cloned from (a path or URL): as given, less any credentials
+    /// (`https://user:token@host/…` is stored as `https://host/…`).
     pub repo: String,
+    /// The repository's canonical identity (`host[:port]/owner/name`, or the real path of a local
+    /// repository; see [`crate::source::Identity`]): what the allowlist is compared with.
+    #[serde(default)]
+    pub identity: Option<String>,
+    /// The allowlist entry that approved the recipe's own code, or `None` (not approved). Set by
+    /// the deploy and by every `ccci-assert`, from the allowlist in effect then.
+    #[serde(default)]
+    pub approved_by: Option<crate::trust::Approval>,
     /// The ref asked for (branch, tag or commit).
     #[serde(rename = "ref")]
     pub git_ref: String,
@@ -99,6 +108,13 @@ pub struct Source {
     /// (equal to `nix-hash --type sha256` of the same tree).
     #[serde(default)]
     pub nar_hash: Option<String>,
+}
+
+impl Source {
+    /// The recorded identity, when there is one and it is canonical.
+    pub fn identity(&self) -> Option<crate::source::Identity> {
+        self.identity.as_deref().and_then(|s| crate::source::Identity::parse_canonical(s).ok())
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
@@ -280,6 +296,9 @@ impl RunState {
         {
             return Err(Error::bad_input(format!("field `source.commit` {c:?} is not a 40-hex commit id")));
         }
+        if let Some(id) = &self.source.identity {
+            crate::source::Identity::parse_canonical(id).map_err(|e| e.context("field `source.identity`"))?;
+        }
         if !self.workspace.is_absolute() {
             return Err(Error::bad_input(format!("field `workspace` {:?} must be an absolute path", self.workspace)));
         }
@@ -418,7 +437,14 @@ pub(crate) mod tests {
             run_id: RunId::parse("hell-3fa9c2").unwrap(),
             recipe: RecipeName::parse("hello").unwrap(),
             driver: DriverKind::Stack,
-            source: Source { repo: "/tmp/hello".into(), git_ref: "main".into(), commit: None, nar_hash: None },
+            source: Source {
+                repo: "/tmp/hello".into(),
+                identity: Some("/tmp/hello".into()),
+                approved_by: None,
+                git_ref: "main".into(),
+                commit: None,
+                nar_hash: None,
+            },
             domain: Domain::parse("hell-3fa9c2.ccci.localhost").unwrap(),
             stack: StackName::parse("hell-3fa9c2_ccci_localhost").unwrap(),
             workspace: "/var/lib/ccci/work/hell-3fa9c2".into(),
@@ -472,6 +498,8 @@ pub(crate) mod tests {
         assert!(m.contains("field `driver`") && m.contains("unknown variant"), "{m}");
         let m = err(&with(|v| v["ops"] = serde_json::json!([{"op":"deploy","result":"passed"}])));
         assert!(m.contains("ops[0]"), "{m}");
+        let m = err(&with(|v| v["source"]["identity"] = "Git.Example/o/n.git".into()));
+        assert!(m.contains("source.identity") && m.contains("not a canonical repository identity"), "{m}");
         let m = err(&with(|v| v["source"]["commit"] = "abc; rm -rf /".into()));
         assert!(m.contains("source.commit"), "{m}");
         let m = err(&with(|v| v["workspace"] = "relative/dir".into()));

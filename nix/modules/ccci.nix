@@ -111,11 +111,13 @@ in
     allowlist = mkOption {
       type = types.either (types.listOf types.str) types.path;
       default = [ ];
-      example = [ "custom-html" ];
+      example = [ "git.coopcloud.tech/coop-cloud/custom-html" ];
       description = ''
-        Recipes allowed to run their own, PR-authored code (`tests/`, `install_steps.sh`) on
-        this host: a list of recipe names, written to a file one name per line, or the path of
-        such a file (`CCCI_ALLOWLIST`). Empty denies every recipe; cc-ci's own overlays always run.
+        Recipe repositories allowed to run their own, PR-authored code (`tests/`,
+        `install_steps.sh`) on this host: a list of repository identities (`host/owner/name`, a
+        https:// or ssh:// URL, or a local path; never a bare recipe name), written to a file one
+        per line, or the path of such a file (`CCCI_ALLOWLIST`). Empty denies every recipe; cc-ci's
+        own overlays always run. See docs/enrolling-a-recipe.md.
       '';
     };
 

@@ -86,6 +86,8 @@ pub fn run(setup: &Setup, state: &mut RunState, registry: &Registry, sh: &Shell,
         state.push_op(timer.finish(Outcome::Skip, format!("skipped: {why}"), vec![]));
         return Outcome::Skip;
     }
+    // Which entry approves the repository now (the allowlist may have changed since the deploy).
+    state.source.approved_by = setup.allowlist.approval(state.source.identity().as_ref());
     let overlay = match Overlay::load(&state.recipe) {
         Ok(o) => o,
         Err(e) => {
@@ -336,7 +338,7 @@ pub(crate) fn run_one(
         duration_ms: 0,
         output: None,
     };
-    if found.origin == Origin::Repo && !allowlist.approves(&env.state.recipe) {
+    if found.origin == Origin::Repo && allowlist.approval(env.state.source.identity().as_ref()).is_none() {
         progress.log(format!("{}: {}", found.name, trust::NOT_APPROVED));
         return not_run(Outcome::Skip, trust::NOT_APPROVED.to_string());
     }
@@ -397,7 +399,7 @@ mod tests {
         assert_eq!(summary(&[assertion(Pass, "x"), assertion(Pass, "y")]), "2 assertions passed");
         assert_eq!(
             summary(&[assertion(Pass, "warning: not pinned: app runs x"), assertion(Skip, trust::NOT_APPROVED)]),
-            "a: warning: not pinned: app runs x; a: not approved: recipe not in allowlist"
+            "a: warning: not pinned: app runs x; a: not approved: repository not in allowlist"
         );
     }
 

@@ -12,14 +12,16 @@ use crate::naming::{self, Domain, RecipeName, RunId, StackName};
 use crate::progress::Progress;
 use crate::recipe::{self, Compose};
 use crate::registry::Registry;
+use crate::source::RecipeSource;
 use crate::state::{BaseRelease, DriverKind, OpTimer, Outcome, RunState, SCHEMA, Source, UpgradePlan, Versions};
+use crate::trust::Allowlist;
 
 pub const HOLDER: &str = "ccci-deploy";
 
 #[derive(Debug, Clone)]
 pub struct Request {
     pub driver: DriverKind,
-    /// A path or git URL.
+    /// A path or git URL, as given (it may carry credentials: see [`RecipeSource`]).
     pub source: String,
     pub git_ref: String,
     pub recipe: Option<RecipeName>,
@@ -31,6 +33,8 @@ pub struct Request {
 /// and nothing has been created.
 pub struct Prepared {
     state: RunState,
+    /// The parsed source: what git clones, and the credentials for it (kept out of the state).
+    source: RecipeSource,
     registry: Registry,
     driver: Box<dyn Driver>,
     timeout: std::time::Duration,
@@ -38,11 +42,13 @@ pub struct Prepared {
 }
 
 pub fn prepare(req: &Request, sh: &Shell, progress: &Progress) -> Result<Prepared> {
-    git::check_source(&req.source)?;
+    // Any other transport than https, ssh or a local path is refused here; a local source must
+    // exist now (finding out after registering would leave a run to clean).
+    let source = RecipeSource::parse(&req.source)?;
     git::check_ref(&req.git_ref)?;
     let recipe = match &req.recipe {
         Some(r) => r.clone(),
-        None => RecipeName::from_source(&req.source)?,
+        None => RecipeName::from_source(source.shown())?,
     };
     let suffix = naming::domain_suffix_from_env()?;
     // Every name is checked before anything is created: a suffix too long for abra's stack names
@@ -53,13 +59,11 @@ pub fn prepare(req: &Request, sh: &Shell, progress: &Progress) -> Result<Prepare
     let timeout = crate::config::deploy_timeout()?;
     crate::registry::lease_ttl()?;
     super::install_steps::preflight(&recipe)?;
+    // Approval is of the repository cloned, never of the recipe name (which the caller picks).
+    let approved_by = Allowlist::load()?.approval(Some(source.identity()));
     let state_dir = crate::config::state_dir()?;
     if req.driver == DriverKind::Abra {
         crate::config::abra_server()?;
-    }
-    // A local source must exist now: finding out after registering would leave a run to clean.
-    if !req.source.contains("://") && !req.source.contains('@') && !std::path::Path::new(&req.source).exists() {
-        return Err(Error::bad_input(format!("recipe source {} does not exist", req.source)));
     }
     docker::check_swarm(sh)?;
 
@@ -71,13 +75,24 @@ pub fn prepare(req: &Request, sh: &Shell, progress: &Progress) -> Result<Prepare
     let driver = driver::for_run(req.driver, &workspace, &recipe)?;
     let abra_version = driver.preflight(sh)?;
     progress.set_run(run_id.as_str());
+    match &approved_by {
+        Some(a) => progress.log(format!("repository {}: approved by {} ({})", source.identity(), a.entry, a.at)),
+        None => progress.log(format!("repository {}: not in the allowlist", source.identity())),
+    }
 
     let state = RunState {
         schema: SCHEMA.into(),
         run_id,
         recipe,
         driver: req.driver,
-        source: Source { repo: req.source.clone(), git_ref: req.git_ref.clone(), commit: None, nar_hash: None },
+        source: Source {
+            repo: source.shown().to_string(),
+            identity: Some(source.identity().to_string()),
+            approved_by,
+            git_ref: req.git_ref.clone(),
+            commit: None,
+            nar_hash: None,
+        },
         domain,
         stack,
         workspace,
@@ -89,18 +104,18 @@ pub fn prepare(req: &Request, sh: &Shell, progress: &Progress) -> Result<Prepare
         ops: vec![],
         versions: Versions { ccci: env!("CARGO_PKG_VERSION").into(), abra: abra_version },
     };
-    Ok(Prepared { state, registry, driver, timeout, upgrade: req.upgrade })
+    Ok(Prepared { state, source, registry, driver, timeout, upgrade: req.upgrade })
 }
 
 /// Registers the run and deploys it. From here on every problem is recorded in the returned
 /// state (the op's result), never lost: teardown acts on what the state says.
 pub fn run(prepared: Prepared, sh: &Shell, progress: &Progress) -> Result<RunState> {
-    let Prepared { mut state, registry, driver, timeout, upgrade } = prepared;
+    let Prepared { mut state, source, registry, driver, timeout, upgrade } = prepared;
     registry.register(&state, HOLDER)?;
     let _alive = registry.heartbeat(&state.run_id, HOLDER);
     progress.log(format!("registered run {} ({}, driver {})", state.run_id, state.domain, state.driver.as_str()));
     let timer = OpTimer::start("deploy");
-    let result = deploy(&mut state, &registry, driver.as_ref(), sh, timeout, upgrade, progress);
+    let result = deploy(&mut state, &source, &registry, driver.as_ref(), sh, timeout, upgrade, progress);
     let record = match result {
         Ok(detail) => timer.finish(Outcome::Pass, detail, vec![]),
         Err(e) => {
@@ -121,8 +136,10 @@ pub fn run(prepared: Prepared, sh: &Shell, progress: &Progress) -> Result<RunSta
     Ok(state)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn deploy(
     state: &mut RunState,
+    source: &RecipeSource,
     registry: &Registry,
     driver: &dyn Driver,
     sh: &Shell,
@@ -133,7 +150,7 @@ fn deploy(
     let recipe_dir = driver.recipe_dir();
     fs_err::create_dir_all(recipe_dir.parent().expect("recipe dir has a parent"))?;
     progress.log(format!("cloning {} at {}", state.source.repo, state.source.git_ref));
-    git::clone(sh, &state.source.repo, &recipe_dir)?;
+    git::clone(sh, source, &recipe_dir)?;
     let commit = git::resolve(sh, &recipe_dir, &state.source.git_ref)?;
     git::checkout_clean(sh, &recipe_dir, &commit)?;
     let nar = git::nar_hash(&recipe_dir)?;

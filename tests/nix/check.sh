@@ -190,7 +190,7 @@ main() {
 
 	# --- Module and flake, against stubs of nixpkgs ---------------------------------------------
 	local good='{ enable = true; abraPackage = "/nix/store/abra"; domainSuffix = "ci.example.org";
-	  environmentFile = "/run/secrets/ccci.env"; allowlist = [ "custom-html" "gitea" ];
+	  environmentFile = "/run/secrets/ccci.env"; allowlist = [ "git.coopcloud.tech/coop-cloud/custom-html" "git.coopcloud.tech/coop-cloud/gitea" ];
 	  runner = { enable = true; rpcHost = "drone.example.org"; }; }'
 	local variant ok=1
 	for variant in good nosecret paths nodocker; do

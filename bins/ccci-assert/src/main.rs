@@ -28,9 +28,11 @@ come from three places, in this order:
              CCCI_SKIP_GENERIC_<OP>=1 or SKIP_GENERIC in overlays/<recipe>/settings.env; the
              run-state says who asked.
   overlay    executables in $CCCI_OVERLAYS_DIR/<recipe>/<op>/, maintained with ccci: always run.
-  repo       executables in the recipe's own tests/<op>/ at the PR head: run only when the recipe
-             is listed in the allowlist (CCCI_ALLOWLIST); otherwise recorded as skipped,
-             \"not approved: recipe not in allowlist\".
+  repo       executables in the recipe's own tests/<op>/ at the PR head: run only when the
+             repository it was cloned from (source.identity, never the recipe name) is listed in
+             the allowlist (CCCI_ALLOWLIST); otherwise recorded as skipped, \"not approved:
+             repository not in allowlist\". The entry that approved it is recorded as
+             source.approved_by.
 Each check runs in name order with a cleared environment (docs/writing-checks.md) and answers by
 exit code: 0 pass, 1 fail, 77 skip, anything else error; one still running after
 CCCI_CHECK_TIMEOUT is killed with its process group and recorded as error.

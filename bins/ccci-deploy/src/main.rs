@@ -19,17 +19,26 @@ Usage: ccci-deploy --recipe PATH_OR_URL --ref REF [--driver stack|abra] [--recip
 Registers a run in $CCCI_STATE_DIR/runs/, clones the recipe at REF into the run's workspace,
 records the commit and the NAR hash of the code under test, creates the app, runs the
 install-steps hooks (overlays/<recipe>/install_steps.sh, then the recipe's own
-tests/install_steps.sh at REF if the recipe is in the allowlist; recorded as op install-steps, a
+tests/install_steps.sh at REF if its repository is in the allowlist; recorded as op install-steps, a
 failing hook fails the deploy), deploys it once and waits until every service runs. So that ccci-upgrade can move it to the head, the one deploy is of
 the last published release before REF (by recipe semver over release tags that are ancestors of
 REF); with no earlier release, or with --no-upgrade, REF itself is deployed. Writes the run-state JSON to stdout (or to FILE with --state);
 progress goes to stderr.
 
+The allowlist approves the repository cloned, by its identity (host/owner/name, or the real path
+of a local repository: docs/enrolling-a-recipe.md), never a recipe name. git runs with a cleared
+environment: only PATH and SSH_AUTH_SOCK pass, no system or global git config, an empty HOME.
+
 Options:
-  --recipe PATH_OR_URL   the recipe's git repository
+  --recipe PATH_OR_URL   the recipe's git repository: https://[user:token@]host/owner/name[.git],
+                         ssh://[user@]host[:port]/owner/name, user@host:owner/name, a local path
+                         or file:///path. Any other scheme or transport (http://, git://, ext::,
+                         fd::, ...) is refused. Credentials are used for the clone only (through
+                         git's environment, never its argv) and shown or stored nowhere.
   --ref REF              branch, tag or commit to test
   --driver stack|abra    plain `docker stack deploy` (default) or the real abra CLI
-  --recipe-name NAME     the recipe's name, when the source's last path component is not it
+  --recipe-name NAME     the recipe's name, when the source's last path component is not it;
+                         it selects the overlay and names the run, and never approves anything
   --no-upgrade           deploy REF itself; the upgrade tier will be skipped
   --state FILE           write the run-state to FILE (atomically) instead of stdout;
                          its directory must exist and be writable

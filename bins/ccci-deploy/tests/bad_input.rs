@@ -23,11 +23,20 @@ struct Case<'a> {
     stdin: Option<Vec<u8>>,
     /// Phrases the one error line must contain (the field, flag or value at fault).
     says: Vec<String>,
+    /// Phrases no output may contain (a credential).
+    hides: Vec<String>,
 }
 
 impl<'a> Case<'a> {
     fn new(bin: &'a str, args: &[&str]) -> Case<'a> {
-        Case { bin, args: args.iter().map(|s| s.to_string()).collect(), env: vec![], stdin: None, says: vec![] }
+        Case {
+            bin,
+            args: args.iter().map(|s| s.to_string()).collect(),
+            env: vec![],
+            stdin: None,
+            says: vec![],
+            hides: vec![],
+        }
     }
     fn env(mut self, k: &'a str, v: impl Into<String>) -> Self {
         self.env.push((k, v.into()));
@@ -39,6 +48,10 @@ impl<'a> Case<'a> {
     }
     fn says(mut self, phrase: impl Into<String>) -> Self {
         self.says.push(phrase.into());
+        self
+    }
+    fn hides(mut self, phrase: impl Into<String>) -> Self {
+        self.hides.push(phrase.into());
         self
     }
 }
@@ -78,6 +91,9 @@ fn refuse(test: &str, setup: impl FnOnce(&Sandbox) -> Case<'static>) {
     assert!(line.starts_with(&format!("{}: error: ", case.bin)), "{what}: {line}");
     for phrase in &case.says {
         assert!(line.contains(phrase.as_str()), "{what}: the error does not mention {phrase:?}: {line}");
+    }
+    for phrase in &case.hides {
+        assert!(!ran.stderr.contains(phrase.as_str()), "{what}: the error shows {phrase:?}: {line}");
     }
 
     assert!(!sb.state_dir().exists(), "{what}: created CCCI_STATE_DIR: {:?}", sb.listing());
@@ -329,6 +345,53 @@ fn source_that_git_would_read_as_an_option() {
     });
 }
 
+/// Only https, ssh and local paths (or file:///) are allowed: every other transport git knows,
+/// and git's `<transport>::<address>` remote helpers (`ext::` runs a command), are bad input
+/// before anything exists.
+#[test]
+fn sources_of_any_other_transport_are_refused_before_anything_is_created() {
+    type Source = fn(&Sandbox) -> String;
+    let cases: &[(&str, Source)] = &[
+        ("src-ext", |sb| format!("ext::sh -c touch% {}/pwned", sb.root.display())),
+        ("src-fd", |_| "fd::7".into()),
+        ("src-fd-path", |_| "fd::0,1/coop-cloud/hello".into()),
+        ("src-http", |_| "http://127.0.0.1:1/coop-cloud/hello.git".into()),
+        ("src-http-upper", |_| "HTTP://127.0.0.1:1/coop-cloud/hello.git".into()),
+        ("src-git", |_| "git://127.0.0.1:1/coop-cloud/hello.git".into()),
+        ("src-ftp", |_| "ftp://127.0.0.1:1/coop-cloud/hello.git".into()),
+        ("src-git-ssh", |_| "git+ssh://git@127.0.0.1:1/coop-cloud/hello.git".into()),
+        ("src-helper", |sb| format!("testgit::{}/src/hello", sb.root.display())),
+        ("src-file-host", |sb| format!("file://otherhost{}/src/hello", sb.root.display())),
+    ];
+    for (name, source) in cases {
+        refuse(name, |sb| {
+            let arg = format!("--recipe={}", source(sb));
+            Case::new("ccci-deploy", &[&arg, "--ref", "main"]).says("invalid recipe source").says("allowed")
+        });
+    }
+}
+
+#[test]
+fn ssh_source_with_a_password_is_refused_without_showing_it() {
+    refuse("src-ssh-pass", |_| {
+        let token = format!("T0KEN-{}", marker());
+        let arg = format!("--recipe=ssh://ci:{token}@127.0.0.1:1/coop-cloud/hello.git");
+        Case::new("ccci-deploy", &[&arg, "--ref", "main"])
+            .says("ssh://***@127.0.0.1:1/coop-cloud/hello.git")
+            .says("cannot carry a password")
+            .hides(token)
+    });
+}
+
+#[test]
+fn malformed_url_with_credentials_is_refused_without_showing_them() {
+    refuse("src-bad-creds", |_| {
+        let token = format!("T0KEN-{}", marker());
+        let arg = format!("--recipe=https://ci:{token}@git.coopcloud.tech/hello");
+        Case::new("ccci-deploy", &[&arg, "--ref", "main"]).says("https://***@git.coopcloud.tech/hello").hides(token)
+    });
+}
+
 #[test]
 fn ref_with_dot_dot() {
     refuse("ref-dotdot", |sb| {
@@ -522,11 +585,42 @@ fn assert_allowlist_missing() {
 fn assert_allowlist_with_a_bad_line() {
     refuse("allowlist-bad", |sb| {
         let f = sb.root.join("allowlist");
-        std::fs::write(&f, "hello\nHello World # typo\n").unwrap();
+        std::fs::write(&f, "git.coopcloud.tech/coop-cloud/hello\nHello World # typo\n").unwrap();
+        Case::new("ccci-assert", &["install"]).env("CCCI_ALLOWLIST", f.to_str().unwrap()).says("allowlist:2")
+    });
+}
+
+#[test]
+fn assert_allowlist_with_a_bare_recipe_name_says_what_to_write_instead() {
+    refuse("allowlist-bare-assert", |sb| {
+        let f = sb.root.join("allowlist");
+        std::fs::write(&f, "# old format\nhello\n").unwrap();
         Case::new("ccci-assert", &["install"])
             .env("CCCI_ALLOWLIST", f.to_str().unwrap())
-            .says("allowlist:2")
-            .says("invalid recipe name")
+            .says("allowlist:2: \"hello\" is a bare recipe name")
+            .says("git.coopcloud.tech/coop-cloud/hello")
+    });
+}
+
+#[test]
+fn deploy_allowlist_with_a_bare_recipe_name_says_what_to_write_instead() {
+    refuse("allowlist-bare-deploy", |sb| {
+        let f = sb.root.join("allowlist");
+        std::fs::write(&f, "custom-html\n").unwrap();
+        deploy(sb, &[])
+            .env("CCCI_ALLOWLIST", f.to_str().unwrap())
+            .says("allowlist:1: \"custom-html\" is a bare recipe name")
+            .says("host/owner/name")
+    });
+}
+
+#[test]
+fn allowlist_entry_with_credentials_is_refused_without_showing_them() {
+    refuse("allowlist-creds", |sb| {
+        let f = sb.root.join("allowlist");
+        let token = format!("T0KEN-{}", marker());
+        std::fs::write(&f, format!("https://ci:{token}@git.coopcloud.tech/coop-cloud/hello\n")).unwrap();
+        deploy(sb, &[]).env("CCCI_ALLOWLIST", f.to_str().unwrap()).says("allowlist:1").says("credentials").hides(token)
     });
 }
 

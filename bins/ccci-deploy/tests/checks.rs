@@ -20,7 +20,7 @@ use serde_json::Value;
 
 use common::{Ran, Run, Sandbox, domain_suffix, marker, objects_named, repo_root};
 
-const NOT_APPROVED: &str = "not approved: recipe not in allowlist";
+const NOT_APPROVED: &str = "not approved: repository not in allowlist";
 const LIMIT: Duration = Duration::from_secs(240);
 
 fn secret() -> String {
@@ -91,8 +91,9 @@ impl Pipe {
         copy_dir(&repo_root().join("overlays/hello"), &overlays.join("hello"));
         let deny = sb.root.join("allowlist-empty");
         std::fs::write(&deny, "# nothing approved\n").unwrap();
+        // Approval is of the repository (its real path here), never of the name `hello`.
         let approve = sb.root.join("allowlist-hello");
-        std::fs::write(&approve, "# approved for the test\nhello\n").unwrap();
+        std::fs::write(&approve, format!("# approved for the test\n{}\n", repo.display())).unwrap();
         let state_file = sb.root.join("run.json");
         Pipe { driver, repo, canary, overlays, state_file, deny, approve, sb }
     }
@@ -126,11 +127,21 @@ impl Pipe {
     }
 
     fn deploy(&self, allowlist: &Path) -> Ran {
-        let repo = self.repo.display().to_string();
+        self.deploy_from(&self.repo, allowlist, &[])
+    }
+
+    /// Deploys `repo` (as `--recipe-name hello`) with `extra` in the environment.
+    fn deploy_from(&self, repo: &Path, allowlist: &Path, extra: &[(&str, &str)]) -> Ran {
+        let repo = repo.display().to_string();
         let state = self.state_file.display().to_string();
         let args =
             ["--driver", self.driver, "--recipe-name", "hello", "--ref", "main", "--recipe", &repo, "--state", &state];
-        self.run("ccci-deploy", &args, allowlist, &[])
+        self.run("ccci-deploy", &args, allowlist, extra)
+    }
+
+    /// The repository's identity: its real path.
+    fn identity(&self) -> String {
+        std::fs::canonicalize(&self.repo).unwrap().display().to_string()
     }
 
     fn step(&self, bin: &str, args: &[&str], allowlist: &Path, extra: &[(&str, &str)]) -> Ran {
@@ -256,6 +267,8 @@ fn trust_gate_overlays_opt_outs_and_timeouts_on_one_deployment() {
     let repo_hook = assertion(hooks, "tests/install_steps.sh");
     assert_eq!((repo_hook["result"].as_str(), repo_hook["detail"].as_str()), (Some("skip"), Some(NOT_APPROVED)));
     assert!(!p.canary_ran("install-steps"), "the unapproved repo-local hook ran");
+    assert_eq!(s["source"]["identity"], p.identity().as_str());
+    assert_eq!(s["source"]["approved_by"], Value::Null, "recorded: nothing approved the run");
     let hook_env = env_dump(&p.canary.join("overlay-install-steps.env"));
     assert_eq!(var(&hook_env, "CCCI_OP"), Some("install-steps"));
     assert!(var(&hook_env, "CCCI_ENV_FILE").is_some_and(|f| f.ends_with("app.env")), "{hook_env:?}");
@@ -338,6 +351,8 @@ fn trust_gate_overlays_opt_outs_and_timeouts_on_one_deployment() {
     assert!(process_gone(sleeper), "the hanging check's child {sleeper} survived");
     assert_eq!(assertion(custom, "tests/custom/10-canary")["result"], "pass");
     assert!(p.canary_ran("custom"), "the approved canary did not run");
+    assert_eq!(s["source"]["approved_by"]["entry"], p.identity().as_str());
+    assert_eq!(s["source"]["approved_by"]["at"], format!("{}:2", p.approve.display()));
     assert_eq!(assertion(custom, "overlays/hello/custom/10-data-volume")["result"], "pass");
     assert_eq!(assertion(custom, "services at desired replicas")["result"], "pass");
     std::fs::remove_file(hang).unwrap();
@@ -431,6 +446,7 @@ fn approved_install_steps_run_and_a_failing_hook_fails_the_deploy() {
     assert_eq!(hook["detail"], "failed (exit 1): cannot seed the database");
     assert_eq!(hook["output"], "seeding...\ncannot seed the database\n");
     assert!(p.canary_ran("install-steps"), "the approved hook did not run");
+    assert_eq!(s["source"]["approved_by"]["entry"], p.identity().as_str());
     let deploy = last_op(&s, "deploy");
     assert_eq!(deploy["result"], "fail");
     let detail = deploy["detail"].as_str().unwrap();
@@ -454,4 +470,111 @@ fn approved_install_steps_run_and_a_failing_hook_fails_the_deploy() {
     assert!(!p.canary_ran("install") && !p.canary_ran("custom"), "nothing runs on a dead deployment");
     p.teardown();
     assert_no_secret(&p, "", 1);
+}
+
+/// A fork of the approved repository, named `hello` too and deployed as `--recipe-name hello`,
+/// is another repository: none of its code runs, and the state says nothing approved it.
+#[test]
+fn a_fork_named_like_an_approved_recipe_runs_none_of_its_code() {
+    let p = Pipe::new("checks-fork", "stack");
+    let fork = p.sb.root.join("mallory/hello");
+    let out = Command::new("git").arg("clone").arg("-q").arg(&p.repo).arg(&fork).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // The allowlist approves the original repository (and names the fork's recipe name nowhere
+    // else): the fork's name, path tail and --recipe-name all say `hello`.
+    let d = p.deploy_from(&fork, &p.approve, &[]);
+    assert_eq!(d.code, Some(0), "deploy: {}", d.stderr);
+    let s = p.state();
+    assert_eq!(s["recipe"], "hello");
+    assert_eq!(s["source"]["identity"], std::fs::canonicalize(&fork).unwrap().display().to_string());
+    assert_eq!(s["source"]["approved_by"], Value::Null);
+    let repo_hook = assertion(last_op(&s, "install-steps"), "tests/install_steps.sh");
+    assert_eq!((repo_hook["result"].as_str(), repo_hook["detail"].as_str()), (Some("skip"), Some(NOT_APPROVED)));
+    let i = p.step("ccci-assert", &["install"], &p.approve, &[]);
+    assert_eq!(i.code, Some(0), "{}", i.stderr);
+    let s = p.state();
+    let canary = assertion(last_op(&s, "install"), "tests/install/10-canary");
+    assert_eq!((canary["result"].as_str(), canary["detail"].as_str()), (Some("skip"), Some(NOT_APPROVED)));
+    assert_eq!(s["source"]["approved_by"], Value::Null);
+    assert!(!p.canary_ran("install-steps") && !p.canary_ran("install"), "the fork's code ran");
+    p.teardown();
+}
+
+/// git runs with ccci's environment, not the step's: config, hooks and commands planted through
+/// `GIT_CONFIG_PARAMETERS`, `GIT_CONFIG_GLOBAL`, `GIT_CONFIG_SYSTEM`, `GIT_SSH_COMMAND`,
+/// `GIT_EXEC_PATH`, `GIT_DIR` and the caller's HOME run nothing, redirect nothing, and the run
+/// still deploys the real head.
+#[test]
+fn a_hostile_git_environment_runs_no_command_and_the_deploy_still_works() {
+    let p = Pipe::new("checks-git-env", "stack");
+    let marks = p.sb.dir("marks");
+    let m = |what: &str| marks.join(what).display().to_string();
+    let hooks = p.sb.dir("hooks");
+    for hook in ["post-checkout", "post-merge", "reference-transaction", "pre-auto-gc"] {
+        write_exec(&hooks.join(hook), &format!("#!/bin/sh\ntouch '{}'\n", m(hook)));
+    }
+    let exec_path = p.sb.dir("exec-path");
+    write_exec(&exec_path.join("git-upload-pack"), &format!("#!/bin/sh\ntouch '{}'\nexit 1\n", m("exec-path")));
+    // A decoy repository a redirect would clone instead.
+    let decoy = p.sb.root.join("decoy");
+    let out = Command::new("git").arg("clone").arg("-q").arg(&p.repo).arg(&decoy).output().unwrap();
+    assert!(out.status.success());
+    git(
+        &decoy,
+        &["-c", "user.email=t@example.invalid", "-c", "user.name=t", "commit", "-q", "--allow-empty", "-m", "decoy"],
+    );
+    let config = |name: &str| {
+        let f = p.sb.root.join(name);
+        std::fs::write(
+            &f,
+            format!(
+                "[core]\n\tfsmonitor = touch '{fs}'\n\thooksPath = {hooks}\n\tsshCommand = touch '{ssh}'\n\
+                 [alias]\n\tstatus = !touch '{alias}'\n\
+                 [url \"{decoy}\"]\n\tinsteadOf = {repo}\n\
+                 [protocol]\n\tallow = always\n",
+                fs = m(&format!("fsmonitor-{name}")),
+                hooks = hooks.display(),
+                ssh = m("ssh-command"),
+                alias = m("alias"),
+                decoy = decoy.display(),
+                repo = p.repo.display(),
+            ),
+        )
+        .unwrap();
+        f.display().to_string()
+    };
+    let (global, system) = (config("global"), config("system"));
+    let home = p.sb.dir("home");
+    std::fs::copy(&global, home.join(".gitconfig")).unwrap();
+    let params =
+        format!("'core.fsmonitor'='touch {}' 'core.hooksPath'='{}'", m("fsmonitor-parameters"), hooks.display());
+    let ssh_command = format!("touch '{}'", m("git-ssh-command"));
+    let exec = exec_path.display().to_string();
+    let git_dir = decoy.join(".git").display().to_string();
+    let env = [
+        ("GIT_CONFIG_PARAMETERS", params.as_str()),
+        ("GIT_CONFIG_GLOBAL", global.as_str()),
+        ("GIT_CONFIG_SYSTEM", system.as_str()),
+        ("GIT_SSH_COMMAND", ssh_command.as_str()),
+        ("GIT_SSH", ssh_command.as_str()),
+        ("GIT_EXEC_PATH", exec.as_str()),
+        ("GIT_DIR", git_dir.as_str()),
+        ("GIT_ALLOW_PROTOCOL", "ext:fd:file:https:ssh"),
+    ];
+    let d = p.deploy_from(&p.repo, &p.deny, &env);
+    let planted: Vec<String> =
+        std::fs::read_dir(&marks).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    assert_eq!(planted, Vec::<String>::new(), "commands planted for git ran; deploy stderr:\n{}", d.stderr);
+    assert_eq!(d.code, Some(0), "deploy: {}", d.stderr);
+    let s = p.state();
+    assert_eq!(last_op(&s, "deploy")["result"], "pass");
+    let head = Command::new("git").arg("-C").arg(&p.repo).args(["rev-parse", "HEAD"]).output().unwrap();
+    assert_eq!(s["source"]["commit"], String::from_utf8_lossy(&head.stdout).trim(), "the real head, not the decoy");
+    // The later steps run git in the checkout too (the upgrade's checkout and clean).
+    let u = p.step("ccci-upgrade", &[], &p.deny, &env);
+    assert_eq!(u.code, Some(0), "upgrade: {}", u.stderr);
+    let planted: Vec<String> =
+        std::fs::read_dir(&marks).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    assert_eq!(planted, Vec::<String>::new(), "commands planted for git ran during the upgrade");
+    p.teardown();
 }

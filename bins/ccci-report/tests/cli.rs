@@ -41,6 +41,8 @@ fn state(ops: Vec<OpRecord>) -> RunState {
         driver: DriverKind::Stack,
         source: Source {
             repo: "/tmp/hello".into(),
+            identity: Some("/tmp/hello".into()),
+            approved_by: None,
             git_ref: "main".into(),
             commit: Some("1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d".into()),
             nar_hash: None,
