@@ -155,7 +155,7 @@ pub const ALLOWLIST: Setting = Setting {
     name: "CCCI_ALLOWLIST",
     default: "`<prefix>/share/ccci/allowlist` next to the binary, if it exists; else none (deny all)",
     accepts: Accepts::File,
-    meaning: "recipes whose own `tests/` and `tests/install_steps.sh` may run. See [enrolling-a-recipe.md](enrolling-a-recipe.md).",
+    meaning: "recipe repositories whose own `tests/` and `tests/install_steps.sh` may run: one repository identity per line (`host/owner/name`, a `https://`/`ssh://` URL or a local repository's absolute path; `#` comments). A bare recipe name is refused, naming the line. See [enrolling-a-recipe.md](enrolling-a-recipe.md#3-approve-the-recipes-own-checks-the-allowlist).",
 };
 pub const CHECK_TIMEOUT: Setting = Setting {
     name: "CCCI_CHECK_TIMEOUT",
