@@ -351,7 +351,10 @@ rec {
           commands = [
             '': "''${RECIPE:?set the build parameter RECIPE to the git URL of the recipe}"''
             '': "''${REF:?set the build parameter REF to the commit or branch under test}"''
-            ''echo "ccci: testing $RECIPE at $REF''${PR:+ (pull request $PR)}"''
+            # RECIPE may carry a token (https://user:token@host/...): everything up to its last @
+            # is hidden, as ccci itself shows it.
+            ''shown=$RECIPE; case $shown in *@*) case $shown in *://*) shown="''${shown%%://*}://***@''${shown##*@}" ;; *) shown="***@''${shown##*@}" ;; esac ;; esac''
+            ''echo "ccci: testing $shown at $REF''${PR:+ (pull request $PR)}"''
             ''set -- --driver abra --recipe "$RECIPE" --ref "$REF" --state ${state}''
             ''if [ -n "''${RECIPE_NAME:-}" ]; then set -- "$@" --recipe-name "$RECIPE_NAME"; fi''
             (bounded "deploy" ''ccci-deploy "$@"'')

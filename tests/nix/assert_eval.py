@@ -179,7 +179,7 @@ def module_checks(mod, nosecret, paths, nodocker):
           typed["services.ccci.environmentFile"])
     cfg = mod["cfg"]
     check("module: defaults", cfg["stateDir"] == "/var/lib/ccci" and cfg["abraServer"] == "default"
-          and cfg["allowlist"] == ["custom-html", "gitea"] and cfg["leaseTtl"] == "10m"
+          and cfg["allowlist"] == ["git.coopcloud.tech/coop-cloud/custom-html", "git.coopcloud.tech/coop-cloud/gitea"] and cfg["leaseTtl"] == "10m"
           and cfg["janitor"] == {"enable": True, "schedule": "*:0/5", "dryRun": False}
           and cfg["runner"]["capacity"] == 1 and cfg["runner"]["rpcProto"] == "https"
           and cfg["runner"]["name"] == "ci-host"

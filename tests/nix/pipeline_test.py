@@ -159,6 +159,14 @@ def main():
               "ccci: testing %s at %s (pull request 42)" % (PARAMS["RECIPE"], PARAMS["REF"])
               in steps["deploy"]["output"], steps["deploy"]["output"][-400:])
 
+        token = "T0KEN-" + "x9"
+        for recipe, shown in [("https://ci:%s@git.example/o/n.git" % token, "https://***@git.example/o/n.git"),
+                              ("%s@git.example:o/n.git" % token, "***@git.example:o/n.git")]:
+            failed, steps, calls = h.run(config, dict(PARAMS, RECIPE=recipe), shell=shell)
+            check(t("the log hides credentials in RECIPE (%s)" % shown),
+                  ("ccci: testing %s at" % shown) in steps["deploy"]["output"]
+                  and token not in steps["deploy"]["output"], steps["deploy"]["output"][-400:])
+
         failed, steps, calls = h.run(config, dict(PARAMS, RECIPE_NAME="custom-html"), shell=shell)
         check(t("RECIPE_NAME becomes --recipe-name"),
               calls and calls[0]["argv"][-2:] == ["--recipe-name", "custom-html"],
