@@ -355,7 +355,8 @@ rec {
             # is hidden, as ccci itself shows it.
             ''shown=$RECIPE; case $shown in *@*) case $shown in *://*) shown="''${shown%%://*}://***@''${shown##*@}" ;; *) shown="***@''${shown##*@}" ;; esac ;; esac''
             ''echo "ccci: testing $shown at $REF''${PR:+ (pull request $PR)}"''
-            ''set -- --driver abra --recipe "$RECIPE" --ref "$REF" --state ${state}''
+            # --recipe-env: a URL with a token stays out of ccci-deploy's argv (which ps shows).
+            ''set -- --driver abra --recipe-env RECIPE --ref "$REF" --state ${state}''
             ''if [ -n "''${RECIPE_NAME:-}" ]; then set -- "$@" --recipe-name "$RECIPE_NAME"; fi''
             (bounded "deploy" ''ccci-deploy "$@"'')
           ];

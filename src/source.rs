@@ -116,20 +116,17 @@ impl fmt::Debug for Credentials {
 }
 
 impl Credentials {
-    /// Replaces every spelling of the secret parts (raw and percent-encoded) in `text` by `***`:
-    /// for quoting a tool's output that might echo them.
+    /// Replaces every spelling (raw and percent-encoded) of the secret in `text` by `***`: for
+    /// quoting a tool's output that might echo it. The secret is the password, or the user name
+    /// when there is no password (`https://<token>@host/…`); a user name next to a password is a
+    /// login name, and scrubbing a short one (`ci`) would garble unrelated words.
     pub fn scrub(&self, text: &str) -> String {
-        let mut out = text.to_string();
-        for secret in [&self.password, &self.username] {
-            if secret.is_empty() {
-                continue;
-            }
-            let encoded = percent_encoding::utf8_percent_encode(secret, percent_encoding::NON_ALPHANUMERIC).to_string();
-            for s in [secret.as_str(), encoded.as_str()] {
-                out = out.replace(s, "***");
-            }
+        let secret = if self.password.is_empty() { &self.username } else { &self.password };
+        if secret.is_empty() {
+            return text.to_string();
         }
-        out
+        let encoded = percent_encoding::utf8_percent_encode(secret, percent_encoding::NON_ALPHANUMERIC).to_string();
+        text.replace(secret.as_str(), "***").replace(&encoded, "***")
     }
 }
 
@@ -612,8 +609,10 @@ mod tests {
         let c = Credentials { username: "alice".into(), password: "p@ss word".into() };
         assert_eq!(
             c.scrub("fatal: could not read from https://alice:p%40ss%20word@h/ (p@ss word)"),
-            "fatal: could not read from https://***:***@h/ (***)"
+            "fatal: could not read from https://alice:***@h/ (***)"
         );
+        let token_as_user = Credentials { username: "ghp_T0KEN".into(), password: String::new() };
+        assert_eq!(token_as_user.scrub("denied for ghp_T0KEN at h"), "denied for *** at h");
     }
 
     #[test]

@@ -28,7 +28,8 @@ args = sys.argv[1:]
 key = name + ("-" + args[0] if name == "ccci-assert" and args else "")
 with open(os.path.join(ctl, "calls.jsonl"), "a") as f:
     f.write(json.dumps({{"key": key, "argv": args, "cwd": os.getcwd(),
-        "env": {{k: v for k, v in os.environ.items() if k.startswith("CCCI_")}}}}) + "\\n")
+        "env": {{k: v for k, v in os.environ.items() if k.startswith("CCCI_")}},
+        "recipe_env": os.environ.get(args[args.index("--recipe-env") + 1]) if "--recipe-env" in args else None}}) + "\\n")
 with open(os.path.join(ctl, "behaviour.json")) as f:
     todo = json.load(f).get(key, {{}})
 state = args[args.index("--state") + 1] if "--state" in args else None
@@ -142,9 +143,9 @@ def main():
               "failed=%s calls=%s" % (failed, keys))
         st = state(h.last_root)
         deploy = calls[0]["argv"] if calls else []
-        check(t("deploy gets the build parameters as its inputs"),
-              deploy == ["--driver", "abra", "--recipe", PARAMS["RECIPE"], "--ref", PARAMS["REF"],
-                         "--state", st], deploy)
+        check(t("deploy gets the build parameters as its inputs (RECIPE through its environment)"),
+              deploy == ["--driver", "abra", "--recipe-env", "RECIPE", "--ref", PARAMS["REF"],
+                         "--state", st] and calls[0]["recipe_env"] == PARAMS["RECIPE"], calls[:1])
         check(t("every later step gets the same run-state file"),
               all(c["argv"][-2:] == ["--state", st] or c["argv"][-4:-2] == ["--state", st]
                   for c in calls[1:]), [c["argv"] for c in calls[1:]])
@@ -163,9 +164,11 @@ def main():
         for recipe, shown in [("https://ci:%s@git.example/o/n.git" % token, "https://***@git.example/o/n.git"),
                               ("%s@git.example:o/n.git" % token, "***@git.example:o/n.git")]:
             failed, steps, calls = h.run(config, dict(PARAMS, RECIPE=recipe), shell=shell)
-            check(t("the log hides credentials in RECIPE (%s)" % shown),
+            check(t("the log and deploy's argv hide credentials in RECIPE (%s)" % shown),
                   ("ccci: testing %s at" % shown) in steps["deploy"]["output"]
-                  and token not in steps["deploy"]["output"], steps["deploy"]["output"][-400:])
+                  and token not in steps["deploy"]["output"]
+                  and calls and not any(token in a for a in calls[0]["argv"])
+                  and calls[0]["recipe_env"] == recipe, (steps["deploy"]["output"][-400:], calls[:1]))
 
         failed, steps, calls = h.run(config, dict(PARAMS, RECIPE_NAME="custom-html"), shell=shell)
         check(t("RECIPE_NAME becomes --recipe-name"),
@@ -214,7 +217,7 @@ def main():
         failed, steps, calls = h.run(config, evil, shell=shell)
         check(t("build parameters are data, never shell code"),
               not os.path.exists(canary) and calls
-              and calls[0]["argv"][3] == evil["RECIPE"] and calls[0]["argv"][5] == evil["REF"],
+              and calls[0]["recipe_env"] == evil["RECIPE"] and calls[0]["argv"][5] == evil["REF"],
               calls[0]["argv"] if calls else "no calls")
 
         override = dict(PARAMS, CCCI_ABRA="/tmp/evil-abra", CCCI_ALLOWLIST="/tmp/evil-allowlist",

@@ -13,8 +13,8 @@ const BIN: &str = "ccci-deploy";
 const HELP: &str = "\
 ccci-deploy: deploy a recipe once on this Docker Swarm and start a run-state.
 
-Usage: ccci-deploy --recipe PATH_OR_URL --ref REF [--driver stack|abra] [--recipe-name NAME]
-                   [--no-upgrade] [--state FILE]
+Usage: ccci-deploy (--recipe PATH_OR_URL | --recipe-env VAR) --ref REF [--driver stack|abra]
+                   [--recipe-name NAME] [--no-upgrade] [--state FILE]
 
 Registers a run in $CCCI_STATE_DIR/runs/, clones the recipe at REF into the run's workspace,
 records the commit and the NAR hash of the code under test, creates the app, runs the
@@ -35,6 +35,8 @@ Options:
                          or file:///path. Any other scheme or transport (http://, git://, ext::,
                          fd::, ...) is refused. Credentials are used for the clone only (through
                          git's environment, never its argv) and shown or stored nowhere.
+  --recipe-env VAR       read PATH_OR_URL from the environment variable VAR instead, so that a
+                         URL with a token stays out of ccci-deploy's own argv (which `ps` shows)
   --ref REF              branch, tag or commit to test
   --driver stack|abra    plain `docker stack deploy` (default) or the real abra CLI
   --recipe-name NAME     the recipe's name, when the source's last path component is not it;
@@ -64,7 +66,22 @@ fn main() {
         while let Some(arg) = p.next().map_err(|e| cli::usage(BIN, e))? {
             use lexopt::prelude::*;
             match arg {
-                Long("recipe") => source = Some(cli::value_string(BIN, p.value(), "--recipe")?),
+                Long("recipe") => {
+                    if source.is_some() {
+                        return Err(Error::bad_input("give one of --recipe and --recipe-env, once"));
+                    }
+                    source = Some(cli::value_string(BIN, p.value(), "--recipe")?)
+                }
+                Long("recipe-env") => {
+                    if source.is_some() {
+                        return Err(Error::bad_input("give one of --recipe and --recipe-env, once"));
+                    }
+                    let var = cli::value_string(BIN, p.value(), "--recipe-env")?;
+                    let value = std::env::var(&var).ok().filter(|v| !v.is_empty()).ok_or_else(|| {
+                        Error::bad_input(format!("--recipe-env {var}: the variable is not set, empty or not UTF-8"))
+                    })?;
+                    source = Some(value)
+                }
                 Long("ref") => git_ref = Some(cli::value_string(BIN, p.value(), "--ref")?),
                 Long("driver") => driver = DriverKind::parse(&cli::value_string(BIN, p.value(), "--driver")?)?,
                 Long("recipe-name") => {
@@ -80,7 +97,7 @@ fn main() {
         let missing = |f: &str| Error::bad_input(format!("missing {f} (see {BIN} --help)"));
         let req = Request {
             driver,
-            source: source.ok_or_else(|| missing("--recipe"))?,
+            source: source.ok_or_else(|| missing("--recipe (or --recipe-env)"))?,
             git_ref: git_ref.ok_or_else(|| missing("--ref"))?,
             recipe: name,
             upgrade,

@@ -468,6 +468,37 @@ fn deploy_missing_recipe() {
 }
 
 #[test]
+fn deploy_recipe_env_naming_an_unset_variable() {
+    refuse("recipe-env-unset", |_| {
+        Case::new("ccci-deploy", &["--recipe-env", "CCCI_TEST_NO_SUCH_VAR", "--ref", "main"])
+            .says("--recipe-env CCCI_TEST_NO_SUCH_VAR")
+            .says("not set")
+    });
+}
+
+#[test]
+fn deploy_recipe_and_recipe_env_together() {
+    refuse("recipe-and-env", |sb| {
+        let src = sb.root.join("src/hello");
+        Case::new("ccci-deploy", &["--recipe", src.to_str().unwrap(), "--recipe-env", "RECIPE", "--ref", "main"])
+            .env("RECIPE", src.to_str().unwrap())
+            .says("one of --recipe and --recipe-env")
+    });
+}
+
+#[test]
+fn deploy_recipe_env_with_another_transport_is_refused_without_showing_credentials() {
+    refuse("recipe-env-http", |_| {
+        let token = format!("T0KEN-{}", marker());
+        Case::new("ccci-deploy", &["--recipe-env", "RECIPE", "--ref", "main"])
+            .env("RECIPE", format!("http://ci:{token}@127.0.0.1:1/coop-cloud/hello.git"))
+            .says("the scheme http:// is not allowed")
+            .says("http://***@127.0.0.1:1/coop-cloud/hello.git")
+            .hides(token)
+    });
+}
+
+#[test]
 fn deploy_unknown_driver() {
     refuse("driver", |sb| deploy(sb, &["--driver", "kubernetes"]).says("unknown driver").says("kubernetes"));
 }

@@ -14,12 +14,15 @@ use serde_json::Value;
 
 const LIMIT: Duration = Duration::from_secs(120);
 
-fn run(sb: &Sandbox, bin: &str, args: &[&str]) -> Ran {
-    Run::new(bin, args, &sb.dir("cwd"), &sb.dir("home"))
+fn run(sb: &Sandbox, bin: &str, args: &[&str], env: &[(&str, &str)]) -> Ran {
+    let mut r = Run::new(bin, args, &sb.dir("cwd"), &sb.dir("home"))
         .env("CCCI_STATE_DIR", sb.state_dir())
         .env("CCCI_DOMAIN_SUFFIX", domain_suffix())
-        .env("CCCI_ALLOWLIST", sb.root.join("allowlist"))
-        .run(LIMIT)
+        .env("CCCI_ALLOWLIST", sb.root.join("allowlist"));
+    for (k, v) in env {
+        r = r.env(k, v);
+    }
+    r.run(LIMIT)
 }
 
 /// Every file under `dir`, with its content (lossy).
@@ -39,7 +42,17 @@ fn contents(dir: &Path) -> Vec<(String, String)> {
 
 #[test]
 fn credentials_in_the_source_url_reach_no_output_of_any_step() {
-    let sb = Sandbox::new("source-credentials");
+    credentials_reach_no_output("source-credentials", false);
+}
+
+/// The same with the URL in the environment (`--recipe-env`), as the Drone pipeline passes it.
+#[test]
+fn credentials_in_a_source_url_from_the_environment_reach_no_output_of_any_step() {
+    credentials_reach_no_output("source-credentials-env", true);
+}
+
+fn credentials_reach_no_output(name: &str, from_env: bool) {
+    let sb = Sandbox::new(name);
     let token = format!("T0KEN-{}", marker());
     // The allowlist approves the repository by its identity: credentials play no part in it.
     std::fs::write(sb.root.join("allowlist"), "127.0.0.1:1/coop-cloud/hello\n").unwrap();
@@ -49,7 +62,12 @@ fn credentials_in_the_source_url_reach_no_output_of_any_step() {
     let state_arg = state_file.display().to_string();
 
     let mut outputs: Vec<(String, String)> = vec![];
-    let d = run(&sb, "ccci-deploy", &["--recipe", &source, "--ref", "main", "--state", &state_arg]);
+    let d = if from_env {
+        let args = ["--recipe-env", "CCCI_TEST_RECIPE", "--ref", "main", "--state", &state_arg];
+        run(&sb, "ccci-deploy", &args, &[("CCCI_TEST_RECIPE", &source)])
+    } else {
+        run(&sb, "ccci-deploy", &["--recipe", &source, "--ref", "main", "--state", &state_arg], &[])
+    };
     assert_eq!(d.code, Some(1), "the clone fails the deploy: {}", d.stderr);
     outputs.push(("deploy stdout".into(), d.stdout.clone()));
     outputs.push(("deploy stderr".into(), d.stderr.clone()));
@@ -76,13 +94,13 @@ fn credentials_in_the_source_url_reach_no_output_of_any_step() {
         let bin = if what == "assert" { "ccci-assert" } else { "ccci-report" };
         let mut all = args.clone();
         all.extend(["--state", &state_arg]);
-        let r = run(&sb, bin, &all);
+        let r = run(&sb, bin, &all, &[]);
         assert!(r.code.is_some_and(|c| c <= 1), "{what}: {}", r.stderr);
         outputs.push((format!("{what} stdout"), r.stdout));
         outputs.push((format!("{what} stderr"), r.stderr));
     }
     outputs.push(("state after assert".into(), std::fs::read_to_string(&state_file).unwrap()));
-    let t = run(&sb, "ccci-teardown", &["--state", &state_arg]);
+    let t = run(&sb, "ccci-teardown", &["--state", &state_arg], &[]);
     assert_eq!(t.code, Some(0), "teardown: {}", t.stderr);
     outputs.push(("teardown stdout".into(), t.stdout));
     outputs.push(("teardown stderr".into(), t.stderr));
