@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::naming::RecipeName;
-use crate::recipe::EnvFile;
+use crate::recipe::{EnvFile, checkout};
 
 /// The ops a folder of checks can be named for.
 pub const OPS: &[&str] = &["install", "upgrade", "backup", "restore", "custom"];
@@ -129,18 +129,39 @@ impl Overlay {
     }
 }
 
-/// The recipe's own checks for `op` in `tests`, a directory holding its `tests/` as exported
-/// from the PR head.
-pub fn repo_checks(tests: &Path, op: &str) -> Result<Vec<Found>> {
-    checks_in(&tests.join(op), &format!("tests/{op}"), Origin::Repo)
+/// The recipe's own checks for `op`: `tests/<op>/` of `head`, the recipe's tree as exported from
+/// the PR head, listed like [`checks_in`] but through [`checkout::list_inside`]: when `tests`,
+/// `tests/<op>` or an entry in it is a symlink that leaves the tree, the listing is refused (the
+/// recipe's fault) and no name found outside is shown.
+pub fn repo_checks(head: &Path, op: &str) -> Result<Vec<Found>> {
+    let label = format!("tests/{op}");
+    let Some(entries) = checkout::list_inside(head, &label)? else { return Ok(vec![]) };
+    let mut found = vec![];
+    for (rel, resolved) in entries {
+        let name = rel.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        if name.starts_with('.') || name.ends_with('~') {
+            continue;
+        }
+        // A dangling link (inside) is listed, and cannot run.
+        let executable = match resolved.map(fs_err::metadata) {
+            Some(Ok(m)) if m.is_dir() => continue,
+            Some(Ok(m)) => m.is_file() && m.permissions().mode() & 0o111 != 0,
+            _ => false,
+        };
+        found.push(Found { name: format!("{label}/{name}"), path: head.join(&rel), origin: Origin::Repo, executable });
+    }
+    Ok(found)
 }
 
-/// The recipe's own install-steps hook in `tests` (as exported from the PR head), if any.
-pub fn repo_install_steps(tests: &Path) -> Option<Found> {
-    let path = tests.join(INSTALL_STEPS);
-    let meta = fs_err::metadata(&path).ok().filter(|m| m.is_file())?;
+/// The recipe's own install-steps hook, `tests/install_steps.sh` of `head` (the recipe's tree
+/// as exported from the PR head), if any; refused like [`repo_checks`] when it or `tests`
+/// leaves the tree.
+pub fn repo_install_steps(head: &Path) -> Result<Option<Found>> {
+    let rel = format!("tests/{INSTALL_STEPS}");
+    let Some(resolved) = checkout::open_inside(head, &rel)? else { return Ok(None) };
+    let Some(meta) = fs_err::metadata(&resolved).ok().filter(|m| m.is_file()) else { return Ok(None) };
     let executable = meta.permissions().mode() & 0o111 != 0;
-    Some(Found { name: format!("tests/{INSTALL_STEPS}"), path, origin: Origin::Repo, executable })
+    Ok(Some(Found { name: rel.clone(), path: head.join(&rel), origin: Origin::Repo, executable }))
 }
 
 pub const SETTINGS_FILE: &str = "settings.env";
@@ -268,6 +289,78 @@ mod tests {
         );
         assert!(found.iter().all(|f| f.origin == Origin::Repo));
         assert_eq!(checks_in(&d.0.join("upgrade"), "tests/upgrade", Origin::Repo).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn the_recipes_checks_are_listed_from_its_tree_following_links_that_stay_inside() {
+        let d = Dir::new("repo-inside");
+        d.file("ci/install/10-a", 0o755);
+        d.file("ci/install/README", 0o644);
+        d.file("lib/20-shared", 0o755);
+        std::os::unix::fs::symlink("ci", d.0.join("tests")).unwrap();
+        std::os::unix::fs::symlink("../../lib/20-shared", d.0.join("ci/install/20-shared")).unwrap();
+        std::os::unix::fs::symlink(d.0.join("lib/20-shared"), d.0.join("ci/install/30-absolute-inside")).unwrap();
+        std::os::unix::fs::symlink("not-there", d.0.join("ci/install/40-dangling")).unwrap();
+        let found = repo_checks(&d.0, "install").unwrap();
+        let names: Vec<(&str, bool)> = found.iter().map(|f| (f.name.as_str(), f.executable)).collect();
+        assert_eq!(
+            names,
+            [
+                ("tests/install/10-a", true),
+                ("tests/install/20-shared", true),
+                ("tests/install/30-absolute-inside", true),
+                ("tests/install/40-dangling", false),
+                ("tests/install/README", false),
+            ]
+        );
+        assert_eq!(repo_checks(&d.0, "upgrade").unwrap(), vec![]);
+    }
+
+    #[test]
+    fn the_recipes_checks_are_refused_without_listing_a_directory_outside_its_tree() {
+        let host = Dir::new("repo-host");
+        host.file("dir/marker-name-of-a-host-file", 0o755);
+        for (case, link, target) in [
+            ("tests", "tests", host.0.join("dir")),
+            ("op", "tests/custom", host.0.join("dir")),
+            ("entry", "tests/custom/10-x", host.0.join("dir/marker-name-of-a-host-file")),
+            ("relative", "tests/custom", PathBuf::from("../../repo-host/dir")),
+        ] {
+            let d = Dir::new(&format!("repo-out-{case}"));
+            fs_err::create_dir_all(d.0.join("tests/custom")).unwrap();
+            if link == "tests" || link == "tests/custom" {
+                fs_err::remove_dir_all(d.0.join(link)).unwrap();
+            }
+            std::os::unix::fs::symlink(&target, d.0.join(link)).unwrap();
+            let e = repo_checks(&d.0, "custom").unwrap_err();
+            assert_eq!(e.kind().exit_code(), 1, "{case}: the recipe's fault: {e}");
+            assert!(
+                e.to_string().contains(link) && e.to_string().contains("outside the recipe checkout"),
+                "{case}: {e}"
+            );
+            let shown = e.to_string().replace(&host.0.join("dir/marker-name-of-a-host-file").display().to_string(), "");
+            assert!(!shown.contains("marker-name"), "{case}: no name from outside beyond the link's own target: {e}");
+        }
+    }
+
+    #[test]
+    fn the_recipes_install_steps_hook_is_refused_when_it_leaves_its_tree() {
+        let host = Dir::new("hook-host");
+        host.file("hook", 0o755);
+        let d = Dir::new("hook-out");
+        fs_err::create_dir_all(d.0.join("tests")).unwrap();
+        std::os::unix::fs::symlink(host.0.join("hook"), d.0.join("tests").join(INSTALL_STEPS)).unwrap();
+        let e = repo_install_steps(&d.0).unwrap_err();
+        assert!(e.to_string().contains("tests/install_steps.sh") && e.kind().exit_code() == 1, "{e}");
+        let d = Dir::new("hook-dir-out");
+        std::os::unix::fs::symlink(&host.0, d.0.join("tests")).unwrap();
+        assert!(repo_install_steps(&d.0).is_err(), "tests -> outside");
+        let d = Dir::new("hook-inside");
+        d.file("ci/install_steps.sh", 0o755);
+        std::os::unix::fs::symlink("ci", d.0.join("tests")).unwrap();
+        let hook = repo_install_steps(&d.0).unwrap().unwrap();
+        assert!(hook.executable && hook.name == "tests/install_steps.sh", "{hook:?}");
+        assert_eq!(repo_install_steps(&Dir::new("hook-none").0).unwrap(), None);
     }
 
     #[test]

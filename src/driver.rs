@@ -9,7 +9,7 @@ use crate::abra::Abra;
 use crate::docker::{self, RUN_LABEL, STACK_LABEL};
 use crate::error::{Context, Error, Kind, Result};
 use crate::progress::Progress;
-use crate::recipe::{Compose, EnvFile};
+use crate::recipe::{Compose, EnvFile, checkout};
 use crate::secrets::AppSecret;
 use crate::state::{BaseRelease, DriverKind, RunState};
 
@@ -66,9 +66,10 @@ pub fn for_run(
 /// `DOMAIN` as abra provides them.
 pub fn interpolation_env(recipe_dir: &Path, app_env: &EnvFile, state: &RunState) -> Result<Vec<(String, String)>> {
     let mut vars: Vec<(String, String)> = app_env.vars().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    let abra_sh = recipe_dir.join("abra.sh");
-    if abra_sh.exists() {
-        let text = fs_err::read_to_string(&abra_sh)?;
+    if let Some(bytes) = checkout::read_inside(recipe_dir, "abra.sh")? {
+        let text = String::from_utf8(bytes).map_err(|e| {
+            Error::failed(format!("abra.sh: not UTF-8 text (invalid byte at offset {})", e.utf8_error().valid_up_to()))
+        })?;
         let exports: String =
             text.lines().filter(|l| l.starts_with("export ") && l.contains('=')).map(|l| format!("{l}\n")).collect();
         let parsed = EnvFile::parse(&exports, "abra.sh")?;
@@ -80,10 +81,24 @@ pub fn interpolation_env(recipe_dir: &Path, app_env: &EnvFile, state: &RunState)
     Ok(vars)
 }
 
-/// The recipe's `.env.sample`, or an empty env for a plain compose app without one.
+/// The recipe's `.env.sample`, or an empty env for a plain compose app without one. Read through
+/// [`checkout::open_inside`]: a sample that leaves the checkout is refused.
 pub fn env_sample(recipe_dir: &Path) -> Result<EnvFile> {
-    let p = recipe_dir.join(".env.sample");
-    if p.exists() { EnvFile::read(&p) } else { EnvFile::parse("", ".env.sample") }
+    match checkout::read_inside(recipe_dir, ".env.sample")? {
+        Some(bytes) => EnvFile::from_bytes(bytes, ".env.sample"),
+        None => EnvFile::parse("", ".env.sample"),
+    }
+}
+
+/// Refuses, before a tool of its own (docker's compose loader, abra) reads them, the recipe
+/// files it will read when any of them leaves the checkout: `.env.sample`, `abra.sh`, the
+/// compose files `files`, and the release notes under `release/`.
+pub fn guard_tool_reads(recipe_dir: &Path, files: &[String]) -> Result<()> {
+    for rel in [".env.sample", "abra.sh"].into_iter().chain(files.iter().map(String::as_str)) {
+        checkout::open_inside(recipe_dir, rel)?;
+    }
+    checkout::list_inside(recipe_dir, "release")?;
+    Ok(())
 }
 
 pub fn lookup(env: &[(String, String)]) -> impl Fn(&str) -> Option<String> + '_ {
@@ -169,6 +184,7 @@ impl Driver for StackDriver {
         let dir = self.recipe_dir();
         let app_env = EnvFile::read(&self.env_file())?;
         let files = crate::recipe::compose_files(&app_env);
+        guard_tool_reads(&dir, &files)?;
         let env = interpolation_env(&dir, &app_env, state)?;
         progress.log(format!("docker stack deploy {} ({})", state.stack, files.join(", ")));
         let warnings = docker::stack_deploy(sh, &dir, &files, &state.stack, &env)?;
@@ -195,6 +211,17 @@ impl Driver for StackDriver {
 pub struct AbraDriver {
     pub abra: Abra,
     recipe: crate::naming::RecipeName,
+}
+
+impl AbraDriver {
+    /// abra reads the checkout itself: refuse first what would lead it outside. The compose
+    /// files are the app env's `COMPOSE_FILE` once the app exists, the sample's before.
+    fn guard(&self, state: &RunState) -> Result<()> {
+        let dir = self.recipe_dir();
+        let app_env = self.abra.env_file(&state.domain);
+        let env = if app_env.exists() { EnvFile::read(&app_env)? } else { env_sample(&dir)? };
+        guard_tool_reads(&dir, &crate::recipe::compose_files(&env))
+    }
 }
 
 impl Driver for AbraDriver {
@@ -224,6 +251,7 @@ impl Driver for AbraDriver {
         progress: &Progress,
     ) -> Result<PathBuf> {
         // The local swarm is abra's server `default`: a server is a directory of app env files.
+        self.guard(state)?;
         fs_err::create_dir_all(self.abra.abra_dir.join("servers").join(&self.abra.server))?;
         // A release base is created at its version, as an operator would. Otherwise --chaos keeps
         // abra from moving the checkout to a release tag (contract P4): the run deploys the tree
@@ -242,6 +270,7 @@ impl Driver for AbraDriver {
     }
 
     fn deploy(&self, sh: &Shell, state: &RunState, base: Option<&BaseRelease>, progress: &Progress) -> Result<()> {
+        self.guard(state)?;
         let args = match base {
             // A normal release deploy of the base, on the clean tree abra checks out itself.
             Some(b) if b.annotated => self.abra.app_deploy_args(&state.domain, Some(&b.tag), false, false),
@@ -275,6 +304,7 @@ impl Driver for AbraDriver {
     fn redeploy(&self, sh: &Shell, state: &RunState, progress: &Progress) -> Result<()> {
         // In place: --chaos deploys the tree as checked out (the head) and stamps its commit;
         // --force because the app is already deployed.
+        self.guard(state)?;
         let args = self.abra.app_deploy_args(&state.domain, None, true, true);
         progress.log(format!("abra {}", args.join(" ")));
         self.abra.run(sh, &args, Kind::OpFailed)?;
@@ -299,5 +329,88 @@ impl Driver for AbraDriver {
             self.abra.run(sh, &args, Kind::Environment).context("abra")?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    /// A recipe checkout and a host file beside it (outside), removed on drop.
+    struct Recipe(PathBuf);
+
+    impl Recipe {
+        fn new(name: &str) -> Recipe {
+            let base = std::env::temp_dir().join(format!("ccci-driver-test-{}-{name}", std::process::id()));
+            let _ = fs_err::remove_dir_all(&base);
+            fs_err::create_dir_all(base.join("recipe")).unwrap();
+            fs_err::create_dir_all(base.join("host")).unwrap();
+            fs_err::write(base.join("host/values"), "export HOST_SECRET=from-the-host\nCOMPOSE_FILE=compose.yml\n")
+                .unwrap();
+            Recipe(base)
+        }
+        fn dir(&self) -> PathBuf {
+            self.0.join("recipe")
+        }
+        fn host_file(&self) -> PathBuf {
+            self.0.join("host/values")
+        }
+    }
+
+    impl Drop for Recipe {
+        fn drop(&mut self) {
+            let _ = fs_err::remove_dir_all(&self.0);
+        }
+    }
+
+    fn assert_refused(e: Error, file: &str) {
+        assert_eq!(e.kind(), Kind::OpFailed, "{e}");
+        let m = e.to_string();
+        assert!(m.contains(file) && m.contains("outside the recipe checkout"), "{m}");
+        assert!(!m.contains("from-the-host"), "the target's content is not shown: {m}");
+    }
+
+    #[test]
+    fn an_env_sample_symlinked_outside_the_checkout_is_refused_not_read() {
+        let r = Recipe::new("env-sample");
+        symlink(r.host_file(), r.dir().join(".env.sample")).unwrap();
+        assert_refused(env_sample(&r.dir()).unwrap_err(), ".env.sample");
+        fs_err::remove_file(r.dir().join(".env.sample")).unwrap();
+        fs_err::write(r.dir().join("sample.real"), "TYPE=hello\n").unwrap();
+        symlink("sample.real", r.dir().join(".env.sample")).unwrap();
+        assert_eq!(env_sample(&r.dir()).unwrap().get("TYPE"), Some("hello"), "a link inside is followed");
+    }
+
+    #[test]
+    fn an_abra_sh_symlinked_outside_the_checkout_is_refused_not_read() {
+        let r = Recipe::new("abra-sh");
+        symlink(r.host_file(), r.dir().join("abra.sh")).unwrap();
+        let state = crate::state::tests::sample();
+        let e = interpolation_env(&r.dir(), &EnvFile::parse("", "x").unwrap(), &state).unwrap_err();
+        assert_refused(e, "abra.sh");
+    }
+
+    #[test]
+    fn files_a_tool_reads_are_refused_when_they_leave_the_checkout() {
+        for (name, file) in [
+            ("g-sample", ".env.sample"),
+            ("g-abra", "abra.sh"),
+            ("g-compose", "compose.yml"),
+            ("g-override", "compose.extra.yml"),
+            ("g-release", "release/1.0.0+1.0"),
+        ] {
+            let r = Recipe::new(name);
+            fs_err::create_dir_all(r.dir().join("release")).unwrap();
+            symlink(r.host_file(), r.dir().join(file)).unwrap();
+            let files = vec!["compose.yml".to_string(), "compose.extra.yml".to_string()];
+            assert_refused(guard_tool_reads(&r.dir(), &files).unwrap_err(), file);
+        }
+        let r = Recipe::new("g-release-dir");
+        symlink(r.0.join("host"), r.dir().join("release")).unwrap();
+        assert_refused(guard_tool_reads(&r.dir(), &[]).unwrap_err(), "release");
+        let r = Recipe::new("g-clean");
+        fs_err::write(r.dir().join("compose.yml"), "services: {}\n").unwrap();
+        guard_tool_reads(&r.dir(), &["compose.yml".to_string()]).unwrap();
     }
 }

@@ -240,7 +240,7 @@ pub fn is_ancestor(sh: &Shell, repo: &Path, ancestor: &str, descendant: &str) ->
 /// Writes the tree `<commit>:<subdir>` into `dest` (created), files with their modes and symlinks
 /// as links, straight from the object database: whatever is checked out in `repo` does not
 /// matter and is not touched (a private index file is used and removed). Returns false, writing
-/// nothing, when the commit has no such directory.
+/// nothing, when the commit has no such directory. An empty `subdir` is the whole tree.
 pub fn export_subtree(sh: &Shell, repo: &Path, commit: &str, subdir: &str, dest: &Path) -> Result<bool> {
     let home = GitHome::new()?;
     let tree = format!("{commit}:{subdir}");

@@ -9,12 +9,14 @@ use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::hash::Hash;
-use std::path::{Component, Path};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use serde_yaml_ng::{Mapping, Value};
 
 use crate::error::{Context, Error, Result};
+
+pub mod checkout;
 
 // ---------------------------------------------------------------------------------------------
 // Variable substitution
@@ -374,14 +376,18 @@ impl EnvFile {
     /// Reads and parses an env file; errors name the path.
     pub fn read(path: &Path) -> Result<EnvFile> {
         let bytes = fs_err::read(path).context("reading env file")?;
-        let origin = path.display().to_string();
+        EnvFile::from_bytes(bytes, &path.display().to_string())
+    }
+
+    /// Parses the bytes of an env file named `origin` in errors; not UTF-8 is bad input.
+    pub fn from_bytes(bytes: Vec<u8>, origin: &str) -> Result<EnvFile> {
         let text = String::from_utf8(bytes).map_err(|e| {
             Error::bad_input(format!(
                 "{origin}: not UTF-8 text (invalid byte at offset {})",
                 e.utf8_error().valid_up_to()
             ))
         })?;
-        EnvFile::parse(&text, &origin)
+        EnvFile::parse(&text, origin)
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {
@@ -902,22 +908,11 @@ fn load_layer(
     env: &dyn Fn(&str) -> Option<String>,
     unset: &mut BTreeSet<String>,
 ) -> Result<Layer> {
-    // COMPOSE_FILE comes from a PR-authored env sample: don't let it point the harness at files
-    // outside the recipe.
-    let rel = Path::new(file);
-    if rel.components().any(|c| !matches!(c, Component::Normal(_) | Component::CurDir)) {
-        return Err(Error::bad_input(format!("compose file {file:?} must be a relative path inside the recipe")));
-    }
-    let path = dir.join(rel);
-    let shown = path.display().to_string();
-    let bytes = match fs_err::read(&path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(Error::bad_input(format!(
-                "{shown}: compose file {file:?} (named in COMPOSE_FILE) does not exist"
-            )));
-        }
-        Err(e) => return Err(Error::from(e).context("reading compose file")),
+    // COMPOSE_FILE comes from a PR-authored env sample, and the files from its tree: neither may
+    // point the harness at files outside the recipe.
+    let shown = dir.join(file).display().to_string();
+    let Some(bytes) = checkout::read_inside(dir, file).context(format!("compose file {file:?}"))? else {
+        return Err(Error::bad_input(format!("{shown}: compose file {file:?} (named in COMPOSE_FILE) does not exist")));
     };
     let text = String::from_utf8(bytes).map_err(|e| {
         Error::bad_input(format!("{shown}: not UTF-8 text (invalid byte at offset {})", e.utf8_error().valid_up_to()))
@@ -2296,9 +2291,26 @@ services:
 
         for outside in ["../compose.yml", "/etc/passwd", "sub/../../x.yml"] {
             let e = load(&files, &[outside], &[]).unwrap_err();
-            assert_eq!(e.kind(), Kind::BadInput);
-            assert!(e.message().contains("must be a relative path inside the recipe"), "{}", e.message());
+            assert_eq!(e.kind(), Kind::OpFailed, "the recipe's fault");
+            assert!(e.message().contains(outside) && e.message().contains("refused"), "{}", e.message());
         }
+    }
+
+    #[test]
+    fn a_compose_file_symlinked_outside_the_recipe_is_refused_not_read() {
+        let host = TempDir::with("compose-host", &[("host.yml", "services:\n  hostonly: {image: leaked}\n")]);
+        let dir = TempDir::with("compose-links", &[("compose.base.yml", "services:\n  app: {image: a}\n")]);
+        std::os::unix::fs::symlink(host.path().join("host.yml"), dir.path().join("compose.yml")).unwrap();
+        std::os::unix::fs::symlink(host.path(), dir.path().join("sub")).unwrap();
+        std::os::unix::fs::symlink("compose.base.yml", dir.path().join("compose.inside.yml")).unwrap();
+        let env = vars(&[]);
+        for file in ["compose.yml", "sub/host.yml"] {
+            let e = Compose::load(dir.path(), &[file.to_string()], &env).unwrap_err();
+            assert_eq!(e.kind(), Kind::OpFailed, "{file}: {e}");
+            assert!(e.message().contains("outside the recipe checkout") && !e.message().contains("leaked"), "{e}");
+        }
+        let c = Compose::load(dir.path(), &["compose.inside.yml".to_string()], &env).unwrap();
+        assert_eq!(c.services["app"].image.as_deref(), Some("a"), "a link inside the recipe is followed");
     }
 
     #[test]

@@ -220,9 +220,10 @@ fn run_checks(
     progress: &Progress,
 ) -> Vec<Assertion> {
     let tier = setup.tier.as_str();
+    // A refusal of the recipe's tree is the recipe's `fail`; anything else an `error`.
     let error = |name: String, e: Error| Assertion {
         name,
-        result: Outcome::Error,
+        result: super::outcome_of(&e),
         detail: e.to_string(),
         duration_ms: 0,
         output: None,
@@ -245,8 +246,8 @@ fn run_checks(
         Ok(f) => found.extend(f),
         Err(e) => out.push(error(format!("overlays/{}/{tier}", state.recipe), e)),
     }
-    match export_head_tests(state, sh, &scratch) {
-        Ok(Some(tests)) => match discovery::repo_checks(&tests, tier) {
+    match export_head(state, sh, &scratch) {
+        Ok(Some(head)) => match discovery::repo_checks(&head, tier) {
             Ok(f) => found.extend(f),
             Err(e) => out.push(error(format!("tests/{tier}"), e)),
         },
@@ -260,17 +261,17 @@ fn run_checks(
     out
 }
 
-/// Exports the recipe's `tests/` at the PR head commit into `<scratch>/head-tests`: what the
-/// run's checkout holds now (a base release, after abra moved it) does not matter. None when the
-/// head has no `tests/`.
-fn export_head_tests(state: &RunState, sh: &Shell, scratch: &Path) -> Result<Option<PathBuf>> {
+/// Exports the recipe's tree at the PR head commit into `<scratch>/head`, where its `tests/` is
+/// looked up: what the run's checkout holds now (a base release, after abra moved it) does not
+/// matter. None when the run has no head commit yet.
+fn export_head(state: &RunState, sh: &Shell, scratch: &Path) -> Result<Option<PathBuf>> {
     let Some(commit) = &state.source.commit else { return Ok(None) };
     let repo = crate::driver::for_run(state.driver, &state.workspace, &state.recipe)?.recipe_dir();
     if scratch.exists() {
         fs_err::remove_dir_all(scratch)?;
     }
-    let dest = scratch.join("head-tests");
-    Ok(crate::git::export_subtree(sh, &repo, commit, "tests", &dest)?.then_some(dest))
+    let dest = scratch.join("head");
+    Ok(crate::git::export_subtree(sh, &repo, commit, "", &dest)?.then_some(dest))
 }
 
 /// What a check or hook is told about the deployment.

@@ -38,13 +38,10 @@ pub fn run(sh: &Shell, state: &mut RunState, recipe_dir: &Path, progress: &Progr
         fs_err::remove_dir_all(&scratch)?;
     }
     let commit = state.source.commit.clone().ok_or_else(|| Error::env("the head commit is not known yet"))?;
-    let tests = scratch.join("head-tests");
-    let exported = crate::git::export_subtree(sh, recipe_dir, &commit, "tests", &tests)?;
-    let hooks: Vec<_> = overlay
-        .install_steps()
-        .into_iter()
-        .chain(exported.then(|| discovery::repo_install_steps(&tests)).flatten())
-        .collect();
+    let head = scratch.join("head");
+    let exported = crate::git::export_subtree(sh, recipe_dir, &commit, "", &head)?;
+    let repo_hook = if exported { discovery::repo_install_steps(&head)? } else { None };
+    let hooks: Vec<_> = overlay.install_steps().into_iter().chain(repo_hook).collect();
     if hooks.is_empty() {
         return Ok(());
     }
