@@ -43,6 +43,15 @@ pub trait Driver {
     fn remove_app_data(&self, sh: &Shell, state: &RunState, progress: &Progress) -> Result<()>;
 }
 
+/// Where a run's recipe checkout lives in its workspace: `<workspace>/recipe` (stack), or abra's
+/// `<workspace>/abra/recipes/<recipe>` (the run's own `ABRA_DIR`).
+pub fn recipe_dir(kind: DriverKind, workspace: &Path, recipe: &crate::naming::RecipeName) -> PathBuf {
+    match kind {
+        DriverKind::Stack => workspace.join("recipe"),
+        DriverKind::Abra => workspace.join("abra").join("recipes").join(recipe.as_str()),
+    }
+}
+
 pub fn for_run(
     kind: DriverKind,
     state_workspace: &Path,
@@ -131,7 +140,7 @@ impl Driver for StackDriver {
     }
 
     fn recipe_dir(&self) -> PathBuf {
-        self.workspace.join("recipe")
+        recipe_dir(DriverKind::Stack, &self.workspace, &self.recipe)
     }
 
     fn preflight(&self, _sh: &Shell) -> Result<Option<String>> {
@@ -369,6 +378,15 @@ mod tests {
         let m = e.to_string();
         assert!(m.contains(file) && m.contains("outside the recipe checkout"), "{m}");
         assert!(!m.contains("from-the-host"), "the target's content is not shown: {m}");
+    }
+
+    #[test]
+    fn the_recipe_dir_derivation_is_the_drivers_own() {
+        let ws = Path::new("/var/lib/ccci/work/hell-3fa9c2");
+        let hello = crate::naming::RecipeName::parse("hello").unwrap();
+        for kind in [DriverKind::Stack, DriverKind::Abra] {
+            assert_eq!(for_run(kind, ws, &hello).unwrap().recipe_dir(), recipe_dir(kind, ws, &hello));
+        }
     }
 
     #[test]

@@ -31,6 +31,13 @@ pub struct Lease {
     pub holder: String,
 }
 
+/// The one derivation of a run's workspace from the state directory `root`:
+/// `<root>/work/<run id>`. A run-state or registry entry naming any other is refused
+/// ([`RunState::check_installation`]).
+pub fn workspace_at(root: &Path, id: &RunId) -> PathBuf {
+    root.join("work").join(id.as_str())
+}
+
 /// `CCCI_LEASE_TTL`: how long a lease lasts without renewal (default 15 minutes).
 pub fn lease_ttl() -> Result<Duration> {
     crate::config::duration(&crate::config::LEASE_TTL)
@@ -64,7 +71,7 @@ impl Registry {
 
     /// The run's private workspace: recipe checkout, app env, artifacts.
     pub fn workspace(&self, id: &RunId) -> PathBuf {
-        self.root.join("work").join(id.as_str())
+        workspace_at(&self.root, id)
     }
 
     /// Diagnostics of a run, kept after teardown for a person to read (pruned by the janitor).
@@ -173,7 +180,17 @@ impl Registry {
     fn read(&self, id: &RunId) -> Result<Option<Entry>> {
         let path = self.entry_path(id);
         match fs_err::read_to_string(&path) {
-            Ok(text) => parse_entry(&text, &path).map(Some),
+            Ok(text) => {
+                let entry = parse_entry(&text, &path)?;
+                if entry.run.run_id != *id {
+                    return Err(Error::bad_input(format!(
+                        "registry entry {}: holds run {}, not {id}",
+                        path.display(),
+                        entry.run.run_id
+                    )));
+                }
+                Ok(Some(entry))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e.into()),
         }
@@ -281,6 +298,20 @@ mod tests {
         assert_eq!(e.lease.holder, "someone");
         assert!(!e.expired(unix_now(), 0));
         assert!(e.expired(far + 61, 60) && !e.expired(far + 59, 60));
+        fs_err::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn an_entry_holding_another_run_than_its_file_name_is_refused() {
+        let dir = std::env::temp_dir().join(format!("ccci-reg-swap-{}", std::process::id()));
+        let reg = Registry::at(&dir).unwrap();
+        let s = crate::state::tests::sample();
+        reg.register(&s, "test").unwrap();
+        let other = RunId::parse("othr-000000").unwrap();
+        fs_err::copy(reg.entry_path(&s.run_id), reg.entry_path(&other)).unwrap();
+        let e = reg.load(&other).unwrap_err();
+        assert!(e.to_string().contains("holds run hell-3fa9c2, not othr-000000"), "{e}");
+        assert_eq!(reg.workspace(&s.run_id), workspace_at(&dir, &s.run_id));
         fs_err::remove_dir_all(&dir).unwrap();
     }
 

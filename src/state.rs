@@ -275,6 +275,58 @@ impl RunState {
         Ok(state)
     }
 
+    /// Whether this run belongs to this installation, checked by every stage before it touches
+    /// the swarm or the disk (`StateIo::read_own`, `ccci-teardown --run`, the janitor):
+    /// - the state itself is valid (stack derived from the domain, domain of the run, ...);
+    /// - `domain` is exactly `<run_id>.<suffix>` (`CCCI_DOMAIN_SUFFIX`);
+    /// - `workspace` is exactly the registry's derivation for the run id under `state_dir`
+    ///   (`CCCI_STATE_DIR`, [`crate::registry::workspace_at`]);
+    /// - `env_file`, if any, and the driver's recipe directory lie inside that workspace
+    ///   (no `..`).
+    ///
+    /// A violation is bad input (exit 2) naming the field; nothing has been changed.
+    pub fn check_installation(&self, suffix: &Domain, state_dir: &Path) -> Result<()> {
+        self.validate()?;
+        let want = format!("{}.{suffix}", self.run_id);
+        if self.domain.as_str() != want {
+            return Err(Error::bad_input(format!(
+                "field `domain` is {} but run {} of this installation is {want} (CCCI_DOMAIN_SUFFIX={suffix}): refusing to act on another installation's run",
+                self.domain, self.run_id
+            )));
+        }
+        let workspace = crate::registry::workspace_at(state_dir, &self.run_id);
+        if self.workspace != workspace {
+            return Err(Error::bad_input(format!(
+                "field `workspace` is {} but run {} lives at {}: refusing to touch another directory",
+                self.workspace.display(),
+                self.run_id,
+                workspace.display()
+            )));
+        }
+        let inside = |p: &Path| {
+            p.strip_prefix(&workspace)
+                .is_ok_and(|rest| rest.components().all(|c| matches!(c, std::path::Component::Normal(_))))
+        };
+        if let Some(env) = &self.env_file
+            && !inside(env)
+        {
+            return Err(Error::bad_input(format!(
+                "field `env_file` {} is not inside the run's workspace {}",
+                env.display(),
+                workspace.display()
+            )));
+        }
+        let recipe_dir = crate::driver::recipe_dir(self.driver, &workspace, &self.recipe);
+        if !inside(&recipe_dir) {
+            return Err(Error::bad_input(format!(
+                "the recipe directory {} is not inside the run's workspace {}",
+                recipe_dir.display(),
+                workspace.display()
+            )));
+        }
+        Ok(())
+    }
+
     fn validate(&self) -> Result<()> {
         let expected = StackName::from_domain(&self.domain)?;
         if expected != self.stack {
@@ -392,6 +444,17 @@ impl StateIo {
         }
     }
 
+    /// Reads the run-state and checks that it belongs to this installation
+    /// ([`RunState::check_installation`] against `CCCI_DOMAIN_SUFFIX` and `CCCI_STATE_DIR`),
+    /// before anything else is touched. What every stage on an existing run reads through.
+    pub fn read_own(&self) -> Result<RunState> {
+        let state = self.read()?;
+        let suffix = crate::naming::domain_suffix_from_env()?;
+        let state_dir = crate::config::state_dir()?;
+        state.check_installation(&suffix, &state_dir)?;
+        Ok(state)
+    }
+
     pub fn write(&self, state: &RunState) -> Result<()> {
         match self {
             StateIo::Pipe => {
@@ -506,6 +569,54 @@ pub(crate) mod tests {
         assert!(m.contains("workspace"), "{m}");
         let m = err(&with(|v| v["deploys"] = (-1).into()));
         assert!(m.contains("field `deploys`"), "{m}");
+    }
+
+    fn installation_err(f: impl FnOnce(&mut RunState)) -> String {
+        let mut s = sample();
+        f(&mut s);
+        let suffix = Domain::parse("ccci.localhost").unwrap();
+        let e = s.check_installation(&suffix, Path::new("/var/lib/ccci")).unwrap_err();
+        assert_eq!(e.kind().exit_code(), 2, "{e}");
+        e.to_string()
+    }
+
+    #[test]
+    fn a_state_belongs_to_this_installation_only_when_its_names_and_paths_are_derived_here() {
+        let suffix = Domain::parse("ccci.localhost").unwrap();
+        let mut ok = sample();
+        ok.check_installation(&suffix, Path::new("/var/lib/ccci")).unwrap();
+        ok.env_file = Some("/var/lib/ccci/work/hell-3fa9c2/abra/servers/default/hell-3fa9c2.ccci.localhost.env".into());
+        ok.driver = DriverKind::Abra;
+        ok.check_installation(&suffix, Path::new("/var/lib/ccci")).unwrap();
+
+        let other = Domain::parse("other.example").unwrap();
+        let e = sample().check_installation(&other, Path::new("/var/lib/ccci")).unwrap_err();
+        assert!(e.to_string().contains("field `domain`") && e.to_string().contains("other.example"), "{e}");
+        let e = sample().check_installation(&suffix, Path::new("/srv/other-ccci")).unwrap_err();
+        assert!(e.to_string().contains("field `workspace`") && e.to_string().contains("/srv/other-ccci/work"), "{e}");
+
+        let m = installation_err(|s| s.workspace = "/tmp/victim".into());
+        assert!(m.contains("field `workspace` is /tmp/victim"), "{m}");
+        let m = installation_err(|s| s.workspace = "/var/lib/ccci/work/../work/hell-3fa9c2".into());
+        assert!(m.contains("field `workspace`"), "{m}");
+        let m = installation_err(|s| s.workspace = "/var/lib/ccci/work/hell-000000".into());
+        assert!(m.contains("field `workspace`"), "{m}");
+        let m = installation_err(|s| s.env_file = Some("/etc/passwd".into()));
+        assert!(m.contains("field `env_file` /etc/passwd"), "{m}");
+        let m = installation_err(|s| s.env_file = Some("/var/lib/ccci/work/hell-3fa9c2/../../../../etc/passwd".into()));
+        assert!(m.contains("field `env_file`"), "{m}");
+        let m = installation_err(|s| {
+            s.domain = Domain::parse("hell-3fa9c2.victim.example").unwrap();
+            s.stack = StackName::from_domain(&s.domain).unwrap();
+        });
+        assert!(m.contains("field `domain` is hell-3fa9c2.victim.example"), "{m}");
+        let m = installation_err(|s| {
+            s.domain = Domain::parse("othr-000000.ccci.localhost").unwrap();
+            s.stack = StackName::from_domain(&s.domain).unwrap();
+        });
+        assert!(m.contains("does not belong to run hell-3fa9c2"), "{m}");
+        let m = installation_err(|s| s.stack = StackName::parse("othr-000000_ccci_localhost").unwrap());
+        assert!(m.contains("field `stack`"), "{m}");
     }
 
     #[test]

@@ -78,8 +78,21 @@ pub fn pass(opts: &Options, registry: &Registry, emit: &(dyn Fn(&Action) + Sync)
     let now = unix_now();
     let mut jobs = vec![];
     let registered = registry.list()?;
+    let mut done = vec![];
     for id in &registered {
-        let Some(entry) = registry.load(id)? else { continue };
+        // One unreadable or foreign entry is audited and left alone; the others are reaped.
+        let entry = match registry.load(id) {
+            Ok(Some(entry)) => entry,
+            Ok(None) => continue,
+            Err(e) => {
+                done.push(invalid_entry(id, "", e));
+                continue;
+            }
+        };
+        if let Err(e) = entry.run.check_installation(&opts.suffix, registry.root()) {
+            done.push(invalid_entry(id, entry.run.stack.as_str(), e));
+            continue;
+        }
         if entry.expired(now, opts.grace.as_secs()) {
             let why = format!("lease expired at {} (held by {})", rfc3339(entry.lease.expires_at), entry.lease.holder);
             jobs.push(Job::Expired(Box::new(entry.run), why));
@@ -95,8 +108,11 @@ pub fn pass(opts: &Options, registry: &Registry, emit: &(dyn Fn(&Action) + Sync)
         }
     }
 
+    for action in &done {
+        emit(action);
+    }
     let queue = Mutex::new(jobs);
-    let done = Mutex::new(vec![]);
+    let done = Mutex::new(done);
     std::thread::scope(|scope| {
         for _ in 0..opts.parallel {
             scope.spawn(|| {
@@ -115,6 +131,19 @@ pub fn pass(opts: &Options, registry: &Registry, emit: &(dyn Fn(&Action) + Sync)
         done.push(action);
     }
     Ok(done)
+}
+
+/// The audit line of a registry entry the janitor cannot act on: unreadable, corrupt, or not of
+/// this installation. Its run is neither reaped nor treated as an orphan.
+fn invalid_entry(id: &RunId, stack: &str, e: crate::Error) -> Action {
+    Action {
+        action: "skip",
+        run: id.to_string(),
+        stack: stack.to_string(),
+        why: "invalid registry entry".into(),
+        result: "error".into(),
+        detail: e.to_string(),
+    }
 }
 
 /// Removes the diagnostics of runs no longer registered once they are older than the TTL.

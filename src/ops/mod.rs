@@ -29,7 +29,9 @@ pub fn stage(
     progress: &crate::progress::Progress,
     op: impl FnOnce(&mut crate::state::RunState, &crate::registry::Registry, &xshell::Shell) -> Outcome,
 ) -> crate::Result<i32> {
-    let mut state = io.read()?;
+    // Checked before the registry is opened (which creates $CCCI_STATE_DIR): bad input changes
+    // nothing.
+    let mut state = io.read_own()?;
     // Teardown may run again (it is idempotent); no other stage may act on a run that is gone, and
     // none may record on it: that would bring a forgotten run back into the registry.
     if holder != teardown::HOLDER

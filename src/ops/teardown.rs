@@ -157,21 +157,12 @@ pub fn leftovers(sh: &Shell, state: &RunState) -> Result<Vec<String>> {
     Ok(left)
 }
 
-/// Removes the run's files and its registry entry. The workspace is removed only where the
-/// registry says it is: a run-state naming another directory is never followed.
+/// Removes the run's files and its registry entry. Every caller acts on a state checked against
+/// this installation first (`RunState::check_installation`): the workspace is the registry's,
+/// the env file inside it.
 fn forget(state: &RunState, registry: &Registry) -> Result<()> {
     let expected = registry.workspace(&state.run_id);
-    if state.workspace != expected {
-        return Err(Error::bad_input(format!(
-            "the run-state names workspace {} but run {} lives at {}; not removing either",
-            state.workspace.display(),
-            state.run_id,
-            expected.display()
-        )));
-    }
-    if let Some(env) = &state.env_file
-        && env.starts_with(&expected)
-    {
+    if let Some(env) = &state.env_file {
         remove_if_present(env)?;
     }
     match fs_err::remove_dir_all(&expected) {

@@ -77,8 +77,6 @@ fn main() {
         let tier = tier.ok_or_else(|| Error::bad_input(format!("missing OP (see {BIN} --help)")))?;
         let io = cli::preflight(state_file)?;
         let setup = assert::prepare(&tier)?;
-        ccci::ops::stage(&io, assert::HOLDER, progress, |state, registry, sh| {
-            assert::run(&setup, state, registry, sh, progress)
-        })
+        ccci::ops::stage(&io, assert::HOLDER, progress, |state, _registry, sh| assert::run(&setup, state, sh, progress))
     })
 }

@@ -83,6 +83,8 @@ fn by_id(id: &RunId, registry: &Registry, sh: &xshell::Shell, progress: &ccci::p
         return Ok(0);
     };
     let mut state = entry.run;
+    // An entry is input like a state file: it must belong to this installation.
+    state.check_installation(&ccci::naming::domain_suffix_from_env()?, registry.root())?;
     // The state is not printed in this mode: there is no pipe to pass it on to.
     let _alive = registry.heartbeat(id, teardown::HOLDER);
     let outcome = teardown::run(&mut state, registry, sh, progress, None);
