@@ -106,6 +106,12 @@ fn refuse(test: &str, setup: impl FnOnce(&Sandbox) -> Case<'static>) {
 // Malformed run-states, for ccci-assert and ccci-teardown
 // ---------------------------------------------------------------------------------------------
 
+/// Another installation's domain suffix. Without this process's full marker in it, so that the
+/// object the tests create under it does not count as one other tests of this process created.
+fn other_suffix() -> String {
+    format!("o{}.localhost", &marker()[..6])
+}
+
 fn run_id() -> String {
     format!("badi-{}", &marker()[..6])
 }
@@ -192,6 +198,54 @@ const VARIANTS: &[Variant] = &[
         &["`workspace`", "relative/work"],
     ),
     ("negative_deploys", |sb| mutated(sb, |v| v["deploys"] = (-1).into()), &["`deploys`", "-1"]),
+    // States that are well-formed but belong to another installation, or point elsewhere.
+    (
+        "domain_of_another_suffix",
+        |sb| {
+            mutated(sb, |v| {
+                let domain = format!("{}.{}", run_id(), other_suffix());
+                v["stack"] = domain.replace('.', "_").into();
+                v["domain"] = domain.into();
+            })
+        },
+        &["field `domain`", "CCCI_DOMAIN_SUFFIX", "another installation"],
+    ),
+    (
+        "domain_with_an_extra_label",
+        |sb| {
+            mutated(sb, |v| {
+                let domain = format!("{}.evil.{}", run_id(), common::domain_suffix());
+                v["stack"] = domain.replace('.', "_").into();
+                v["domain"] = domain.into();
+            })
+        },
+        &["field `domain`", ".evil."],
+    ),
+    (
+        "workspace_elsewhere",
+        |sb| mutated(sb, |v| v["workspace"] = sb.root.join("victim").to_str().unwrap().into()),
+        &["field `workspace`", "victim", "lives at"],
+    ),
+    (
+        "workspace_of_another_run",
+        |sb| mutated(sb, |v| v["workspace"] = sb.state_dir().join("work/othr-000000").to_str().unwrap().into()),
+        &["field `workspace`", "othr-000000"],
+    ),
+    (
+        "env_file_outside_the_workspace",
+        |sb| mutated(sb, |v| v["env_file"] = sb.root.join("victim/app.env").to_str().unwrap().into()),
+        &["field `env_file`", "victim/app.env", "not inside"],
+    ),
+    (
+        "env_file_escaping_the_workspace_with_dot_dot",
+        |sb| {
+            mutated(sb, |v| {
+                let ws = sb.state_dir().join("work").join(run_id());
+                v["env_file"] = format!("{}/../../../victim/app.env", ws.display()).into();
+            })
+        },
+        &["field `env_file`", "not inside"],
+    ),
 ];
 
 fn variant(name: &str) -> &'static Variant {
@@ -253,6 +307,12 @@ state_cases!(
     commit_with_shell_chars,
     relative_workspace,
     negative_deploys,
+    domain_of_another_suffix,
+    domain_with_an_extra_label,
+    workspace_elsewhere,
+    workspace_of_another_run,
+    env_file_outside_the_workspace,
+    env_file_escaping_the_workspace_with_dot_dot,
 );
 
 /// The control: the unmutated state is accepted, so each variant fails for its one change.
@@ -263,13 +323,18 @@ fn valid_state_is_accepted() {
     let state = text(&valid_state(&sb));
     let ran = Run::new("ccci-assert", &["install"], &cwd, &home)
         .env("CCCI_STATE_DIR", sb.state_dir())
+        .env("CCCI_DOMAIN_SUFFIX", common::domain_suffix())
         .stdin(state.clone())
         .run(LIMIT);
     assert_eq!(ran.code, Some(0), "ccci-assert on a valid state: {}", ran.stderr);
     let out: Value = serde_json::from_str(&ran.stdout).expect("ccci-assert prints the state");
     assert_eq!(out["ops"][0]["result"], "skip", "no deploy recorded: install is skipped");
 
-    let ran = Run::new("ccci-teardown", &[], &cwd, &home).env("CCCI_STATE_DIR", sb.state_dir()).stdin(state).run(LIMIT);
+    let ran = Run::new("ccci-teardown", &[], &cwd, &home)
+        .env("CCCI_STATE_DIR", sb.state_dir())
+        .env("CCCI_DOMAIN_SUFFIX", common::domain_suffix())
+        .stdin(state)
+        .run(LIMIT);
     assert_eq!(ran.code, Some(0), "ccci-teardown on a valid state: {}", ran.stderr);
     assert_eq!(sb.entries("runs"), Vec::<String>::new(), "teardown leaves no registry entry");
 }
@@ -786,6 +851,7 @@ fn assert_after_a_kept_teardown_is_not_refused() {
     let (home, cwd) = (sb.dir("home"), sb.dir("cwd"));
     let ran = Run::new("ccci-assert", &["custom"], &cwd, &home)
         .env("CCCI_STATE_DIR", sb.state_dir())
+        .env("CCCI_DOMAIN_SUFFIX", common::domain_suffix())
         .env("CCCI_SKIP_GENERIC", "1")
         .env("CCCI_OVERLAYS_DIR", sb.dir("overlays"))
         .stdin(torn_down_state(&sb, "skip"))
@@ -793,4 +859,138 @@ fn assert_after_a_kept_teardown_is_not_refused() {
     assert_eq!(ran.code, Some(0), "{}", ran.stderr);
     let out: Value = serde_json::from_str(&ran.stdout).expect("ccci-assert prints the state");
     assert_eq!(out["ops"][3]["op"], "custom", "{out}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// States pointing outside this installation, with something there to lose
+// ---------------------------------------------------------------------------------------------
+
+fn git(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .args(["-c", "user.name=ccci test", "-c", "user.email=test@ccci.invalid", "-c", "init.defaultBranch=main"])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("git");
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A state that ccci-upgrade would act on (deployed, an upgrade planned), whose workspace is
+/// `victim`: a directory of someone else's, holding a git tree with an untracked file that
+/// `git checkout --force` and `git clean -ffdx` would destroy.
+#[test]
+fn upgrade_refuses_a_workspace_outside_the_installation_and_leaves_it_untouched() {
+    let survivor = std::cell::RefCell::new(None);
+    refuse("upgrade-victim", |sb| {
+        let victim = sb.dir("victim");
+        let tree = victim.join("recipe");
+        std::fs::create_dir_all(&tree).unwrap();
+        git(&tree, &["init", "--quiet"]);
+        std::fs::write(tree.join("compose.yml"), "services: {}\n").unwrap();
+        git(&tree, &["add", "."]);
+        git(&tree, &["commit", "--quiet", "-m", "one"]);
+        let commit = git(&tree, &["rev-parse", "HEAD"]);
+        std::fs::write(tree.join("precious"), "must survive\n").unwrap();
+        std::fs::write(tree.join("compose.yml"), "services: {changed: {}}\n").unwrap();
+        *survivor.borrow_mut() = Some(tree.clone());
+        let state = mutated(sb, |v| {
+            v["workspace"] = victim.to_str().unwrap().into();
+            v["source"]["commit"] = commit.clone().into();
+            v["source"]["nar_hash"] = "sha256:00".into();
+            v["deploys"] = 1.into();
+            v["upgrade"] = json!({"base": {"tag": "1.0.0+1", "commit": commit, "annotated": true}, "reason": "test"});
+            v["ops"] = json!([{"op": "deploy", "result": "pass", "started_at": "2026-01-01T00:00:00Z",
+                               "duration_ms": 1, "detail": "deployed"}]);
+        });
+        Case::new("ccci-upgrade", &[]).stdin(state).says("field `workspace`").says("victim")
+    });
+    // refuse() already compared the sandbox before and after; say what mattered in words too.
+    let _ = survivor;
+}
+
+/// A swarm object that belongs to another installation's run (a ccci-named stack under another
+/// domain suffix), removed when the test ends however it ends.
+struct ForeignObject {
+    name: String,
+}
+
+impl ForeignObject {
+    fn create(stack: &str) -> ForeignObject {
+        let name = format!("{stack}_victim");
+        let mut child = std::process::Command::new("docker")
+            .args(["config", "create", "--label", &format!("com.docker.stack.namespace={stack}"), &name, "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("docker config create");
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(b"another installation's\n").unwrap();
+        assert!(child.wait().unwrap().success(), "creating config {name}");
+        ForeignObject { name }
+    }
+
+    fn exists(&self) -> bool {
+        std::process::Command::new("docker")
+            .args(["config", "inspect", &self.name])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap()
+            .success()
+    }
+}
+
+impl Drop for ForeignObject {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("docker")
+            .args(["config", "rm", &self.name])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
+
+#[test]
+fn teardown_refuses_a_stack_of_another_domain_suffix_and_leaves_its_objects() {
+    let domain = format!("{}.{}", run_id(), other_suffix());
+    let stack = domain.replace('.', "_");
+    let foreign = ForeignObject::create(&stack);
+    refuse("teardown-foreign-stack", |sb| {
+        let state = mutated(sb, |v| {
+            v["domain"] = domain.clone().into();
+            v["stack"] = stack.clone().into();
+        });
+        Case::new("ccci-teardown", &[]).stdin(state).says("field `domain`").says(&domain)
+    });
+    assert!(foreign.exists(), "ccci-teardown removed {} of another installation", foreign.name);
+}
+
+#[test]
+fn teardown_by_run_id_refuses_a_registry_entry_of_another_installation() {
+    let domain = format!("{}.{}", run_id(), other_suffix());
+    let stack = domain.replace('.', "_");
+    let foreign = ForeignObject::create(&stack);
+    let sb = Sandbox::new("teardown-run-foreign");
+    let (home, cwd) = (sb.dir("home"), sb.dir("cwd"));
+    let runs = sb.state_dir().join("runs");
+    std::fs::create_dir_all(&runs).unwrap();
+    let state = serde_json::from_slice::<Value>(&mutated(&sb, |v| {
+        v["domain"] = domain.clone().into();
+        v["stack"] = stack.clone().into();
+    }))
+    .unwrap();
+    let entry = json!({"schema": "ccci.registry/v1",
+                       "lease": {"expires_at": 0, "renewed_at": 0, "holder": "test"}, "run": state});
+    let path = runs.join(format!("{}.json", run_id()));
+    std::fs::write(&path, text(&entry)).unwrap();
+    let ran = Run::new("ccci-teardown", &["--run", &run_id()], &cwd, &home)
+        .env("CCCI_STATE_DIR", sb.state_dir())
+        .env("CCCI_DOMAIN_SUFFIX", common::domain_suffix())
+        .run(LIMIT);
+    assert_eq!(ran.code, Some(2), "{}", ran.stderr);
+    assert_eq!(ran.stderr.lines().count(), 1, "{}", ran.stderr);
+    assert!(ran.stderr.contains("field `domain`"), "{}", ran.stderr);
+    assert!(foreign.exists(), "ccci-teardown --run removed {} of another installation", foreign.name);
+    assert!(path.exists(), "the entry is left for a person to look at");
 }
