@@ -421,6 +421,7 @@ fn abra_gets_its_dir_and_no_secret_of_the_caller() {
     // Teardown cleans the registry entry and the workspace of the failed run.
     let td = Run::new("ccci-teardown", &["--state", state_file.to_str().unwrap()], &cwd, &home)
         .env("CCCI_STATE_DIR", sb.state_dir())
+        .env("CCCI_DOMAIN_SUFFIX", common::domain_suffix())
         .env("CCCI_ABRA", &fake)
         .env("GITEA_TOKEN", PLANTED)
         .run(LIMIT);
