@@ -22,7 +22,9 @@ Reaps, with the same teardown as ccci-teardown:
     that have no registry entry, once their newest object is older than CCCI_ORPHAN_GRACE.
   - diagnostics ($CCCI_STATE_DIR/artifacts/<run>/) of runs no longer registered, once older than
     CCCI_ARTIFACTS_TTL (default 7 days).
-Never anything outside that naming. Runs are reaped in parallel (CCCI_JANITOR_PARALLEL); two
+A registry entry that is unreadable, corrupt or of another installation (another domain
+suffix, a workspace elsewhere) is one audit line (\"action\":\"skip\",\"result\":\"error\") and
+left alone; the pass goes on with the others. Never anything outside that naming. Runs are reaped in parallel (CCCI_JANITOR_PARALLEL); two
 janitors at once are safe.
 
 Prints one JSON line per action on stdout (the audit trail):
