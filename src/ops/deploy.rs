@@ -18,7 +18,7 @@ use crate::trust::Allowlist;
 
 pub const HOLDER: &str = "ccci-deploy";
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Request {
     pub driver: DriverKind,
     /// A path or git URL, as given (it may carry credentials: see [`RecipeSource`]).
@@ -27,6 +27,19 @@ pub struct Request {
     pub recipe: Option<RecipeName>,
     /// Deploy the last release before the head first, so the upgrade tier can move it to the head.
     pub upgrade: bool,
+}
+
+/// Shows the source with everything up to its last `@` hidden: it may carry credentials.
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Request")
+            .field("driver", &self.driver)
+            .field("source", &crate::source::redact(&self.source))
+            .field("git_ref", &self.git_ref)
+            .field("recipe", &self.recipe)
+            .field("upgrade", &self.upgrade)
+            .finish()
+    }
 }
 
 /// Everything checked before the run exists. Errors here are bad input or a broken environment,
@@ -258,5 +271,23 @@ pub fn check_names(compose: &Compose, state: &RunState) -> Result<()> {
         Ok(())
     } else {
         Err(Error::failed(format!("refusing to deploy: {}", problems.join("; "))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_shows_no_credentials_when_debug_printed() {
+        let req = Request {
+            driver: DriverKind::Stack,
+            source: "https://ci:T0KEN@git.example/o/n.git".into(),
+            git_ref: "main".into(),
+            recipe: None,
+            upgrade: true,
+        };
+        let shown = format!("{req:?}");
+        assert!(!shown.contains("T0KEN") && shown.contains("https://***@git.example/o/n.git"), "{shown}");
     }
 }
