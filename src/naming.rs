@@ -198,7 +198,10 @@ pub fn domain_suffix_from_env() -> Result<Domain> {
     crate::config::domain_suffix()
 }
 
-/// One swarm object name the recipe will produce, checked against Docker's limits.
+/// One swarm object name the recipe will produce, checked against Docker's limits: the length
+/// (services 63, others 64), and for secrets and configs swarm's character rule (only
+/// `[a-zA-Z0-9-_.]`, first and last a letter or digit), which an unset version variable
+/// (`${STACK_NAME}_pg_backup_${PG_BACKUP_VERSION}`) breaks.
 pub fn check_object_name(kind: &str, name: &str) -> Result<()> {
     let max = if kind == "service" { MAX_SERVICE_NAME_LEN } else { MAX_OBJECT_NAME_LEN };
     if name.len() > max {
@@ -207,12 +210,38 @@ pub fn check_object_name(kind: &str, name: &str) -> Result<()> {
             name.len()
         )));
     }
+    if kind == "secret" || kind == "config" {
+        let bad = name.chars().find(|c| !(c.is_ascii_alphanumeric() || "-_.".contains(*c)));
+        let ends = [name.chars().next(), name.chars().next_back()];
+        if let Some(c) = bad {
+            return Err(Error::failed(format!(
+                "{kind} name {name:?} contains {c:?}; Docker allows only [a-zA-Z0-9-_.]"
+            )));
+        }
+        if ends.iter().any(|c| !c.is_some_and(|c| c.is_ascii_alphanumeric())) {
+            return Err(Error::failed(format!(
+                "{kind} name {name:?} must start and end with a letter or digit (Docker refuses it)"
+            )));
+        }
+    }
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secret_and_config_names_follow_swarms_character_rule() {
+        check_object_name("config", "hell-3fa9c2_ccci_localhost_pg_backup_v1").unwrap();
+        check_object_name("secret", "a.b-c_d9").unwrap();
+        for bad in ["hell-3fa9c2_ccci_localhost_pg_backup_", "_x", "x y", "x/y", "x$y", ""] {
+            let e = check_object_name("config", bad).unwrap_err();
+            assert_eq!(e.kind().exit_code(), 1, "{bad}: the recipe's fault");
+            assert!(e.message().contains("config name"), "{}", e.message());
+        }
+        assert!(check_object_name("config", "x_").unwrap_err().message().contains("must start and end"));
+    }
 
     #[test]
     fn recipe_names() {

@@ -270,7 +270,13 @@ pub fn check_names(compose: &Compose, state: &RunState) -> Result<()> {
     if problems.is_empty() {
         Ok(())
     } else {
-        Err(Error::failed(format!("refusing to deploy: {}", problems.join("; "))))
+        // An unset variable is the usual cause of a malformed name: say which.
+        let unset = if compose.unset.is_empty() {
+            String::new()
+        } else {
+            format!(" (variables with no value: {})", compose.unset.join(", "))
+        };
+        Err(Error::failed(format!("refusing to deploy: {}{unset}", problems.join("; "))))
     }
 }
 

@@ -229,6 +229,22 @@ fn overlong_config_name_is_refused_before_deploying() {
     assert_eq!(s["deploys"], 0, "nothing was deployed");
 }
 
+#[test]
+fn a_config_name_broken_by_an_unset_variable_is_refused_before_deploying() {
+    let (s, deploy, _) = pipe("stack-unsetver", "stack", "unset-version");
+    assert_eq!(deploy, 1);
+    let d = op(&s, "deploy");
+    assert_eq!(d["result"], "fail");
+    let detail = d["detail"].as_str().unwrap();
+    let stack = s["stack"].as_str().unwrap();
+    assert!(
+        detail.contains(&format!("config name \"{stack}_index_\" must start and end with a letter or digit")),
+        "{detail}"
+    );
+    assert!(detail.contains("variables with no value: INDEX_VERSION"), "{detail}");
+    assert_eq!(s["deploys"], 0, "nothing was deployed");
+}
+
 fn assertion<'a>(op: &'a Value, name: &str) -> &'a Value {
     op["assertions"]
         .as_array()
