@@ -10,6 +10,7 @@
 #   path                   packages (or directories) whose bin/ goes on the units' PATH
 #   stateDir               under /var/lib (systemd's StateDirectory= manages it)
 #   domainSuffix, abraServer, allowlistFile, leaseTtl, overlaysDir, proxyUrl, keepOnFailure
+#   externalNetworks       list of network names (default [ "proxy" ] when absent)
 #   extraEnvironment       more non-secret variables for every ccci process
 #   environmentFile        path or null: KEY=VALUE secrets, read by systemd, never in the store
 #   user, group
@@ -81,6 +82,7 @@ rec {
       CCCI_OVERLAYS_DIR = s.overlaysDir;
       CCCI_PROXY_URL = s.proxyUrl;
       CCCI_KEEP_ON_FAILURE = if s.keepOnFailure then "1" else null;
+      CCCI_EXTERNAL_NETWORKS = concatStringsSep "," (s.externalNetworks or [ "proxy" ]);
     }
     // s.extraEnvironment;
 

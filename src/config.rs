@@ -38,6 +38,8 @@ pub enum Accepts {
     DomainSuffix,
     /// An abra server name.
     ServerName,
+    /// Docker network names separated by commas or spaces, never `host`.
+    NetworkNames,
 }
 
 /// One setting: the row of `docs/operating.md` it is documented by.
@@ -157,6 +159,12 @@ pub const ALLOWLIST: Setting = Setting {
     accepts: Accepts::File,
     meaning: "recipe repositories whose own `tests/` and `tests/install_steps.sh` may run: one repository identity per line (`host/owner/name`, a `https://`/`ssh://` URL or a local repository's absolute path; `#` comments). A bare recipe name is refused, naming the line. See [enrolling-a-recipe.md](enrolling-a-recipe.md#3-approve-the-recipes-own-checks-the-allowlist).",
 };
+pub const EXTERNAL_NETWORKS: Setting = Setting {
+    name: "CCCI_EXTERNAL_NETWORKS",
+    default: "`proxy`",
+    accepts: Accepts::NetworkNames,
+    meaning: "the external networks a recipe outside the allowlist may join; joining any other is host access, refused unless the recipe is approved. See [decisions.md](decisions.md#the-host-access-boundary).",
+};
 pub const CHECK_TIMEOUT: Setting = Setting {
     name: "CCCI_CHECK_TIMEOUT",
     default: "`120` (2 minutes)",
@@ -203,6 +211,7 @@ pub const SETTINGS: &[Setting] = &[
     ABRA_SERVER,
     OVERLAYS_DIR,
     ALLOWLIST,
+    EXTERNAL_NETWORKS,
     CHECK_TIMEOUT,
     SETTLE_WINDOW,
     SKIP_GENERIC,
@@ -247,6 +256,7 @@ impl Accepts {
                 "a lowercase domain name short enough that `<run id>_<suffix>` stays within 45 characters".into()
             }
             Accepts::ServerName => "letters, digits, `.`, `_` and `-`, not starting with `.` or `-`".into(),
+            Accepts::NetworkNames => "Docker network names separated by commas or spaces, never `host`".into(),
         }
     }
 }
@@ -300,6 +310,7 @@ impl Setting {
             Accepts::Url => self.url_value(&v).map(drop),
             Accepts::DomainSuffix => self.domain_value(&v).map(drop),
             Accepts::ServerName => self.server_value(&v).map(drop),
+            Accepts::NetworkNames => self.network_names_value(&v).map(drop),
         }
     }
 
@@ -389,6 +400,25 @@ impl Setting {
         let longest = crate::naming::RunId::parse("xxxx-000000").expect("a valid run id");
         crate::naming::Domain::for_run(&longest, &d).map_err(|e| self.refuse(v, e.message()))?;
         Ok(d)
+    }
+
+    fn network_names_value(&self, v: &str) -> Result<Vec<String>> {
+        let names: Vec<String> =
+            v.split(|c: char| c == ',' || c.is_whitespace()).filter(|n| !n.is_empty()).map(String::from).collect();
+        for n in &names {
+            let valid = n.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+                && n.as_bytes()[0].is_ascii_alphanumeric();
+            if !valid {
+                return Err(self.refuse(v, &format!("{n:?} is not a network name")));
+            }
+            if n == "host" {
+                return Err(self.refuse(v, "joining `host` is host access, which needs the recipe in the allowlist"));
+            }
+        }
+        if names.is_empty() {
+            return Err(self.refuse(v, "no network name"));
+        }
+        Ok(names)
     }
 
     fn server_value(&self, v: &str) -> Result<String> {
@@ -527,6 +557,16 @@ pub fn allowlist_file() -> Result<Option<PathBuf>> {
 
 /// `CCCI_SKIP_GENERIC` and the op's `CCCI_SKIP_GENERIC_<OP>`: which of them asked to skip the
 /// generic checks of `op`, as `NAME=value`.
+/// `CCCI_EXTERNAL_NETWORKS`: the external networks a recipe outside the allowlist may join
+/// (default `["proxy"]`, the network Co-op Cloud's traefik serves apps on). `host` is never
+/// among them.
+pub fn external_networks() -> Result<Vec<String>> {
+    match EXTERNAL_NETWORKS.raw(&from_env)? {
+        Some(v) => EXTERNAL_NETWORKS.network_names_value(&v),
+        None => Ok(vec!["proxy".to_string()]),
+    }
+}
+
 pub fn skip_generic(op: &str) -> Result<Option<String>> {
     let per_op = SETTINGS.iter().find(|s| s.name.strip_prefix("CCCI_SKIP_GENERIC_") == Some(&op.to_ascii_uppercase()));
     let mut asked = None;
@@ -586,6 +626,9 @@ mod tests {
             .into(),
             Accepts::DomainSuffix => vec!["CI_Zone!.example".into(), format!("{}.example", "a".repeat(40))],
             Accepts::ServerName => vec!["../evil".into(), "-x".into(), "a b".into()],
+            Accepts::NetworkNames => {
+                ["host", "proxy,host", "proxy host", "-x", "a/b", "$(id)", " , "].map(String::from).into()
+            }
         };
         v.push("\u{0}".into());
         v
@@ -641,6 +684,7 @@ mod tests {
                 Accepts::Url => vec!["http://127.0.0.1:80".into(), "https://proxy.example/".into()],
                 Accepts::DomainSuffix => vec!["ci.example.org".into(), "ccci.localhost".into()],
                 Accepts::ServerName => vec!["default".into(), "ci.example.org".into()],
+                Accepts::NetworkNames => vec!["proxy".into(), "proxy,monitoring backup_net".into()],
             }
         };
         for s in SETTINGS {
@@ -648,6 +692,16 @@ mod tests {
                 check_all_in(&only(s.name, &v)).unwrap_or_else(|e| panic!("{}={v:?} refused: {e}", s.name));
             }
         }
+    }
+
+    #[test]
+    fn external_networks_split_on_commas_and_spaces_and_never_include_host() {
+        assert_eq!(
+            EXTERNAL_NETWORKS.network_names_value("proxy,monitoring  backup_net").unwrap(),
+            vec!["proxy", "monitoring", "backup_net"]
+        );
+        let e = EXTERNAL_NETWORKS.network_names_value("proxy,host").unwrap_err();
+        assert!(e.to_string().contains("joining `host` is host access"), "{e}");
     }
 
     #[test]

@@ -71,6 +71,96 @@ pub fn stack_deploy(
     Ok(out.stderr)
 }
 
+/// How long `docker stack config` may take: it only reads files, so a hang means a compose file
+/// reads from something that never ends.
+const STACK_CONFIG_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Fails with an environment error unless the docker client has `docker stack config` (Docker
+/// CLI 23 or later), which ccci needs to read compose files the way Docker does.
+pub fn check_stack_config(sh: &Shell) -> Result<()> {
+    let probe = docker(sh).args(["stack", "config", "--compose-file", "-"]).stdin("version: \"3.8\"\nservices: {}\n");
+    capture(probe, "docker stack config", Kind::Environment).map(|_| ()).map_err(|e| {
+        Error::env(format!(
+            "the docker client cannot print a compose file as it would deploy it (`docker stack config`, Docker CLI 23 or later): {}",
+            e.message()
+        ))
+    })
+}
+
+/// `docker stack config` of `files` (relative to `dir`), with exactly the environment
+/// `docker stack deploy` gets ([`passthrough_env`] plus `env`): the compose Docker would deploy,
+/// merged, interpolated and normalised (long volume syntax, absolute paths), as YAML text.
+///
+/// Errors: a compose Docker refuses is the recipe's failure (`OpFailed`), quoting Docker. Docker
+/// reads `env_file`s while loading, and its message may quote such a file: when the message names
+/// a path outside `checkout`, it is withheld and only the path is given. Killed after 60 s.
+pub fn stack_config(dir: &Path, files: &[String], env: &[(String, String)], checkout: &Path) -> Result<String> {
+    use std::io::Read;
+    let mut cmd = std::process::Command::new("docker");
+    cmd.current_dir(dir).env_clear().envs(passthrough_env()).envs(env.iter().map(|(k, v)| (k, v)));
+    cmd.args(["stack", "config"]);
+    for f in files {
+        cmd.arg("--compose-file").arg(f);
+    }
+    cmd.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().map_err(|e| Error::env(format!("running docker stack config: {e}")))?;
+    let (mut out, mut err) = (child.stdout.take().expect("piped"), child.stderr.take().expect("piped"));
+    let out_t = std::thread::spawn(move || {
+        let mut b = vec![];
+        let _ = out.read_to_end(&mut b);
+        b
+    });
+    let err_t = std::thread::spawn(move || {
+        let mut b = vec![];
+        let _ = err.read_to_end(&mut b);
+        b
+    });
+    let start = std::time::Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(st)) => break st,
+            Ok(None) if start.elapsed() > STACK_CONFIG_TIMEOUT => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(Error::failed(format!(
+                    "docker stack config did not finish within {} s: does a compose file read from a device or a pipe?",
+                    STACK_CONFIG_TIMEOUT.as_secs()
+                )));
+            }
+            Ok(None) => std::thread::sleep(std::time::Duration::from_millis(20)),
+            Err(e) => return Err(Error::env(format!("waiting for docker stack config: {e}"))),
+        }
+    };
+    let stdout = String::from_utf8_lossy(&out_t.join().unwrap_or_default()).into_owned();
+    let stderr = String::from_utf8_lossy(&err_t.join().unwrap_or_default()).into_owned();
+    if status.success() {
+        return Ok(stdout);
+    }
+    let said = crate::process::tail(&stderr, 6);
+    Err(Error::failed(match foreign_path(&said, checkout) {
+        Some(path) => format!(
+            "docker stack config could not load the compose files: reading {path}, outside the recipe checkout, failed (Docker's message is withheld: it may quote that file)"
+        ),
+        None => format!("docker stack config could not load the compose files: {said}"),
+    }))
+}
+
+/// The first absolute path named in `message` that does not resolve inside `checkout`.
+fn foreign_path(message: &str, checkout: &Path) -> Option<String> {
+    let roots: Vec<std::path::PathBuf> =
+        [checkout.canonicalize().ok(), Some(checkout.to_path_buf())].into_iter().flatten().collect();
+    message
+        .split(|c: char| c.is_whitespace() || matches!(c, '(' | ')' | '"' | '\'' | ','))
+        .map(|w| w.trim_end_matches([':', '.', ';']))
+        .filter(|w| w.starts_with('/'))
+        .find(|w| {
+            let p = Path::new(w);
+            let real = p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
+            !roots.iter().any(|r| real.starts_with(r) && !w.contains("/../"))
+        })
+        .map(String::from)
+}
+
 /// A swarm service of the stack, as inspected.
 #[derive(Debug, Clone)]
 pub struct Service {

@@ -13,6 +13,7 @@ pub mod docker;
 pub mod driver;
 pub mod error;
 pub mod git;
+pub mod hostaccess;
 pub mod recipe;
 pub mod registry;
 pub mod report;

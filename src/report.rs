@@ -96,8 +96,11 @@ pub fn text(state: &RunState) -> String {
             state.deploys
         ),
         format!("verdict: {} ({})", upper(verdict(state)), tally(state)),
-        String::new(),
     ];
+    if let Some(h) = host_access(state) {
+        out.push(line(&h, LINE_MAX * 4));
+    }
+    out.push(String::new());
     let names: Vec<(String, Vec<String>)> = rows
         .iter()
         .map(|r| (line(r.name, 40), r.assertions.iter().map(|a| format!("  {}", line(&a.name, 40))).collect()))
@@ -126,6 +129,12 @@ pub fn text(state: &RunState) -> String {
     out.join("\n") + "\n"
 }
 
+/// The host access the run was granted, on one line: `host access granted (why): a; b`.
+fn host_access(state: &RunState) -> Option<String> {
+    let h = state.host_access.as_ref()?;
+    Some(format!("host access granted ({}): {}", h.reason, h.granted.join("; ")))
+}
+
 fn text_line(result: Outcome, name: &str, width: usize, duration: &str, detail: &str) -> String {
     let line = format!("{:<5}  {name:<width$}  {duration:>7}  {}", upper(result), line(detail, LINE_MAX));
     line.trim_end().to_string()
@@ -142,7 +151,10 @@ pub fn junit(state: &RunState) -> String {
         ("commit", state.source.commit.clone().unwrap_or_default()),
         ("driver", state.driver.as_str().to_string()),
         ("deploys", state.deploys.to_string()),
-    ];
+    ]
+    .into_iter()
+    .chain(host_access(state).map(|h| ("host_access", h)))
+    .collect::<Vec<_>>();
     let (mut suites, mut total, mut total_ms) = (vec![], Counts::default(), 0);
     for row in rows(state, violation.as_deref()) {
         let classname = format!("{}.{}", state.recipe, row.name);
@@ -320,6 +332,14 @@ pub fn markdown(state: &RunState) -> String {
             tally(state)
         ),
     ];
+    if let Some(h) = &state.host_access {
+        out.push(String::new());
+        out.push(format!(
+            "**Host access granted** ({}): {}",
+            md_inline(&h.reason),
+            h.granted.iter().map(|g| md_inline(g)).collect::<Vec<_>>().join("; ")
+        ));
+    }
     if v == Outcome::Error {
         out.push(String::new());
         out.push("An error means the harness or the environment broke, not necessarily the recipe.".into());

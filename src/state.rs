@@ -37,6 +37,10 @@ pub struct RunState {
     /// The upgrade tier's plan, decided by the deploy: which release went on first.
     #[serde(default)]
     pub upgrade: Option<UpgradePlan>,
+    /// Host access the recipe's compose files use, granted because the recipe is approved;
+    /// absent when they use none (an unapproved recipe that asks for some is refused).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_access: Option<HostAccess>,
     #[serde(default)]
     pub ops: Vec<OpRecord>,
     pub versions: Versions,
@@ -48,6 +52,17 @@ pub struct UpgradePlan {
     /// head was deployed and the upgrade will be skipped).
     pub base: Option<BaseRelease>,
     /// Why this base, or why no upgrade, in words.
+    pub reason: String,
+}
+
+/// What a recipe's compose files reach on the host (bind mounts, the Docker socket, added
+/// capabilities, the host network, files outside the checkout...), granted by the trust gate.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct HostAccess {
+    /// One line per grant, e.g. `service app mounts the Docker socket /var/run/docker.sock
+    /// (volumes, in the head)`.
+    pub granted: Vec<String>,
+    /// Why it was granted: the approval and the allowlist it came from.
     pub reason: String,
 }
 
@@ -516,6 +531,7 @@ pub(crate) mod tests {
             deploys: 0,
             deployed: None,
             upgrade: None,
+            host_access: None,
             ops: vec![],
             versions: Versions { ccci: "0.1.0".into(), abra: None },
         }

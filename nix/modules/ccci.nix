@@ -39,6 +39,7 @@ let
       overlaysDir
       proxyUrl
       keepOnFailure
+      externalNetworks
       extraEnvironment
       environmentFile
       ;
@@ -143,6 +144,15 @@ in
       default = null;
       example = "http://127.0.0.1:80";
       description = "Reverse proxy through which readiness checks reach the apps (`CCCI_PROXY_URL`).";
+    };
+
+    externalNetworks = mkOption {
+      type = types.listOf types.str;
+      default = [ "proxy" ];
+      description = ''
+        External networks that a recipe outside the allowlist may join (`CCCI_EXTERNAL_NETWORKS`).
+        Joining any other, or `host`, is host access and fails the deploy.
+      '';
     };
 
     keepOnFailure = mkOption {

@@ -8,6 +8,7 @@ use crate::docker;
 use crate::driver::{self, Driver};
 use crate::error::{Error, Result};
 use crate::git;
+use crate::hostaccess;
 use crate::naming::{self, Domain, RecipeName, RunId, StackName};
 use crate::progress::Progress;
 use crate::recipe::{self, Compose};
@@ -78,7 +79,9 @@ pub fn prepare(req: &Request, sh: &Shell, progress: &Progress) -> Result<Prepare
     if req.driver == DriverKind::Abra {
         crate::config::abra_server()?;
     }
+    crate::config::external_networks()?;
     docker::check_swarm(sh)?;
+    docker::check_stack_config(sh)?;
 
     let registry = Registry::at(&state_dir)?;
     let workspace = registry.workspace(&run_id);
@@ -114,6 +117,7 @@ pub fn prepare(req: &Request, sh: &Shell, progress: &Progress) -> Result<Prepare
         deploys: 0,
         deployed: None,
         upgrade: None,
+        host_access: None,
         ops: vec![],
         versions: Versions { ccci: env!("CARGO_PKG_VERSION").into(), abra: abra_version },
     };
@@ -175,6 +179,8 @@ fn deploy(
     // Every name the head will produce is checked now, before anything exists on the swarm.
     let head_compose = read_recipe(&recipe_dir, state)?;
     check_names(&head_compose, state)?;
+    // ccci-upgrade deploys the head later: its host access is judged now, with the base's.
+    let mut host_access = hostaccess::inspect(&recipe_dir, state, "in the head")?;
 
     let base = if upgrade {
         let plan = plan_upgrade(sh, &recipe_dir, &commit)?;
@@ -190,10 +196,19 @@ fn deploy(
             git::checkout_clean(sh, &recipe_dir, &b.commit)?;
             let c = read_recipe(&recipe_dir, state)?;
             check_names(&c, state)?;
+            for line in hostaccess::inspect(&recipe_dir, state, &format!("in release {}", b.tag))? {
+                if !host_access.contains(&line) {
+                    host_access.push(line);
+                }
+            }
             c
         }
         None => head_compose,
     };
+    state.host_access = hostaccess::gate(&host_access, hostaccess::approval(state)?)?;
+    if let Some(granted) = &state.host_access {
+        progress.log(format!("host access granted ({}): {}", granted.reason, granted.granted.join("; ")));
+    }
 
     let env_file = driver.create_app(sh, state, &compose, base.as_ref(), progress)?;
     state.env_file = Some(env_file);

@@ -299,6 +299,7 @@ fn orphan_state(id: &RunId, suffix: &Domain, registry: &Registry) -> Result<RunS
         deploys: 0,
         deployed: None,
         upgrade: None,
+        host_access: None,
         ops: vec![],
         versions: Versions { ccci: env!("CARGO_PKG_VERSION").into(), abra: None },
     })

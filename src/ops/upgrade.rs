@@ -87,6 +87,10 @@ fn upgrade(state: &mut RunState, sh: &Shell, progress: &Progress, assertions: &m
 
     // abra's release deploy moved the tree to the base: put the head back, exactly.
     git::checkout_clean(sh, &dir, &head)?;
+    // The deploy judged the head already; it is judged again before anything is prepared or
+    // redeployed for it.
+    let host_access = crate::hostaccess::inspect(&dir, state, "in the head")?;
+    crate::hostaccess::gate(&host_access, crate::hostaccess::approval(state)?)?;
     // The head's new env keys and secrets, as an operator upgrading by hand would add them.
     let prep = crate::ops::prepare::for_head(driver.as_ref(), sh, state, progress)?;
     if !prep.operator_secrets.is_empty() {

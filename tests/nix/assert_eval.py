@@ -73,7 +73,7 @@ def lib_checks(ev, root, sentinel):
         "CCCI_ABRA_SERVER": "default", "CCCI_ABRA": root + "/abra/bin/abra",
         "CCCI_ALLOWLIST": root + "/allowlist", "CCCI_LEASE_TTL": "10m",
         "CCCI_OVERLAYS_DIR": root + "/pkg/share/ccci/overlays",
-        "CCCI_PROXY_URL": "http://127.0.0.1:80"}
+        "CCCI_PROXY_URL": "http://127.0.0.1:80", "CCCI_EXTERNAL_NETWORKS": "proxy,monitoring"}
     check("lib: CCCI_* environment", env == expected_env, env)
     check("lib: the oneshots get exactly that environment",
           all(svc[n]["environment"] == expected_env for n in ONESHOTS))

@@ -22,6 +22,10 @@ let
     overlaysDir = "${root}/pkg/share/ccci/overlays";
     proxyUrl = "http://127.0.0.1:80";
     keepOnFailure = false;
+    externalNetworks = [
+      "proxy"
+      "monitoring"
+    ];
     extraEnvironment = { };
     environmentFile = "${root}/secrets/ccci.env";
     user = "ccci";

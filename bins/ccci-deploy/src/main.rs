@@ -47,9 +47,15 @@ Options:
   -h, --help             this text
   -V, --version          the version
 
+Before creating anything it reads the compose files of REF and of that release through
+`docker stack config` (Docker CLI 23 or later): unless the recipe is in the allowlist, host
+access (bind mounts, the Docker socket, cap_add, the host network or an external network not in
+CCCI_EXTERNAL_NETWORKS, files outside the checkout, ...) fails the deploy with one line naming
+the service, the key and why. An approved recipe's grants are recorded as host_access.
+
 Environment: CCCI_STATE_DIR, CCCI_DOMAIN_SUFFIX, CCCI_DEPLOY_TIMEOUT, CCCI_LEASE_TTL,
-CCCI_ABRA, CCCI_ABRA_SERVER, CCCI_OVERLAYS_DIR, CCCI_ALLOWLIST, CCCI_CHECK_TIMEOUT (see
-docs/operating.md).
+CCCI_ABRA, CCCI_ABRA_SERVER, CCCI_OVERLAYS_DIR, CCCI_ALLOWLIST, CCCI_EXTERNAL_NETWORKS,
+CCCI_CHECK_TIMEOUT (see docs/operating.md).
 Every CCCI_* setting is checked, with its bounds, before anything is created; a bad one
 exits 2 naming it.
 

@@ -505,6 +505,20 @@ fn domain_suffix_invalid() {
 }
 
 #[test]
+fn external_networks_naming_the_host_network() {
+    refuse("extnet-host", |sb| {
+        deploy(sb, &[]).env("CCCI_EXTERNAL_NETWORKS", "proxy,host").says("CCCI_EXTERNAL_NETWORKS").says("`host`")
+    });
+}
+
+#[test]
+fn external_networks_that_are_not_network_names() {
+    refuse("extnet-bad", |sb| {
+        deploy(sb, &[]).env("CCCI_EXTERNAL_NETWORKS", "proxy $(id)").says("CCCI_EXTERNAL_NETWORKS").says("$(id)")
+    });
+}
+
+#[test]
 fn deploy_unknown_flag() {
     refuse("deploy-flag", |sb| deploy(sb, &["--bogus"]).says("--bogus").says("ccci-deploy --help"));
 }

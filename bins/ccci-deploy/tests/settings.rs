@@ -43,6 +43,7 @@ fn bad_value(s: &Setting) -> &'static str {
         Accepts::Url => "http://user:token@127.0.0.1:80",
         Accepts::DomainSuffix => "CI_Zone!.example",
         Accepts::ServerName => "../evil",
+        Accepts::NetworkNames => "proxy,host",
     }
 }
 

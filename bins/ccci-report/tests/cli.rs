@@ -55,6 +55,7 @@ fn state(ops: Vec<OpRecord>) -> RunState {
         deploys: 1,
         deployed: None,
         upgrade: None,
+        host_access: None,
         ops,
         versions: Versions { ccci: "0.1.0".into(), abra: None },
     }

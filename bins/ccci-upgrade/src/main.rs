@@ -18,7 +18,9 @@ recorded at fetch, redeploys it onto the same stack (abra: `abra app deploy DOMA
 --force`; stack driver: `docker stack deploy` of the head's compose files), waits for
 convergence, and records the evidence that the deployment moved to the head: the abra
 chaos-version label, and per service the image, configs, secrets and labels the head declares,
-with what changed since the base. The redeploy does not count as a deploy.
+with what changed since the base. The redeploy does not count as a deploy. Before it, the head's
+compose files are judged again for host access, as ccci-deploy does: a recipe outside the
+allowlist that asks for it fails the upgrade.
 
 Skipped (exit 0, with the reason in the state) when the deploy or install did not pass or there
 is no release before the head.
@@ -29,7 +31,8 @@ Options:
   -h, --help     this text
   -V, --version  the version
 
-Environment: CCCI_STATE_DIR, CCCI_DEPLOY_TIMEOUT, CCCI_ABRA.
+Environment: CCCI_STATE_DIR, CCCI_DEPLOY_TIMEOUT, CCCI_ABRA, CCCI_ALLOWLIST,
+CCCI_EXTERNAL_NETWORKS.
 Every CCCI_* setting is checked, with its bounds, before anything is created; a bad one
 exits 2 naming it.
 

@@ -1,0 +1,287 @@
+//! End-to-end, on this machine's real swarm: the compose of a recipe outside the allowlist cannot
+//! reach the host. A head (or, separately, a base release) that mounts a host path or the Docker
+//! socket, reads a file outside the checkout, joins the host network or adds a capability is
+//! refused by `ccci-deploy` before anything is created: op `deploy` = `fail`, exit 1, one line
+//! naming the service, the key and why; teardown then finds nothing but the registry entry and
+//! the checkout. An approved recipe may mount the socket, and the run-state records the grant.
+//!
+//! The recipe is the example (`examples/hello/make-repo`), with one more commit that adds the
+//! host access to `compose.yml`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use common::{Ran, Run, Sandbox, domain_suffix, objects_named, repo_root};
+
+const LIMIT: Duration = Duration::from_secs(180);
+const NEEDS: &str = "host access needs the recipe in the allowlist";
+
+fn git(repo: &Path, args: &[&str]) {
+    let out = Command::new("git").arg("-C").arg(repo).args(args).output().unwrap();
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// An edit of the example's `compose.yml`: `(after, insert)` pairs, each inserting `insert`
+/// after the first line equal to `after`, and lines appended at the end.
+struct Edit {
+    inserts: &'static [(&'static str, &'static str)],
+    append: &'static str,
+}
+
+const HOST_ROOT: Edit = Edit { inserts: &[("    volumes:", "      - /:/hostroot:ro")], append: "" };
+const SOCKET: Edit =
+    Edit { inserts: &[("    volumes:", "      - /var/run/docker.sock:/var/run/docker.sock:ro")], append: "" };
+const HOST_FILE: Edit = Edit { inserts: &[("configs:", "  c:\n    file: ../../../../etc/hostname")], append: "" };
+const HOST_NETWORK: Edit = Edit {
+    inserts: &[("  app:", "    networks: [h]")],
+    append: "networks:\n  h:\n    external: true\n    name: host\n",
+};
+const CAP_ADD: Edit = Edit { inserts: &[("  app:", "    cap_add: [SYS_ADMIN]")], append: "" };
+
+fn apply(compose: &str, edit: &Edit) -> String {
+    let mut lines: Vec<String> = compose.lines().map(String::from).collect();
+    for (after, insert) in edit.inserts {
+        let at = lines.iter().position(|l| l == after).unwrap_or_else(|| panic!("no line {after:?} in compose.yml"));
+        lines.insert(at + 1, insert.to_string());
+    }
+    let mut out = lines.join("\n") + "\n";
+    out.push_str(edit.append);
+    out
+}
+
+/// Where the edit goes: the PR's head, or the release deployed first (the head then undoes it).
+#[derive(Clone, Copy, PartialEq)]
+enum Place {
+    Head,
+    Base,
+}
+
+/// One run of the example recipe with an edited compose, in a sandbox.
+struct Pipe {
+    sb: Sandbox,
+    repo: PathBuf,
+    state_file: PathBuf,
+    deny: PathBuf,
+    approve: PathBuf,
+}
+
+impl Pipe {
+    fn new(name: &str, edit: &Edit, into: Place) -> Pipe {
+        let sb = Sandbox::new(name);
+        let repo = sb.root.join("hello");
+        let out = Command::new(repo_root().join("examples/hello/make-repo")).arg(&repo).arg("ok").output().unwrap();
+        assert!(out.status.success(), "make-repo: {}", String::from_utf8_lossy(&out.stderr));
+        let compose = std::fs::read_to_string(repo.join("compose.yml")).unwrap();
+        std::fs::write(repo.join("compose.yml"), apply(&compose, edit)).unwrap();
+        git(&repo, &["commit", "-q", "-am", "host access"]);
+        if into == Place::Base {
+            git(&repo, &["tag", "-a", "-m", "release 1.3.0+1.36", "1.3.0+1.36"]);
+            std::fs::write(repo.join("compose.yml"), compose).unwrap();
+            git(&repo, &["commit", "-q", "-am", "head: without host access"]);
+        }
+        let deny = sb.root.join("allowlist-empty");
+        std::fs::write(&deny, "# nothing approved\n").unwrap();
+        let approve = sb.root.join("allowlist-hello");
+        std::fs::write(&approve, format!("{}\n", repo.display())).unwrap();
+        let state_file = sb.root.join("run.json");
+        Pipe { repo, state_file, deny, approve, sb }
+    }
+
+    fn run(&self, bin: &str, args: &[&str], allowlist: &Path) -> Ran {
+        Run::new(bin, args, &self.sb.dir("cwd"), &self.sb.dir("home"))
+            .env("CCCI_STATE_DIR", self.sb.state_dir())
+            .env("CCCI_DOMAIN_SUFFIX", domain_suffix())
+            .env("CCCI_ALLOWLIST", allowlist)
+            .env("CCCI_DEPLOY_TIMEOUT", "90s")
+            .env("CCCI_SERVING_TIMEOUT", "8s")
+            .env("CCCI_SETTLE_WINDOW", "0")
+            .run(LIMIT)
+    }
+
+    fn deploy(&self, allowlist: &Path, extra: &[&str]) -> Ran {
+        let repo = self.repo.display().to_string();
+        let state = self.state_file.display().to_string();
+        let mut args = vec!["--driver", "stack", "--recipe-name", "hello", "--ref", "main", "--recipe", &repo];
+        args.extend(extra);
+        args.extend(["--state", &state]);
+        self.run("ccci-deploy", &args, allowlist)
+    }
+
+    fn step(&self, bin: &str, args: &[&str]) -> Ran {
+        let state = self.state_file.display().to_string();
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--state", &state]);
+        self.run(bin, &all, &self.deny)
+    }
+
+    fn state(&self) -> Value {
+        serde_json::from_str(&std::fs::read_to_string(&self.state_file).unwrap()).unwrap()
+    }
+
+    /// Teardown, then nothing of the run is left: on the swarm, in the registry, on disk.
+    fn teardown(&self) -> Value {
+        let t = self.step("ccci-teardown", &[]);
+        let s = self.state();
+        assert_eq!(t.code, Some(0), "teardown: {}", t.stderr);
+        assert_eq!(last_op(&s, "teardown")["result"], "pass");
+        assert_eq!(objects_named(s["stack"].as_str().unwrap()), Vec::<String>::new(), "left on the swarm");
+        assert_eq!(self.sb.entries("runs"), Vec::<String>::new(), "registry entry left");
+        assert_eq!(self.sb.entries("work"), Vec::<String>::new(), "workspace left");
+        s
+    }
+}
+
+impl Drop for Pipe {
+    fn drop(&mut self) {
+        // A failing assertion must not leak the deployment.
+        if self.state_file.exists() && !self.sb.entries("runs").is_empty() {
+            let _ = self.step("ccci-teardown", &[]);
+        }
+    }
+}
+
+fn last_op<'a>(state: &'a Value, name: &str) -> &'a Value {
+    state["ops"].as_array().unwrap().iter().rev().find(|o| o["op"] == name).unwrap_or_else(|| panic!("no op {name}"))
+}
+
+/// The recipe (not approved) is refused before anything is created, with `line` as the whole
+/// detail and on stderr, and teardown leaves nothing.
+fn refused(name: &str, edit: &Edit, into: Place, line: impl Fn(&Path) -> String) {
+    let p = Pipe::new(name, edit, into);
+    let d = p.deploy(&p.deny, &[]);
+    assert_eq!(d.code, Some(1), "deploy: {}", d.stderr);
+    let s = p.state();
+    let deploy = last_op(&s, "deploy");
+    assert_eq!(deploy["result"], "fail", "{deploy:#}");
+    let recipe_dir = Path::new(s["workspace"].as_str().unwrap()).join("recipe");
+    let want = line(&recipe_dir);
+    assert_eq!(deploy["detail"], want.as_str());
+    assert!(d.stderr.contains(&want), "stderr names the refusal: {}", d.stderr);
+    assert_eq!(s["deploys"], 0, "nothing was deployed");
+    assert!(s["env_file"].is_null(), "no app was created: {s:#}");
+    assert!(s["host_access"].is_null(), "nothing was granted: {s:#}");
+    assert_eq!(objects_named(s["stack"].as_str().unwrap()), Vec::<String>::new(), "nothing on the swarm");
+    let workspace: Vec<String> = std::fs::read_dir(s["workspace"].as_str().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(workspace, vec!["recipe"], "only the checkout is in the workspace");
+    p.teardown();
+}
+
+fn head(what: &str) -> String {
+    format!("{what}, in the head) — {NEEDS}")
+}
+
+fn base(what: &str) -> String {
+    format!("{what}, in release 1.3.0+1.36) — {NEEDS}")
+}
+
+#[test]
+fn a_head_mounting_the_host_root_is_refused_before_anything_is_created() {
+    refused("head-root", &HOST_ROOT, Place::Head, |_| head("service app mounts the host path / (volumes"));
+}
+
+#[test]
+fn a_base_release_mounting_the_host_root_is_refused_before_anything_is_created() {
+    refused("base-root", &HOST_ROOT, Place::Base, |_| base("service app mounts the host path / (volumes"));
+}
+
+/// `../../../../etc/hostname` from the checkout at `<state>/work/<run>/recipe`.
+fn outside_file(recipe_dir: &Path) -> String {
+    let up4 = recipe_dir.ancestors().nth(4).unwrap().canonicalize().unwrap();
+    up4.join("etc/hostname").display().to_string()
+}
+
+#[test]
+fn a_head_reading_a_config_file_outside_the_checkout_is_refused() {
+    refused("head-file", &HOST_FILE, Place::Head, |dir| {
+        head(&format!("config c reads the file {}, outside the recipe checkout (configs.c.file", outside_file(dir)))
+    });
+}
+
+#[test]
+fn a_base_release_reading_a_config_file_outside_the_checkout_is_refused() {
+    refused("base-file", &HOST_FILE, Place::Base, |dir| {
+        base(&format!("config c reads the file {}, outside the recipe checkout (configs.c.file", outside_file(dir)))
+    });
+}
+
+#[test]
+fn a_head_joining_the_host_network_is_refused() {
+    refused("head-net", &HOST_NETWORK, Place::Head, |_| head("service app joins the host network (networks.h"));
+}
+
+#[test]
+fn a_base_release_joining_the_host_network_is_refused() {
+    refused("base-net", &HOST_NETWORK, Place::Base, |_| base("service app joins the host network (networks.h"));
+}
+
+#[test]
+fn a_head_adding_a_capability_is_refused() {
+    refused("head-cap", &CAP_ADD, Place::Head, |_| head("service app adds the capabilities SYS_ADMIN (cap_add"));
+}
+
+#[test]
+fn a_base_release_adding_a_capability_is_refused() {
+    refused("base-cap", &CAP_ADD, Place::Base, |_| base("service app adds the capabilities SYS_ADMIN (cap_add"));
+}
+
+#[test]
+fn a_head_mounting_the_docker_socket_is_refused() {
+    refused("head-sock", &SOCKET, Place::Head, |_| {
+        head("service app mounts the Docker socket /var/run/docker.sock (volumes")
+    });
+}
+
+#[test]
+fn a_base_release_mounting_the_docker_socket_is_refused() {
+    refused("base-sock", &SOCKET, Place::Base, |_| {
+        base("service app mounts the Docker socket /var/run/docker.sock (volumes")
+    });
+}
+
+#[test]
+fn an_approved_recipe_mounts_the_docker_socket_and_the_grant_is_recorded() {
+    let p = Pipe::new("approved-sock", &SOCKET, Place::Head);
+    let d = p.deploy(&p.approve, &["--no-upgrade"]);
+    assert_eq!(d.code, Some(0), "deploy: {}", d.stderr);
+    let s = p.state();
+    assert_eq!(last_op(&s, "deploy")["result"], "pass");
+    let granted = &s["host_access"];
+    assert_eq!(
+        granted["granted"],
+        serde_json::json!(["service app mounts the Docker socket /var/run/docker.sock (volumes, in the head)"])
+    );
+    let reason = granted["reason"].as_str().unwrap();
+    let identity = s["source"]["identity"].as_str().unwrap();
+    assert_eq!(reason, format!("approved: repository {identity} is in the allowlist ({}:1)", p.approve.display()));
+    // The swarm has the mount the grant names.
+    let service = format!("{}_app", s["stack"].as_str().unwrap());
+    let out = Command::new("docker")
+        .args(["service", "inspect", "--format", "{{json .Spec.TaskTemplate.ContainerSpec.Mounts}}", &service])
+        .output()
+        .unwrap();
+    let mounts = String::from_utf8_lossy(&out.stdout);
+    assert!(mounts.contains(r#""Type":"bind","Source":"/var/run/docker.sock""#), "{mounts}");
+    // Every report shows it.
+    for (format, grant, why) in [
+        ("text", "mounts the Docker socket /var/run/docker.sock", "host access granted (approved: repository"),
+        ("junit", "mounts the Docker socket /var/run/docker.sock", "host access granted (approved: repository"),
+        (
+            "markdown",
+            r"mounts the Docker socket \/var\/run\/docker\.sock",
+            r"**Host access granted** (approved\: repository",
+        ),
+    ] {
+        let r = p.step("ccci-report", &["--format", format]);
+        assert_eq!(r.code, Some(0), "{format}: {}", r.stderr);
+        assert!(r.stdout.contains(grant) && r.stdout.contains(why), "{format}: {}", r.stdout);
+    }
+    p.teardown();
+}
