@@ -812,7 +812,12 @@ secrets:
              (cap_add, in release 1.1.0) — host access needs the recipe in the allowlist"
         );
         assert!(!e.to_string().contains('\n'));
-        let granted = gate(&found, Some("approved: repository git.example.org/coop-cloud/hello is in the allowlist (a:1)".into())).unwrap().unwrap();
+        let granted = gate(
+            &found,
+            Some("approved: repository git.example.org/coop-cloud/hello is in the allowlist (a:1)".into()),
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(granted.granted, found);
         assert_eq!(granted.reason, "approved: repository git.example.org/coop-cloud/hello is in the allowlist (a:1)");
         assert_eq!(gate(&[], None).unwrap(), None);
