@@ -68,13 +68,25 @@ enum Exit {
 /// session with `setsid` is out of reach; its output is read for at most two more seconds).
 pub fn run(program: &Path, env: &[(String, String)], cwd: &Path, timeout: Duration) -> Ran {
     let start = Instant::now();
-    let (exit, output) = match spawn_and_wait(program, env, cwd, timeout) {
+    let (exit, output) = match runnable(program).and_then(|()| spawn_and_wait(program, env, cwd, timeout)) {
         Ok(done) => done,
         Err(e) => (Exit::NotStarted(e.to_string()), Vec::new()),
     };
     let output = crate::process::tail_bytes(&String::from_utf8_lossy(&output), OUTPUT_TAIL_BYTES);
     let (result, detail) = verdict(&exit, &output);
     Ran { result, detail, output, duration_ms: start.elapsed().as_millis() as u64 }
+}
+
+/// An executable must start with `#!` or be an ELF binary. Said before starting it, because the
+/// C library's `execvp` would run anything else with `/bin/sh` instead of refusing it.
+fn runnable(program: &Path) -> std::io::Result<()> {
+    let mut head = [0u8; 4];
+    let n = std::fs::File::open(program)?.read(&mut head)?;
+    if head[..n].starts_with(b"#!") || head[..n] == *b"\x7fELF" {
+        Ok(())
+    } else {
+        Err(std::io::Error::from_raw_os_error(libc::ENOEXEC))
+    }
 }
 
 fn spawn_and_wait(
@@ -92,6 +104,7 @@ fn spawn_and_wait(
         .stdout(writer.try_clone()?)
         .stderr(writer)
         .process_group(0);
+    own_pid_namespace(&mut cmd);
     let spawned = cmd.spawn();
     // The command holds the pipe's write ends: drop them, or the output never ends.
     drop(cmd);
@@ -145,6 +158,141 @@ fn spawn_and_wait(
         }
     };
     Ok((exit, output))
+}
+
+/// Makes `cmd` start in a PID namespace of its own, so that nothing it starts outlives it: when
+/// the namespace's first process ends, the kernel kills every other one in it, including those
+/// that left the process group (`setsid`, double forks). A process group alone cannot do that.
+///
+/// Done in the forked child before exec, with no helper binary, in three processes:
+///
+/// - the *relay* (the child `Command` forked; in ccci's namespace, so the timeout's group kill
+///   reaches it) unshares a PID namespace — with a user namespace when ccci is not root, which
+///   is what makes that allowed (the check's uid and gid stay the same, mapped to themselves) —
+///   and forks
+/// - the *init*, PID 1 of the new namespace, which forks the check and waits for it, then hands
+///   the relay its raw wait status through a pipe and exits, taking the namespace with it;
+/// - the check itself, PID 2, which goes on to exec. Not PID 1: a check's signals to itself work
+///   as anywhere else.
+///
+/// The relay then ends the way the check did (the same exit code, or the same signal), so the
+/// verdict reads it as before. When the namespace cannot be made (no user namespaces allowed:
+/// `sysctl user.max_user_namespaces`, or systemd's `RestrictNamespaces=`), the check does not
+/// start: it is recorded as `error` with the reason, never run without the namespace.
+fn own_pid_namespace(cmd: &mut Command) {
+    // Everything the child needs is prepared here: between fork and exec only async-signal-safe
+    // calls are allowed (no allocation).
+    // SAFETY: geteuid/getegid cannot fail and have no memory effects.
+    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    let user_ns = uid != 0;
+    let uid_map = std::ffi::CString::new(format!("{uid} {uid} 1\n")).expect("no NUL");
+    let gid_map = std::ffi::CString::new(format!("{gid} {gid} 1\n")).expect("no NUL");
+    // SAFETY: the closure runs in the forked child before exec and uses only async-signal-safe
+    // libc calls on memory prepared before the fork.
+    unsafe {
+        cmd.pre_exec(move || {
+            let flags = libc::CLONE_NEWPID | if user_ns { libc::CLONE_NEWUSER } else { 0 };
+            if libc::unshare(flags) != 0 {
+                return Err(std::io::Error::other(format!(
+                    "cannot make its own PID namespace ({})",
+                    std::io::Error::last_os_error()
+                )));
+            }
+            if user_ns {
+                write_proc(c"/proc/self/setgroups", c"deny".as_ptr(), 4)?;
+                write_proc(c"/proc/self/uid_map", uid_map.as_ptr(), uid_map.as_bytes().len())?;
+                write_proc(c"/proc/self/gid_map", gid_map.as_ptr(), gid_map.as_bytes().len())?;
+            }
+            let mut fds = [0i32; 2];
+            if libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let (status_r, status_w) = (fds[0], fds[1]);
+            let init = libc::fork();
+            if init < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if init == 0 {
+                // The init, PID 1.
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                let check = libc::fork();
+                if check < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                if check == 0 {
+                    // The check, PID 2: dies if its init is killed, then execs.
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                    return Ok(());
+                }
+                close_all_but(status_w);
+                let status = wait_for(check);
+                libc::write(status_w, (&raw const status).cast(), std::mem::size_of::<i32>());
+                libc::_exit(0);
+            }
+            // The relay.
+            close_all_but(status_r);
+            let init_status = wait_for(init);
+            let mut status = 0i32;
+            let n = libc::read(status_r, (&raw mut status).cast(), std::mem::size_of::<i32>());
+            let status = if n == std::mem::size_of::<i32>() as isize { status } else { init_status };
+            if libc::WIFSIGNALED(status) {
+                let sig = libc::WTERMSIG(status);
+                libc::signal(sig, libc::SIG_DFL);
+                libc::kill(libc::getpid(), sig);
+            }
+            libc::_exit(if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { 128 });
+        });
+    }
+}
+
+/// Writes `len` bytes at `buf` to the file at `path` (between fork and exec: no allocation).
+unsafe fn write_proc(path: &std::ffi::CStr, buf: *const libc::c_char, len: usize) -> std::io::Result<()> {
+    // SAFETY: the caller passes a valid buffer of `len` bytes; open/write/close are
+    // async-signal-safe.
+    unsafe {
+        let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+        if fd < 0 || libc::write(fd, buf.cast(), len) != len as isize {
+            let e = std::io::Error::last_os_error();
+            if fd >= 0 {
+                libc::close(fd);
+            }
+            return Err(std::io::Error::other(format!("cannot map its user namespace ({e})")));
+        }
+        libc::close(fd);
+    }
+    Ok(())
+}
+
+/// Closes every file descriptor but `keep`: the relay and the init must not hold the output pipe
+/// (or the pipe std uses to report a failed exec) open.
+unsafe fn close_all_but(keep: i32) {
+    // SAFETY: close_range and close are async-signal-safe; closing what is not open is harmless.
+    unsafe {
+        if keep > 0 && libc::syscall(libc::SYS_close_range, 0u32, (keep - 1) as u32, 0u32) != 0 {
+            for fd in 0..keep {
+                libc::close(fd);
+            }
+        }
+        if libc::syscall(libc::SYS_close_range, (keep + 1) as u32, u32::MAX, 0u32) != 0 {
+            for fd in (keep + 1)..4096 {
+                libc::close(fd);
+            }
+        }
+    }
+}
+
+/// The raw wait status of `pid`, retrying on EINTR.
+unsafe fn wait_for(pid: libc::pid_t) -> i32 {
+    let mut status = 0;
+    // SAFETY: waitpid writes only into `status`.
+    unsafe {
+        while libc::waitpid(pid, &mut status, 0) < 0 {
+            if *libc::__errno_location() != libc::EINTR {
+                return libc::W_EXITCODE(127, 0);
+            }
+        }
+    }
+    status
 }
 
 /// Whether the child has exited, without reaping it (`WNOWAIT`): until it is reaped, its pid
@@ -275,14 +423,14 @@ mod tests {
     fn a_hanging_check_is_killed_with_its_process_group() {
         let d = Dir::new("hang");
         let pidfile = d.0.join("child.pid");
-        let body = format!("#!/bin/sh\necho started\nsleep 300 &\necho $! > {}\nwait\n", pidfile.display());
+        let body = format!("#!/bin/sh\necho started\n{} &\nwait\n", sleeper(&pidfile));
         let p = d.script("hang", &body);
         let start = Instant::now();
         let r = run(&p, &env(), &d.0, Duration::from_secs(1));
         assert!(start.elapsed() < Duration::from_secs(5), "took {:?}", start.elapsed());
         assert_eq!(r.result, Outcome::Error);
         assert_eq!(r.detail, "timed out after 1s: killed with its process group: started");
-        let child: i32 = fs_err::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+        let child = pid_in(&pidfile);
         assert!(gone(child), "the check's background sleep {child} survived");
     }
 
@@ -290,14 +438,84 @@ mod tests {
     fn background_processes_die_with_a_check_that_exits() {
         let d = Dir::new("stray");
         let pidfile = d.0.join("child.pid");
-        let body = format!("#!/bin/sh\nsleep 300 &\necho $! > {}\necho done\n", pidfile.display());
+        let body = format!("#!/bin/sh\n{} &\n{}echo done\n", sleeper(&pidfile), await_file(&pidfile));
         let p = d.script("stray", &body);
         let start = Instant::now();
         let r = run(&p, &env(), &d.0, Duration::from_secs(30));
         assert!(start.elapsed() < Duration::from_secs(5), "waited for the stray: {:?}", start.elapsed());
         assert_eq!((r.result, r.detail.as_str()), (Outcome::Pass, "done"));
-        let child: i32 = fs_err::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+        let child = pid_in(&pidfile);
         assert!(gone(child), "the stray sleep {child} survived");
+    }
+
+    /// A shell command that writes its pid as this host sees it (a check's `$!` is a pid in its
+    /// own namespace; `/proc` is the host's) to `pidfile`, then becomes `sleep 300`.
+    fn sleeper(pidfile: &Path) -> String {
+        let script = pidfile.with_extension("sh");
+        fs_err::write(
+            &script,
+            format!("#!/bin/sh\nread -r pid _ < /proc/self/stat\necho $pid > {}\nexec sleep 300\n", pidfile.display()),
+        )
+        .unwrap();
+        fs_err::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        format!("{}", script.display())
+    }
+
+    /// Shell lines that wait until `pidfile` is written.
+    fn await_file(pidfile: &Path) -> String {
+        format!("while [ ! -s {0} ]; do sleep 0.05; done\n", pidfile.display())
+    }
+
+    /// The pid in `pidfile`, waiting for it to be written.
+    fn pid_in(pidfile: &Path) -> i32 {
+        for _ in 0..100 {
+            if let Ok(p) = fs_err::read_to_string(pidfile).unwrap_or_default().trim().parse() {
+                return p;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("{} was never written", pidfile.display());
+    }
+
+    #[test]
+    fn a_daemon_a_check_starts_in_a_new_session_dies_with_the_check() {
+        let d = Dir::new("daemon");
+        let pidfile = d.0.join("daemon.pid");
+        // setsid leaves the check's process group; the daemon's own double fork leaves its
+        // parent: only a PID namespace still holds it.
+        let body = format!(
+            "#!/bin/sh\nsetsid sh -c '{} &' &\n{}echo started a daemon\n",
+            sleeper(&pidfile),
+            await_file(&pidfile)
+        );
+        let p = d.script("daemon", &body);
+        let start = Instant::now();
+        let r = run(&p, &env(), &d.0, Duration::from_secs(30));
+        assert!(start.elapsed() < Duration::from_secs(6), "waited for the daemon: {:?}", start.elapsed());
+        assert_eq!((r.result, r.detail.as_str()), (Outcome::Pass, "started a daemon"));
+        let daemon = pid_in(&pidfile);
+        assert!(gone(daemon), "the check's setsid daemon {daemon} survived it");
+    }
+
+    #[test]
+    fn a_daemon_of_a_check_that_times_out_dies_with_it() {
+        let d = Dir::new("daemon-timeout");
+        let pidfile = d.0.join("daemon.pid");
+        let body = format!("#!/bin/sh\nsetsid sh -c '{} &' &\nsleep 300\n", sleeper(&pidfile));
+        let p = d.script("daemon", &body);
+        let r = run(&p, &env(), &d.0, Duration::from_secs(2));
+        assert_eq!(r.result, Outcome::Error);
+        let daemon = pid_in(&pidfile);
+        assert!(gone(daemon), "the timed-out check's setsid daemon {daemon} survived it");
+    }
+
+    #[test]
+    fn a_check_is_not_pid_1_so_its_signals_to_itself_work() {
+        let d = Dir::new("pid");
+        let r = run_script(&d, "#!/bin/sh\necho $$\n");
+        assert_eq!(r.output.trim(), "2", "the check is PID 2 of its own namespace");
+        let term = run_script(&d, "#!/bin/sh\nkill -TERM $$\nsleep 5\n");
+        assert_eq!((term.result, term.detail.as_str()), (Outcome::Error, "killed by signal 15"));
     }
 
     /// Gone, or a zombie waiting for its (new) parent to reap it.

@@ -81,7 +81,7 @@ pub fn interpolation_env(recipe_dir: &Path, app_env: &EnvFile, state: &RunState)
         })?;
         let exports: String =
             text.lines().filter(|l| l.starts_with("export ") && l.contains('=')).map(|l| format!("{l}\n")).collect();
-        let parsed = EnvFile::parse(&exports, "abra.sh")?;
+        let parsed = EnvFile::parse(&exports, "abra.sh").map_err(Error::recipe_fault)?;
         vars.extend(parsed.vars().map(|(k, v)| (k.to_string(), v.to_string())));
     }
     vars.retain(|(k, _)| k != "STACK_NAME" && k != "DOMAIN");
@@ -94,7 +94,8 @@ pub fn interpolation_env(recipe_dir: &Path, app_env: &EnvFile, state: &RunState)
 /// [`checkout::open_inside`]: a sample that leaves the checkout is refused.
 pub fn env_sample(recipe_dir: &Path) -> Result<EnvFile> {
     match checkout::read_inside(recipe_dir, ".env.sample")? {
-        Some(bytes) => EnvFile::from_bytes(bytes, ".env.sample"),
+        // The PR's author wrote it: bad content is the recipe's failure, not bad input.
+        Some(bytes) => EnvFile::from_bytes(bytes, ".env.sample").map_err(Error::recipe_fault),
         None => EnvFile::parse("", ".env.sample"),
     }
 }
@@ -191,7 +192,8 @@ impl Driver for StackDriver {
 
     fn redeploy(&self, sh: &Shell, state: &RunState, progress: &Progress) -> Result<()> {
         let dir = self.recipe_dir();
-        let app_env = EnvFile::read(&self.env_file())?;
+        // Written from the recipe's sample (and edited by install-steps hooks): its content is theirs.
+        let app_env = EnvFile::read(&self.env_file()).map_err(Error::recipe_fault)?;
         let files = crate::recipe::compose_files(&app_env);
         guard_tool_reads(&dir, &files)?;
         let env = interpolation_env(&dir, &app_env, state)?;

@@ -54,6 +54,16 @@ impl Error {
     pub fn message(&self) -> &str {
         &self.message
     }
+    /// For an error met reading a file the recipe's author controls (`.env.sample`, compose
+    /// files, `abra.sh`): what is wrong with its content (not UTF-8, a NUL byte, bad syntax) is
+    /// the recipe's failure (exit 1), not bad input to ccci; the environment's errors (a disk
+    /// that cannot be read) stay the environment's.
+    pub fn recipe_fault(self) -> Error {
+        match self.kind {
+            Kind::BadInput => Error { kind: Kind::OpFailed, message: self.message },
+            _ => self,
+        }
+    }
     /// Prefixes the message with what was being attempted.
     pub fn context(self, what: impl fmt::Display) -> Error {
         Error { kind: self.kind, message: format!("{what}: {}", self.message) }
@@ -105,6 +115,13 @@ mod tests {
         let e = r.context("reading state").unwrap_err();
         assert_eq!(e.message(), "reading state: bad value");
         assert_eq!(e.kind().exit_code(), 2);
+    }
+
+    #[test]
+    fn a_recipe_file_with_bad_content_is_the_recipes_failure_and_a_broken_disk_stays_the_environments() {
+        assert_eq!(Error::bad_input(".env.sample:2: contains a NUL byte").recipe_fault().kind(), Kind::OpFailed);
+        assert_eq!(Error::env("reading .env.sample: Input/output error").recipe_fault().kind(), Kind::Environment);
+        assert_eq!(Error::failed("x").recipe_fault().kind(), Kind::OpFailed);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use nix_nar::{Encoder, FileSystem, FileSystemMetadata, NativeFileSystem};
 use sha2::{Digest, Sha256};
 use xshell::{Shell, cmd};
 
-use crate::error::{Context, Error, Result};
+use crate::error::{Context, Error, Kind, Result};
 use crate::source::RecipeSource;
 
 /// A git ref as given by a user or a CI parameter. Refused when it could be read as an option or
@@ -125,9 +125,26 @@ pub fn clone(sh: &Shell, source: &RecipeSource, dest: &Path) -> Result<()> {
             Some(creds) => creds.scrub(said.trim()),
             None => said.trim().to_string(),
         };
-        return Err(Error::failed(format!("git clone {}: {said}", source.shown())));
+        // git runs without a locale (its environment is cleared): its words are the C library's.
+        return Err(Error::new(failure_kind(&said), format!("git clone {}: {said}", source.shown())));
     }
     Ok(())
+}
+
+/// Who is to blame for a failed git command, by what it said. A repository or ref that cannot be
+/// had is the recipe's failure (exit 1); the host failing git — a full or read-only disk, an I/O
+/// error, no memory — is the environment's (exit 3), whatever the repository holds. git reports
+/// these with the C library's own words (`strerror`), read in the C locale.
+pub fn failure_kind(stderr: &str) -> Kind {
+    const HOST_FAULTS: [&str; 6] = [
+        "No space left on device",
+        "Disk quota exceeded",
+        "Read-only file system",
+        "Input/output error",
+        "Cannot allocate memory",
+        "Out of memory",
+    ];
+    if HOST_FAULTS.iter().any(|f| stderr.contains(f)) { Kind::Environment } else { Kind::OpFailed }
 }
 
 /// Resolves `r` to a commit id in `repo`: a tag, a commit, a local branch or a branch of origin.
@@ -312,6 +329,14 @@ impl FileSystem for WithoutGit {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_clone_that_fills_the_disk_is_the_environments_error_and_a_missing_repository_the_recipes() {
+        let full = "fatal: write error: No space left on device\nfatal: fetch-pack: invalid index-pack output";
+        assert_eq!(failure_kind(full), Kind::Environment);
+        assert_eq!(failure_kind("error: unable to write file x: Read-only file system"), Kind::Environment);
+        assert_eq!(failure_kind("fatal: repository '/nope' does not exist"), Kind::OpFailed);
+    }
 
     #[test]
     fn refs_and_sources() {

@@ -125,8 +125,9 @@ pub fn prepare(req: &Request, sh: &Shell, progress: &Progress) -> Result<Prepare
 }
 
 /// Registers the run and deploys it. From here on every problem is recorded in the returned
-/// state (the op's result), never lost: teardown acts on what the state says.
-pub fn run(prepared: Prepared, sh: &Shell, progress: &Progress) -> Result<RunState> {
+/// state (the op's result), never lost: teardown acts on what the state says. The second value
+/// is the final registry save: when it failed, the caller still writes the state out first.
+pub fn run(prepared: Prepared, sh: &Shell, progress: &Progress) -> Result<(RunState, Result<()>)> {
     let Prepared { mut state, source, registry, driver, timeout, upgrade } = prepared;
     registry.register(&state, HOLDER)?;
     let _alive = registry.heartbeat(&state.run_id, HOLDER);
@@ -149,8 +150,10 @@ pub fn run(prepared: Prepared, sh: &Shell, progress: &Progress) -> Result<RunSta
     let mut record = record;
     crate::diagnostics::capture_if_failed(sh, &registry, &state, &mut record);
     state.push_op(record);
-    registry.save(&state, HOLDER)?;
-    Ok(state)
+    let saved = registry.save(&state, HOLDER).map_err(|e| {
+        e.context(format!("the run-state is written, but the registry entry of run {} is not", state.run_id))
+    });
+    Ok((state, saved))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -263,8 +266,7 @@ pub fn read_recipe(recipe_dir: &std::path::Path, state: &RunState) -> Result<Com
     let files = recipe::compose_files(&sample);
     let env = driver::interpolation_env(recipe_dir, &sample, state)?;
     let lookup = driver::lookup(&env);
-    Compose::load(recipe_dir, &files, &lookup)
-        .map_err(|e| Error::failed(e.message().to_string()).context("reading the recipe"))
+    Compose::load(recipe_dir, &files, &lookup).map_err(|e| e.recipe_fault().context("reading the recipe"))
 }
 
 /// Refuses, before anything is created on the swarm, names Docker would refuse.

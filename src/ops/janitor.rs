@@ -245,15 +245,16 @@ fn reap(job: Job, opts: &Options, registry: &Registry) -> Action {
         Ok(entry) => entry,
         Err(e) => return action("skip", &stack, "error", e.to_string()),
     };
-    match (expected_registered, now_registered) {
+    let expired_at = match (expected_registered, now_registered) {
         (true, None) => return action("skip", &stack, "skipped", "already torn down meanwhile".into()),
         (true, Some(entry)) if !entry.expired(unix_now(), opts.grace.as_secs()) => {
             return action("skip", &stack, "skipped", "the run renewed its lease meanwhile".into());
         }
         (false, Some(_)) => return action("skip", &stack, "skipped", "the run was registered meanwhile".into()),
-        _ => {}
-    }
-    let _alive = registry.heartbeat(&id, HOLDER);
+        (true, Some(entry)) => Some(entry.lease.expires_at),
+        (false, None) => None,
+    };
+    let alive = registry.heartbeat(&id, HOLDER);
     let progress = Progress::new(HOLDER);
     progress.set_run(id.as_str());
     progress.log(format!("reaping: {why}"));
@@ -266,6 +267,17 @@ fn reap(job: Job, opts: &Options, registry: &Registry) -> Action {
         }
         Err(e) => action("reap", &stack, Outcome::Error.as_str(), e.to_string()),
     };
+    drop(alive);
+    // The renewals while reaping were the janitor's own claim, not the run showing life: a reap
+    // that left something behind gives the lease back as it was (expired), so the next pass
+    // retries at once instead of waiting out a fresh lease.
+    if result.result != "pass"
+        && let Some(expired_at) = expired_at
+        && let Err(e) =
+            registry.set_expiry(&id, expired_at, &format!("{HOLDER} (reap failed; retried on the next pass)"))
+    {
+        progress.log(format!("could not give the lease back: {e}"));
+    }
     drop(claim);
     if result.result == "pass" {
         let _ = fs_err::remove_file(registry.runs_dir().join(format!(".{id}.reap")));

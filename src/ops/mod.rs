@@ -22,7 +22,8 @@ pub fn outcome_of(e: &Error) -> Outcome {
 
 /// One stage of the pipe on an existing run: reads the run-state, keeps the run's lease alive
 /// while `op` works, captures diagnostics if the op it recorded failed, stores the state in the
-/// registry and writes it out. Returns the exit code for the op's outcome.
+/// registry and writes it out. Returns the exit code for the op's outcome; an environment error
+/// (exit 3) when the registry could not be saved, after the state was written out all the same.
 pub fn stage(
     io: &crate::state::StateIo,
     holder: &'static str,
@@ -55,7 +56,11 @@ pub fn stage(
         crate::diagnostics::capture_if_failed(&sh, &registry, &state, &mut last);
         state.ops.push(last);
     }
-    registry.save(&state, holder)?;
+    // The state goes out first: a registry that cannot be written (a full or read-only disk)
+    // must not lose what the op recorded. The failed save is then the environment's error.
     io.write(&state)?;
+    registry.save(&state, holder).map_err(|e| {
+        e.context(format!("the run-state is written, but the registry entry of run {} is not", state.run_id))
+    })?;
     Ok(outcome.exit_code())
 }

@@ -116,8 +116,9 @@ fn main() {
 fn run(req: &Request, io: &ccci::state::StateIo, progress: &ccci::progress::Progress) -> Result<i32> {
     let sh = xshell::Shell::new()?;
     let prepared = deploy::prepare(req, &sh, progress)?;
-    let state = deploy::run(prepared, &sh, progress)?;
+    let (state, saved) = deploy::run(prepared, &sh, progress)?;
     io.write(&state)?;
+    saved?;
     let outcome = state.last_op("deploy").map(|r| r.result).unwrap_or(ccci::state::Outcome::Error);
     Ok(outcome.exit_code())
 }
