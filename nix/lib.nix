@@ -243,6 +243,9 @@ rec {
           RestartSec = "5s";
           # Stopping the runner kills every build process it started, orphans included.
           KillMode = "control-group";
+          # Checks run in a PID namespace of their own (with a user namespace, as ccci is not
+          # root), so that nothing a check starts outlives it; every other namespace stays denied.
+          RestrictNamespaces = "user pid";
         };
       };
     };

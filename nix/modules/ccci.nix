@@ -122,13 +122,29 @@ in
       '';
     };
 
+    dockerUserNamespaceRemap = mkOption {
+      type = types.bool;
+      default = false;
+      description = ''
+        Run Docker with user-namespace remapping (`userns-remap`): root in a container is an
+        unprivileged uid on the host (from a `dockremap` user's subordinate range), so a container
+        that escapes its isolation holds no host privilege. Sets
+        {option}`virtualisation.docker.daemon.settings` `userns-remap = "dockremap"` and declares
+        that user with its subordinate uid and gid ranges. It moves Docker's data to
+        `/var/lib/docker/<uid>.<gid>/`: run `docker swarm init` and `scripts/build-images` again
+        after switching. Breaks recipes that need the host: bind mounts of host paths and the
+        Docker socket (traefik, backup-bot-two), since swarm services cannot opt out with
+        `--userns=host`. See docs/nixos.md.
+      '';
+    };
+
     leaseTtl = mkOption {
       type = types.either types.ints.positive (types.strMatching "[0-9]+[sm]?");
       default = "10m";
       example = "15m";
       description = ''
         How long a run's lease lives without renewal (`CCCI_LEASE_TTL`): seconds, or a number
-        with `s` or `m`. The janitor reaps a run whose lease expired.
+        with `s` or `m`, from 1 second to 24 hours. The janitor reaps a run whose lease expired.
       '';
     };
 
@@ -297,6 +313,28 @@ in
       description = "ccci recipe CI harness";
     };
     users.groups.ccci = { };
+
+    # User-namespace remapping: container root is a uid of dockremap's subordinate range.
+    users.users.dockremap = mkIf cfg.dockerUserNamespaceRemap {
+      isSystemUser = true;
+      group = "dockremap";
+      subUidRanges = [
+        {
+          startUid = 100000;
+          count = 65536;
+        }
+      ];
+      subGidRanges = [
+        {
+          startGid = 100000;
+          count = 65536;
+        }
+      ];
+    };
+    users.groups.dockremap = mkIf cfg.dockerUserNamespaceRemap { };
+    virtualisation.docker.daemon.settings = mkIf cfg.dockerUserNamespaceRemap {
+      userns-remap = "dockremap";
+    };
 
     # The CCCI_* environment for pipeline steps, and for operators running ops by hand.
     environment.etc.${lib.removePrefix "/etc/" ccciLib.envFile}.text = ccciLib.envFileText settings;

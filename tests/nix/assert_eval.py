@@ -159,7 +159,7 @@ def lib_checks(ev, root, sentinel):
     check("lib: Drone arch per system", ev["droneArch"] == ["amd64", "arm64"], ev["droneArch"])
 
 
-def module_checks(mod, nosecret, paths, nodocker):
+def module_checks(mod, nosecret, paths, nodocker, remap):
     opts = mod["options"]
     check("module: enabled with a complete configuration, every assertion holds",
           mod["enabled"] and mod["failingAssertions"] == [], mod["failingAssertions"])
@@ -219,6 +219,21 @@ def module_checks(mod, nosecret, paths, nodocker):
     check("module: a runner without environment file is refused",
           any("needs services.ccci.environmentFile" in m for m in nosecret["failingAssertions"]),
           nosecret["failingAssertions"])
+    settings = mod["virtualisation"]["docker"]["daemon"]["settings"]
+    check("module: Docker's user-namespace remapping is off by default",
+          settings["_type"] == "if" and settings["cond"] is False
+          and mod["users"]["users"]["dockremap"]["cond"] is False, settings)
+    rs = remap["virtualisation"]["docker"]["daemon"]["settings"]
+    ru = remap["users"]["users"]["dockremap"]
+    check("module: dockerUserNamespaceRemap sets userns-remap and declares dockremap's ranges",
+          rs["cond"] is True and rs["content"] == {"userns-remap": "dockremap"}
+          and ru["cond"] is True and ru["content"]["isSystemUser"]
+          and ru["content"]["subUidRanges"] == [{"startUid": 100000, "count": 65536}]
+          and ru["content"]["subGidRanges"] == [{"startGid": 100000, "count": 65536}]
+          and remap["users"]["groups"]["dockremap"]["cond"] is True, (rs, ru))
+    runner = mod["systemd"]["services"]["ccci-drone-runner"]["serviceConfig"]
+    check("module: the runner allows user and PID namespaces, for checks, and no other",
+          runner["RestrictNamespaces"] == "user pid", runner.get("RestrictNamespaces"))
     check("module: Docker must be enabled",
           any("needs Docker" in m for m in nodocker["failingAssertions"]),
           nodocker["failingAssertions"])
@@ -326,7 +341,7 @@ def main():
     if kind == "lib":
         lib_checks(load(sys.argv[2]), sys.argv[3], sys.argv[4])
     elif kind == "module":
-        module_checks(*(load(p) for p in sys.argv[2:6]))
+        module_checks(*(load(p) for p in sys.argv[2:7]))
     elif kind == "flags":
         flag_checks(load(sys.argv[2]), sys.argv[3])
     elif kind == "flake":

@@ -193,12 +193,13 @@ main() {
 	  environmentFile = "/run/secrets/ccci.env"; allowlist = [ "git.coopcloud.tech/coop-cloud/custom-html" "git.coopcloud.tech/coop-cloud/gitea" ];
 	  runner = { enable = true; rpcHost = "drone.example.org"; }; }'
 	local variant ok=1
-	for variant in good nosecret paths nodocker; do
+	for variant in good nosecret paths nodocker remap; do
 		local values=$good extra=()
 		case $variant in
 		nosecret) values="$good // { environmentFile = null; }" ;;
 		paths) values="$good // { allowlist = \"/etc/ccci/allowlist\"; }" ;;
 		nodocker) extra=(--arg dockerEnable false) ;;
+		remap) values="$good // { dockerUserNamespaceRemap = true; }" ;;
 		esac
 		nix-instantiate --eval --strict --json "$HERE/module-eval.nix" --arg values "$values" \
 			"${extra[@]}" >"$T/module-$variant.json" 2>"$T/module-$variant.err" || {
@@ -210,7 +211,7 @@ main() {
 		pass "evaluate nix/modules/ccci.nix against stubs (tests/nix/module-eval.nix)"
 		tally "assert_eval.py module" python3 "$HERE/assert_eval.py" module \
 			"$T/module-good.json" "$T/module-nosecret.json" "$T/module-paths.json" \
-			"$T/module-nodocker.json"
+			"$T/module-nodocker.json" "$T/module-remap.json"
 	else
 		fail "evaluate nix/modules/ccci.nix against stubs (tests/nix/module-eval.nix)"
 	fi

@@ -155,6 +155,7 @@ in
     users
     environment
     systemd
+    virtualisation
     ;
   failingAssertions = map (a: a.message) (
     builtins.filter (a: !a.assertion) module.config.content.assertions
