@@ -48,7 +48,8 @@ impl Preparation {
 pub fn for_head(driver: &dyn Driver, sh: &Shell, state: &RunState, progress: &Progress) -> Result<Preparation> {
     let dir = driver.recipe_dir();
     let env_path = state.env_file.clone().ok_or_else(|| Error::bad_input("the run-state has no env_file"))?;
-    let mut app_env = EnvFile::read(&env_path)?;
+    // Made from the recipe's sample (and edited by its hooks): bad content is the recipe's fault.
+    let mut app_env = EnvFile::read(&env_path).map_err(Error::recipe_fault)?;
     let sample = driver::env_sample(&dir)?;
     let added_keys = app_env.add_missing(&sample);
     if !added_keys.is_empty() {
