@@ -335,7 +335,11 @@ fn trust_gate_overlays_opt_outs_and_timeouts_on_one_deployment() {
     let pidfile = p.canary.join("hang.pid");
     let hang = p.overlay(
         "custom/50-hang",
-        &format!("#!/bin/sh\necho going to sleep\nsleep 300 &\necho $! > '{}'\nwait\n", pidfile.display()),
+        // The sleeper's pid as the host sees it: the check's `$!` is a pid of its own namespace.
+        &format!(
+            "#!/bin/sh\necho going to sleep\nsh -c 'read -r pid _ < /proc/self/stat; echo $pid > \"{}\"; exec sleep 300' &\nwait\n",
+            pidfile.display()
+        ),
     );
     let started = Instant::now();
     let c = p.step("ccci-assert", &["custom"], &p.approve, &[("CCCI_CHECK_TIMEOUT", "3s")]);
