@@ -133,7 +133,19 @@ pub const PROXY_URL: Setting = Setting {
     name: "CCCI_PROXY_URL",
     default: "unset",
     accepts: Accepts::Url,
-    meaning: "e.g. `http://127.0.0.1:80`: serving checks go there with the run's domain as `Host`",
+    meaning: "the front door, e.g. `https://127.0.0.1:443`: serving checks also ask the app there, over HTTPS with the run's domain as SNI and `Host`, the certificate verified for the domain; `https` only, unless `CCCI_PROXY_ALLOW_HTTP` is on",
+};
+pub const PROXY_CA_FILE: Setting = Setting {
+    name: "CCCI_PROXY_CA_FILE",
+    default: "unset (the system's roots)",
+    accepts: Accepts::File,
+    meaning: "PEM file of the CA (or the wildcard certificate) the front door's certificate must chain to",
+};
+pub const PROXY_ALLOW_HTTP: Setting = Setting {
+    name: "CCCI_PROXY_ALLOW_HTTP",
+    default: "off",
+    accepts: Accepts::Flag,
+    meaning: "on: `CCCI_PROXY_URL` may be plain `http://` (tests); a visitor's front door is HTTPS",
 };
 pub const ABRA: Setting = Setting {
     name: "CCCI_ABRA",
@@ -207,6 +219,8 @@ pub const SETTINGS: &[Setting] = &[
     KEEP_ON_FAILURE,
     KEEP_TTL,
     PROXY_URL,
+    PROXY_CA_FILE,
+    PROXY_ALLOW_HTTP,
     ABRA,
     ABRA_SERVER,
     OVERLAYS_DIR,
@@ -528,11 +542,14 @@ pub fn keep_on_failure() -> Result<Option<Duration>> {
     Ok(flag(&KEEP_ON_FAILURE)?.map(|_| ttl))
 }
 
-/// `CCCI_PROXY_URL`: when set (e.g. `http://127.0.0.1:80`), serving checks go through this proxy
-/// with the run's domain as Host, the way a visitor would reach the app. A malformed value reads
-/// as unset here: [`check_all`] refused it before anything ran.
-pub fn proxy_url() -> Option<String> {
-    get(&PROXY_URL, Setting::url_value).ok().flatten()
+/// `CCCI_PROXY_URL`, `CCCI_PROXY_CA_FILE` and `CCCI_PROXY_ALLOW_HTTP` as given (each checked
+/// alone; [`crate::frontdoor::FrontDoor::from_env`] checks them together).
+pub fn proxy_settings() -> Result<(Option<String>, Option<PathBuf>, bool)> {
+    Ok((
+        get(&PROXY_URL, Setting::url_value)?,
+        get(&PROXY_CA_FILE, Setting::existing_path_value)?,
+        flag(&PROXY_ALLOW_HTTP)?.is_some(),
+    ))
 }
 
 /// `CCCI_ABRA`: the abra binary (default `abra` on PATH).

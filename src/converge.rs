@@ -12,7 +12,7 @@ use crate::docker::{self, Service, Task};
 use crate::error::{Error, Result};
 use crate::naming::StackName;
 use crate::progress::Progress;
-use crate::state::{Deployed, DeployedService, PublishedPort};
+use crate::state::{Deployed, DeployedService, PortMode, PublishedPort};
 
 /// Failed tasks of one service, since the deploy began, after which it counts as crash-looping.
 /// One or two failures are normal while a dependency (a database) starts.
@@ -169,10 +169,19 @@ pub fn observe(sh: &Shell, stack: &StackName, statuses: &[ServiceStatus]) -> Dep
                 .iter()
                 .filter(|t| t.desired_state == "running" && t.state == "running")
                 .flat_map(|t| {
-                    t.ports.iter().map(|(published, target)| PublishedPort { published: *published, target: *target })
+                    t.ports.iter().map(|(published, target)| PublishedPort {
+                        published: *published,
+                        target: *target,
+                        mode: PortMode::Host,
+                    })
                 })
                 .collect();
-            ports.sort_by_key(|p| (p.target, p.published));
+            ports.extend(s.service.ingress_ports.iter().map(|(published, target)| PublishedPort {
+                published: *published,
+                target: *target,
+                mode: PortMode::Ingress,
+            }));
+            ports.sort_by_key(|p| (p.target, p.published, p.mode));
             ports.dedup();
             let svc = DeployedService {
                 name: s.service.name.clone(),
@@ -218,6 +227,7 @@ mod tests {
             created_at: String::new(),
             update_state: None,
             update_message: None,
+            ingress_ports: vec![],
         }
     }
 
@@ -233,6 +243,8 @@ mod tests {
             created_at: created.into(),
             exit_code: None,
             ports: vec![],
+            container_id: None,
+            addresses: vec![],
         }
     }
 

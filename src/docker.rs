@@ -175,6 +175,8 @@ pub struct Service {
     pub created_at: String,
     pub update_state: Option<String>,
     pub update_message: Option<String>,
+    /// (published, target) ports the service publishes in ingress mode (through the routing mesh).
+    pub ingress_ports: Vec<(u16, u16)>,
 }
 
 fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
@@ -226,6 +228,12 @@ pub fn services(sh: &Shell, stack: &StackName) -> Result<Vec<Service>> {
     Ok(inspect(sh, "service", &ids)?.iter().map(parse_service).collect())
 }
 
+/// The service named exactly `name` (none when it is gone).
+pub fn services_named(sh: &Shell, name: &str) -> Result<Vec<Service>> {
+    let ids = list_ids(sh, &["service", "ls", "-q", "--filter", &format!("name={name}")], "listing services")?;
+    Ok(inspect(sh, "service", &ids)?.iter().map(parse_service).filter(|s| s.name == name).collect())
+}
+
 fn parse_service(v: &Value) -> Service {
     let spec = &v["Spec"];
     let refs = |key: &str| -> Vec<String> {
@@ -250,7 +258,23 @@ fn parse_service(v: &Value) -> Service {
         created_at: v["CreatedAt"].as_str().unwrap_or_default().to_string(),
         update_state: str_at(v, &["UpdateStatus", "State"]).map(String::from),
         update_message: str_at(v, &["UpdateStatus", "Message"]).map(String::from),
+        ingress_ports: ingress_ports(v),
     }
+}
+
+/// The ports a service publishes in ingress mode, from its spec (`Endpoint.Spec.Ports`, where
+/// `PublishMode` defaults to `ingress`) or, when docker filled it in, `Endpoint.Ports`.
+fn ingress_ports(v: &Value) -> Vec<(u16, u16)> {
+    let mut out: Vec<(u16, u16)> = [&v["Endpoint"]["Ports"], &v["Spec"]["EndpointSpec"]["Ports"]]
+        .iter()
+        .filter_map(|p| p.as_array())
+        .flatten()
+        .filter(|p| p["PublishMode"].as_str().unwrap_or("ingress") == "ingress")
+        .filter_map(|p| Some((p["PublishedPort"].as_u64()? as u16, p["TargetPort"].as_u64()? as u16)))
+        .collect();
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// A swarm task of the stack.
@@ -267,6 +291,10 @@ pub struct Task {
     pub exit_code: Option<i64>,
     /// (published, target) host-mode ports of this task.
     pub ports: Vec<(u16, u16)>,
+    /// The task's container, once it has one.
+    pub container_id: Option<String>,
+    /// (network name, address without its prefix length) of each network the task is attached to.
+    pub addresses: Vec<(String, String)>,
 }
 
 /// The tasks of `services` (as just listed by [`services`]).
@@ -306,6 +334,17 @@ fn parse_task(v: &Value) -> Task {
         created_at: v["CreatedAt"].as_str().unwrap_or_default().to_string(),
         exit_code: status["ContainerStatus"]["ExitCode"].as_i64(),
         ports,
+        container_id: str_at(status, &["ContainerStatus", "ContainerID"]).filter(|c| !c.is_empty()).map(String::from),
+        addresses: v["NetworksAttachments"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|n| {
+                let name = str_at(n, &["Network", "Spec", "Name"])?;
+                let addr = n["Addresses"].as_array()?.first()?.as_str()?;
+                Some((name.to_string(), addr.split('/').next().unwrap_or(addr).to_string()))
+            })
+            .collect(),
     }
 }
 
@@ -489,4 +528,64 @@ pub fn container_health(sh: &Shell, stack: &StackName) -> Result<Vec<ContainerHe
             }
         })
         .collect())
+}
+
+/// The image of the throwaway containers that ask a deployment over HTTP from inside the swarm's
+/// networks: a static busybox built locally by `scripts/build-images`.
+pub const PROBE_IMAGE: &str = "ccci/probe:1";
+/// Set on every probe container; teardown force-removes the stack's probes by it.
+pub const PROBE_LABEL: &str = "ccci.probe";
+
+/// What one probe container printed and how it ended.
+#[derive(Debug, Clone)]
+pub struct Probed {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `argv` in a throwaway container of [`PROBE_IMAGE`] named `name`, on `network` (a network
+/// name, or `container:<id>` to share a container's network namespace), labelled as the stack's
+/// and as a probe. `--rm` removes it when it ends; it never pulls.
+pub fn probe(sh: &Shell, stack: &StackName, name: &str, network: &str, argv: &[String]) -> Result<Probed> {
+    let c = docker(sh)
+        .args(["run", "--rm", "--pull", "never", "--name", name, "--network", network])
+        .arg("--label")
+        .arg(format!("{STACK_LABEL}={stack}"))
+        .arg("--label")
+        .arg(format!("{PROBE_LABEL}=1"))
+        .arg(PROBE_IMAGE)
+        .args(argv);
+    let out = c.quiet().ignore_status().output().map_err(|e| Error::env(format!("docker run {PROBE_IMAGE}: {e}")))?;
+    Ok(Probed {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    })
+}
+
+/// Force-removes the stack's probe containers (a probe whose client was killed may outlive it).
+/// Returns how many there were.
+pub fn remove_probes(sh: &Shell, stack: &StackName) -> Result<usize> {
+    let ids = list_ids(
+        sh,
+        &[
+            "ps",
+            "-aq",
+            "--no-trunc",
+            "--filter",
+            &format!("label={STACK_LABEL}={stack}"),
+            "--filter",
+            &format!("label={PROBE_LABEL}"),
+        ],
+        "listing probe containers",
+    )?;
+    for id in &ids {
+        match capture(docker(sh).args(["rm", "-f", id]), &format!("docker rm -f {id}"), Kind::Environment) {
+            Ok(_) => {}
+            Err(e) if is_not_found(e.message()) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(ids.len())
 }

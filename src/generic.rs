@@ -11,6 +11,7 @@ use xshell::Shell;
 use crate::converge;
 use crate::docker;
 use crate::error::Result;
+use crate::frontdoor::{self, FrontDoor};
 use crate::progress::Progress;
 use crate::serving::{self, StatusPolicy};
 use crate::state::{Assertion, Outcome, RunState};
@@ -25,7 +26,8 @@ pub fn settle_window() -> Result<Duration> {
 pub struct Floor {
     pub settle: Duration,
     pub serving_timeout: Duration,
-    pub proxy: Option<String>,
+    /// The operator's front door (`CCCI_PROXY_URL`), checked when read.
+    pub front_door: Option<FrontDoor>,
     pub policy: StatusPolicy,
 }
 
@@ -35,7 +37,7 @@ impl Floor {
         Ok(Floor {
             settle: settle_window()?,
             serving_timeout: crate::config::serving_timeout()?,
-            proxy: crate::config::proxy_url(),
+            front_door: FrontDoor::from_env()?,
             policy: StatusPolicy { also_accept: accept.to_vec() },
         })
     }
@@ -47,7 +49,7 @@ pub fn assertions(floor: &Floor, state: &RunState, sh: &Shell, progress: &Progre
     progress.log(format!("watching for restarts for {}s", floor.settle.as_secs_f64()));
     out.push(settled(state, sh, floor.settle));
     out.push(healthy(state, sh));
-    out.extend(serving_checks(floor, state, progress));
+    out.extend(serving_checks(floor, state, sh, progress));
     out.push(image_pins(state));
     out
 }
@@ -199,26 +201,39 @@ pub fn healthy(state: &RunState, sh: &Shell) -> Assertion {
     }
 }
 
-/// Serving HTTP, through the proxy or on the published ports, under the status policy.
-pub fn serving_checks(floor: &Floor, state: &RunState, progress: &Progress) -> Vec<Assertion> {
-    let targets = serving::targets(state, floor.proxy.as_deref());
-    if targets.is_empty() {
-        return vec![assertion(
+/// Whether the app serves HTTP, asked the ways a visitor reaches it (`serving::plan`): through
+/// each traefik router that routes the run's domain at the task addresses, on the published
+/// ports, and through the front door when one is configured. Every assertion is named
+/// `serving…` (or is the routing verdict); when nothing could be asked, one `serving` skip says
+/// why.
+pub fn serving_checks(floor: &Floor, state: &RunState, sh: &Shell, progress: &Progress) -> Vec<Assertion> {
+    let plan = serving::plan(state);
+    let mut out = plan.findings;
+    for a in &out {
+        progress.log(format!("{}: {}: {}", a.name, a.result.as_str(), a.detail));
+    }
+    for ask in &plan.asks {
+        progress.log(format!("checking {}", ask.name()));
+        let a = serving::ask_tasks(sh, state, ask, &floor.policy, floor.serving_timeout);
+        progress.log(format!("{}: {}", a.result.as_str(), a.detail));
+        out.push(a);
+    }
+    if let Some(door) = &floor.front_door {
+        progress.log(format!("checking {} through the front door {}", state.domain, door.url));
+        let a = frontdoor::check(door, &state.domain, &floor.policy, floor.serving_timeout);
+        progress.log(format!("{}: {}", a.result.as_str(), a.detail));
+        out.push(a);
+    }
+    if out.is_empty() {
+        let why = plan.nothing.unwrap_or_else(|| "nothing to ask".into());
+        out.push(assertion(
             "serving",
             Outcome::Skip,
-            "nothing to request: no service publishes a port and CCCI_PROXY_URL is not set",
+            format!("nothing asked: {why}, and CCCI_PROXY_URL is not set"),
             Instant::now(),
-        )];
+        ));
     }
-    targets
-        .iter()
-        .map(|t| {
-            progress.log(format!("checking {} ({})", t.name, t.url));
-            let a = serving::check(t, &floor.policy, floor.serving_timeout);
-            progress.log(format!("{}: {}", a.result.as_str(), a.detail));
-            a
-        })
-        .collect()
+    out
 }
 
 /// Images run by tag `latest`, or with no tag (which means `latest`), move under the recipe:
@@ -291,6 +306,8 @@ mod tests {
             created_at: String::new(),
             exit_code: exit,
             ports: vec![],
+            container_id: None,
+            addresses: vec![],
         }
     }
 
@@ -307,6 +324,7 @@ mod tests {
                 created_at: String::new(),
                 update_state: None,
                 update_message: None,
+                ingress_ports: vec![],
             },
             desired: 1,
             running: 1,

@@ -12,6 +12,7 @@ pub mod diagnostics;
 pub mod docker;
 pub mod driver;
 pub mod error;
+pub mod frontdoor;
 pub mod git;
 pub mod hostaccess;
 pub mod recipe;
@@ -19,6 +20,7 @@ pub mod registry;
 pub mod report;
 pub mod secrets;
 pub mod serving;
+pub mod traefik;
 
 pub use error::{Context, Error, Kind, Result};
 pub mod naming;

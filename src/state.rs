@@ -159,7 +159,8 @@ pub struct DeployedService {
     /// Service labels (compose `deploy.labels` plus what the driver added).
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
-    /// Host ports this node publishes for the service, as `published → target`.
+    /// Ports the service publishes, as `published → target`, each with its mode: `host` (on this
+    /// node, by the running tasks) or `ingress` (through the swarm's routing mesh).
     #[serde(default)]
     pub ports: Vec<PublishedPort>,
     #[serde(default)]
@@ -172,6 +173,20 @@ pub struct DeployedService {
 pub struct PublishedPort {
     pub published: u16,
     pub target: u16,
+    /// Absent in run-states written before ingress ports were recorded: those held host ports only.
+    #[serde(default)]
+    pub mode: PortMode,
+}
+
+/// How a port is published (compose `ports: [{mode: …}]`; the short form `80:8080` is ingress).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum PortMode {
+    /// Bound on the node that runs the task.
+    #[default]
+    Host,
+    /// Through the swarm's routing mesh, on every node.
+    Ingress,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]

@@ -298,7 +298,8 @@ impl Env<'_> {
         if let Some(c) = &s.source.commit {
             env.push(("CCCI_COMMIT".into(), c.clone()));
         }
-        if let Some(url) = app_url(s, crate::config::proxy_url().as_deref()) {
+        let door = crate::frontdoor::FrontDoor::from_env()?;
+        if let Some(url) = app_url(s, door.as_ref()) {
             env.push(("CCCI_URL".into(), url));
         }
         env.extend(self.extra.iter().cloned());
@@ -346,21 +347,12 @@ pub(crate) fn run_one(
     }
 }
 
-/// The URL a check can request the app at from this host: through the proxy by the run's
-/// domain (the way a visitor comes in), else the app's first published port here.
-fn app_url(state: &RunState, proxy: Option<&str>) -> Option<String> {
-    match proxy {
-        Some(p) => {
-            let (scheme, rest) = p.split_once("://").unwrap_or(("http", p));
-            let authority = rest.split('/').next().unwrap_or("");
-            let port =
-                authority.rsplit_once(':').map(|(_, port)| port).filter(|p| p.bytes().all(|b| b.is_ascii_digit()));
-            Some(match port {
-                Some(port) => format!("{scheme}://{}:{port}/", state.domain),
-                None => format!("{scheme}://{}/", state.domain),
-            })
-        }
-        None => crate::serving::targets(state, None).first().map(|t| t.url.clone()),
+/// The URL a check can request the app at from this host: through the front door by the run's
+/// domain (the way a visitor comes in), else the app's first port published in host mode here.
+fn app_url(state: &RunState, door: Option<&crate::frontdoor::FrontDoor>) -> Option<String> {
+    match door {
+        Some(d) => Some(d.url_for(&state.domain, "/")),
+        None => crate::serving::host_port_url(state),
     }
 }
 
@@ -425,7 +417,10 @@ mod tests {
             observed_at: String::new(),
             services: [(
                 "app".to_string(),
-                DeployedService { ports: vec![PublishedPort { published: 32776, target: 8080 }], ..Default::default() },
+                DeployedService {
+                    ports: vec![PublishedPort { published: 32776, target: 8080, mode: Default::default() }],
+                    ..Default::default()
+                },
             )]
             .into(),
         });
@@ -436,8 +431,15 @@ mod tests {
     fn the_app_url_goes_through_the_proxy_by_domain_or_to_the_port() {
         let s = deployed_state();
         assert_eq!(app_url(&s, None).as_deref(), Some("http://127.0.0.1:32776/"));
-        assert_eq!(app_url(&s, Some("http://127.0.0.1:80")).as_deref(), Some("http://hell-3fa9c2.ccci.localhost:80/"));
-        assert_eq!(app_url(&s, Some("https://proxy.example/")).as_deref(), Some("https://hell-3fa9c2.ccci.localhost/"));
+        let door = |u: &str| crate::frontdoor::FrontDoor::parse(u, None, true).unwrap();
+        assert_eq!(
+            app_url(&s, Some(&door("http://127.0.0.1:8080"))).as_deref(),
+            Some("http://hell-3fa9c2.ccci.localhost:8080/")
+        );
+        assert_eq!(
+            app_url(&s, Some(&door("https://proxy.example/"))).as_deref(),
+            Some("https://hell-3fa9c2.ccci.localhost/")
+        );
         let mut none = crate::state::tests::sample();
         none.deployed = None;
         assert_eq!(app_url(&none, None), None);

@@ -72,6 +72,9 @@ pub fn prepare(req: &Request, sh: &Shell, progress: &Progress) -> Result<Prepare
     let stack = StackName::from_domain(&domain)?;
     let timeout = crate::config::deploy_timeout()?;
     crate::registry::lease_ttl()?;
+    // The later ops' settings too: a bad front door must not be found after the deploy.
+    crate::frontdoor::FrontDoor::from_env()?;
+    crate::config::serving_timeout()?;
     super::install_steps::preflight(&recipe)?;
     // Approval is of the repository cloned, never of the recipe name (which the caller picks).
     let approved_by = Allowlist::load()?.approval(Some(source.identity()));

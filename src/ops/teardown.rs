@@ -84,6 +84,11 @@ fn teardown(state: &RunState, sh: &Shell, progress: &Progress) -> Result<Vec<Str
     for name in docker::objects(sh, ObjectKind::Service, stack)? {
         docker::remove(sh, ObjectKind::Service, &name)?;
     }
+    // Nor a serving probe whose client was killed before the probe ended.
+    let probes = docker::remove_probes(sh, stack)?;
+    if probes > 0 {
+        progress.log(format!("removed {probes} probe containers"));
+    }
     wait_gone(sh, state, timeout, progress)?;
 
     if let Err(e) = driver.remove_app_data(sh, state, progress) {
