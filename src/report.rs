@@ -67,6 +67,41 @@ pub fn verdict(state: &RunState) -> Outcome {
     }
 }
 
+/// Why a passing run's app was never asked anything, or None when it was (or the run did not
+/// pass). The app was asked when some op holds a passed assertion named `serving` or
+/// `serving …` (the generic floor names every serving check so). The why is the detail of the
+/// last `serving` assertion that did not pass (its skip says what there was to ask), else the
+/// generic checks' opt-out, else that no serving check ran.
+pub fn serving_unchecked(state: &RunState) -> Option<String> {
+    if verdict(state) != Outcome::Pass {
+        return None;
+    }
+    let all = || state.ops.iter().flat_map(|op| op.assertions.iter());
+    let serving = |a: &&Assertion| a.name == "serving" || a.name.starts_with("serving ");
+    if all().filter(serving).any(|a| a.result == Outcome::Pass) {
+        return None;
+    }
+    if let Some(a) = all().filter(serving).last() {
+        return Some(a.detail.clone());
+    }
+    if let Some(a) = all().filter(|a| a.name == "generic checks" && a.result == Outcome::Skip).last() {
+        return Some(format!("the generic checks were not run ({})", a.detail));
+    }
+    Some("no serving check ran".into())
+}
+
+/// The headline words for the verdict: `passed`, `passed, but serving was not checked`,
+/// `failed`, `tested nothing`, `errored`.
+pub fn verdict_words(state: &RunState) -> &'static str {
+    match verdict(state) {
+        Outcome::Pass if serving_unchecked(state).is_some() => "passed, but serving was not checked",
+        Outcome::Pass => "passed",
+        Outcome::Fail => "failed",
+        Outcome::Skip => "tested nothing",
+        Outcome::Error => "errored",
+    }
+}
+
 /// "deploy-once violated (deploys = N)" when the run broke the one-deploy rule.
 ///
 /// More than one deploy always breaks it. Zero breaks it only when the deploy op passed: a deploy
@@ -95,7 +130,10 @@ pub fn text(state: &RunState) -> String {
             state.driver.as_str(),
             state.deploys
         ),
-        format!("verdict: {} ({})", upper(verdict(state)), tally(state)),
+        match serving_unchecked(state) {
+            Some(why) => format!("verdict: {} ({}): {}", verdict_words(state), tally(state), line(&why, LINE_MAX)),
+            None => format!("verdict: {} ({})", upper(verdict(state)), tally(state)),
+        },
     ];
     if let Some(h) = host_access(state) {
         out.push(line(&h, LINE_MAX * 4));
@@ -151,6 +189,13 @@ pub fn junit(state: &RunState) -> String {
         ("commit", state.source.commit.clone().unwrap_or_default()),
         ("driver", state.driver.as_str().to_string()),
         ("deploys", state.deploys.to_string()),
+        (
+            "verdict",
+            match serving_unchecked(state) {
+                Some(why) => format!("{}: {}", verdict_words(state), line(&why, LINE_MAX)),
+                None => verdict_words(state).to_string(),
+            },
+        ),
     ]
     .into_iter()
     .chain(host_access(state).map(|h| ("host_access", h)))
@@ -314,14 +359,10 @@ pub fn markdown(state: &RunState) -> String {
     let violation = deploy_once_violation(state);
     let rows = rows(state, violation.as_deref());
     let v = verdict(state);
-    let verdict_words = match v {
-        Outcome::Pass => "passed",
-        Outcome::Fail => "failed",
-        Outcome::Skip => "tested nothing",
-        Outcome::Error => "errored",
-    };
+    let unchecked = serving_unchecked(state);
+    let mark = if unchecked.is_some() { "☑️" } else { emoji(v) };
     let mut out = vec![
-        format!("## {} {} {verdict_words} at {}", emoji(v), md_inline(state.recipe.as_str()), short_commit(state)),
+        format!("## {mark} {} {} at {}", md_inline(state.recipe.as_str()), verdict_words(state), short_commit(state)),
         String::new(),
         format!(
             "run {} · ref {} · driver {} · deploys {} · {}",
@@ -343,6 +384,10 @@ pub fn markdown(state: &RunState) -> String {
     if v == Outcome::Error {
         out.push(String::new());
         out.push("An error means the harness or the environment broke, not necessarily the recipe.".into());
+    }
+    if let Some(why) = &unchecked {
+        out.push(String::new());
+        out.push(format!("**Serving was not checked**: no check asked the app anything. {}", md_inline(why)));
     }
     if let Some(violation) = &violation {
         out.push(String::new());
@@ -770,6 +815,71 @@ mod tests {
         assert_eq!(verdict(&with_results(&[Fail, Error, Pass])), Error);
         assert_eq!(verdict(&with_results(&[Skip, Skip])), Skip);
         assert_eq!(verdict(&with_results(&[])), Skip, "a run that tested nothing is not a pass");
+    }
+
+    fn passed_with(serving: Vec<Assertion>) -> RunState {
+        let mut s = crate::state::tests::sample();
+        s.source.commit = Some("1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d".into());
+        s.deploys = 1;
+        let mut install = vec![assertion("services at desired replicas", Outcome::Pass, 50, "app 1/1")];
+        install.extend(serving);
+        s.ops = vec![
+            op("deploy", Outcome::Pass, 2_000, "deployed", vec![]),
+            op("install", Outcome::Pass, 11_000, "", install),
+            op("teardown", Outcome::Pass, 7_000, "nothing of the run is left", vec![]),
+        ];
+        s
+    }
+
+    const NOTHING: &str = "nothing asked: the recipe has no HTTP endpoint: no service has traefik router labels or publishes a port, and CCCI_PROXY_URL is not set";
+
+    #[test]
+    fn a_run_that_never_asked_the_app_is_not_a_plain_pass_in_any_report() {
+        let s = passed_with(vec![assertion("serving", Outcome::Skip, 0, NOTHING)]);
+        assert_eq!(verdict(&s), Outcome::Pass, "nothing failed");
+        assert_eq!(serving_unchecked(&s).as_deref(), Some(NOTHING));
+        let t = text(&s);
+        assert_eq!(
+            t.lines().nth(1).unwrap(),
+            format!("verdict: passed, but serving was not checked (3 ops: 3 passed): {}", line(NOTHING, LINE_MAX))
+        );
+        let md = markdown(&s);
+        assert!(md.starts_with("## ☑️ hello passed, but serving was not checked at 1a2b3c4d\n"), "{md}");
+        assert!(md.contains("**Serving was not checked**: no check asked the app anything. nothing asked\\: the recipe has no HTTP endpoint"), "{md}");
+        let x = junit(&s);
+        assert!(
+            x.contains("<property name=\"verdict\" value=\"passed, but serving was not checked: nothing asked: the recipe has no HTTP endpoint"),
+            "{x}"
+        );
+
+        let opted_out = passed_with(vec![assertion(
+            "generic checks",
+            Outcome::Skip,
+            0,
+            "skipped: opted out by CCCI_SKIP_GENERIC=1 in the environment",
+        )]);
+        assert_eq!(
+            serving_unchecked(&opted_out).as_deref(),
+            Some("the generic checks were not run (skipped: opted out by CCCI_SKIP_GENERIC=1 in the environment)")
+        );
+        assert_eq!(serving_unchecked(&passed_with(vec![])).as_deref(), Some("no serving check ran"));
+    }
+
+    #[test]
+    fn a_run_that_asked_the_app_or_did_not_pass_has_no_serving_caveat() {
+        let s = passed_with(vec![
+            assertion("traefik routes the run's domain", Outcome::Pass, 0, "routed"),
+            assertion("serving app:8080 (traefik)", Outcome::Pass, 900, "router r: 200"),
+        ]);
+        assert_eq!(serving_unchecked(&s), None);
+        assert!(text(&s).contains("\nverdict: PASS (3 ops: 3 passed)\n"), "{}", text(&s));
+        assert!(markdown(&s).starts_with("## ✅ hello passed at 1a2b3c4d"));
+        assert!(junit(&s).contains("<property name=\"verdict\" value=\"passed\"/>"));
+
+        let mut failed = passed_with(vec![assertion("serving", Outcome::Skip, 0, NOTHING)]);
+        failed.ops[1].result = Outcome::Fail;
+        assert_eq!(serving_unchecked(&failed), None);
+        assert!(markdown(&failed).starts_with("## ❌ hello failed at"));
     }
 
     #[test]

@@ -79,7 +79,15 @@ fn mixed() -> RunState {
 fn passing() -> RunState {
     state(vec![
         op("deploy", Outcome::Pass, "deployed", vec![]),
-        op("install", Outcome::Pass, "2 assertions passed", vec![assertion("converged", Outcome::Pass, "app 1/1")]),
+        op(
+            "install",
+            Outcome::Pass,
+            "2 assertions passed",
+            vec![
+                assertion("converged", Outcome::Pass, "app 1/1"),
+                assertion("serving app:8080", Outcome::Pass, "GET http://127.0.0.1:32776/ → 200"),
+            ],
+        ),
         op("upgrade", Outcome::Skip, "skipped: nothing to upgrade from", vec![]),
     ])
 }
@@ -399,7 +407,7 @@ fn text_is_the_default_and_exit_codes_follow_the_verdict() {
         ),
         "{text}"
     );
-    assert_eq!(text.lines().count(), 3 + 3 + 1, "header, verdict, blank, 3 ops, 1 assertion:\n{text}");
+    assert_eq!(text.lines().count(), 3 + 3 + 2, "header, verdict, blank, 3 ops, 2 assertions:\n{text}");
     assert!(stderr(&out).is_empty(), "{}", stderr(&out));
 
     let mut failed = passing();
@@ -416,10 +424,32 @@ fn text_is_the_default_and_exit_codes_follow_the_verdict() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stdout(&out).contains("verdict: ERROR"));
     assert!(
-        stdout(&out).contains("ERROR  deploy-once           deploy-once violated (deploys = 2)"),
+        stdout(&out)
+            .lines()
+            .any(|l| l.starts_with("ERROR  deploy-once ") && l.ends_with("  deploy-once violated (deploys = 2)")),
         "{}",
         stdout(&out)
     );
+
+    let mut unasked = passing();
+    unasked.ops[1].assertions[1] = assertion(
+        "serving",
+        Outcome::Skip,
+        "nothing asked: the recipe has no HTTP endpoint: no service has traefik router labels or publishes a port, and CCCI_PROXY_URL is not set",
+    );
+    let out = run(&[], &unasked.to_json());
+    assert_eq!(out.status.code(), Some(0), "nothing failed");
+    assert!(
+        stdout(&out).contains(
+            "\nverdict: passed, but serving was not checked (3 ops: 2 passed, 1 skipped): nothing asked: the recipe has no HTTP endpoint"
+        ),
+        "{}",
+        stdout(&out)
+    );
+    for format in ["markdown", "junit"] {
+        let out = run(&["--format", format], &unasked.to_json());
+        assert!(stdout(&out).contains("passed, but serving was not checked"), "{format}: {}", stdout(&out));
+    }
 
     let nothing = state(vec![]);
     let out = run(&[], &nothing.to_json());
