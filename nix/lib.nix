@@ -9,7 +9,8 @@
 #   package, abra          ccci package (its bin/ holds the ccci-* binaries); abra executable
 #   path                   packages (or directories) whose bin/ goes on the units' PATH
 #   stateDir               under /var/lib (systemd's StateDirectory= manages it)
-#   domainSuffix, abraServer, allowlistFile, leaseTtl, overlaysDir, proxyUrl, keepOnFailure
+#   domainSuffix, abraServer, allowlistFile, leaseTtl, overlaysDir, proxyUrl, proxyCaFile,
+#   keepOnFailure
 #   externalNetworks       list of network names (default [ "proxy" ] when absent)
 #   extraEnvironment       more non-secret variables for every ccci process
 #   environmentFile        path or null: KEY=VALUE secrets, read by systemd, never in the store
@@ -81,6 +82,7 @@ rec {
       CCCI_LEASE_TTL = toString s.leaseTtl;
       CCCI_OVERLAYS_DIR = s.overlaysDir;
       CCCI_PROXY_URL = s.proxyUrl;
+      CCCI_PROXY_CA_FILE = s.proxyCaFile or null;
       CCCI_KEEP_ON_FAILURE = if s.keepOnFailure then "1" else null;
       CCCI_EXTERNAL_NETWORKS = concatStringsSep "," (s.externalNetworks or [ "proxy" ]);
     }

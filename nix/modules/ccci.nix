@@ -38,6 +38,7 @@ let
       leaseTtl
       overlaysDir
       proxyUrl
+      proxyCaFile
       keepOnFailure
       externalNetworks
       extraEnvironment
@@ -158,8 +159,22 @@ in
     proxyUrl = mkOption {
       type = types.nullOr types.str;
       default = null;
-      example = "http://127.0.0.1:80";
-      description = "Reverse proxy through which readiness checks reach the apps (`CCCI_PROXY_URL`).";
+      example = "https://127.0.0.1:443";
+      description = ''
+        The front door (`CCCI_PROXY_URL`): the HTTPS address of the proxy (traefik) through which
+        visitors reach the apps. Serving checks connect there with the run's domain as SNI and
+        `Host` and verify the certificate for the domain.
+      '';
+    };
+
+    proxyCaFile = mkOption {
+      type = types.nullOr types.path;
+      default = null;
+      example = "/etc/ccci/proxy-ca.pem";
+      description = ''
+        PEM file of the CA (or the wildcard certificate) the front door's certificates are checked
+        against (`CCCI_PROXY_CA_FILE`); null checks them against the system's roots.
+      '';
     };
 
     externalNetworks = mkOption {

@@ -73,7 +73,8 @@ def lib_checks(ev, root, sentinel):
         "CCCI_ABRA_SERVER": "default", "CCCI_ABRA": root + "/abra/bin/abra",
         "CCCI_ALLOWLIST": root + "/allowlist", "CCCI_LEASE_TTL": "10m",
         "CCCI_OVERLAYS_DIR": root + "/pkg/share/ccci/overlays",
-        "CCCI_PROXY_URL": "http://127.0.0.1:80", "CCCI_EXTERNAL_NETWORKS": "proxy,monitoring"}
+        "CCCI_PROXY_URL": "https://127.0.0.1:443", "CCCI_PROXY_CA_FILE": root + "/proxy-ca.pem",
+        "CCCI_EXTERNAL_NETWORKS": "proxy,monitoring"}
     check("lib: CCCI_* environment", env == expected_env, env)
     check("lib: the oneshots get exactly that environment",
           all(svc[n]["environment"] == expected_env for n in ONESHOTS))
@@ -84,6 +85,7 @@ def lib_checks(ev, root, sentinel):
           m["failingAssertions"] == [] and m["timers"] == {}
           and sorted(m["services"]) == ["ccci-janitor", "ccci-teardown@"]
           and "CCCI_PROXY_URL" not in m["environment"]
+          and "CCCI_PROXY_CA_FILE" not in m["environment"]
           and "CCCI_OVERLAYS_DIR" not in m["environment"]
           and all("EnvironmentFile" not in s["serviceConfig"] for s in m["services"].values()), m)
 

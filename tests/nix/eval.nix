@@ -20,7 +20,8 @@ let
     allowlistFile = "${root}/allowlist";
     leaseTtl = "10m";
     overlaysDir = "${root}/pkg/share/ccci/overlays";
-    proxyUrl = "http://127.0.0.1:80";
+    proxyUrl = "https://127.0.0.1:443";
+    proxyCaFile = "${root}/proxy-ca.pem";
     keepOnFailure = false;
     externalNetworks = [
       "proxy"
@@ -82,6 +83,7 @@ in
       let
         s = settings // {
           proxyUrl = null;
+          proxyCaFile = null;
           overlaysDir = null;
           environmentFile = null;
           janitor = settings.janitor // {
