@@ -303,6 +303,9 @@ pub fn read_wget(stderr: &str, code: Option<i32>) -> Answer {
             return Answer::Status(n);
         }
     }
+    if matches!(code, Some(124 | 137 | 143)) {
+        return Answer::NoAnswer(format!("no answer within {PROBE_REQUEST_SECS}s"));
+    }
     let said: Vec<&str> = stderr
         .lines()
         .map(str::trim)
@@ -311,9 +314,6 @@ pub fn read_wget(stderr: &str, code: Option<i32>) -> Answer {
         .collect();
     match said.last() {
         Some(last) => Answer::NoAnswer(last.to_string()),
-        None if matches!(code, Some(124 | 137 | 143)) => {
-            Answer::NoAnswer(format!("no answer within {PROBE_REQUEST_SECS}s"))
-        }
         None => Answer::NoAnswer(format!("wget ended with {code:?} and said nothing")),
     }
 }
@@ -376,25 +376,25 @@ pub fn ask_tasks(sh: &Shell, state: &RunState, ask: &Ask, policy: &StatusPolicy,
                         seen.push(format!("task {short} has no container yet"));
                         continue;
                     };
+                    // Its address on one of its own networks: from inside the task, its address on
+                    // the ingress network leads back into the routing mesh, which is not asked.
                     let ip = t
                         .addresses
                         .iter()
-                        .find(|(n, _)| n == "ingress")
-                        .or(t.addresses.first())
+                        .find(|(n, _)| n != "ingress")
                         .map_or("127.0.0.1".to_string(), |(_, ip)| ip.clone());
                     (format!("container:{cid}"), ip)
                 }
             };
             let url = format!("http://{ip}:{port}/");
             let t0 = Instant::now();
+            // Under `sh`, not as the container's PID 1: PID 1 ignores the signal `timeout` sends
+            // (and the `; exit` keeps sh from exec'ing the last command in its own place).
             let argv: Vec<String> = [
-                "timeout",
-                &PROBE_REQUEST_SECS.to_string(),
-                "wget",
-                "-S",
-                "-O",
-                "/dev/null",
-                "--header",
+                "sh",
+                "-c",
+                &format!("timeout {PROBE_REQUEST_SECS} wget -S -O /dev/null --header \"$1\" \"$2\"; exit $?"),
+                "probe",
                 &format!("Host: {}", state.domain),
                 &url,
             ]
@@ -416,8 +416,12 @@ pub fn ask_tasks(sh: &Shell, state: &RunState, ask: &Ask, policy: &StatusPolicy,
                     ),
                 );
             }
-            let on = if network.starts_with("container:") { "its own network namespace".to_string() } else { network };
-            let how = format!("task {short} (GET {url} on {on}, Host: {})", state.domain);
+            let on = if network.starts_with("container:") {
+                "from inside the task's network namespace".to_string()
+            } else {
+                format!("on the {network} network")
+            };
+            let how = format!("task {short} (GET {url} {on}, Host: {})", state.domain);
             answers.push((how, read_wget(&out.stderr, out.code), t0.elapsed().as_millis()));
         }
         let all_good = !answers.is_empty()
@@ -675,6 +679,9 @@ mod tests {
             ),
             Answer::NoAnswer("can't connect to remote host (10.0.5.3): Connection refused".into())
         );
-        assert_eq!(read_wget("", Some(143)), Answer::NoAnswer("no answer within 10s".into()));
+        assert_eq!(
+            read_wget("Connecting to 10.0.0.6:8080 (10.0.0.6:8080)\nTerminated\n", Some(143)),
+            Answer::NoAnswer("no answer within 10s".into())
+        );
     }
 }
