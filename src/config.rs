@@ -251,7 +251,18 @@ pub fn check_all() -> Result<()> {
 
 /// [`check_all`] over any lookup.
 pub fn check_all_in(lookup: Lookup<'_>) -> Result<()> {
-    SETTINGS.iter().try_for_each(|s| s.check(lookup))
+    SETTINGS.iter().try_for_each(|s| s.check(lookup))?;
+    // Settings that only mean something together: the front door (https unless plain http is
+    // allowed; a CA file that holds PEM certificates).
+    if let Some(url) = PROXY_URL.raw(lookup)? {
+        let ca = PROXY_CA_FILE.raw(lookup)?.map(PathBuf::from);
+        let allow_http = match PROXY_ALLOW_HTTP.raw(lookup)? {
+            Some(v) => PROXY_ALLOW_HTTP.flag_value(&v)?,
+            None => false,
+        };
+        crate::frontdoor::FrontDoor::parse(&url, ca.as_deref(), allow_http)?;
+    }
+    Ok(())
 }
 
 impl Accepts {
@@ -698,7 +709,7 @@ mod tests {
                 Accepts::Dir => vec![dir.display().to_string()],
                 Accepts::File => vec![file.display().to_string()],
                 Accepts::Program => vec!["abra".into(), "/nonexistent/abra".into()],
-                Accepts::Url => vec!["http://127.0.0.1:80".into(), "https://proxy.example/".into()],
+                Accepts::Url => vec!["https://127.0.0.1:443".into(), "https://proxy.example/".into()],
                 Accepts::DomainSuffix => vec!["ci.example.org".into(), "ccci.localhost".into()],
                 Accepts::ServerName => vec!["default".into(), "ci.example.org".into()],
                 Accepts::NetworkNames => vec!["proxy".into(), "proxy,monitoring backup_net".into()],
@@ -719,6 +730,28 @@ mod tests {
         );
         let e = EXTERNAL_NETWORKS.network_names_value("proxy,host").unwrap_err();
         assert!(e.to_string().contains("joining `host` is host access"), "{e}");
+    }
+
+    #[test]
+    fn the_front_door_settings_are_checked_together() {
+        let dir = std::env::temp_dir().join(format!("ccci-config-proxy-{}", std::process::id()));
+        fs_err::create_dir_all(&dir).unwrap();
+        let not_pem = dir.join("ca.txt");
+        fs_err::write(&not_pem, "not a certificate\n").unwrap();
+        let not_pem = not_pem.display().to_string();
+        let with = |pairs: &[(&str, &str)]| {
+            let pairs: Vec<(String, String)> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            check_all_in(&move |n: &str| pairs.iter().find(|(k, _)| k == n).map(|(_, v)| OsString::from(v)))
+        };
+        let e = with(&[("CCCI_PROXY_URL", "http://127.0.0.1:80")]).unwrap_err();
+        assert_eq!(e.kind(), crate::Kind::BadInput);
+        assert!(e.message().contains("CCCI_PROXY_ALLOW_HTTP=1"), "{e}");
+        with(&[("CCCI_PROXY_URL", "http://127.0.0.1:80"), ("CCCI_PROXY_ALLOW_HTTP", "1")]).unwrap();
+        let e = with(&[("CCCI_PROXY_URL", "https://127.0.0.1"), ("CCCI_PROXY_CA_FILE", &not_pem)]).unwrap_err();
+        assert!(e.message().contains("holds no PEM certificate"), "{e}");
+        let e = with(&[("CCCI_PROXY_URL", "https://127.0.0.1/app")]).unwrap_err();
+        assert!(e.message().contains("path or query"), "{e}");
+        fs_err::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

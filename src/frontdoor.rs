@@ -60,7 +60,10 @@ impl FrontDoor {
     /// Checks a proxy URL (`https://host[:port][/]`, no user, path or query) and loads the CA
     /// file (PEM, at least one certificate). `http` only when `allow_http` (tests).
     pub fn parse(url: &str, ca_file: Option<&Path>, allow_http: bool) -> Result<FrontDoor> {
-        let bad = |why: String| Error::bad_input(format!("CCCI_PROXY_URL {url:?}: {why}"));
+        // Never echo credentials: stderr ends up in public CI logs.
+        let shown =
+            if url.contains('@') { "(not shown: it holds credentials)".to_string() } else { format!("{url:?}") };
+        let bad = |why: String| Error::bad_input(format!("CCCI_PROXY_URL={shown}: {why}"));
         let uri: Uri = url.trim().parse().map_err(|e| bad(format!("not a URL ({e})")))?;
         let scheme = uri.scheme_str().ok_or_else(|| bad("no scheme: use https://HOST[:PORT]".into()))?;
         let scheme = scheme.to_ascii_lowercase();
@@ -131,7 +134,7 @@ impl FrontDoor {
 }
 
 fn load_roots(path: &Path) -> Result<Vec<Certificate<'static>>> {
-    let bad = |why: String| Error::bad_input(format!("CCCI_PROXY_CA_FILE {}: {why}", path.display()));
+    let bad = |why: String| Error::bad_input(format!("CCCI_PROXY_CA_FILE={:?}: {why}", path.display().to_string()));
     let pem = fs_err::read(path).map_err(|e| bad(e.to_string()))?;
     let mut certs = vec![];
     for item in ureq::tls::parse_pem(&pem) {
@@ -381,13 +384,14 @@ mod tests {
             ("ftp://proxy.example", "not https"),
             ("127.0.0.1:443", "no scheme"),
             ("https://", "not a URL"),
-            ("https://user:pw@proxy.example", "user or password"),
+            ("https://user:pw@proxy.example", "(not shown: it holds credentials): a user or password"),
             ("https://proxy.example/app", "path or query"),
             ("https ://x", "not a URL"),
         ] {
             let e = FrontDoor::parse(url, None, false).unwrap_err();
             assert_eq!(e.kind().exit_code(), 2, "{url}");
             assert!(e.message().contains(says), "{url}: {e}");
+            assert!(!e.message().contains("pw"), "credentials shown: {e}");
         }
         let dir = std::env::temp_dir().join(format!("ccci-frontdoor-{}", std::process::id()));
         fs_err::create_dir_all(&dir).unwrap();

@@ -81,10 +81,10 @@ pub fn serving_unchecked(state: &RunState) -> Option<String> {
     if all().filter(serving).any(|a| a.result == Outcome::Pass) {
         return None;
     }
-    if let Some(a) = all().filter(serving).last() {
+    if let Some(a) = all().rfind(serving) {
         return Some(a.detail.clone());
     }
-    if let Some(a) = all().filter(|a| a.name == "generic checks" && a.result == Outcome::Skip).last() {
+    if let Some(a) = all().rfind(|a| a.name == "generic checks" && a.result == Outcome::Skip) {
         return Some(format!("the generic checks were not run ({})", a.detail));
     }
     Some("no serving check ran".into())

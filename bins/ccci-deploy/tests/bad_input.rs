@@ -609,6 +609,54 @@ fn deploy_abra_server_invalid() {
     });
 }
 
+#[test]
+fn deploy_proxy_url_in_plain_http() {
+    refuse("proxy-http", |sb| {
+        deploy(sb, &[])
+            .env("CCCI_PROXY_URL", "http://127.0.0.1:80")
+            .says("CCCI_PROXY_URL")
+            .says("CCCI_PROXY_ALLOW_HTTP=1")
+    });
+}
+
+#[test]
+fn deploy_proxy_url_not_a_url() {
+    refuse("proxy-not-url", |sb| deploy(sb, &[]).env("CCCI_PROXY_URL", "proxy:443:x").says("CCCI_PROXY_URL"));
+}
+
+#[test]
+fn deploy_proxy_ca_file_missing() {
+    refuse("proxy-ca-missing", |sb| {
+        deploy(sb, &[])
+            .env("CCCI_PROXY_URL", "https://127.0.0.1:443")
+            .env("CCCI_PROXY_CA_FILE", "/nonexistent/proxy-ca.pem")
+            .says("CCCI_PROXY_CA_FILE")
+    });
+}
+
+#[test]
+fn deploy_proxy_ca_file_without_a_certificate() {
+    refuse("proxy-ca-not-pem", |sb| {
+        let ca = sb.root.join("ca.pem");
+        std::fs::write(&ca, "not a certificate\n").unwrap();
+        deploy(sb, &[])
+            .env("CCCI_PROXY_URL", "https://127.0.0.1:443")
+            .env("CCCI_PROXY_CA_FILE", ca.to_str().unwrap())
+            .says("CCCI_PROXY_CA_FILE")
+            .says("holds no PEM certificate")
+    });
+}
+
+#[test]
+fn assert_proxy_url_in_plain_http() {
+    refuse("assert-proxy-http", |sb| {
+        Case::new("ccci-assert", &["install"])
+            .stdin(text(&valid_state(sb)))
+            .env("CCCI_PROXY_URL", "http://127.0.0.1:80")
+            .says("CCCI_PROXY_ALLOW_HTTP=1")
+    });
+}
+
 // ---------------------------------------------------------------------------------------------
 // ccci-assert and ccci-teardown arguments
 // ---------------------------------------------------------------------------------------------
