@@ -21,10 +21,15 @@ OP is install, upgrade, backup, restore or custom (checks not tied to a lifecycl
 come from three places, in this order:
   generic    built in, for every op: every service at its desired replicas; no task restarting
              during a settle window (CCCI_SETTLE_WINDOW); healthchecks passing; serving HTTP
-             (2xx/3xx, or a status the recipe's settings accept) through CCCI_PROXY_URL with the
-             run's domain as Host, or else on the ports the services publish here; a warning for
-             images tagged `latest` or not at all. `assert upgrade` also carries ccci-upgrade's
-             proof that the deployment moved to the PR head. Opt out with CCCI_SKIP_GENERIC=1,
+             (2xx/3xx, or a status the recipe's settings accept), asked as a visitor reaches
+             the app: a traefik router must route the run's domain, and each task answers on
+             the router's loadbalancer.server.port at its address on the proxy network (from a
+             throwaway ccci/probe:1 container, with the run's domain as Host); published ports
+             by their mode (never the routing mesh); and the front door CCCI_PROXY_URL over
+             HTTPS when set. A passing run whose app was never asked is reported as \"passed,
+             but serving was not checked\". A warning for images tagged `latest` or not at
+             all. `assert upgrade` also carries ccci-upgrade's proof that the deployment moved
+             to the PR head. Opt out with CCCI_SKIP_GENERIC=1,
              CCCI_SKIP_GENERIC_<OP>=1 or SKIP_GENERIC in overlays/<recipe>/settings.env; the
              run-state says who asked.
   overlay    executables in $CCCI_OVERLAYS_DIR/<recipe>/<op>/, maintained with ccci: always run.
@@ -50,7 +55,7 @@ Options:
 
 Environment: CCCI_STATE_DIR, CCCI_OVERLAYS_DIR, CCCI_ALLOWLIST, CCCI_CHECK_TIMEOUT,
 CCCI_SETTLE_WINDOW, CCCI_SKIP_GENERIC, CCCI_SKIP_GENERIC_<OP>, CCCI_PROXY_URL,
-CCCI_SERVING_TIMEOUT (see docs/operating.md).
+CCCI_PROXY_CA_FILE, CCCI_PROXY_ALLOW_HTTP, CCCI_SERVING_TIMEOUT (see docs/operating.md).
 Every CCCI_* setting is checked, with its bounds, before anything is created; a bad one
 exits 2 naming it.
 
