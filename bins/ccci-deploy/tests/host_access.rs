@@ -285,3 +285,84 @@ fn an_approved_recipe_mounts_the_docker_socket_and_the_grant_is_recorded() {
     }
     p.teardown();
 }
+
+/// What the policy assumes of Docker Swarm, checked on this swarm: `cap_add`, `sysctls` and
+/// generic resources reach the service spec (so they are refused as host access), while
+/// `privileged`, `pid`, `ipc`, `network_mode`, `devices`, `userns_mode`, `cgroup_parent` and
+/// `security_opt` are dropped with a warning. ccci refuses the dropped ones too; this test says
+/// when a Docker upgrade starts honouring them.
+#[test]
+fn swarm_honours_cap_add_and_sysctls_and_still_ignores_privileged_pid_network_mode_and_devices() {
+    let sb = Sandbox::new("swarm-keys");
+    let stack = format!("swrm-{}_{}", &common::marker()[..6], domain_suffix().replace('.', "_"));
+    let compose = sb.root.join("compose.yml");
+    std::fs::write(
+        &compose,
+        r#"version: "3.8"
+services:
+  app:
+    image: ccci-hello:1
+    command: ["sleep", "3600"]
+    cap_add: [SYS_ADMIN]
+    sysctls: {net.core.somaxconn: 1024}
+    privileged: true
+    pid: host
+    ipc: host
+    network_mode: host
+    devices: ["/dev/null:/dev/ccci-null"]
+    userns_mode: host
+    cgroup_parent: ccci.slice
+    security_opt: ["seccomp:unconfined"]
+    deploy:
+      replicas: 0
+      resources:
+        reservations:
+          generic_resources:
+            - discrete_resource_spec: {kind: ccci-gpu, value: 1}
+"#,
+    )
+    .unwrap();
+    struct Remove(String);
+    impl Drop for Remove {
+        fn drop(&mut self) {
+            let _ = Command::new("docker").args(["stack", "rm", &self.0]).output();
+            for _ in 0..100 {
+                if objects_named(&self.0).is_empty() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+    }
+    let _remove = Remove(stack.clone());
+    let out = Command::new("docker")
+        .args(["stack", "deploy", "--resolve-image", "never", "--detach=true", "-c"])
+        .arg(&compose)
+        .arg(&stack)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "docker stack deploy: {stderr}");
+    let ignored = stderr.lines().find(|l| l.contains("Ignoring unsupported options")).unwrap_or("");
+    for key in ["privileged", "pid", "ipc", "network_mode", "devices", "userns_mode", "cgroup_parent", "security_opt"] {
+        assert!(ignored.contains(key), "swarm no longer ignores {key}: refusing it now matters ({stderr})");
+    }
+    let spec = Command::new("docker")
+        .args(["service", "inspect", "--format", "{{json .Spec.TaskTemplate}}", &format!("{stack}_app")])
+        .output()
+        .unwrap();
+    let spec: Value = serde_json::from_slice(&spec.stdout).unwrap();
+    let container = &spec["ContainerSpec"];
+    assert_eq!(container["CapabilityAdd"], serde_json::json!(["CAP_SYS_ADMIN"]), "{spec:#}");
+    assert_eq!(container["Sysctls"]["net.core.somaxconn"], "1024", "{spec:#}");
+    assert_eq!(
+        spec["Resources"]["Reservations"]["GenericResources"][0]["DiscreteResourceSpec"]["Kind"], "ccci-gpu",
+        "{spec:#}"
+    );
+    let text = spec.to_string();
+    for absent in
+        ["Privileged", "PidMode", "IpcMode", "NetworkMode", "Devices", "UsernsMode", "CgroupParent", "unconfined"]
+    {
+        assert!(!text.contains(absent), "the service spec now carries {absent}: {spec:#}");
+    }
+}
