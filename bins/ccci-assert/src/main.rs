@@ -59,7 +59,9 @@ CCCI_PROXY_CA_FILE, CCCI_PROXY_ALLOW_HTTP, CCCI_SERVING_TIMEOUT (see docs/operat
 Every CCCI_* setting is checked, with its bounds, before anything is created; a bad one
 exits 2 naming it.
 
-Exit status: 0 passed or skipped, 1 a check failed, 2 bad input, 3 a check or the environment
+Exit status: 0 passed or skipped, 1 a check failed (also: the recipe's tests/ leaves its tree
+through a symlink), 2 bad input (also a state of another installation: its domain not
+<run id>.$CCCI_DOMAIN_SUFFIX, its workspace not the registry's), 3 a check or the environment
 errored.
 ";
 

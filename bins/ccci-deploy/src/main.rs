@@ -59,8 +59,9 @@ CCCI_CHECK_TIMEOUT (see docs/operating.md).
 Every CCCI_* setting is checked, with its bounds, before anything is created; a bad one
 exits 2 naming it.
 
-Exit status: 0 deployed, 1 the deploy failed (the run-state says why), 2 bad input (nothing was
-created), 3 environment error.
+Exit status: 0 deployed, 1 the deploy failed (the run-state says why; also when a file ccci or
+its tools read from the recipe — .env.sample, compose files, abra.sh, release notes, tests/ — is
+a symlink leaving the recipe's tree), 2 bad input (nothing was created), 3 environment error.
 ";
 
 fn main() {

@@ -40,7 +40,9 @@ Every CCCI_* setting is checked, with its bounds, before anything is created; a 
 exits 2 naming it.
 
 Exit status: 0 verified empty (or kept on failure), 1 something is left (listed on stderr and in the state), 2 bad
-input, 3 environment error.
+input (also a state or registry entry of another installation: its domain not
+<run id>.$CCCI_DOMAIN_SUFFIX, its workspace not the registry's; nothing is removed), 3 environment
+error.
 ";
 
 fn main() {

@@ -36,7 +36,9 @@ CCCI_EXTERNAL_NETWORKS.
 Every CCCI_* setting is checked, with its bounds, before anything is created; a bad one
 exits 2 naming it.
 
-Exit status: 0 upgraded (or skipped), 1 the upgrade failed, 2 bad input, 3 environment error
+Exit status: 0 upgraded (or skipped), 1 the upgrade failed, 2 bad input (also a state of another
+installation: its domain not <run id>.$CCCI_DOMAIN_SUFFIX, its workspace not the registry's),
+3 environment error
 (including a checkout that does not match the code under test).
 ";
 
