@@ -257,7 +257,7 @@ impl Driver for AbraDriver {
         &self,
         sh: &Shell,
         state: &RunState,
-        _compose: &Compose,
+        compose: &Compose,
         base: Option<&BaseRelease>,
         progress: &Progress,
     ) -> Result<PathBuf> {
@@ -276,6 +276,14 @@ impl Driver for AbraDriver {
         let env_file = self.abra.env_file(&state.domain);
         if !env_file.exists() {
             return Err(Error::env(format!("abra app new did not write {}", env_file.display())));
+        }
+        // `--secrets` skips what the env marks generate=false: the deploy would then fail on a
+        // missing secret and blame the recipe. Say what is missing, as the stack driver does.
+        let env = EnvFile::read(&env_file)?;
+        if let Some(secret) =
+            crate::secrets::app_secrets(compose, &state.stack, &env).iter().find(|s| !s.hints.generate)
+        {
+            return Err(operator_secret(secret));
         }
         Ok(env_file)
     }

@@ -229,6 +229,33 @@ fn overlong_config_name_is_refused_before_deploying() {
     assert_eq!(s["deploys"], 0, "nothing was deployed");
 }
 
+/// The head (deployed as is with --no-upgrade) needs a secret marked `generate=false`: no CI run
+/// can know an operator's value, so the deploy stops as the environment's error, naming it.
+fn deploy_needing_an_operator_secret_is_an_environment_error(driver: &str) {
+    let (s, deploy, _) = pipe(&format!("{driver}-opsecret-deploy"), driver, "operator-secret");
+    assert_eq!(deploy, 3, "{s:#}");
+    let d = op(&s, "deploy");
+    assert_eq!(d["result"], "error");
+    let stack = s["stack"].as_str().unwrap();
+    let detail = d["detail"].as_str().unwrap();
+    assert!(
+        detail
+            .contains(&format!("secret {stack}_db_password_v1 is marked generate=false (SECRET_DB_PASSWORD_VERSION)")),
+        "{detail}"
+    );
+    assert_eq!(s["deploys"], 0, "nothing was deployed");
+}
+
+#[test]
+fn a_deploy_needing_a_secret_only_an_operator_can_insert_is_an_environment_error_with_the_stack_driver() {
+    deploy_needing_an_operator_secret_is_an_environment_error("stack");
+}
+
+#[test]
+fn a_deploy_needing_a_secret_only_an_operator_can_insert_is_an_environment_error_with_the_abra_driver() {
+    deploy_needing_an_operator_secret_is_an_environment_error("abra");
+}
+
 #[test]
 fn a_config_name_broken_by_an_unset_variable_is_refused_before_deploying() {
     let (s, deploy, _) = pipe("stack-unsetver", "stack", "unset-version");
