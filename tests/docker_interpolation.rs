@@ -1,39 +1,28 @@
 //! ccci's prediction of a deploy against the docker CLI's own compose loader.
 //!
 //! ccci reads compose files itself (object names, labels, images) to know what a deploy will
-//! create and to prove an upgrade moved. `docker stack config` runs the very loader `docker stack
-//! deploy` uses, without a swarm, so these tests ask it and compare: every interpolation form
+//! create and to prove an upgrade moved. `docker stack config` (through `ccci::docker::stack_config`)
+//! runs the very loader `docker stack deploy` uses, without a swarm, so these tests ask it and compare: every interpolation form
 //! real recipes use, one by one, and every recipe of `../shared/recipe-corpus` as a whole.
 //!
 //! Needs the docker CLI (no daemon, no swarm). The corpus part says on stderr when it skips.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use ccci::recipe::{Compose, EnvFile, compose_files, substitute};
 use serde_yaml_ng::Value;
 
-/// `docker stack config -c FILE...` in `dir` with exactly `env` (plus PATH and HOME): the
-/// loader's output, or its error message.
+/// `docker stack config` of `files` in `dir` with exactly `env` (plus the docker client settings
+/// ccci passes through), through ccci's own wrapper — the one the host-access policy reads
+/// recipes with: the loader's output, or its error message.
 fn docker_stack_config(dir: &Path, files: &[String], env: &[(String, String)]) -> Result<Value, String> {
-    let mut c = Command::new("docker");
-    c.arg("stack").arg("config");
-    for f in files {
-        c.arg("-c").arg(f);
-    }
-    c.current_dir(dir).env_clear().stdin(Stdio::null());
-    for k in ["PATH", "HOME"] {
-        if let Some(v) = std::env::var_os(k) {
-            c.env(k, v);
+    match ccci::docker::stack_config(dir, files, env, dir) {
+        Ok(yaml) => Ok(serde_yaml_ng::from_str(&yaml).expect("docker stack config printed YAML")),
+        Err(e) => {
+            assert_eq!(e.kind(), ccci::Kind::OpFailed, "docker stack config could not run: {e}");
+            Err(e.message().to_string())
         }
-    }
-    c.envs(env.iter().map(|(k, v)| (k, v)));
-    let out = c.output().expect("the docker CLI is needed for these tests");
-    if out.status.success() {
-        Ok(serde_yaml_ng::from_slice(&out.stdout).expect("docker stack config printed YAML"))
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
     }
 }
 
