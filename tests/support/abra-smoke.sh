@@ -147,6 +147,19 @@ grep -qx "DOMAIN=$DOMAIN" "$ENVF" || fail "DOMAIN not set"
 docker secret inspect "${STACK}_api_key_v1" >/dev/null || fail "secret not created"
 if abra app new smoke -n -o -s default -D "$DOMAIN" 2>/dev/null; then fail "second app new accepted"; fi
 
+say "app secret generate: one by name and version, then --all (generate=false skipped)"
+printf 'SECRET_EXTRA_VERSION=v1 # length=20\nSECRET_MANUAL_VERSION=v1 # generate=false\n' >>"$ENVF"
+abra app secret generate "$DOMAIN" extra v1 -n
+docker secret inspect "${STACK}_extra_v1" >/dev/null || fail "secret generate did not create ${STACK}_extra_v1"
+if abra app secret generate "$DOMAIN" extra v1 -n 2>/dev/null; then fail "generating an existing secret was accepted"; fi
+if abra app secret generate "$DOMAIN" extra v2 -n 2>/dev/null; then fail "a version other than the .env's was accepted"; fi
+if abra app secret generate "$DOMAIN" -a -n 2>/dev/null; then fail "--all over existing secrets was accepted"; fi
+docker secret rm "${STACK}_extra_v1" "${STACK}_api_key_v1" >/dev/null
+abra app secret generate "$DOMAIN" -a -n
+docker secret inspect "${STACK}_api_key_v1" "${STACK}_extra_v1" >/dev/null || fail "--all did not generate every secret"
+if docker secret inspect "${STACK}_manual_v1" >/dev/null 2>&1; then fail "a generate=false secret was generated"; fi
+docker secret rm "${STACK}_extra_v1" >/dev/null
+
 # ---- deploy --chaos at the head --------------------------------------------------------------
 git -C "$R" checkout -q main
 say "app deploy --chaos (head $HEAD_SHA)"
