@@ -5,6 +5,7 @@
 //! per concept.
 
 pub mod abra;
+pub mod bridge;
 pub mod cli;
 pub mod config;
 pub mod converge;
