@@ -75,6 +75,12 @@ pub const DEPLOY_TIMEOUT: Setting = Setting {
     accepts: Accepts::Duration { default: 300, min: 1, max: DAY },
     meaning: "how long deploy (and upgrade) waits for convergence",
 };
+pub const PENDING_TIMEOUT: Setting = Setting {
+    name: "CCCI_PENDING_TIMEOUT",
+    default: "`60s`",
+    accepts: Accepts::Duration { default: 60, min: 1, max: DAY },
+    meaning: "how long a task may stay pending with the same scheduler reason (\"no suitable node …\", \"insufficient resources …\") before deploy or upgrade fails quoting it",
+};
 pub const SERVING_TIMEOUT: Setting = Setting {
     name: "CCCI_SERVING_TIMEOUT",
     default: "`60s`",
@@ -209,6 +215,7 @@ pub const SETTINGS: &[Setting] = &[
     STATE_DIR,
     DOMAIN_SUFFIX,
     DEPLOY_TIMEOUT,
+    PENDING_TIMEOUT,
     SERVING_TIMEOUT,
     TEARDOWN_TIMEOUT,
     LEASE_TTL,
@@ -534,6 +541,12 @@ pub fn domain_suffix() -> Result<crate::naming::Domain> {
 /// How long deploy waits for the stack to converge (`CCCI_DEPLOY_TIMEOUT`).
 pub fn deploy_timeout() -> Result<Duration> {
     duration(&DEPLOY_TIMEOUT)
+}
+
+/// How long a task may stay pending for the same scheduler reason ("no suitable node",
+/// "insufficient resources") before the wait gives up (`CCCI_PENDING_TIMEOUT`, default 60 s).
+pub fn pending_timeout() -> Result<Duration> {
+    duration(&PENDING_TIMEOUT)
 }
 
 /// How long the serving check retries (`CCCI_SERVING_TIMEOUT`).

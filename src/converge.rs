@@ -2,6 +2,25 @@
 //!
 //! `docker stack deploy --detach=false` hangs on one-shot services and abra's own wait has an
 //! unconfirmed timeout; ccci polls the swarm itself so every failure quotes the task error.
+//!
+//! Tasks are read the way swarm means them ([`ending`]):
+//! - **running**: desired and current state `running`.
+//! - **done**: ended `complete` with exit code 0, its container not stopped by a failing
+//!   healthcheck, and either under restart condition `none` or `on-failure` ("completed": a
+//!   one-shot job such as a migration; swarm starts no other task), or under condition `any` with
+//!   a restart delay of at least [`PERIODIC_MIN_DELAY`] ("periodic": swarm runs it again after the
+//!   delay). A slot whose last ended task is done, and that has no task on its way to running,
+//!   counts as converged.
+//! - **replaced**: every other task that ended after the deploy began, whatever its end state:
+//!   failed, stopped by its healthcheck (and exiting 0 on SIGTERM, as nginx does), or exiting 0
+//!   under condition `any` with a short delay (a server that quits at once is not a periodic
+//!   job). [`CRASH_LOOP_REPLACEMENTS`] of them in one service is a crash loop, failed at once,
+//!   quoting the last one's reason and healthcheck output.
+//! - **final**: an ended task that is not done and that swarm will not replace (condition `none`;
+//!   `on-failure` after exit 0; `max_attempts` used up) fails at once.
+//! - **pending** with a scheduler reason ("no suitable node …", "insufficient resources …"): the
+//!   reason is quoted while waiting, and the wait fails once the same reason has stood for
+//!   `CCCI_PENDING_TIMEOUT`.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -14,12 +33,36 @@ use crate::naming::StackName;
 use crate::progress::Progress;
 use crate::state::{Deployed, DeployedService, PortMode, PublishedPort};
 
-/// Failed tasks of one service, since the deploy began, after which it counts as crash-looping.
-/// One or two failures are normal while a dependency (a database) starts.
-pub const CRASH_LOOP_FAILURES: usize = 3;
+/// Tasks of one service that ended and were replaced since the deploy began after which it
+/// counts as crash-looping. One or two are normal while a dependency (a database) starts.
+pub const CRASH_LOOP_REPLACEMENTS: usize = 3;
 
-const POLL: Duration = Duration::from_secs(2);
+/// The shortest restart delay under which a task that exits 0 under restart condition `any`
+/// is a periodic job rather than a crash loop. Swarm's default delay is 5 s: a service that
+/// exits 0 and is restarted that fast is a server quitting, and a periodic job names its period.
+pub const PERIODIC_MIN_DELAY: Duration = Duration::from_secs(10);
+
+/// Between two looks at the swarm. One look (service list and inspect, task list and inspect
+/// per service) takes 0.1-0.3 s on a small stack; a second between looks keeps the added
+/// latency of a wait under a second without keeping the docker daemon busy.
+pub const POLL: Duration = Duration::from_secs(1);
 const REPORT_EVERY: Duration = Duration::from_secs(10);
+
+/// How long a wait may take.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// The whole wait (`CCCI_DEPLOY_TIMEOUT`).
+    pub timeout: Duration,
+    /// One unchanged scheduler reason of a pending task (`CCCI_PENDING_TIMEOUT`).
+    pub pending: Duration,
+}
+
+impl Limits {
+    /// From the settings; a malformed one is bad input.
+    pub fn from_env() -> Result<Limits> {
+        Ok(Limits { timeout: crate::config::deploy_timeout()?, pending: crate::config::pending_timeout()? })
+    }
+}
 
 /// The state of one service at the end of the wait.
 #[derive(Debug, Clone)]
@@ -28,46 +71,115 @@ pub struct ServiceStatus {
     pub desired: u64,
     pub running: u64,
     pub tasks: Vec<Task>,
+    /// Slots with no running task whose last ended task is done ([`Ending::Done`]).
+    pub done: u64,
+    /// How those slots are done: `completed` or `periodic`.
+    pub done_as: Option<&'static str>,
 }
 
-/// What one look at the swarm says.
-enum Verdict {
-    Converged,
-    Waiting(String),
-    Failed(String),
+impl ServiceStatus {
+    /// Every desired slot runs a task or is done.
+    pub fn satisfied(&self) -> bool {
+        self.running + self.done >= self.desired
+    }
 }
 
-/// Polls until every service of `stack` runs its desired replicas, or fails. Only tasks created
-/// at or after `since` (RFC 3339) count as failures, so a redeploy is not blamed for old tasks.
+/// How a task that ended is to be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ending {
+    /// Ended as the service means to: `completed` (one-shot) or `periodic`.
+    Done(&'static str),
+    /// Ended, and swarm starts another in its place; the reason in words.
+    Replaced(String),
+    /// Ended, not done, and swarm starts no other: the reason in words.
+    Final(String),
+}
+
+/// How swarm means the end of `task` of `service`; `None` while the task has not ended (and
+/// for `rejected`, which the wait fails on by itself).
+pub fn ending(service: &Service, task: &Task) -> Option<Ending> {
+    if !docker::is_ended(&task.state) || task.state == "rejected" {
+        return None;
+    }
+    let unhealthy = task.health.as_ref().is_some_and(|h| h.status == "unhealthy");
+    let exit0 = task.exit_code.unwrap_or(0) == 0;
+    let policy = &service.restart;
+    if task.state == "complete" && exit0 && !unhealthy {
+        match policy.condition.as_str() {
+            "none" | "on-failure" => return Some(Ending::Done("completed")),
+            _ if policy.delay >= PERIODIC_MIN_DELAY => return Some(Ending::Done("periodic")),
+            _ => {}
+        }
+    }
+    let reason = ended_reason(task);
+    let replaced = match policy.condition.as_str() {
+        "none" => false,
+        // Swarm restarts on failure only: a task that completed (here: stopped by its
+        // healthcheck and exiting 0) is not run again.
+        "on-failure" => task.state != "complete",
+        _ => true,
+    };
+    Some(if replaced {
+        Ending::Replaced(reason)
+    } else {
+        Ending::Final(format!("{reason}; restart condition {} starts no other task", policy.condition))
+    })
+}
+
+/// Why a task ended, in words: its healthcheck's verdict and last output when its container was
+/// unhealthy, else swarm's error and the exit code.
+pub fn ended_reason(task: &Task) -> String {
+    if let Some(h) = task.health.as_ref().filter(|h| h.status == "unhealthy") {
+        let out = crate::process::tail(&h.last_output, 2);
+        let times = if h.failing_streak > 0 { format!(" {} times", h.failing_streak) } else { String::new() };
+        let out = if out.is_empty() { String::new() } else { format!(": {out}") };
+        return format!("unhealthy: healthcheck failed{times}{out}");
+    }
+    match task.state.as_str() {
+        "complete" => "exited 0".to_string(),
+        "shutdown" => {
+            format!("shut down by swarm ({})", if task.message.is_empty() { "no reason given" } else { &task.message })
+        }
+        _ => task_reason(task),
+    }
+}
+
+/// Polls until every service of `stack` runs its desired replicas (or is done), or fails. Only
+/// tasks created at or after `since` (RFC 3339) count as failures, so a redeploy is not blamed
+/// for old tasks.
 pub fn wait(
     sh: &Shell,
     stack: &StackName,
-    timeout: Duration,
+    limits: Limits,
     since: &str,
     progress: &Progress,
 ) -> Result<Vec<ServiceStatus>> {
     let start = Instant::now();
     let mut last_report = Instant::now();
     let since_unix = crate::time::parse_rfc3339(since).unwrap_or(0);
-    // Swarm prunes old tasks (task history limit), so failures are remembered across polls.
-    let mut failures = Failures::default();
+    // Swarm prunes old tasks (task history limit), so what was seen is remembered across polls.
+    let mut memory = Memory::default();
+    let mut last_why = String::new();
     loop {
         let statuses = look(sh, stack)?;
-        let verdict = judge(&statuses, since_unix, &mut failures);
+        let verdict = judge(&statuses, since_unix, &mut memory, start.elapsed(), limits.pending);
         match verdict {
             Verdict::Converged => {
-                progress.log(format!("converged: {}", summary(&statuses)));
+                progress.log(format!("converged in {:.1}s: {}", start.elapsed().as_secs_f64(), summary(&statuses)));
                 return Ok(statuses);
             }
             Verdict::Failed(why) => return Err(Error::failed(why)),
             Verdict::Waiting(why) => {
-                if start.elapsed() >= timeout {
-                    return Err(Error::failed(format!("not converged after {}s: {why}", timeout.as_secs())));
+                if start.elapsed() >= limits.timeout {
+                    return Err(Error::failed(format!("not converged after {}s: {why}", limits.timeout.as_secs())));
                 }
-                if last_report.elapsed() >= REPORT_EVERY {
+                // A new scheduler reason or a replaced task is said at once.
+                let news = why != last_why && (why.contains("(pending: ") || why.contains(" replaced, last: "));
+                if last_report.elapsed() >= REPORT_EVERY || news {
                     progress.log(format!("waiting for convergence: {why}"));
                     last_report = Instant::now();
                 }
+                last_why = why;
             }
         }
         std::thread::sleep(POLL);
@@ -86,18 +198,60 @@ pub fn look(sh: &Shell, stack: &StackName) -> Result<Vec<ServiceStatus>> {
         .into_iter()
         .map(|s| {
             let tasks = by_service.remove(s.id.as_str()).unwrap_or_default();
-            let running = tasks.iter().filter(|t| t.desired_state == "running" && t.state == "running").count() as u64;
-            // A global service on a single-node swarm wants one task.
-            let desired = s.replicas.unwrap_or(1);
-            ServiceStatus { service: s, desired, running, tasks }
+            status_of(s, tasks)
         })
         .collect())
 }
 
-/// Failed tasks seen so far, per service id: task id → reason.
-type Failures = BTreeMap<String, BTreeMap<String, (String, String)>>;
+/// Counts a service's running and done slots.
+pub fn status_of(service: Service, tasks: Vec<Task>) -> ServiceStatus {
+    let running = tasks.iter().filter(|t| t.desired_state == "running" && t.state == "running").count() as u64;
+    // A global service on a single-node swarm wants one task.
+    let desired = service.replicas.unwrap_or(1);
+    let mut slots: BTreeMap<u64, Vec<&Task>> = BTreeMap::new();
+    for t in &tasks {
+        slots.entry(t.slot.unwrap_or(0)).or_default().push(t);
+    }
+    let (mut done, mut done_as) = (0, None);
+    for slot in slots.values() {
+        if slot.iter().any(|t| t.desired_state == "running") {
+            continue; // running, or on its way there
+        }
+        let last_ended =
+            slot.iter().filter(|t| docker::is_ended(&t.state)).max_by(|a, b| a.created_at.cmp(&b.created_at));
+        if let Some(Ending::Done(how)) = last_ended.and_then(|t| ending(&service, t)) {
+            done += 1;
+            done_as = Some(how);
+        }
+    }
+    ServiceStatus { service, desired, running, tasks, done, done_as }
+}
 
-fn judge(statuses: &[ServiceStatus], since_unix: u64, failures: &mut Failures) -> Verdict {
+/// What the wait remembers across looks.
+#[derive(Debug, Default)]
+struct Memory {
+    /// Per service id: replaced tasks, task id → (created at, reason).
+    replaced: BTreeMap<String, BTreeMap<String, (String, String)>>,
+    /// Per service id: a pending task's scheduler reason and when it was first seen.
+    pending: BTreeMap<String, (String, Duration)>,
+}
+
+/// What one look at the swarm says.
+#[derive(Debug)]
+enum Verdict {
+    Converged,
+    Waiting(String),
+    Failed(String),
+}
+
+/// `elapsed`: since the wait began; `pending_limit`: how long one scheduler reason may stand.
+fn judge(
+    statuses: &[ServiceStatus],
+    since_unix: u64,
+    memory: &mut Memory,
+    elapsed: Duration,
+    pending_limit: Duration,
+) -> Verdict {
     if statuses.is_empty() {
         return Verdict::Waiting("no services of the stack yet".into());
     }
@@ -118,35 +272,91 @@ fn judge(statuses: &[ServiceStatus], since_unix: u64, failures: &mut Failures) -
         if let Some(t) = recent.iter().find(|t| t.state == "rejected") {
             return Verdict::Failed(format!("service {name}: task rejected: {}", task_reason(t)));
         }
-        let seen = failures.entry(s.service.id.clone()).or_default();
-        for t in recent.iter().filter(|t| t.state == "failed") {
-            seen.insert(t.id.clone(), (t.created_at.clone(), task_reason(t)));
+        let seen = memory.replaced.entry(s.service.id.clone()).or_default();
+        for t in &recent {
+            match ending(&s.service, t) {
+                Some(Ending::Final(why)) => {
+                    return Verdict::Failed(format!("service {name}: task {} ended: {why}", short(&t.id)));
+                }
+                Some(Ending::Replaced(why)) => {
+                    seen.insert(t.id.clone(), (t.created_at.clone(), why));
+                }
+                _ => {}
+            }
         }
-        let last_failure = seen.values().max().map(|(_, reason)| reason.clone());
-        if seen.len() >= CRASH_LOOP_FAILURES {
+        let last = seen.values().max().map(|(_, reason)| reason.clone());
+        let max_attempts = s.service.restart.max_attempts;
+        let limit = if max_attempts > 0 {
+            CRASH_LOOP_REPLACEMENTS.min(max_attempts as usize + 1)
+        } else {
+            CRASH_LOOP_REPLACEMENTS
+        };
+        if seen.len() >= limit {
+            let gave_up = if limit < CRASH_LOOP_REPLACEMENTS { " (swarm gives up: max_attempts)" } else { "" };
             return Verdict::Failed(format!(
-                "service {name}: crash-looping, {} tasks failed; last: {}",
+                "service {name}: crash loop: {} tasks ended and were replaced since the deploy began{gave_up}; last: {}",
                 seen.len(),
-                last_failure.unwrap_or_default()
+                last.unwrap_or_default()
             ));
         }
+        let pending = s
+            .tasks
+            .iter()
+            .find(|t| t.desired_state == "running" && t.state == "pending" && !t.error.is_empty())
+            .map(|t| t.error.trim_matches('"').to_string());
+        match pending {
+            Some(reason) => {
+                let since = match memory.pending.get(&s.service.id) {
+                    Some((r, at)) if *r == reason => *at,
+                    _ => {
+                        memory.pending.insert(s.service.id.clone(), (reason.clone(), elapsed));
+                        elapsed
+                    }
+                };
+                let stood = elapsed.saturating_sub(since);
+                if stood >= pending_limit {
+                    return Verdict::Failed(format!(
+                        "service {name}: task pending for {}s: {reason} (CCCI_PENDING_TIMEOUT)",
+                        stood.as_secs()
+                    ));
+                }
+            }
+            None => {
+                memory.pending.remove(&s.service.id);
+            }
+        }
         let updating = s.service.update_state.as_deref() == Some("updating");
-        if s.running < s.desired || updating {
+        if !s.satisfied() || updating {
             let current = s
                 .tasks
                 .iter()
                 .filter(|t| t.desired_state == "running")
-                .map(|t| t.state.as_str())
-                .next()
-                .unwrap_or("no task");
+                .max_by(|a, b| a.created_at.cmp(&b.created_at))
+                .map(|t| {
+                    if t.state == "pending" && !t.error.is_empty() {
+                        format!("pending: {}", t.error.trim_matches('"'))
+                    } else {
+                        t.state.clone()
+                    }
+                })
+                .unwrap_or_else(|| {
+                    // Swarm holds the next task at desired state `ready` for the restart delay.
+                    let held = s.tasks.iter().any(|t| t.desired_state == "ready");
+                    if held { "next task held for the restart delay" } else { "no task" }.into()
+                });
             let mut w = format!("{name} {}/{} ({current})", s.running, s.desired);
-            if let Some(reason) = &last_failure {
-                w.push_str(&format!(", last failure: {reason}"));
+            if let Some(reason) = &last {
+                let n = seen.len();
+                w.push_str(&format!(", {n} task{} replaced, last: {reason}", if n == 1 { "" } else { "s" }));
             }
             waiting.push(w);
         }
     }
     if waiting.is_empty() { Verdict::Converged } else { Verdict::Waiting(waiting.join(", ")) }
+}
+
+fn short(id: &str) -> &str {
+    &id[..12.min(id.len())]
 }
 
 fn task_reason(t: &Task) -> String {
@@ -207,13 +417,27 @@ pub fn snapshot(sh: &Shell, stack: &StackName) -> Result<Deployed> {
 }
 
 /// `app 1/1, db 1/1`.
+/// `app 1/1, migrate completed`: running/desired per service; a service whose every slot is done
+/// says how (`completed`, a one-shot job; `periodic`, between two runs).
 pub fn summary(statuses: &[ServiceStatus]) -> String {
-    statuses.iter().map(|s| format!("{} {}/{}", s.service.name, s.running, s.desired)).collect::<Vec<_>>().join(", ")
+    statuses
+        .iter()
+        .map(|s| {
+            let name = &s.service.name;
+            match s.done_as {
+                Some(how) if s.running == 0 && s.done >= s.desired => format!("{name} {how}"),
+                Some(how) => format!("{name} {}/{} ({} {how})", s.running, s.desired, s.done),
+                None => format!("{name} {}/{}", s.running, s.desired),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::docker::{Health, RestartPolicy};
 
     fn svc(name: &str, replicas: u64) -> Service {
         Service {
@@ -228,6 +452,7 @@ mod tests {
             update_state: None,
             update_message: None,
             ingress_ports: vec![],
+            restart: RestartPolicy::default(),
         }
     }
 
@@ -245,28 +470,65 @@ mod tests {
             ports: vec![],
             container_id: None,
             addresses: vec![],
+            health: None,
         }
     }
 
+    /// A task that ended `state` with `exit`, created at second `n` of [`T1`]'s minute.
+    fn ended(id: &str, state: &str, exit: i64, n: u32) -> Task {
+        Task {
+            id: id.into(),
+            exit_code: Some(exit),
+            message: if state == "complete" { "finished".into() } else { String::new() },
+            ..task(state, "shutdown", if exit == 0 { "" } else { "task: non-zero exit (1)" }, &at(n))
+        }
+    }
+
+    fn unhealthy(t: Task) -> Task {
+        Task {
+            health: Some(Health {
+                status: "unhealthy".into(),
+                failing_streak: 2,
+                last_output: "wget: server returned error: HTTP/1.1 404 Not Found\n".into(),
+            }),
+            ..t
+        }
+    }
+
+    fn at(n: u32) -> String {
+        format!("2026-11-21T22:00:{n:02}Z")
+    }
+
+    fn with_policy(tasks: Vec<Task>, condition: &str, delay_s: u64) -> ServiceStatus {
+        let mut service = svc("s_app", 1);
+        service.restart =
+            RestartPolicy { condition: condition.into(), delay: Duration::from_secs(delay_s), max_attempts: 0 };
+        status_of(service, tasks)
+    }
+
     fn status(tasks: Vec<Task>, replicas: u64) -> ServiceStatus {
-        let running = tasks.iter().filter(|t| t.desired_state == "running" && t.state == "running").count() as u64;
-        ServiceStatus { service: svc("s_app", replicas), desired: replicas, running, tasks }
+        status_of(svc("s_app", replicas), tasks)
     }
 
     const T1: &str = "2026-11-21T22:00:00Z";
+    const LIMIT: Duration = Duration::from_secs(30);
+
+    fn judge1(s: &ServiceStatus, memory: &mut Memory) -> Verdict {
+        judge(std::slice::from_ref(s), 0, memory, Duration::ZERO, LIMIT)
+    }
 
     #[test]
     fn converged_when_all_replicas_run() {
         let s = status(vec![task("running", "running", "", T1)], 1);
-        assert!(matches!(judge(&[s], 0, &mut Failures::default()), Verdict::Converged));
+        assert!(matches!(judge(&[s], 0, &mut Memory::default(), Duration::ZERO, LIMIT), Verdict::Converged));
     }
 
     #[test]
     fn rejected_fails_fast_quoting_the_error() {
         let s = status(vec![task("rejected", "shutdown", "\"No such image: x:1\"", T1)], 1);
-        match judge(&[s], 0, &mut Failures::default()) {
+        match judge1(&s, &mut Memory::default()) {
             Verdict::Failed(m) => assert!(m.contains("No such image: x:1"), "{m}"),
-            _ => panic!("expected failure"),
+            v => panic!("expected failure, got {v:?}"),
         }
     }
 
@@ -274,19 +536,19 @@ mod tests {
     fn old_rejections_do_not_count() {
         let s = status(vec![task("rejected", "shutdown", "gone", T1), task("running", "running", "", T1)], 1);
         let since = crate::time::parse_rfc3339(T1).unwrap() + 60;
-        assert!(matches!(judge(&[s], since, &mut Failures::default()), Verdict::Converged));
+        assert!(matches!(judge(&[s], since, &mut Memory::default(), Duration::ZERO, LIMIT), Verdict::Converged));
     }
 
     #[test]
     fn crash_loop_after_three_failures() {
-        let f = |id: &str| Task { id: id.into(), ..task("failed", "shutdown", "task: non-zero exit (1)", T1) };
-        let mut seen = Failures::default();
-        let two = status(vec![f("a"), f("b"), task("starting", "running", "", T1)], 1);
-        assert!(matches!(judge(std::slice::from_ref(&two), 0, &mut seen), Verdict::Waiting(_)));
-        assert!(matches!(judge(&[two], 0, &mut seen), Verdict::Waiting(_)), "the same failures twice are two");
+        let f = |id: &str, n| ended(id, "failed", 1, n);
+        let mut seen = Memory::default();
+        let two = status(vec![f("a", 1), f("b", 2), task("starting", "running", "", &at(3))], 1);
+        assert!(matches!(judge1(&two, &mut seen), Verdict::Waiting(_)));
+        assert!(matches!(judge1(&two, &mut seen), Verdict::Waiting(_)), "the same failures twice are two");
         // Swarm pruned a and b; c is the third failure all the same.
-        let pruned = status(vec![f("c"), task("starting", "running", "", T1)], 1);
-        assert!(matches!(judge(&[pruned], 0, &mut seen), Verdict::Failed(m) if m.contains("crash-looping")));
+        let pruned = status(vec![f("c", 4), task("starting", "running", "", &at(5))], 1);
+        assert!(matches!(judge1(&pruned, &mut seen), Verdict::Failed(m) if m.contains("crash loop")));
     }
 
     #[test]
@@ -294,6 +556,121 @@ mod tests {
         let mut s = status(vec![task("running", "running", "", T1)], 1);
         s.service.update_state = Some("paused".into());
         s.service.update_message = Some("update paused due to failure".into());
-        assert!(matches!(judge(&[s], 0, &mut Failures::default()), Verdict::Failed(m) if m.contains("paused")));
+        assert!(matches!(judge1(&s, &mut Memory::default()), Verdict::Failed(m) if m.contains("paused")));
+    }
+
+    #[test]
+    fn a_job_that_completed_with_exit_0_under_on_failure_or_none_is_converged_and_says_completed() {
+        for condition in ["on-failure", "none"] {
+            let s = with_policy(vec![ended("job", "complete", 0, 1)], condition, 5);
+            assert!(matches!(judge1(&s, &mut Memory::default()), Verdict::Converged), "{condition}");
+            assert_eq!((s.done, s.done_as), (1, Some("completed")));
+            assert_eq!(summary(&[s]), "s_app completed");
+            // A job still running is converged as a running task.
+            let running = with_policy(vec![task("running", "running", "", T1)], condition, 5);
+            assert_eq!(summary(&[running]), "s_app 1/1");
+        }
+    }
+
+    #[test]
+    fn a_job_that_fails_under_restart_condition_none_fails_at_once() {
+        let s = with_policy(vec![ended("job", "failed", 1, 1)], "none", 5);
+        match judge1(&s, &mut Memory::default()) {
+            Verdict::Failed(m) => {
+                assert!(m.contains("task: non-zero exit (1) (exit code 1)"), "{m}");
+                assert!(m.contains("restart condition none starts no other task"), "{m}");
+            }
+            v => panic!("expected failure, got {v:?}"),
+        }
+    }
+
+    #[test]
+    fn a_service_rerun_after_exit_0_with_a_long_delay_is_periodic_not_crashing() {
+        // Between runs swarm holds the next task at desired state `ready` for the delay.
+        let waiting_next = task("ready", "ready", "", &at(40));
+        let tasks = vec![
+            ended("a", "complete", 0, 1),
+            ended("b", "complete", 0, 20),
+            ended("c", "complete", 0, 30),
+            waiting_next,
+        ];
+        let s = with_policy(tasks, "any", 60);
+        assert!(matches!(judge1(&s, &mut Memory::default()), Verdict::Converged));
+        assert_eq!(summary(&[s]), "s_app periodic");
+        assert_eq!(ending(&svc("x", 1), &ended("a", "complete", 0, 1)), Some(Ending::Replaced("exited 0".into())));
+    }
+
+    #[test]
+    fn exiting_0_under_restart_any_with_a_short_delay_is_a_crash_loop() {
+        let mut memory = Memory::default();
+        let tasks = |n: u32| (0..n).map(|i| ended(&format!("t{i}"), "complete", 0, i * 6)).collect::<Vec<_>>();
+        assert!(
+            matches!(judge1(&with_policy(tasks(2), "any", 5), &mut memory), Verdict::Waiting(w) if w.contains("2 tasks replaced, last: exited 0"))
+        );
+        match judge1(&with_policy(tasks(3), "any", 5), &mut memory) {
+            Verdict::Failed(m) => assert_eq!(
+                m,
+                "service s_app: crash loop: 3 tasks ended and were replaced since the deploy began; last: exited 0"
+            ),
+            v => panic!("expected failure, got {v:?}"),
+        }
+    }
+
+    #[test]
+    fn tasks_stopped_by_a_failing_healthcheck_are_a_crash_loop_quoting_the_health_output_whatever_their_exit() {
+        for (state, exit) in [("complete", 0), ("failed", 143)] {
+            let mut memory = Memory::default();
+            let tasks: Vec<Task> = (0..3).map(|i| unhealthy(ended(&format!("t{i}"), state, exit, i * 16))).collect();
+            // Even with a long delay: a task its healthcheck stopped is not a periodic run.
+            let s = with_policy(tasks, "any", 60);
+            match judge1(&s, &mut memory) {
+                Verdict::Failed(m) => assert!(
+                    m.ends_with("last: unhealthy: healthcheck failed 2 times: wget: server returned error: HTTP/1.1 404 Not Found"),
+                    "{m}"
+                ),
+                v => panic!("{state}: expected failure, got {v:?}"),
+            }
+        }
+        // Under on-failure swarm starts no other task after exit 0: the service is down at once.
+        let s = with_policy(vec![unhealthy(ended("t0", "complete", 0, 1))], "on-failure", 5);
+        assert!(
+            matches!(judge1(&s, &mut Memory::default()), Verdict::Failed(m) if m.contains("unhealthy: healthcheck failed 2 times") && m.contains("restart condition on-failure starts no other task"))
+        );
+    }
+
+    #[test]
+    fn max_attempts_below_the_crash_loop_count_fails_when_swarm_gives_up() {
+        let mut s = with_policy(vec![ended("a", "failed", 1, 1), ended("b", "failed", 1, 2)], "on-failure", 5);
+        s.service.restart.max_attempts = 1;
+        assert!(matches!(judge1(&s, &mut Memory::default()), Verdict::Failed(m) if m.contains("max_attempts")));
+    }
+
+    #[test]
+    fn a_pending_task_quotes_the_scheduler_and_fails_when_the_reason_stands() {
+        let reason = "no suitable node (scheduling constraints not satisfied on 1 node)";
+        let pending = |why: &str| status(vec![task("pending", "running", why, T1)], 1);
+        let mut memory = Memory::default();
+        let mut at =
+            |s: &ServiceStatus, secs| judge(std::slice::from_ref(s), 0, &mut memory, Duration::from_secs(secs), LIMIT);
+        assert!(
+            matches!(at(&pending(reason), 0), Verdict::Waiting(w) if w == format!("s_app 0/1 (pending: {reason})"))
+        );
+        assert!(matches!(at(&pending(reason), 29), Verdict::Waiting(_)));
+        // Another reason starts the clock again.
+        assert!(matches!(at(&pending("insufficient resources on 1 node"), 31), Verdict::Waiting(_)));
+        assert!(matches!(at(&pending(reason), 40), Verdict::Waiting(_)));
+        match at(&pending(reason), 70) {
+            Verdict::Failed(m) => {
+                assert_eq!(m, format!("service s_app: task pending for 30s: {reason} (CCCI_PENDING_TIMEOUT)"))
+            }
+            v => panic!("expected failure, got {v:?}"),
+        }
+        // Pending without a reason is the scheduler at work, not stuck.
+        let mut memory = Memory::default();
+        let quiet = status(vec![task("pending", "running", "", T1)], 1);
+        assert!(matches!(
+            judge(std::slice::from_ref(&quiet), 0, &mut memory, Duration::from_secs(600), LIMIT),
+            Verdict::Waiting(_)
+        ));
     }
 }

@@ -177,6 +177,42 @@ pub struct Service {
     pub update_message: Option<String>,
     /// (published, target) ports the service publishes in ingress mode (through the routing mesh).
     pub ingress_ports: Vec<(u16, u16)>,
+    /// `deploy.restart_policy` as swarm applies it.
+    pub restart: RestartPolicy,
+}
+
+/// What swarm does when a task of a service ends (`Spec.TaskTemplate.RestartPolicy`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestartPolicy {
+    /// `any` (swarm's default), `on-failure` or `none`.
+    pub condition: String,
+    /// How long swarm waits before it starts the next task (default 5 s).
+    pub delay: std::time::Duration,
+    /// 0: no limit.
+    pub max_attempts: u64,
+}
+
+impl Default for RestartPolicy {
+    /// Swarm's defaults: restart on any end, after 5 s, without limit.
+    fn default() -> Self {
+        RestartPolicy { condition: "any".into(), delay: std::time::Duration::from_secs(5), max_attempts: 0 }
+    }
+}
+
+fn parse_restart(v: &Value) -> RestartPolicy {
+    let d = RestartPolicy::default();
+    // Job services (`replicated-job`, `global-job`) run each task to completion, never again.
+    let job = v["Mode"].get("ReplicatedJob").is_some() || v["Mode"].get("GlobalJob").is_some();
+    let p = &v["TaskTemplate"]["RestartPolicy"];
+    RestartPolicy {
+        condition: if job {
+            "none".into()
+        } else {
+            p["Condition"].as_str().filter(|c| !c.is_empty()).unwrap_or(&d.condition).to_string()
+        },
+        delay: p["Delay"].as_u64().map(std::time::Duration::from_nanos).unwrap_or(d.delay),
+        max_attempts: p["MaxAttempts"].as_u64().unwrap_or(0),
+    }
 }
 
 fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
@@ -252,13 +288,16 @@ fn parse_service(v: &Value) -> Service {
         name: spec["Name"].as_str().unwrap_or_default().to_string(),
         image: str_at(spec, &["TaskTemplate", "ContainerSpec", "Image"]).unwrap_or_default().to_string(),
         labels: labels_at(spec, &["Labels"]),
-        replicas: spec["Mode"]["Replicated"]["Replicas"].as_u64(),
+        replicas: spec["Mode"]["Replicated"]["Replicas"]
+            .as_u64()
+            .or_else(|| spec["Mode"]["ReplicatedJob"]["TotalCompletions"].as_u64()),
         secrets: refs("Secrets"),
         configs: refs("Configs"),
         created_at: v["CreatedAt"].as_str().unwrap_or_default().to_string(),
         update_state: str_at(v, &["UpdateStatus", "State"]).map(String::from),
         update_message: str_at(v, &["UpdateStatus", "Message"]).map(String::from),
         ingress_ports: ingress_ports(v),
+        restart: parse_restart(spec),
     }
 }
 
@@ -295,6 +334,26 @@ pub struct Task {
     pub container_id: Option<String>,
     /// (network name, address without its prefix length) of each network the task is attached to.
     pub addresses: Vec<(String, String)>,
+    /// The healthcheck state of the container of a task that ended, when the container is still
+    /// on this node and has a healthcheck ([`tasks`] asks only for ended tasks).
+    pub health: Option<Health>,
+}
+
+/// A container's healthcheck state (`docker inspect` `.State.Health`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Health {
+    /// `starting`, `healthy` or `unhealthy`.
+    pub status: String,
+    /// Probes failed in a row.
+    pub failing_streak: u64,
+    /// What the last probe printed, trimmed.
+    pub last_output: String,
+}
+
+/// Task states after which a task never runs again (the CLI's order: complete < shutdown <
+/// failed < rejected; `orphaned` and `remove` are swarmkit's).
+pub fn is_ended(state: &str) -> bool {
+    matches!(state, "complete" | "shutdown" | "failed" | "rejected" | "orphaned" | "remove")
 }
 
 /// The tasks of `services` (as just listed by [`services`]).
@@ -306,7 +365,31 @@ pub fn tasks(sh: &Shell, services: &[Service]) -> Result<Vec<Task>> {
             Err(_) => continue, // removed meanwhile
         }
     }
-    Ok(inspect(sh, "task", &ids)?.iter().map(parse_task).collect())
+    let mut tasks: Vec<Task> = inspect(sh, "task", &ids)?.iter().map(parse_task).collect();
+    // Why a task ended is often in its container's healthcheck log: ask for the ended ones only
+    // (one call; containers removed meanwhile are skipped).
+    let ended: Vec<String> =
+        tasks.iter().filter(|t| is_ended(&t.state)).filter_map(|t| t.container_id.clone()).collect();
+    if !ended.is_empty() {
+        let health: BTreeMap<String, Health> = inspect(sh, "container", &ended)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|v| Some((v["Id"].as_str()?.to_string(), parse_health(&v["State"]["Health"])?)))
+            .collect();
+        for t in &mut tasks {
+            t.health = t.container_id.as_ref().and_then(|c| health.get(c)).cloned();
+        }
+    }
+    Ok(tasks)
+}
+
+fn parse_health(h: &Value) -> Option<Health> {
+    let last = h["Log"].as_array().and_then(|l| l.last());
+    Some(Health {
+        status: h["Status"].as_str()?.to_string(),
+        failing_streak: h["FailingStreak"].as_u64().unwrap_or(0),
+        last_output: last.and_then(|l| l["Output"].as_str()).unwrap_or_default().trim().to_string(),
+    })
 }
 
 fn parse_task(v: &Value) -> Task {
@@ -345,6 +428,7 @@ fn parse_task(v: &Value) -> Task {
                 Some((name.to_string(), addr.split('/').next().unwrap_or(addr).to_string()))
             })
             .collect(),
+        health: None,
     }
 }
 

@@ -71,7 +71,8 @@ pub fn replicas(state: &RunState, sh: &Shell) -> Assertion {
         Err(e) => (Outcome::Error, e.to_string()),
         Ok(s) if s.is_empty() => (Outcome::Fail, "no service of the stack is on the swarm".to_string()),
         Ok(s) => {
-            if s.iter().all(|x| x.running >= x.desired) {
+            // A one-shot job that completed, or a periodic one between runs, is where it should be.
+            if s.iter().all(converge::ServiceStatus::satisfied) {
                 (Outcome::Pass, converge::summary(&s))
             } else {
                 (Outcome::Fail, format!("below desired replicas: {}", converge::summary(&s)))
@@ -126,7 +127,9 @@ pub fn settled(state: &RunState, sh: &Shell, window: Duration) -> Assertion {
 }
 
 /// Records, by task id, every task that was running at the start and no longer is, and every
-/// task that did not exist at the start.
+/// task that did not exist at the start; except what swarm means as no restart: a one-shot job
+/// that completed (exit 0 under restart condition `none`/`on-failure`), and a periodic job's run
+/// ending or the next one starting (see [`converge::ending`]).
 fn note_restarts(
     running: &BTreeSet<String>,
     known: &BTreeSet<String>,
@@ -134,14 +137,23 @@ fn note_restarts(
     restarts: &mut BTreeMap<String, String>,
 ) {
     for s in now {
+        let periodic = s.done_as == Some("periodic")
+            || s.tasks.iter().any(|t| converge::ending(&s.service, t) == Some(converge::Ending::Done("periodic")));
         for t in &s.tasks {
             let short = &t.id[..12.min(t.id.len())];
+            let done = matches!(converge::ending(&s.service, t), Some(converge::Ending::Done(_)));
             if running.contains(&t.id) && t.state != "running" {
+                if done {
+                    continue;
+                }
                 let why = task_reason(t);
                 restarts
                     .entry(t.id.clone())
                     .or_insert(format!("{}: task {short} went {}{why}", s.service.name, t.state));
             } else if !known.contains(&t.id) {
+                if periodic {
+                    continue; // the next run of a periodic job
+                }
                 restarts.entry(t.id.clone()).or_insert(format!("{}: new task {short} started", s.service.name));
             }
         }
@@ -149,6 +161,9 @@ fn note_restarts(
 }
 
 fn task_reason(t: &docker::Task) -> String {
+    if t.health.as_ref().is_some_and(|h| h.status == "unhealthy") {
+        return format!(" ({})", converge::ended_reason(t));
+    }
     let mut r = if t.error.is_empty() { t.message.clone() } else { t.error.trim_matches('"').to_string() };
     if let Some(code) = t.exit_code.filter(|c| *c != 0) {
         r.push_str(&format!(" (exit code {code})"));
@@ -308,12 +323,17 @@ mod tests {
             ports: vec![],
             container_id: None,
             addresses: vec![],
+            health: None,
         }
     }
 
     fn status(tasks: Vec<docker::Task>) -> converge::ServiceStatus {
-        converge::ServiceStatus {
-            service: docker::Service {
+        with_restart(tasks, "any", 5)
+    }
+
+    fn with_restart(tasks: Vec<docker::Task>, condition: &str, delay_s: u64) -> converge::ServiceStatus {
+        converge::status_of(
+            docker::Service {
                 id: "svc".into(),
                 name: "s_app".into(),
                 image: "x".into(),
@@ -325,11 +345,56 @@ mod tests {
                 update_state: None,
                 update_message: None,
                 ingress_ports: vec![],
+                restart: docker::RestartPolicy {
+                    condition: condition.into(),
+                    delay: Duration::from_secs(delay_s),
+                    max_attempts: 0,
+                },
             },
-            desired: 1,
-            running: 1,
             tasks,
+        )
+    }
+
+    #[test]
+    fn a_one_shot_job_completing_or_a_periodic_one_rerunning_while_settling_is_no_restart() {
+        let running: BTreeSet<String> = ["job1".to_string()].into();
+        let known = running.clone();
+        for condition in ["on-failure", "none"] {
+            let mut seen = BTreeMap::new();
+            note_restarts(
+                &running,
+                &known,
+                &[with_restart(vec![task("job1", "complete", "", Some(0))], condition, 5)],
+                &mut seen,
+            );
+            assert!(seen.is_empty(), "{condition}: {seen:?}");
         }
+        let mut seen = BTreeMap::new();
+        let next = docker::Task { desired_state: "ready".into(), ..task("job2", "ready", "", None) };
+        note_restarts(
+            &running,
+            &known,
+            &[with_restart(vec![task("job1", "complete", "", Some(0)), next.clone()], "any", 60)],
+            &mut seen,
+        );
+        assert!(seen.is_empty(), "periodic: {seen:?}");
+        // The same under swarm's default delay is a server that quit and was restarted.
+        note_restarts(
+            &running,
+            &known,
+            &[with_restart(vec![task("job1", "complete", "", Some(0)), next], "any", 5)],
+            &mut seen,
+        );
+        assert_eq!(seen.len(), 2, "{seen:?}");
+        // A job that failed is a restart whatever its policy.
+        let mut seen = BTreeMap::new();
+        note_restarts(
+            &running,
+            &known,
+            &[with_restart(vec![task("job1", "failed", "task: non-zero exit (1)", Some(1))], "on-failure", 5)],
+            &mut seen,
+        );
+        assert_eq!(seen.len(), 1);
     }
 
     #[test]

@@ -34,6 +34,7 @@ pub mod time;
 pub mod check;
 pub mod discovery;
 pub mod generic;
+pub mod preflight;
 pub mod source;
 pub mod trust;
 pub mod words;

@@ -51,7 +51,7 @@ pub struct Prepared {
     source: RecipeSource,
     registry: Registry,
     driver: Box<dyn Driver>,
-    timeout: std::time::Duration,
+    limits: converge::Limits,
     upgrade: bool,
 }
 
@@ -70,7 +70,7 @@ pub fn prepare(req: &Request, sh: &Shell, progress: &Progress) -> Result<Prepare
     let run_id = RunId::generate(&recipe)?;
     let domain = Domain::for_run(&run_id, &suffix)?;
     let stack = StackName::from_domain(&domain)?;
-    let timeout = crate::config::deploy_timeout()?;
+    let limits = converge::Limits::from_env()?;
     crate::registry::lease_ttl()?;
     // The later ops' settings too: a bad front door must not be found after the deploy.
     crate::frontdoor::FrontDoor::from_env()?;
@@ -124,19 +124,56 @@ pub fn prepare(req: &Request, sh: &Shell, progress: &Progress) -> Result<Prepare
         ops: vec![],
         versions: Versions { ccci: env!("CARGO_PKG_VERSION").into(), abra: abra_version },
     };
-    Ok(Prepared { state, source, registry, driver, timeout, upgrade: req.upgrade })
+    check_operator_objects(sh, &state, &source, req.upgrade, progress)?;
+    Ok(Prepared { state, source, registry, driver, limits, upgrade: req.upgrade })
+}
+
+/// Before the run registers: every external network, secret and config the head (and the
+/// upgrade base) needs from the operator exists on this swarm ([`crate::preflight`]). Reads the
+/// recipe in a throwaway clone: nothing of the run exists before its registry entry. When the
+/// recipe cannot be fetched or read here, the run's own deploy says why, as the recipe's fault.
+fn check_operator_objects(
+    sh: &Shell,
+    state: &RunState,
+    source: &RecipeSource,
+    upgrade: bool,
+    progress: &Progress,
+) -> Result<()> {
+    let scratch = sh.create_temp_dir()?;
+    let dir = scratch.path().join("recipe");
+    let read = |rev: &str| -> Result<Compose> {
+        git::checkout_clean(sh, &dir, rev)?;
+        read_recipe(&dir, state)
+    };
+    let mut needed = vec![];
+    let fetched = git::clone(sh, source, &dir)
+        .and_then(|()| git::resolve(sh, &dir, &state.source.git_ref))
+        .and_then(|head| Ok((read(&head)?, head)));
+    let Ok((head_compose, head)) = fetched else { return Ok(()) };
+    needed.extend(crate::preflight::operator_provided(&head_compose, &state.stack));
+    if upgrade
+        && let Ok(UpgradePlan { base: Some(base), .. }) = plan_upgrade(sh, &dir, &head)
+        && let Ok(c) = read(&base.commit)
+    {
+        needed.extend(crate::preflight::operator_provided(&c, &state.stack));
+    }
+    if !needed.is_empty() {
+        let names: Vec<String> = needed.iter().map(|o| format!("{} {}", o.kind.as_str(), o.name)).collect();
+        progress.log(format!("checking what the operator provides: {}", names.join(", ")));
+    }
+    crate::preflight::check(sh, &needed)
 }
 
 /// Registers the run and deploys it. From here on every problem is recorded in the returned
 /// state (the op's result), never lost: teardown acts on what the state says. The second value
 /// is the final registry save: when it failed, the caller still writes the state out first.
 pub fn run(prepared: Prepared, sh: &Shell, progress: &Progress) -> Result<(RunState, Result<()>)> {
-    let Prepared { mut state, source, registry, driver, timeout, upgrade } = prepared;
+    let Prepared { mut state, source, registry, driver, limits, upgrade } = prepared;
     registry.register(&state, HOLDER)?;
     let _alive = registry.heartbeat(&state.run_id, HOLDER);
     progress.log(format!("registered run {} ({}, driver {})", state.run_id, state.domain, state.driver.as_str()));
     let timer = OpTimer::start("deploy");
-    let result = deploy(&mut state, &source, &registry, driver.as_ref(), sh, timeout, upgrade, progress);
+    let result = deploy(&mut state, &source, &registry, driver.as_ref(), sh, limits, upgrade, progress);
     let record = match result {
         Ok(detail) => timer.finish(Outcome::Pass, detail, vec![]),
         Err(e) => {
@@ -166,7 +203,7 @@ fn deploy(
     registry: &Registry,
     driver: &dyn Driver,
     sh: &Shell,
-    timeout: std::time::Duration,
+    limits: converge::Limits,
     upgrade: bool,
     progress: &Progress,
 ) -> Result<String> {
@@ -226,7 +263,7 @@ fn deploy(
     registry.save(state, HOLDER)?;
     driver.deploy(sh, state, base.as_ref(), progress)?;
 
-    let statuses = converge::wait(sh, &state.stack, timeout, &since, progress)?;
+    let statuses = converge::wait(sh, &state.stack, limits, &since, progress)?;
     state.deployed = Some(converge::observe(sh, &state.stack, &statuses));
     let what = match &base {
         Some(b) => format!("release {} (base for the upgrade)", b.tag),

@@ -78,7 +78,7 @@ enum Done {
 }
 
 fn upgrade(state: &mut RunState, sh: &Shell, progress: &Progress, assertions: &mut Vec<Assertion>) -> Result<Done> {
-    let timeout = crate::config::deploy_timeout()?;
+    let limits = converge::Limits::from_env()?;
     let driver = driver::for_run(state.driver, &state.workspace, &state.recipe)?;
     let dir = driver.recipe_dir();
     let head = state.source.commit.clone().ok_or_else(|| Error::bad_input("the run-state has no source.commit"))?;
@@ -116,7 +116,7 @@ fn upgrade(state: &mut RunState, sh: &Shell, progress: &Progress, assertions: &m
 
     let since = crate::time::now_rfc3339();
     driver.redeploy(sh, state, progress)?;
-    let statuses = match converge::wait(sh, &state.stack, timeout, &since, progress) {
+    let statuses = match converge::wait(sh, &state.stack, limits, &since, progress) {
         Ok(statuses) => statuses,
         Err(e) => {
             // What the failed upgrade left running is what teardown and the report must see.

@@ -1,0 +1,154 @@
+//! What the operator must provide before a recipe can deploy on this swarm: the external
+//! networks, secrets and configs a recipe joins or mounts under names that are not the run's own
+//! (`proxy`, the traefik recipe's network, on every Co-op Cloud server). Checked before the run
+//! registers; a missing one is the environment's error (exit 3), said with its remedy first.
+//!
+//! External objects named into the run's stack (`${STACK_NAME}_…`) are the run's own: the
+//! driver generates those secrets, and one it cannot provide is the recipe's fault.
+
+use xshell::Shell;
+
+use crate::error::{Error, Kind, Result};
+use crate::naming::StackName;
+use crate::recipe::{Compose, ObjectKind, SwarmObject};
+
+/// The external objects of `compose` that the operator must provide: external, and not named
+/// into `stack`. Volumes are left out: docker creates a missing external volume's name on the
+/// node as a local volume, it does not refuse.
+pub fn operator_provided(compose: &Compose, stack: &StackName) -> Vec<SwarmObject> {
+    let prefix = stack.prefix();
+    compose
+        .swarm_object_names(stack.as_str())
+        .into_iter()
+        .filter(|o| o.external && !o.name.starts_with(&prefix) && o.kind != ObjectKind::Volume)
+        .collect()
+}
+
+/// What docker says of one object the operator must provide.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Found {
+    /// There, and usable by a stack.
+    Usable,
+    Missing,
+    /// A network that exists but is not swarm-scoped (a `bridge` network of the same name).
+    NotSwarmScoped {
+        driver: String,
+        scope: String,
+    },
+}
+
+/// The problem with `obj`, remedy first; `None` when it is usable.
+pub fn problem(obj: &SwarmObject, found: &Found) -> Option<String> {
+    let name = &obj.name;
+    match (found, obj.kind) {
+        (Found::Usable, _) => None,
+        (Found::Missing, ObjectKind::Network) => Some(format!(
+            "external network {name} missing on this swarm: create it with docker network create -d overlay --attachable {name}"
+        )),
+        (Found::Missing, ObjectKind::Secret) => Some(format!(
+            "external secret {name} missing on this swarm: create it with printf %s VALUE | docker secret create {name} -"
+        )),
+        (Found::Missing, ObjectKind::Config) => Some(format!(
+            "external config {name} missing on this swarm: create it with docker config create {name} FILE"
+        )),
+        (Found::Missing, ObjectKind::Volume) => None,
+        (Found::NotSwarmScoped { driver, scope }, _) => Some(format!(
+            "external network {name} on this swarm is not swarm-scoped (driver {driver}, scope {scope}): remove it and create it with docker network create -d overlay --attachable {name}"
+        )),
+    }
+}
+
+/// Asks docker about `obj`.
+pub fn look(sh: &Shell, obj: &SwarmObject) -> Result<Found> {
+    let kind = obj.kind.as_str();
+    let mut args = vec![kind.to_string(), "inspect".into()];
+    if obj.kind == ObjectKind::Network {
+        args.extend(["--format".into(), "{{.Scope}} {{.Driver}}".into()]);
+    }
+    args.push(obj.name.clone());
+    let cmd = xshell::cmd!(sh, "docker").args(&args).env_clear().envs(crate::docker::passthrough_env());
+    match crate::process::capture(cmd, &format!("docker {kind} inspect {}", obj.name), Kind::Environment) {
+        Ok(out) if obj.kind == ObjectKind::Network => {
+            let out = out.stdout.trim().to_string();
+            let (scope, driver) = out.split_once(' ').unwrap_or((out.as_str(), ""));
+            Ok(if scope == "swarm" {
+                Found::Usable
+            } else {
+                Found::NotSwarmScoped { driver: driver.to_string(), scope: scope.to_string() }
+            })
+        }
+        Ok(_) => Ok(Found::Usable),
+        Err(e) if e.message().to_ascii_lowercase().contains("no such") || e.message().contains("not found") => {
+            Ok(Found::Missing)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Fails with the environment's error when an object of `objects` is not usable on this swarm,
+/// naming every one and its remedy.
+pub fn check(sh: &Shell, objects: &[SwarmObject]) -> Result<()> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut problems = vec![];
+    for obj in objects {
+        if !seen.insert((obj.kind.as_str(), obj.name.clone())) {
+            continue;
+        }
+        if let Some(p) = problem(obj, &look(sh, obj)?) {
+            problems.push(p);
+        }
+    }
+    if problems.is_empty() { Ok(()) } else { Err(Error::env(problems.join("; "))) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obj(kind: ObjectKind, name: &str, external: bool) -> SwarmObject {
+        SwarmObject { kind, key: name.into(), name: name.into(), external }
+    }
+
+    #[test]
+    fn only_external_objects_not_named_into_the_stack_are_the_operators() {
+        let stack = StackName::parse("hell-3fa9c2_ci_example_org").unwrap();
+        let mut c = Compose::default();
+        for (key, name, external) in
+            [("proxy", None, true), ("backend", None, false), ("outside", Some("ccci_case_absent_net"), true)]
+        {
+            c.networks.insert(
+                key.into(),
+                crate::recipe::ObjectDecl { name: name.map(String::from), external, ..Default::default() },
+            );
+        }
+        c.secrets.insert(
+            "api_key".into(),
+            crate::recipe::ObjectDecl {
+                name: Some("hell-3fa9c2_ci_example_org_api_key_v1".into()),
+                external: true,
+                ..Default::default()
+            },
+        );
+        c.secrets.insert("smtp".into(), crate::recipe::ObjectDecl { external: true, ..Default::default() });
+        c.volumes.insert("shared".into(), crate::recipe::ObjectDecl { external: true, ..Default::default() });
+        let names: Vec<String> =
+            operator_provided(&c, &stack).iter().map(|o| format!("{} {}", o.kind.as_str(), o.name)).collect();
+        assert_eq!(names, ["secret smtp", "network ccci_case_absent_net", "network proxy"]);
+    }
+
+    #[test]
+    fn the_remedy_comes_first_and_fits_one_report_line() {
+        let p = problem(&obj(ObjectKind::Network, "proxy", true), &Found::Missing).unwrap();
+        assert_eq!(
+            p,
+            "external network proxy missing on this swarm: create it with docker network create -d overlay --attachable proxy"
+        );
+        assert!(p.chars().count() <= 160);
+        let p = problem(&obj(ObjectKind::Secret, "smtp_password", true), &Found::Missing).unwrap();
+        assert!(p.starts_with("external secret smtp_password missing on this swarm: create it with "), "{p}");
+        let bridge = Found::NotSwarmScoped { driver: "bridge".into(), scope: "local".into() };
+        let p = problem(&obj(ObjectKind::Network, "proxy", true), &bridge).unwrap();
+        assert!(p.contains("not swarm-scoped (driver bridge, scope local)"), "{p}");
+        assert_eq!(problem(&obj(ObjectKind::Network, "proxy", true), &Found::Usable), None);
+    }
+}
