@@ -131,8 +131,14 @@ pub fn text(state: &RunState) -> String {
             state.deploys
         ),
         match serving_unchecked(state) {
-            Some(why) => format!("verdict: {} ({}): {}", verdict_words(state), tally(state), line(&why, LINE_MAX)),
-            None => format!("verdict: {} ({})", upper(verdict(state)), tally(state)),
+            Some(why) => format!(
+                "verdict: {} ({}): {}{}",
+                verdict_words(state),
+                tally(state),
+                line(&why, LINE_MAX),
+                base_note(state, line)
+            ),
+            None => format!("verdict: {} ({}){}", upper(verdict(state)), tally(state), base_note(state, line)),
         },
     ];
     if let Some(h) = host_access(state) {
@@ -362,7 +368,13 @@ pub fn markdown(state: &RunState) -> String {
     let unchecked = serving_unchecked(state);
     let mark = if unchecked.is_some() { "☑️" } else { emoji(v) };
     let mut out = vec![
-        format!("## {mark} {} {} at {}", md_inline(state.recipe.as_str()), verdict_words(state), short_commit(state)),
+        format!(
+            "## {mark} {} {} at {}{}",
+            md_inline(state.recipe.as_str()),
+            verdict_words(state),
+            short_commit(state),
+            base_note(state, |s, _| md_inline(s))
+        ),
         String::new(),
         format!(
             "run {} · ref {} · driver {} · deploys {} · {}",
@@ -554,6 +566,15 @@ fn rows<'a>(state: &'a RunState, violation: Option<&'a str>) -> Vec<Row<'a>> {
         });
     }
     rows
+}
+
+/// " · release 1.0.0+1, the upgrade base, does not deploy" for a headline, escaped by `escape`,
+/// when the run's base release did not deploy (the head was then tested by itself); else empty.
+fn base_note(state: &RunState, escape: impl Fn(&str, usize) -> String) -> String {
+    match state.upgrade.as_ref().and_then(|p| p.base_failed()) {
+        Some(note) => format!(" · {}", escape(&note, LINE_MAX)),
+        None => String::new(),
+    }
 }
 
 /// "4 ops: 2 passed, 1 failed, 1 skipped".
@@ -976,6 +997,39 @@ mod tests {
             assert!(message.contains(&format!("{}\" type=\"fail\"", xml_attr(words))), "{message}");
             assert!(md_inline(&s.ops[0].detail).ends_with(&md_inline(words)));
         }
+    }
+
+    #[test]
+    fn the_headlines_name_a_base_release_that_does_not_deploy() {
+        let mut s = run();
+        s.ops.retain(|o| o.op == "deploy");
+        let serving = assertion("serving app:8080", Outcome::Pass, 3, "GET http://127.0.0.1:32770/ → 200");
+        s.ops.push(op("install", Outcome::Pass, 4_100, "1 assertions passed", vec![serving]));
+        s.upgrade = Some(crate::state::UpgradePlan {
+            base: Some(crate::state::BaseRelease {
+                tag: "1.0.0+1".into(),
+                commit: "d70f25c8".repeat(5),
+                annotated: true,
+            }),
+            reason: "release 1.0.0+1, the upgrade base, does not deploy: …; the head was deployed and tested by itself"
+                .into(),
+            base_failure: Some("The network s_appnet cannot be used with services.".into()),
+        });
+        let t = text(&s);
+        assert_eq!(
+            t.lines().nth(1).unwrap(),
+            "verdict: PASS (2 ops: 2 passed) · release 1.0.0+1, the upgrade base, does not deploy"
+        );
+        let md = markdown(&s);
+        assert!(
+            md.starts_with(
+                "## ✅ hello passed at 1a2b3c4d · release 1\\.0\\.0\\+1\\, the upgrade base\\, does not deploy\n"
+            ),
+            "{md}"
+        );
+        // A plan without a failure says nothing more.
+        s.upgrade.as_mut().unwrap().base_failure = None;
+        assert_eq!(text(&s).lines().nth(1).unwrap(), "verdict: PASS (2 ops: 2 passed)");
     }
 
     #[test]

@@ -53,6 +53,18 @@ pub struct UpgradePlan {
     pub base: Option<BaseRelease>,
     /// Why this base, or why no upgrade, in words.
     pub reason: String,
+    /// Set when the base release did not deploy (docker's or the wait's words): what it created
+    /// was removed, the head was deployed by itself in the same run, and the upgrade is skipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_failure: Option<String>,
+}
+
+impl UpgradePlan {
+    /// "release 1.0.0+1, the upgrade base, does not deploy" when it did not.
+    pub fn base_failed(&self) -> Option<String> {
+        let base = self.base.as_ref()?;
+        self.base_failure.as_ref().map(|_| format!("release {}, the upgrade base, does not deploy", base.tag))
+    }
 }
 
 /// What a recipe's compose files reach on the host (bind mounts, the Docker socket, added

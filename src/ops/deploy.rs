@@ -6,7 +6,7 @@ use xshell::Shell;
 use crate::converge;
 use crate::docker;
 use crate::driver::{self, Driver};
-use crate::error::{Error, Result};
+use crate::error::{Error, Kind, Result};
 use crate::git;
 use crate::hostaccess;
 use crate::naming::{self, Domain, RecipeName, RunId, StackName};
@@ -246,7 +246,7 @@ fn deploy(
             }
             c
         }
-        None => head_compose,
+        None => head_compose.clone(),
     };
     state.host_access = hostaccess::gate(&host_access, hostaccess::approval(state)?)?;
     if let Some(granted) = &state.host_access {
@@ -261,15 +261,85 @@ fn deploy(
     let since = crate::time::now_rfc3339();
     state.deploys += 1;
     registry.save(state, HOLDER)?;
-    driver.deploy(sh, state, base.as_ref(), progress)?;
-
-    let statuses = converge::wait(sh, &state.stack, limits, &since, progress)?;
+    let deployed = driver
+        .deploy(sh, state, base.as_ref(), progress)
+        .and_then(|()| converge::wait(sh, &state.stack, limits, &since, progress));
+    let statuses = match (deployed, &base) {
+        (Ok(statuses), _) => statuses,
+        // The release is broken, not the head: the head is still tested, by itself.
+        (Err(e), Some(b)) if e.kind() == Kind::OpFailed => {
+            return deploy_head_alone(state, registry, driver, sh, limits, &head_compose, b, e, progress);
+        }
+        (Err(e), Some(b)) => return Err(e.context(format!("deploying release {}, the upgrade base", b.tag))),
+        (Err(e), None) => return Err(e),
+    };
     state.deployed = Some(converge::observe(sh, &state.stack, &statuses));
     let what = match &base {
         Some(b) => format!("release {} (base for the upgrade)", b.tag),
         None => commit[..8.min(commit.len())].to_string(),
     };
     Ok(format!("deployed {what} once: {}", converge::summary(&statuses)))
+}
+
+/// The base release did not deploy (`failure`): removes everything that deploy created, in
+/// place (the run stays the same run), then creates the app afresh for the head and deploys the
+/// head as the run's deploy. The failed base deploy produced no deployment, so it is not counted
+/// in `deploys` (docs/decisions.md). The plan records the failure, and the upgrade is skipped
+/// with it.
+#[allow(clippy::too_many_arguments)]
+fn deploy_head_alone(
+    state: &mut RunState,
+    registry: &Registry,
+    driver: &dyn Driver,
+    sh: &Shell,
+    limits: converge::Limits,
+    head_compose: &Compose,
+    base: &BaseRelease,
+    failure: Error,
+    progress: &Progress,
+) -> Result<String> {
+    let named = format!("release {}, the upgrade base, does not deploy: {failure}", base.tag);
+    progress.log(format!("{named}; removing what it created and deploying the head by itself"));
+    let left = super::teardown::remove_deployment(state, sh, progress)
+        .map_err(|e| e.context(format!("{named}; removing what it created")))?;
+    if !left.is_empty() {
+        return Err(Error::env(format!("{named}; removing what it created left {}", left.join(", "))));
+    }
+    // The app is created afresh for the head: abra refuses to create an app whose env file exists.
+    if let Some(env) = state.env_file.take() {
+        match fs_err::remove_file(&env) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+            _ => {}
+        }
+    }
+    state.deploys -= 1;
+    if let Some(plan) = &mut state.upgrade {
+        plan.base_failure = Some(failure.to_string());
+        plan.reason = format!("{named}; the head was deployed and tested by itself");
+    }
+    registry.save(state, HOLDER)?;
+
+    let recipe_dir = driver.recipe_dir();
+    let commit = state.source.commit.clone().ok_or_else(|| Error::env("the head commit is not known"))?;
+    git::checkout_clean(sh, &recipe_dir, &commit)?;
+    let env_file = driver.create_app(sh, state, head_compose, None, progress)?;
+    state.env_file = Some(env_file);
+    registry.save(state, HOLDER)?;
+    super::install_steps::run(sh, state, &recipe_dir, progress)?;
+
+    let since = crate::time::now_rfc3339();
+    state.deploys += 1;
+    registry.save(state, HOLDER)?;
+    let statuses = driver
+        .deploy(sh, state, None, progress)
+        .and_then(|()| converge::wait(sh, &state.stack, limits, &since, progress))
+        .map_err(|e| e.context(format!("the head, deployed by itself because {named}")))?;
+    state.deployed = Some(converge::observe(sh, &state.stack, &statuses));
+    Ok(format!(
+        "deployed {} once, by itself: {}; {named}",
+        &commit[..8.min(commit.len())],
+        converge::summary(&statuses)
+    ))
 }
 
 /// The last published release before the head: the highest release tag (by recipe semver) whose
@@ -292,9 +362,11 @@ pub fn plan_upgrade(sh: &Shell, repo: &std::path::Path, head: &str) -> Result<Up
                 if tag.annotated { "" } else { "; a lightweight tag, deployed as a chaos deploy of its tree" }
             ),
             base: Some(BaseRelease { tag: tag.name, commit: tag.commit, annotated: tag.annotated }),
+            base_failure: None,
         },
         None => UpgradePlan {
             base: None,
+            base_failure: None,
             reason: "no previous release: the head is deployed and upgrade will be skipped".into(),
         },
     })

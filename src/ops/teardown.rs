@@ -44,7 +44,7 @@ pub fn run(
         state.push_op(timer.finish(Outcome::Skip, detail, vec![]));
         return Outcome::Skip;
     }
-    let (outcome, detail) = match teardown(state, sh, progress) {
+    let (outcome, detail) = match remove_deployment(state, sh, progress) {
         Ok(left) if left.is_empty() => (Outcome::Pass, "nothing of the run is left".to_string()),
         Ok(left) => {
             let detail = format!("left on the swarm: {}", left.join(", "));
@@ -71,8 +71,9 @@ pub fn run(
     outcome
 }
 
-/// Removes the run from the swarm; returns what is still there afterwards.
-fn teardown(state: &RunState, sh: &Shell, progress: &Progress) -> Result<Vec<String>> {
+/// Removes the run from the swarm; returns what is still there afterwards. Also what a deploy
+/// uses to remove a base release that did not deploy, before it deploys the head.
+pub fn remove_deployment(state: &RunState, sh: &Shell, progress: &Progress) -> Result<Vec<String>> {
     let timeout = crate::config::teardown_timeout()?;
     let driver = driver::for_run(state.driver, &state.workspace, &state.recipe)?;
     let stack = &state.stack;

@@ -64,6 +64,7 @@ fn skip_reason(state: &RunState) -> Option<String> {
     }
     match &state.upgrade {
         None => Some("upgrade not planned: the run was deployed with --no-upgrade".into()),
+        Some(plan) if plan.base_failure.is_some() => Some(plan.reason.clone()),
         Some(plan) if plan.base.is_none() => Some(plan.reason.clone()),
         Some(_) => None,
     }

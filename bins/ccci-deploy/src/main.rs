@@ -22,8 +22,11 @@ install-steps hooks (overlays/<recipe>/install_steps.sh, then the recipe's own
 tests/install_steps.sh at REF if its repository is in the allowlist; recorded as op install-steps, a
 failing hook fails the deploy), deploys it once and waits until every service runs. So that ccci-upgrade can move it to the head, the one deploy is of
 the last published release before REF (by recipe semver over release tags that are ancestors of
-REF); with no earlier release, or with --no-upgrade, REF itself is deployed. Writes the run-state JSON to stdout (or to FILE with --state);
-progress goes to stderr.
+REF); with no earlier release, or with --no-upgrade, REF itself is deployed. When that release
+does not deploy, what it created is removed and REF is deployed by itself (the upgrade is then
+skipped, naming the release). Before the run registers, the external networks, secrets and
+configs the recipe needs from the operator must exist on the swarm (else exit 3, with the
+remedy). Writes the run-state JSON to stdout (or to FILE with --state); progress goes to stderr.
 
 The allowlist approves the repository cloned, by its identity (host/owner/name, or the real path
 of a local repository: docs/enrolling-a-recipe.md), never a recipe name. git runs with a cleared
@@ -53,9 +56,9 @@ access (bind mounts, the Docker socket, cap_add, the host network or an external
 CCCI_EXTERNAL_NETWORKS, files outside the checkout, ...) fails the deploy with one line naming
 the service, the key and why. An approved recipe's grants are recorded as host_access.
 
-Environment: CCCI_STATE_DIR, CCCI_DOMAIN_SUFFIX, CCCI_DEPLOY_TIMEOUT, CCCI_LEASE_TTL,
-CCCI_ABRA, CCCI_ABRA_SERVER, CCCI_OVERLAYS_DIR, CCCI_ALLOWLIST, CCCI_EXTERNAL_NETWORKS,
-CCCI_CHECK_TIMEOUT (see docs/operating.md).
+Environment: CCCI_STATE_DIR, CCCI_DOMAIN_SUFFIX, CCCI_DEPLOY_TIMEOUT, CCCI_PENDING_TIMEOUT,
+CCCI_LEASE_TTL, CCCI_ABRA, CCCI_ABRA_SERVER, CCCI_OVERLAYS_DIR, CCCI_ALLOWLIST,
+CCCI_EXTERNAL_NETWORKS, CCCI_CHECK_TIMEOUT (see docs/operating.md).
 Every CCCI_* setting is checked, with its bounds, before anything is created; a bad one
 exits 2 naming it.
 

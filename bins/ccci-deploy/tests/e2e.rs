@@ -206,7 +206,7 @@ fn crash_loop_fails_deploy_with_abra_driver() {
     let d = op(&s, "deploy");
     assert_eq!(d["result"], "fail");
     let detail = d["detail"].as_str().unwrap();
-    assert!(detail.contains("crash-looping") && detail.contains("exit code 3"), "{detail}");
+    assert!(detail.contains("crash loop") && detail.contains("exit code 3"), "{detail}");
 }
 
 #[test]

@@ -31,7 +31,7 @@ Options:
   -h, --help     this text
   -V, --version  the version
 
-Environment: CCCI_STATE_DIR, CCCI_DEPLOY_TIMEOUT, CCCI_ABRA, CCCI_ALLOWLIST,
+Environment: CCCI_STATE_DIR, CCCI_DEPLOY_TIMEOUT, CCCI_PENDING_TIMEOUT, CCCI_ABRA, CCCI_ALLOWLIST,
 CCCI_EXTERNAL_NETWORKS.
 Every CCCI_* setting is checked, with its bounds, before anything is created; a bad one
 exits 2 naming it.
