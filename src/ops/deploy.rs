@@ -312,7 +312,7 @@ fn deploy_head_alone(
             _ => {}
         }
     }
-    state.deploys -= 1;
+    state.deploys = state.deploys.saturating_sub(1);
     if let Some(plan) = &mut state.upgrade {
         plan.base_failure = Some(failure.to_string());
         plan.reason = format!("{named}; the head was deployed and tested by itself");
