@@ -335,8 +335,9 @@ fn deploy_head_alone(
         .and_then(|()| converge::wait(sh, &state.stack, limits, &since, progress))
         .map_err(|e| e.context(format!("the head, deployed by itself because {named}")))?;
     state.deployed = Some(converge::observe(sh, &state.stack, &statuses));
+    // The release first: a report line cut in the middle keeps both ends.
     Ok(format!(
-        "deployed {} once, by itself: {}; {named}",
+        "{named}; deployed {} once, by itself: {}",
         &commit[..8.min(commit.len())],
         converge::summary(&statuses)
     ))

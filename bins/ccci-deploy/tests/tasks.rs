@@ -355,13 +355,13 @@ fn a_base_release_that_does_not_deploy_is_named_and_the_head_is_still_tested_by_
     assert_eq!(d.code, Some(0), "{}\n{s:#}", d.stderr);
     let deployed = detail(&s, "deploy");
     let head = &s["source"]["commit"].as_str().unwrap()[..8];
-    assert!(deployed.starts_with(&format!("deployed {head} once, by itself: ")), "{deployed}");
-    assert!(deployed.contains("; release 1.0.0+1, the upgrade base, does not deploy: "), "{deployed}");
+    let stack = s["stack"].as_str().unwrap().to_string();
+    assert!(deployed.starts_with("release 1.0.0+1, the upgrade base, does not deploy: "), "{deployed}");
+    assert!(deployed.contains(&format!("; deployed {head} once, by itself: {stack}_app 1/1")), "{deployed}");
     assert!(deployed.contains("cannot be used with services"), "{deployed}");
     assert_eq!(s["deploys"], 1, "the failed base deploy produced no deployment");
     assert!(s["upgrade"]["base_failure"].as_str().unwrap().contains("cannot be used with services"), "{s:#}");
     // The head's overlay network is what runs now.
-    let stack = s["stack"].as_str().unwrap().to_string();
     assert_eq!(s["deployed"]["services"]["app"]["labels"][format!("coop-cloud.{stack}.version")], "1.0.1+1");
 
     assert_eq!(c.step("ccci-assert", &["install"]).code, Some(0));
