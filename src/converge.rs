@@ -101,7 +101,7 @@ pub fn ending(service: &Service, task: &Task) -> Option<Ending> {
     if !docker::is_ended(&task.state) || task.state == "rejected" {
         return None;
     }
-    let unhealthy = task.health.as_ref().is_some_and(|h| h.status == "unhealthy");
+    let unhealthy = failed_healthcheck(task).is_some();
     let exit0 = task.exit_code.unwrap_or(0) == 0;
     let policy = &service.restart;
     if task.state == "complete" && exit0 && !unhealthy {
@@ -126,22 +126,29 @@ pub fn ending(service: &Service, task: &Task) -> Option<Ending> {
     })
 }
 
-/// Why a task ended, in words: its healthcheck's verdict and last output when its container was
-/// unhealthy, else swarm's error and the exit code.
+/// The health of a task's container whose healthcheck failed at least once in a row when it
+/// ended: the container was (or was about to be) stopped for it. A container that exits before
+/// any probe ran is `unhealthy` with no failing probe; that is not the healthcheck's doing.
+pub fn failed_healthcheck(task: &Task) -> Option<&docker::Health> {
+    task.health.as_ref().filter(|h| h.status == "unhealthy" && h.failing_streak > 0)
+}
+
+/// Why a task ended, in words: swarm's error and the exit code, or "exited 0"; then, when its
+/// healthcheck failed, the streak and the probe's last output ("unhealthy: healthcheck failed 2
+/// times: …"), which is the reason when the app exits 0 on the SIGTERM that stops it.
 pub fn ended_reason(task: &Task) -> String {
-    if let Some(h) = task.health.as_ref().filter(|h| h.status == "unhealthy") {
-        let out = crate::process::tail(&h.last_output, 2);
-        let times = if h.failing_streak > 0 { format!(" {} times", h.failing_streak) } else { String::new() };
-        let out = if out.is_empty() { String::new() } else { format!(": {out}") };
-        return format!("unhealthy: healthcheck failed{times}{out}");
-    }
-    match task.state.as_str() {
+    let own = match task.state.as_str() {
         "complete" => "exited 0".to_string(),
         "shutdown" => {
             format!("shut down by swarm ({})", if task.message.is_empty() { "no reason given" } else { &task.message })
         }
         _ => task_reason(task),
-    }
+    };
+    let Some(h) = failed_healthcheck(task) else { return own };
+    let out = crate::process::tail(&h.last_output, 2);
+    let out = if out.is_empty() { String::new() } else { format!(": {out}") };
+    let health = format!("unhealthy: healthcheck failed {} times{out}", h.failing_streak);
+    if task.state == "complete" { health } else { format!("{own}; {health}") }
 }
 
 /// Polls until every service of `stack` runs its desired replicas (or is done), or fails. Only
@@ -625,7 +632,9 @@ mod tests {
             let s = with_policy(tasks, "any", 60);
             match judge1(&s, &mut memory) {
                 Verdict::Failed(m) => assert!(
-                    m.ends_with("last: unhealthy: healthcheck failed 2 times: wget: server returned error: HTTP/1.1 404 Not Found"),
+                    m.ends_with(
+                        "unhealthy: healthcheck failed 2 times: wget: server returned error: HTTP/1.1 404 Not Found"
+                    ),
                     "{m}"
                 ),
                 v => panic!("{state}: expected failure, got {v:?}"),
@@ -635,6 +644,22 @@ mod tests {
         let s = with_policy(vec![unhealthy(ended("t0", "complete", 0, 1))], "on-failure", 5);
         assert!(
             matches!(judge1(&s, &mut Memory::default()), Verdict::Failed(m) if m.contains("unhealthy: healthcheck failed 2 times") && m.contains("restart condition on-failure starts no other task"))
+        );
+    }
+
+    #[test]
+    fn a_container_that_exits_before_any_probe_failed_is_blamed_on_its_exit_not_its_healthcheck() {
+        // Docker marks such a container unhealthy with no failing probe.
+        let mut t = ended("t0", "failed", 3, 1);
+        t.error = "task: non-zero exit (3)".into();
+        t.health = Some(Health { status: "unhealthy".into(), failing_streak: 0, last_output: String::new() });
+        assert_eq!(ended_reason(&t), "task: non-zero exit (3) (exit code 3)");
+        assert!(failed_healthcheck(&t).is_none());
+        let mut u = unhealthy(ended("t1", "failed", 143, 1));
+        u.error = "task: non-zero exit (143)".into();
+        assert_eq!(
+            ended_reason(&u),
+            "task: non-zero exit (143) (exit code 143); unhealthy: healthcheck failed 2 times: wget: server returned error: HTTP/1.1 404 Not Found"
         );
     }
 

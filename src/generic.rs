@@ -161,7 +161,7 @@ fn note_restarts(
 }
 
 fn task_reason(t: &docker::Task) -> String {
-    if t.health.as_ref().is_some_and(|h| h.status == "unhealthy") {
+    if converge::failed_healthcheck(t).is_some() {
         return format!(" ({})", converge::ended_reason(t));
     }
     let mut r = if t.error.is_empty() { t.message.clone() } else { t.error.trim_matches('"').to_string() };
