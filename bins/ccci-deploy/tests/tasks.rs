@@ -168,19 +168,30 @@ const APP: &str = r#"  app:
 
 #[test]
 fn one_shot_and_periodic_jobs_converge_and_their_runs_are_no_restarts() {
-    let c = Case::new("jobs").set("CCCI_SETTLE_WINDOW", "8s");
+    let c = Case::new("jobs").set("CCCI_SETTLE_WINDOW", "10s");
+    // The app is ready after 4 s (its healthcheck), so the deploy's convergence comes after the
+    // quick jobs ended; the seed job (9 s) ends inside the settle window.
     c.commit(
         &format!(
             r#"version: "3.8"
 services:
-{APP}  migrate:
+  app:
+    image: ccci-hello:1
+    command: ["sh", "-c", "mkdir -p /w && echo ok > /w/index.html && sleep 4 && exec httpd -f -p 8080 -h /w"]
+    ports: [{{target: 8080, mode: host}}]
+    healthcheck:
+      test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/"]
+      interval: 1s
+      timeout: 1s
+      retries: 30
+  migrate:
     image: ccci-hello:1
     command: ["sh", "-c", "echo migrations applied"]
     deploy:
       restart_policy: {{condition: on-failure}}
   seed:
     image: ccci-hello:1
-    command: ["sh", "-c", "sleep 4; echo seeded"]
+    command: ["sh", "-c", "sleep 9; echo seeded"]
     deploy:
       restart_policy: {{condition: none}}
   tick:
@@ -201,7 +212,7 @@ services:
     assert!(deployed.contains(&format!("{stack}_tick periodic")), "{deployed}");
     assert!(!deployed.contains("no task"), "{deployed}");
 
-    // The seed job (4 s) ends inside the settle window: a job finishing is not a restart.
+    // The seed job ends inside the settle window: a job finishing is not a restart.
     let i = c.step("ccci-assert", &["install"]);
     let s = c.state();
     let install = op(&s, "install");
