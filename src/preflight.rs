@@ -58,6 +58,17 @@ pub fn problem(obj: &SwarmObject, found: &Found) -> Option<String> {
     }
 }
 
+/// `problem`, plus, for a network a recipe outside the allowlist may not join, that joining it
+/// also needs the operator's leave.
+fn with_allowance(problem: String, obj: &SwarmObject, allowed: Option<&[String]>) -> String {
+    match allowed {
+        Some(names) if obj.kind == ObjectKind::Network && !names.contains(&obj.name) => format!(
+            "{problem} (and, for a recipe outside the allowlist, add it to CCCI_EXTERNAL_NETWORKS: joining it is host access)"
+        ),
+        _ => problem,
+    }
+}
+
 /// Asks docker about `obj`.
 pub fn look(sh: &Shell, obj: &SwarmObject) -> Result<Found> {
     let kind = obj.kind.as_str();
@@ -86,8 +97,10 @@ pub fn look(sh: &Shell, obj: &SwarmObject) -> Result<Found> {
 }
 
 /// Fails with the environment's error when an object of `objects` is not usable on this swarm,
-/// naming every one and its remedy.
-pub fn check(sh: &Shell, objects: &[SwarmObject]) -> Result<()> {
+/// naming every one and its remedy. `allowed`: the external networks the recipe may join without
+/// approval (`CCCI_EXTERNAL_NETWORKS`), or `None` when it is approved; a network outside it gets
+/// that said after its remedy.
+pub fn check(sh: &Shell, objects: &[SwarmObject], allowed: Option<&[String]>) -> Result<()> {
     let mut seen = std::collections::BTreeSet::new();
     let mut problems = vec![];
     for obj in objects {
@@ -95,7 +108,7 @@ pub fn check(sh: &Shell, objects: &[SwarmObject]) -> Result<()> {
             continue;
         }
         if let Some(p) = problem(obj, &look(sh, obj)?) {
-            problems.push(p);
+            problems.push(with_allowance(p, obj, allowed));
         }
     }
     if problems.is_empty() { Ok(()) } else { Err(Error::env(problems.join("; "))) }
@@ -150,5 +163,13 @@ mod tests {
         let p = problem(&obj(ObjectKind::Network, "proxy", true), &bridge).unwrap();
         assert!(p.contains("not swarm-scoped (driver bridge, scope local)"), "{p}");
         assert_eq!(problem(&obj(ObjectKind::Network, "proxy", true), &Found::Usable), None);
+        let allowed = ["proxy".to_string()];
+        let p = with_allowance("x".into(), &obj(ObjectKind::Network, "outside", true), Some(&allowed));
+        assert_eq!(
+            p,
+            "x (and, for a recipe outside the allowlist, add it to CCCI_EXTERNAL_NETWORKS: joining it is host access)"
+        );
+        assert_eq!(with_allowance("x".into(), &obj(ObjectKind::Network, "proxy", true), Some(&allowed)), "x");
+        assert_eq!(with_allowance("x".into(), &obj(ObjectKind::Network, "outside", true), None), "x");
     }
 }

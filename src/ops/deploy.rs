@@ -157,11 +157,17 @@ fn check_operator_objects(
     {
         needed.extend(crate::preflight::operator_provided(&c, &state.stack));
     }
+    // Joining a network that is not in CCCI_EXTERNAL_NETWORKS is host access for a recipe outside
+    // the allowlist: the remedy of a missing one says that too.
+    let allowed = match state.source.approved_by {
+        None => Some(crate::config::external_networks()?),
+        Some(_) => None,
+    };
     if !needed.is_empty() {
         let names: Vec<String> = needed.iter().map(|o| format!("{} {}", o.kind.as_str(), o.name)).collect();
         progress.log(format!("checking what the operator provides: {}", names.join(", ")));
     }
-    crate::preflight::check(sh, &needed)
+    crate::preflight::check(sh, &needed, allowed.as_deref())
 }
 
 /// Registers the run and deploys it. From here on every problem is recorded in the returned

@@ -172,13 +172,12 @@ fn one_shot_and_periodic_jobs_converge_and_their_runs_are_no_restarts() {
     // The app is ready after 4 s (its healthcheck), so the deploy's convergence comes after the
     // quick jobs ended; the seed job (9 s) ends inside the settle window.
     c.commit(
-        &format!(
-            r#"version: "3.8"
+        r#"version: "3.8"
 services:
   app:
     image: ccci-hello:1
     command: ["sh", "-c", "mkdir -p /w && echo ok > /w/index.html && sleep 4 && exec httpd -f -p 8080 -h /w"]
-    ports: [{{target: 8080, mode: host}}]
+    ports: [{target: 8080, mode: host}]
     healthcheck:
       test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/"]
       interval: 1s
@@ -188,19 +187,18 @@ services:
     image: ccci-hello:1
     command: ["sh", "-c", "echo migrations applied"]
     deploy:
-      restart_policy: {{condition: on-failure}}
+      restart_policy: {condition: on-failure}
   seed:
     image: ccci-hello:1
     command: ["sh", "-c", "sleep 9; echo seeded"]
     deploy:
-      restart_policy: {{condition: none}}
+      restart_policy: {condition: none}
   tick:
     image: ccci-hello:1
     command: ["sh", "-c", "echo tick"]
     deploy:
-      restart_policy: {{condition: any, delay: 5m}}
-"#
-        ),
+      restart_policy: {condition: any, delay: 5m}
+"#,
         None,
     );
     let d = c.deploy(false);
@@ -289,8 +287,9 @@ services:
 
 #[test]
 fn a_missing_external_network_or_secret_is_the_environments_error_before_the_run_registers() {
-    let c = Case::new("missing-net").named("absent");
     let (net, secret) = (format!("ccci_absent_net_{}", marker()), format!("ccci_absent_secret_{}", marker()));
+    // The operator allows recipes to join it (as `proxy` is by default), but has not created it.
+    let c = Case::new("missing-net").named("absent").set("CCCI_EXTERNAL_NETWORKS", &format!("proxy,{net}"));
     c.commit(
         &format!(
             r#"version: "3.8"
