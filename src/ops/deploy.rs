@@ -231,7 +231,7 @@ fn deploy(
     // ccci-upgrade deploys the head later: its host access is judged now, with the base's.
     let mut host_access = hostaccess::inspect(&recipe_dir, state, "in the head")?;
 
-    let base = if upgrade {
+    let mut base = if upgrade {
         let plan = plan_upgrade(sh, &recipe_dir, &commit)?;
         progress.log(&plan.reason);
         let base = plan.base.clone();
@@ -240,21 +240,44 @@ fn deploy(
     } else {
         None
     };
+    let approval = hostaccess::approval(state)?;
+    // Set when the base release does not deploy before anything was created: its words.
+    let mut base_refused = None;
     let compose = match &base {
         Some(b) => {
             git::checkout_clean(sh, &recipe_dir, &b.commit)?;
             let c = read_recipe(&recipe_dir, state)?;
             check_names(&c, state)?;
+            let mut with_base = host_access.clone();
             for line in hostaccess::inspect(&recipe_dir, state, &format!("in release {}", b.tag))? {
-                if !host_access.contains(&line) {
-                    host_access.push(line);
+                if !with_base.contains(&line) {
+                    with_base.push(line);
                 }
             }
-            c
+            match hostaccess::gate(&with_base, approval.clone()) {
+                // Only the base reaches the host: the base cannot deploy here, the head can.
+                Err(e) if hostaccess::gate(&host_access, approval.clone()).is_ok() => {
+                    base_refused = Some(e);
+                    git::checkout_clean(sh, &recipe_dir, &commit)?;
+                    head_compose.clone()
+                }
+                _ => {
+                    host_access = with_base;
+                    c
+                }
+            }
         }
         None => head_compose.clone(),
     };
-    state.host_access = hostaccess::gate(&host_access, hostaccess::approval(state)?)?;
+    let mut named = None;
+    if let Some(failure) = base_refused
+        && let Some(b) = base.take()
+    {
+        let words = note_base_failure(state, &b, &failure);
+        progress.log(format!("{words}; deploying the head by itself"));
+        named = Some(words);
+    }
+    state.host_access = hostaccess::gate(&host_access, approval)?;
     if let Some(granted) = &state.host_access {
         progress.log(format!("host access granted ({}): {}", granted.reason, granted.granted.join("; ")));
     }
@@ -284,7 +307,21 @@ fn deploy(
         Some(b) => format!("release {} (base for the upgrade)", b.tag),
         None => commit[..8.min(commit.len())].to_string(),
     };
-    Ok(format!("deployed {what} once: {}", converge::summary(&statuses)))
+    Ok(match named {
+        Some(named) => format!("{named}; deployed {what} once, by itself: {}", converge::summary(&statuses)),
+        None => format!("deployed {what} once: {}", converge::summary(&statuses)),
+    })
+}
+
+/// Records in the plan that `base` does not deploy (`failure`), so the upgrade is skipped with
+/// it; returns "release 1.0.0+1, the upgrade base, does not deploy: …".
+fn note_base_failure(state: &mut RunState, base: &BaseRelease, failure: &Error) -> String {
+    let named = format!("release {}, the upgrade base, does not deploy: {failure}", base.tag);
+    if let Some(plan) = &mut state.upgrade {
+        plan.base_failure = Some(failure.to_string());
+        plan.reason = format!("{named}; the head was deployed and tested by itself");
+    }
+    named
 }
 
 /// The base release did not deploy (`failure`): removes everything that deploy created, in
@@ -304,7 +341,7 @@ fn deploy_head_alone(
     failure: Error,
     progress: &Progress,
 ) -> Result<String> {
-    let named = format!("release {}, the upgrade base, does not deploy: {failure}", base.tag);
+    let named = note_base_failure(state, base, &failure);
     progress.log(format!("{named}; removing what it created and deploying the head by itself"));
     let left = super::teardown::remove_deployment(state, sh, progress)
         .map_err(|e| e.context(format!("{named}; removing what it created")))?;
@@ -319,10 +356,6 @@ fn deploy_head_alone(
         }
     }
     state.deploys = state.deploys.saturating_sub(1);
-    if let Some(plan) = &mut state.upgrade {
-        plan.base_failure = Some(failure.to_string());
-        plan.reason = format!("{named}; the head was deployed and tested by itself");
-    }
     registry.save(state, HOLDER)?;
 
     let recipe_dir = driver.recipe_dir();

@@ -67,6 +67,13 @@ impl Case {
         self
     }
 
+    /// Puts the recipe's repository in the allowlist: its host access is granted.
+    fn approve(self) -> Case {
+        std::fs::write(self.sb.root.join("allowlist"), format!("# approved for the test\n{}\n", self.repo.display()))
+            .unwrap();
+        self
+    }
+
     fn set(mut self, k: &str, v: &str) -> Case {
         self.env.push((k.into(), v.into()));
         self
@@ -356,10 +363,24 @@ networks:
     write("overlay", "1.0.1+1", None);
 }
 
+/// Docker refuses the base's bridge network when the recipe is approved (its host access is
+/// granted): what the failed base deploy created is removed, then the head is deployed.
 #[test]
-fn a_base_release_that_does_not_deploy_is_named_and_the_head_is_still_tested_by_itself() {
-    let c = Case::new("broken-base");
-    broken_base(&c);
+fn a_base_release_docker_refuses_is_named_removed_and_the_head_is_still_tested_by_itself() {
+    let c = Case::new("broken-base").approve();
+    broken_base_is_named_and_the_head_tested(&c, "cannot be used with services");
+}
+
+/// A recipe outside the allowlist may not create a bridge network (host access): the base
+/// cannot deploy here at all, and the head, which does not ask for it, is deployed by itself.
+#[test]
+fn a_base_release_refused_for_host_access_is_named_and_the_head_is_still_tested_by_itself() {
+    let c = Case::new("broken-base-unapproved");
+    broken_base_is_named_and_the_head_tested(&c, "creates network appnet with the bridge driver");
+}
+
+fn broken_base_is_named_and_the_head_tested(c: &Case, why: &str) {
+    broken_base(c);
     let d = c.deploy(true);
     let s = c.state();
     assert_eq!(d.code, Some(0), "{}\n{s:#}", d.stderr);
@@ -368,9 +389,9 @@ fn a_base_release_that_does_not_deploy_is_named_and_the_head_is_still_tested_by_
     let stack = s["stack"].as_str().unwrap().to_string();
     assert!(deployed.starts_with("release 1.0.0+1, the upgrade base, does not deploy: "), "{deployed}");
     assert!(deployed.contains(&format!("; deployed {head} once, by itself: {stack}_app 1/1")), "{deployed}");
-    assert!(deployed.contains("cannot be used with services"), "{deployed}");
+    assert!(deployed.contains(why), "{deployed}");
     assert_eq!(s["deploys"], 1, "the failed base deploy produced no deployment");
-    assert!(s["upgrade"]["base_failure"].as_str().unwrap().contains("cannot be used with services"), "{s:#}");
+    assert!(s["upgrade"]["base_failure"].as_str().unwrap().contains(why), "{s:#}");
     // The head's overlay network is what runs now.
     assert_eq!(s["deployed"]["services"]["app"]["labels"][format!("coop-cloud.{stack}.version")], "1.0.1+1");
 
