@@ -7,8 +7,9 @@
 //! tagged locally under the recipe's exact image name, labelled `ccci.standin=recipe-corpus`. It
 //! serves HTTP on every port the recipes' traefik labels and healthchecks name, and carries the
 //! commands their healthchecks and entrypoints call (`curl`, `pg_isready`, `mc`, `node`, `minio`),
-//! each doing the least that satisfies the caller. Tags this test creates are removed at its end;
-//! a tag that already exists and is not a stand-in is never shadowed (the test fails instead).
+//! each doing the least that satisfies the caller. Tags this test creates are removed at its end
+//! (unless a service on the swarm still names one: another process running this test); a tag
+//! that already exists and is not a stand-in is never shadowed (the test fails instead).
 //!
 //! Files the corpus does not carry but the recipe has (bonfire's `entrypoint.sh.tmpl`,
 //! `pg_backup.sh` and the `abra.sh` that versions its configs) are written as stand-ins too: the
@@ -272,14 +273,22 @@ fn tag_standins(images: &BTreeSet<String>, ports: &BTreeSet<u16>, sb: &Sandbox) 
     created
 }
 
-/// Removes the stand-in tags this test created, even when it panics.
+/// Removes the stand-in tags this test created, even when it panics — except a tag some
+/// service on the swarm still names (another process running this test at the same time found
+/// the tags made, and is using them).
 struct Standins(Vec<String>);
 
 impl Drop for Standins {
     fn drop(&mut self) {
-        for tag in &self.0 {
-            let _ = docker(&["image", "rm", tag]);
+        let ls = docker(&["service", "ls", "--format", "{{.Image}}"]);
+        let in_use: BTreeSet<String> =
+            String::from_utf8_lossy(&ls.stdout).lines().map(|i| i.split('@').next().unwrap_or(i).to_string()).collect();
+        // Dead task containers may still reference the image: untag by force (the image stays
+        // until they are gone), then drop the stand-ins that are left without a tag.
+        for tag in self.0.iter().filter(|t| !in_use.contains(*t)) {
+            let _ = docker(&["image", "rm", "--force", tag]);
         }
+        let _ = docker(&["image", "prune", "--force", "--filter", &format!("label={STANDIN_LABEL}")]);
     }
 }
 
@@ -383,7 +392,6 @@ fn real_recipes_install_upgrade_and_tear_down_with_stand_in_images() {
     let sb = Sandbox::new("corpus");
     let (images, ports) = images_and_ports(&root);
     let _standins = Standins(tag_standins(&images, &ports, &sb));
-    let before = common::swarm_objects();
 
     let results: Vec<(usize, Value, Vec<i32>, i32)> = std::thread::scope(|scope| {
         let handles: Vec<_> = CASES
@@ -416,7 +424,6 @@ fn real_recipes_install_upgrade_and_tear_down_with_stand_in_images() {
         let changed = assertion(op(by_recipe(r), "upgrade"), "changed since the base");
         assert_eq!(changed["result"], "skip", "{r}: {changed}");
     }
-    // Secrets were generated with the hints: llamenos's hex secrets and bonfire's 128 characters
-    // are checked by length through the stack's own secret list (values are never readable).
-    assert_eq!(common::new_objects_of_ours(&before), Vec::<String>::new(), "left on the swarm");
+    // Each run's teardown leaving nothing of its stack is checked in `assert_verdict`; objects of
+    // other processes on the shared swarm are not this test's to judge.
 }
