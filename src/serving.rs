@@ -435,7 +435,7 @@ pub fn ask_tasks(sh: &Shell, state: &RunState, ask: &Ask, policy: &StatusPolicy,
                     Answer::NoAnswer(_) => unreachable!("all answered"),
                 })
                 .collect();
-            return done(Outcome::Pass, format!("{lead}{} (attempt {attempts})", each.join("; ")));
+            return done(Outcome::Pass, format!("{} (attempt {attempts})", each.join("; ")));
         }
         for (how, a, _) in &answers {
             match a {
