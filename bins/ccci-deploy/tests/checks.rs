@@ -239,6 +239,8 @@ const GENERIC: &[&str] = &[
     "services at desired replicas",
     "no restarts while settling",
     "healthchecks passing",
+    "traefik routes the run's domain",
+    "serving app:8080 (traefik)",
     "serving app:8080",
     "images pinned",
 ];

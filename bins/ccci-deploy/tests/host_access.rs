@@ -38,8 +38,8 @@ const SOCKET: Edit =
     Edit { inserts: &[("    volumes:", "      - /var/run/docker.sock:/var/run/docker.sock:ro")], append: "" };
 const HOST_FILE: Edit = Edit { inserts: &[("configs:", "  c:\n    file: ../../../../etc/hostname")], append: "" };
 const HOST_NETWORK: Edit = Edit {
-    inserts: &[("  app:", "    networks: [h]")],
-    append: "networks:\n  h:\n    external: true\n    name: host\n",
+    inserts: &[("    networks:", "      - h"), ("networks:", "  h:\n    external: true\n    name: host")],
+    append: "",
 };
 const CAP_ADD: Edit = Edit { inserts: &[("  app:", "    cap_add: [SYS_ADMIN]")], append: "" };
 
