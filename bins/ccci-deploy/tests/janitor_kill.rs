@@ -175,7 +175,7 @@ const CASES: &[Case] = &[
         variant: "not-serving",
         kill: |e, r, s| {
             let id = full_deploy(e, r, s, "stack", false);
-            let _ = kill_at(e, s, "ccci-assert", &["install"], "checking app", Duration::from_secs(2));
+            let _ = kill_at(e, s, "ccci-assert", &["install"], "checking serving app", Duration::from_secs(2));
             id
         },
     },
