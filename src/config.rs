@@ -40,6 +40,12 @@ pub enum Accepts {
     ServerName,
     /// Docker network names separated by commas or spaces, never `host`.
     NetworkNames,
+    /// A forge account or organisation name: letters, digits, `-`, `_` and `.`.
+    AccountName,
+    /// One repository, `owner/name`.
+    Repository,
+    /// One or more repositories (`owner/name`), separated by commas or spaces.
+    Repositories,
 }
 
 /// One setting: the row of `docs/operating.md` it is documented by.
@@ -209,6 +215,72 @@ pub const SKIP_GENERIC_UPGRADE: Setting = skip_generic_of("CCCI_SKIP_GENERIC_UPG
 pub const SKIP_GENERIC_BACKUP: Setting = skip_generic_of("CCCI_SKIP_GENERIC_BACKUP");
 pub const SKIP_GENERIC_RESTORE: Setting = skip_generic_of("CCCI_SKIP_GENERIC_RESTORE");
 pub const SKIP_GENERIC_CUSTOM: Setting = skip_generic_of("CCCI_SKIP_GENERIC_CUSTOM");
+pub const BRIDGE_FORGE_URL: Setting = Setting {
+    name: "CCCI_BRIDGE_FORGE_URL",
+    default: "unset (required by `ccci-bridge`)",
+    accepts: Accepts::Url,
+    meaning: "`ccci-bridge`: the forge (Gitea or Forgejo), e.g. `https://git.coopcloud.tech`; its API is below `/api/v1`",
+};
+pub const BRIDGE_FORGE_TOKEN_FILE: Setting = Setting {
+    name: "CCCI_BRIDGE_FORGE_TOKEN_FILE",
+    default: "unset (required by `ccci-bridge`)",
+    accepts: Accepts::File,
+    meaning: "`ccci-bridge`: file holding the bot's forge token (scopes in [bridge.md](bridge.md#the-bot-account)); sent only in the `Authorization` header",
+};
+pub const BRIDGE_ORG: Setting = Setting {
+    name: "CCCI_BRIDGE_ORG",
+    default: "unset (required by `ccci-bridge`)",
+    accepts: Accepts::AccountName,
+    meaning: "`ccci-bridge`: the organisation whose members may ask for a test run with `!testme`",
+};
+pub const BRIDGE_REPOS: Setting = Setting {
+    name: "CCCI_BRIDGE_REPOS",
+    default: "unset (required by `ccci-bridge`)",
+    accepts: Accepts::Repositories,
+    meaning: "`ccci-bridge`: the enrolled recipe repositories on the forge; `!testme` anywhere else is never seen",
+};
+pub const BRIDGE_DRONE_URL: Setting = Setting {
+    name: "CCCI_BRIDGE_DRONE_URL",
+    default: "unset (required by `ccci-bridge`)",
+    accepts: Accepts::Url,
+    meaning: "`ccci-bridge`: the Drone server that runs the recipe pipeline; build links point there",
+};
+pub const BRIDGE_DRONE_TOKEN_FILE: Setting = Setting {
+    name: "CCCI_BRIDGE_DRONE_TOKEN_FILE",
+    default: "unset (required by `ccci-bridge`)",
+    accepts: Accepts::File,
+    meaning: "`ccci-bridge`: file holding a Drone token with write access to `CCCI_BRIDGE_DRONE_REPO`; sent only in the `Authorization` header",
+};
+pub const BRIDGE_DRONE_REPO: Setting = Setting {
+    name: "CCCI_BRIDGE_DRONE_REPO",
+    default: "unset (required by `ccci-bridge`)",
+    accepts: Accepts::Repository,
+    meaning: "`ccci-bridge`: the Drone repository whose pipeline tests a recipe (it receives the build parameters of [bridge.md](bridge.md#the-build))",
+};
+pub const BRIDGE_STATE_DIR: Setting = Setting {
+    name: "CCCI_BRIDGE_STATE_DIR",
+    default: "`<CCCI_STATE_DIR>/bridge`",
+    accepts: Accepts::StateDir,
+    meaning: "`ccci-bridge`: where its state file (`state.json`) and lock (`state.lock`) live",
+};
+pub const BRIDGE_LOOKBACK: Setting = Setting {
+    name: "CCCI_BRIDGE_LOOKBACK",
+    default: "`2h`",
+    accepts: Accepts::Duration { default: 2 * HOUR, min: 0, max: 7 * DAY },
+    meaning: "`ccci-bridge`: on a cold start (no saved cursor), how old a `!testme` comment may be and still count",
+};
+pub const BRIDGE_OVERLAP: Setting = Setting {
+    name: "CCCI_BRIDGE_OVERLAP",
+    default: "`60s`",
+    accepts: Accepts::Duration { default: 60, min: 0, max: HOUR },
+    meaning: "`ccci-bridge`: how far before its cursor each tick lists comments again (comments are de-duplicated by id)",
+};
+pub const BRIDGE_HTTP_TIMEOUT: Setting = Setting {
+    name: "CCCI_BRIDGE_HTTP_TIMEOUT",
+    default: "`30s`",
+    accepts: Accepts::Duration { default: 30, min: 1, max: 10 * MIN },
+    meaning: "`ccci-bridge`: how long one request to the forge or Drone may take; a timeout is retried next tick",
+};
 
 /// Every setting ccci reads, in the order `docs/operating.md` lists them.
 pub const SETTINGS: &[Setting] = &[
@@ -241,6 +313,17 @@ pub const SETTINGS: &[Setting] = &[
     SKIP_GENERIC_BACKUP,
     SKIP_GENERIC_RESTORE,
     SKIP_GENERIC_CUSTOM,
+    BRIDGE_FORGE_URL,
+    BRIDGE_FORGE_TOKEN_FILE,
+    BRIDGE_ORG,
+    BRIDGE_REPOS,
+    BRIDGE_DRONE_URL,
+    BRIDGE_DRONE_TOKEN_FILE,
+    BRIDGE_DRONE_REPO,
+    BRIDGE_STATE_DIR,
+    BRIDGE_LOOKBACK,
+    BRIDGE_OVERLAP,
+    BRIDGE_HTTP_TIMEOUT,
 ];
 
 /// Where settings are read from: the environment, or a table in tests.
@@ -289,6 +372,9 @@ impl Accepts {
             }
             Accepts::ServerName => "letters, digits, `.`, `_` and `-`, not starting with `.` or `-`".into(),
             Accepts::NetworkNames => "Docker network names separated by commas or spaces, never `host`".into(),
+            Accepts::AccountName => "a forge account name: letters, digits, `-`, `_` and `.`".into(),
+            Accepts::Repository => "a repository `owner/name`".into(),
+            Accepts::Repositories => "repositories `owner/name` separated by commas or spaces".into(),
         }
     }
 }
@@ -343,6 +429,9 @@ impl Setting {
             Accepts::DomainSuffix => self.domain_value(&v).map(drop),
             Accepts::ServerName => self.server_value(&v).map(drop),
             Accepts::NetworkNames => self.network_names_value(&v).map(drop),
+            Accepts::AccountName => self.account_value(&v).map(drop),
+            Accepts::Repository => self.repository_value(&v).map(drop),
+            Accepts::Repositories => self.repositories_value(&v).map(drop),
         }
     }
 
@@ -453,6 +542,28 @@ impl Setting {
         Ok(names)
     }
 
+    fn account_value(&self, v: &str) -> Result<String> {
+        if is_account(v) { Ok(v.to_string()) } else { Err(self.refuse(v, "")) }
+    }
+
+    fn repository_value(&self, v: &str) -> Result<String> {
+        match v.split_once('/') {
+            Some((owner, name)) if is_account(owner) && is_account(name) => Ok(v.to_string()),
+            _ => Err(self.refuse(v, "")),
+        }
+    }
+
+    fn repositories_value(&self, v: &str) -> Result<Vec<String>> {
+        let repos: Vec<&str> = v.split(|c: char| c == ',' || c.is_whitespace()).filter(|n| !n.is_empty()).collect();
+        if repos.is_empty() {
+            return Err(self.refuse(v, "no repository"));
+        }
+        repos
+            .into_iter()
+            .map(|r| self.repository_value(r).map_err(|_| self.refuse(v, &format!("{r:?} is not `owner/name`"))))
+            .collect()
+    }
+
     fn server_value(&self, v: &str) -> Result<String> {
         if v.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) && !v.starts_with(['-', '.']) {
             Ok(v.to_string())
@@ -460,6 +571,16 @@ impl Setting {
             Err(self.refuse(v, ""))
         }
     }
+}
+
+/// A forge account, organisation or repository name as Gitea accepts them (its `alphaDashDot`
+/// rule): ASCII letters, digits, `-`, `_` and `.`, not `.` or `..`, at most 100 characters.
+fn is_account(v: &str) -> bool {
+    !v.is_empty()
+        && v.len() <= 100
+        && v != "."
+        && v != ".."
+        && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
 }
 
 /// Whether ccci can write in `dir`: it is a directory that takes a new file, or it does not exist
@@ -608,6 +729,60 @@ pub fn external_networks() -> Result<Vec<String>> {
     }
 }
 
+/// A required setting of `ccci-bridge`: bad input (exit 2) naming it when unset.
+fn required<T>(s: &Setting, parse: impl FnOnce(&Setting, &str) -> Result<T>) -> Result<T> {
+    get(s, parse)?.ok_or_else(|| {
+        Error::bad_input(format!(
+            "{} is not set; `ccci-bridge` needs {}",
+            s.name,
+            s.accepts.describe().replace('`', "")
+        ))
+    })
+}
+
+/// `CCCI_BRIDGE_FORGE_URL` (required), without a trailing `/`.
+pub fn bridge_forge_url() -> Result<String> {
+    Ok(required(&BRIDGE_FORGE_URL, Setting::url_value)?.trim_end_matches('/').to_string())
+}
+
+/// `CCCI_BRIDGE_FORGE_TOKEN_FILE` (required): an existing file, absolute.
+pub fn bridge_forge_token_file() -> Result<PathBuf> {
+    required(&BRIDGE_FORGE_TOKEN_FILE, Setting::existing_path_value)
+}
+
+/// `CCCI_BRIDGE_ORG` (required).
+pub fn bridge_org() -> Result<String> {
+    required(&BRIDGE_ORG, Setting::account_value)
+}
+
+/// `CCCI_BRIDGE_REPOS` (required): `owner/name`, at least one, in the order given.
+pub fn bridge_repos() -> Result<Vec<String>> {
+    required(&BRIDGE_REPOS, Setting::repositories_value)
+}
+
+/// `CCCI_BRIDGE_DRONE_URL` (required), without a trailing `/`.
+pub fn bridge_drone_url() -> Result<String> {
+    Ok(required(&BRIDGE_DRONE_URL, Setting::url_value)?.trim_end_matches('/').to_string())
+}
+
+/// `CCCI_BRIDGE_DRONE_TOKEN_FILE` (required): an existing file, absolute.
+pub fn bridge_drone_token_file() -> Result<PathBuf> {
+    required(&BRIDGE_DRONE_TOKEN_FILE, Setting::existing_path_value)
+}
+
+/// `CCCI_BRIDGE_DRONE_REPO` (required): `owner/name`.
+pub fn bridge_drone_repo() -> Result<String> {
+    required(&BRIDGE_DRONE_REPO, Setting::repository_value)
+}
+
+/// `CCCI_BRIDGE_STATE_DIR`, or `<CCCI_STATE_DIR>/bridge`.
+pub fn bridge_state_dir() -> Result<PathBuf> {
+    match get(&BRIDGE_STATE_DIR, Setting::state_dir_value)? {
+        Some(d) => Ok(d),
+        None => Ok(state_dir()?.join("bridge")),
+    }
+}
+
 pub fn skip_generic(op: &str) -> Result<Option<String>> {
     let per_op = SETTINGS.iter().find(|s| s.name.strip_prefix("CCCI_SKIP_GENERIC_") == Some(&op.to_ascii_uppercase()));
     let mut asked = None;
@@ -670,6 +845,9 @@ mod tests {
             Accepts::NetworkNames => {
                 ["host", "proxy,host", "proxy host", "-x", "a/b", "$(id)", " , "].map(String::from).into()
             }
+            Accepts::AccountName => ["a b", "a/b", "..", "$(id)", "é"].map(String::from).into(),
+            Accepts::Repository => ["hello", "a/b/c", "a/", "/b", "a b/c", "../x", "a/b,c/d"].map(String::from).into(),
+            Accepts::Repositories => ["hello", "a/b,c", "a/b x/y/z", " , ", "a/../b"].map(String::from).into(),
         };
         v.push("\u{0}".into());
         v
@@ -726,6 +904,9 @@ mod tests {
                 Accepts::DomainSuffix => vec!["ci.example.org".into(), "ccci.localhost".into()],
                 Accepts::ServerName => vec!["default".into(), "ci.example.org".into()],
                 Accepts::NetworkNames => vec!["proxy".into(), "proxy,monitoring backup_net".into()],
+                Accepts::AccountName => vec!["coop-cloud".into(), "Recipe_Maintainers.x".into()],
+                Accepts::Repository => vec!["coop-cloud/hello".into(), "ci/recipe-ci.drone".into()],
+                Accepts::Repositories => vec!["coop-cloud/hello".into(), "coop-cloud/a, coop-cloud/b  x/y".into()],
             }
         };
         for s in SETTINGS {

@@ -4,3 +4,6 @@
 //! [`core`] decides (pure); the rest talks to the forge and Drone and keeps the state file.
 
 pub mod core;
+pub mod http;
+pub mod store;
+pub mod tick;
