@@ -44,6 +44,9 @@ fn bad_value(s: &Setting) -> &'static str {
         Accepts::DomainSuffix => "CI_Zone!.example",
         Accepts::ServerName => "../evil",
         Accepts::NetworkNames => "proxy,host",
+        Accepts::AccountName => "coop cloud",
+        Accepts::Repository => "hello",
+        Accepts::Repositories => "coop-cloud/hello,extra",
     }
 }
 
