@@ -171,6 +171,12 @@ pub const ABRA_SERVER: Setting = Setting {
     accepts: Accepts::ServerName,
     meaning: "the abra server name of the local swarm",
 };
+pub const RESTIC: Setting = Setting {
+    name: "CCCI_RESTIC",
+    default: "`restic` on `PATH`",
+    accepts: Accepts::Program,
+    meaning: "the restic binary (0.14 or later) the stack driver backs up and restores with, and every backup's evidence is read with (missing when run: exit 3)",
+};
 pub const OVERLAYS_DIR: Setting = Setting {
     name: "CCCI_OVERLAYS_DIR",
     default: "`<prefix>/share/ccci/overlays` next to the binary, if it exists; else none",
@@ -302,6 +308,7 @@ pub const SETTINGS: &[Setting] = &[
     PROXY_ALLOW_HTTP,
     ABRA,
     ABRA_SERVER,
+    RESTIC,
     OVERLAYS_DIR,
     ALLOWLIST,
     EXTERNAL_NETWORKS,
@@ -700,6 +707,11 @@ pub fn proxy_settings() -> Result<(Option<String>, Option<PathBuf>, bool)> {
 /// `CCCI_ABRA`: the abra binary (default `abra` on PATH).
 pub fn abra_program() -> PathBuf {
     get(&ABRA, Setting::program_value).ok().flatten().unwrap_or_else(|| "abra".into())
+}
+
+/// `CCCI_RESTIC`: the restic binary (default `restic` on PATH).
+pub fn restic_program() -> PathBuf {
+    get(&RESTIC, Setting::program_value).ok().flatten().unwrap_or_else(|| "restic".into())
 }
 
 /// `CCCI_ABRA_SERVER`: the abra server name of the local swarm (default `default`).

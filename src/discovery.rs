@@ -173,11 +173,14 @@ pub struct Settings {
     pub skip_generic: BTreeSet<String>,
     /// HTTP statuses the generic serving check accepts besides 2xx and 3xx (`ACCEPT_STATUS=401`).
     pub accept_status: Vec<u16>,
+    /// `BACKUP=1` or `BACKUP=0`: the recipe is, or is not, backup-capable whatever its
+    /// `backupbot.backup` labels say; `None` (unset or empty) lets the labels decide.
+    pub backup: Option<bool>,
     /// The file, as a person names it (`overlays/hello/settings.env`), for "who asked".
     pub origin: String,
 }
 
-const SETTINGS_KEYS: &[&str] = &["SKIP_GENERIC", "ACCEPT_STATUS"];
+const SETTINGS_KEYS: &[&str] = &["SKIP_GENERIC", "ACCEPT_STATUS", "BACKUP"];
 
 impl Settings {
     pub fn read(path: &Path, recipe: &RecipeName) -> Result<Settings> {
@@ -214,6 +217,18 @@ impl Settings {
                                     "ACCEPT_STATUS: {code:?} is not an HTTP status (100-599)"
                                 )));
                             }
+                        }
+                    }
+                }
+                "BACKUP" => {
+                    s.backup = match value.trim() {
+                        "" => None,
+                        "1" => Some(true),
+                        "0" => Some(false),
+                        other => {
+                            return Err(Error::bad_input(format!(
+                                "BACKUP: {other:?} is neither 1 (backup-capable) nor 0 (not backup-capable)"
+                            )));
                         }
                     }
                 }
@@ -380,12 +395,21 @@ mod tests {
     }
 
     #[test]
+    fn the_backup_override_is_on_off_or_left_to_the_labels() {
+        for (text, want) in [("BACKUP=1\n", Some(true)), ("BACKUP=0\n", Some(false)), ("BACKUP=\n", None), ("", None)] {
+            assert_eq!(Settings::parse(text, "x").unwrap().backup, want, "{text:?}");
+        }
+    }
+
+    #[test]
     fn bad_settings_are_refused() {
         for (text, says) in [
             ("SKIP_GENERICS=install\n", "unknown setting SKIP_GENERICS"),
             ("SKIP_GENERIC=instal\n", "unknown op \"instal\""),
             ("ACCEPT_STATUS=4O1\n", "\"4O1\" is not an HTTP status"),
             ("ACCEPT_STATUS=99\n", "\"99\" is not an HTTP status"),
+            ("BACKUP=yes\n", "BACKUP: \"yes\" is neither 1"),
+            ("BACKUP=true\n", "BACKUP: \"true\" is neither 1"),
             ("not a line\n", "expected KEY=VALUE"),
         ] {
             let e = Settings::parse(text, "overlays/hello/settings.env").unwrap_err();

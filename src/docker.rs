@@ -673,3 +673,87 @@ pub fn remove_probes(sh: &Shell, stack: &StackName) -> Result<usize> {
     }
     Ok(ids.len())
 }
+
+/// A `type: volume` mount of a service's task template: the swarm volume `source` (for a stack's
+/// own volumes `<stack>_<key>`) mounted at `target` inside the container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeMount {
+    pub source: String,
+    pub target: String,
+}
+
+/// The stack's services with their volume mounts (`Spec.TaskTemplate.ContainerSpec.Mounts` of
+/// `Type` `volume`; bind and tmpfs mounts are left out), as `docker service inspect` says.
+pub fn services_with_mounts(sh: &Shell, stack: &StackName) -> Result<Vec<(Service, Vec<VolumeMount>)>> {
+    let filter = format!("label={STACK_LABEL}={stack}");
+    let ids = list_ids(sh, &["service", "ls", "-q", "--filter", &filter], "listing services")?;
+    Ok(inspect(sh, "service", &ids)?
+        .iter()
+        .map(|v| {
+            let mounts = v["Spec"]["TaskTemplate"]["ContainerSpec"]["Mounts"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|m| m["Type"].as_str().unwrap_or("volume") == "volume")
+                .filter_map(|m| {
+                    Some(VolumeMount {
+                        source: m["Source"].as_str().filter(|s| !s.is_empty())?.to_string(),
+                        target: m["Target"].as_str()?.to_string(),
+                    })
+                })
+                .collect();
+            (parse_service(v), mounts)
+        })
+        .collect())
+}
+
+/// Where the local volume `name` keeps its files on this host (`docker volume inspect`'s
+/// `Mountpoint`, e.g. `/var/lib/docker/volumes/<name>/_data`).
+pub fn volume_mountpoint(sh: &Shell, name: &str) -> Result<std::path::PathBuf> {
+    let out = capture(
+        docker(sh).args(["volume", "inspect", "--format", "{{.Mountpoint}}", name]),
+        &format!("docker volume inspect {name}"),
+        Kind::Environment,
+    )?;
+    let p = out.stdout.trim();
+    if !p.starts_with('/') {
+        return Err(Error::env(format!("docker volume inspect {name}: no local mountpoint (got {p:?})")));
+    }
+    Ok(std::path::PathBuf::from(p))
+}
+
+/// The id of a running container of the swarm service `service` (`<stack>_<name>`) on this node.
+pub fn running_container(sh: &Shell, service: &str) -> Result<Option<String>> {
+    let ids = list_ids(
+        sh,
+        &[
+            "ps",
+            "-q",
+            "--no-trunc",
+            "--filter",
+            &format!("label=com.docker.swarm.service.name={service}"),
+            "--filter",
+            "status=running",
+        ],
+        "listing running containers",
+    )?;
+    Ok(ids.into_iter().next())
+}
+
+/// `docker service scale --detach <service>=<replicas>`.
+pub fn scale(sh: &Shell, service: &str, replicas: u64) -> Result<()> {
+    capture(
+        docker(sh).args(["service", "scale", "--detach", &format!("{service}={replicas}")]),
+        &format!("docker service scale {service}={replicas}"),
+        Kind::Environment,
+    )?;
+    Ok(())
+}
+
+/// The docker command line with exactly ccci's passthrough environment, for callers that need a
+/// `std::process::Command` (a timeout, raw bytes).
+pub fn command() -> std::process::Command {
+    let mut c = std::process::Command::new("docker");
+    c.env_clear().envs(passthrough_env());
+    c
+}

@@ -5,6 +5,7 @@
 //! per concept.
 
 pub mod abra;
+pub mod backup;
 pub mod bridge;
 pub mod cli;
 pub mod config;
@@ -19,6 +20,7 @@ pub mod hostaccess;
 pub mod recipe;
 pub mod registry;
 pub mod report;
+pub mod restic;
 pub mod secrets;
 pub mod serving;
 pub mod traefik;

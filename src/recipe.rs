@@ -690,6 +690,8 @@ pub struct Service {
     pub configs: Vec<String>,
     /// Named volumes the service mounts; bind mounts, tmpfs and anonymous volumes are left out.
     pub volumes: Vec<String>,
+    /// Where each of those is mounted: `(volume key, target path inside the container)`.
+    pub volume_targets: Vec<(String, String)>,
 }
 
 /// One published or exposed port. Short-form ranges (`8000-8001:80-81`) become one entry each.
@@ -861,6 +863,7 @@ impl Service {
         append_unique(&mut self.secrets, layer.secrets);
         append_unique(&mut self.configs, layer.configs);
         append_unique(&mut self.volumes, layer.volumes);
+        append_unique(&mut self.volume_targets, layer.volume_targets);
     }
 }
 
@@ -894,6 +897,7 @@ struct ServiceLayer {
     secrets: Vec<String>,
     configs: Vec<String>,
     volumes: Vec<String>,
+    volume_targets: Vec<(String, String)>,
 }
 
 /// A file may set only one of the two, so absence has to stay distinguishable from `false`.
@@ -1057,14 +1061,22 @@ fn parse_service(v: &Value, path: &str) -> Result<ServiceLayer> {
     if let Some((v, p)) = field("volumes") {
         for (i, item) in sequence(v, &p)?.iter().enumerate() {
             let ip = format!("{p}[{i}]");
-            let named = match item {
+            let (named, target) = match item {
                 Value::Mapping(m) => {
                     let kind = m.get("type").map(|t| scalar(t, &join(&ip, "type"))).transpose()?.flatten();
                     let source = m.get("source").map(|t| scalar(t, &join(&ip, "source"))).transpose()?.flatten();
-                    source.filter(|src| kind.as_deref() == Some("volume") && !src.is_empty())
+                    let target = m.get("target").map(|t| scalar(t, &join(&ip, "target"))).transpose()?.flatten();
+                    (source.filter(|src| kind.as_deref() == Some("volume") && !src.is_empty()), target)
                 }
-                other => scalar(other, &ip)?.as_deref().and_then(named_volume),
+                other => {
+                    let spec = scalar(other, &ip)?;
+                    let target = spec.as_deref().and_then(|v| v.split(':').nth(1)).map(String::from);
+                    (spec.as_deref().and_then(named_volume), target)
+                }
             };
+            if let (Some(n), Some(t)) = (&named, target) {
+                s.volume_targets.push((n.clone(), t));
+            }
             s.volumes.extend(named);
         }
     }

@@ -791,6 +791,7 @@ mod tests {
             detail: detail.into(),
             assertions,
             artifacts: vec![],
+            backup: None,
         }
     }
 

@@ -245,6 +245,75 @@ pub struct OpRecord {
     /// Files captured when the op failed (`docker service ps`, service logs), for a person to read.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub artifacts: Vec<PathBuf>,
+    /// What `backup` and `restore` did and found, for the asserts and the report; absent on
+    /// other ops.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<BackupEvidence>,
+}
+
+/// The evidence of a backup or a restore (`docs/run-state.md`, `ops[].backup`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct BackupEvidence {
+    /// `stack` (ccci's own engine on the host's restic) or `abra` (backup-bot-two through abra).
+    pub engine: String,
+    /// The restic repository the evidence was read from (its password is never recorded).
+    pub repository: PathBuf,
+    /// The snapshot the backup made (full id), and the restore restored.
+    #[serde(default)]
+    pub snapshot: Option<String>,
+    /// Per included volume: what went in.
+    #[serde(default)]
+    pub volumes: Vec<VolumeEvidence>,
+    /// The file canaries planted before the backup.
+    #[serde(default)]
+    pub canaries: Vec<Canary>,
+    /// Every hook run, in order.
+    #[serde(default)]
+    pub hooks: Vec<HookRun>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct VolumeEvidence {
+    /// The compose key (`data`).
+    pub volume: String,
+    /// The swarm volume (`<stack>_data`).
+    pub name: String,
+    /// Its directory on the host.
+    pub mountpoint: PathBuf,
+    /// The host paths backed up (the mountpoint, or the paths a label names under it).
+    pub paths: Vec<PathBuf>,
+    /// Files (not directories) of the snapshot under those paths, and their bytes.
+    #[serde(default)]
+    pub files: u64,
+    #[serde(default)]
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct Canary {
+    pub volume: String,
+    /// Its host path: `<mountpoint>[/<labelled dir>]/ccci-canary-<run id>-<volume>`.
+    pub path: PathBuf,
+    pub size: u64,
+    /// `sha256:<hex>` of the planted bytes (the bytes themselves are not recorded).
+    pub sha256: String,
+    /// `pass` once the op checked it (backup: in the snapshot with these bytes; restore: back on
+    /// disk with these bytes), `fail` when it was not; absent before it was checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checked: Option<Outcome>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct HookRun {
+    pub service: String,
+    pub phase: crate::backup::Phase,
+    pub command: String,
+    /// The exit status; absent when it could not be run (no running container, a timeout).
+    #[serde(default)]
+    pub exit: Option<i32>,
+    /// The last 4096 bytes of its stdout and stderr.
+    #[serde(default)]
+    pub output: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -280,6 +349,7 @@ impl OpTimer {
             detail: detail.into(),
             assertions,
             artifacts: vec![],
+            backup: None,
         }
     }
 }

@@ -102,6 +102,13 @@ pub fn run(setup: &Setup, state: &mut RunState, sh: &Shell, progress: &Progress)
     if tier == "upgrade" {
         assertions.push(moved_evidence(state));
     }
+    // Likewise the backup's and the restore's evidence, read again here.
+    if tier == "backup" {
+        assertions.extend(backup_evidence(state));
+    }
+    if tier == "restore" {
+        assertions.push(restore_evidence(state));
+    }
     let by_setting =
         overlay.settings.skips_generic(tier).then(|| format!("SKIP_GENERIC in {}", overlay.settings.origin));
     match setup.skip_generic.clone().or(by_setting) {
@@ -188,7 +195,9 @@ fn skip_reason(tier: &str, state: &RunState) -> Option<String> {
     }
     match state.last_op(tier) {
         None => Some(format!("{tier} did not run")),
-        Some(r) if r.result == Outcome::Skip => Some(format!("{tier} was skipped: {}", r.detail)),
+        Some(r) if r.result == Outcome::Skip => {
+            Some(format!("{tier} was skipped: {}", r.detail.strip_prefix("skipped: ").unwrap_or(&r.detail)))
+        }
         Some(r) if r.result != Outcome::Pass => Some(format!("{tier} did not pass ({})", r.result.as_str())),
         Some(_) => None,
     }
@@ -206,6 +215,72 @@ fn moved_evidence(state: &RunState) -> Assertion {
             duration_ms: 0,
             output: None,
         },
+    }
+}
+
+/// The backup's evidence, read again from the repository independently of what the op said:
+/// the recorded snapshot is there, tagged with this run, and holds every canary's exact bytes.
+fn backup_evidence(state: &RunState) -> Vec<Assertion> {
+    let name = "backup evidence";
+    let err = |result, detail: String| vec![crate::ops::backup::note(name, result, &detail)];
+    let Some(ev) = state.last_op("backup").and_then(|r| r.backup.clone()) else {
+        return err(Outcome::Error, "the backup op recorded no evidence".into());
+    };
+    let Some(snapshot) = ev.snapshot.clone() else {
+        return err(Outcome::Fail, "the backup op recorded no snapshot".into());
+    };
+    let repo = match crate::restic::Repo::per_run(&state.workspace) {
+        Ok(r) => crate::restic::Repo { repository: ev.repository.clone(), ..r },
+        Err(e) => return err(Outcome::Error, e.to_string()),
+    };
+    let check = || -> crate::Result<(Outcome, String)> {
+        let tags = crate::ops::backup::run_tags(state);
+        let Some(s) = repo.snapshots()?.into_iter().find(|s| s.id == snapshot) else {
+            return Ok((Outcome::Fail, format!("snapshot {snapshot} is not in {}", ev.repository.display())));
+        };
+        if !tags.iter().all(|t| s.tags.contains(t)) {
+            return Ok((
+                Outcome::Fail,
+                format!("snapshot {} is tagged {}, not {}", s.short_id, s.tags.join(", "), tags.join(", ")),
+            ));
+        }
+        let mut bad = vec![];
+        for c in &ev.canaries {
+            match repo.dump(&snapshot, &c.path)? {
+                Some(b) if crate::restic::sha256(&b) == c.sha256 => {}
+                Some(_) => bad.push(format!("{} has other bytes in the snapshot", c.path.display())),
+                None => bad.push(format!("{} is not in the snapshot", c.path.display())),
+            }
+        }
+        let empty: Vec<&str> = ev.volumes.iter().filter(|v| v.files == 0).map(|v| v.volume.as_str()).collect();
+        if !empty.is_empty() {
+            bad.push(format!("no file from volume {}", empty.join(", ")));
+        }
+        Ok(if bad.is_empty() {
+            (
+                Outcome::Pass,
+                format!(
+                    "snapshot {} tagged with this run holds {} canaries with their exact bytes and files from {} volumes",
+                    s.short_id,
+                    ev.canaries.len(),
+                    ev.volumes.len()
+                ),
+            )
+        } else {
+            (Outcome::Fail, bad.join("; "))
+        })
+    };
+    match check() {
+        Ok((result, detail)) => err(result, detail),
+        Err(e) => err(Outcome::Error, e.to_string()),
+    }
+}
+
+/// Every canary of the backup holds its planted bytes again, read from the volumes now.
+fn restore_evidence(state: &RunState) -> Assertion {
+    match state.last_op("restore").and_then(|r| r.backup.clone()) {
+        Some(mut ev) => crate::ops::restore::canaries_back(&mut ev.canaries),
+        None => crate::ops::backup::note("canaries restored", Outcome::Error, "the restore op recorded no evidence"),
     }
 }
 

@@ -1,10 +1,12 @@
 //! The lifecycle ops, one module each; each binary calls one of them.
 
 pub mod assert;
+pub mod backup;
 pub mod deploy;
 pub mod install_steps;
 pub mod janitor;
 pub mod prepare;
+pub mod restore;
 pub mod teardown;
 pub mod upgrade;
 

@@ -25,6 +25,7 @@ fn op(name: &str, result: Outcome, detail: &str, assertions: Vec<Assertion>) -> 
         detail: detail.into(),
         assertions,
         artifacts: vec![],
+        backup: None,
     }
 }
 

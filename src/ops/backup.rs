@@ -1,0 +1,538 @@
+//! `ccci-backup`: back the run's deployment up by the backupbot label contract
+//! ([`crate::backup`]) and record the evidence that the backup holds the data, not restic's exit
+//! code.
+//!
+//! The stack driver's engine, in order: the overlay's plant hooks (`overlays/<recipe>/backup/plant/`,
+//! run-parts style, e.g. an application-level canary), the backup pre-hooks (`docker exec` into a
+//! running task of their service, `sh -c`), a file canary (64 random bytes,
+//! `ccci-canary-<run id>-<volume>`) in every included volume directory that can hold one, `restic
+//! backup` of the volumes' mountpoints (the labelled paths under them) into the run's own
+//! repository (`<workspace>/backup/restic`, password by file), the post-hooks, then the evidence
+//! from restic's JSON: exactly one new snapshot tagged with this run, at least one file from each
+//! included volume, each canary's exact bytes (`restic dump`), every labelled path non-empty.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use xshell::Shell;
+
+use crate::backup::{self, Hook, Override, Phase, Plan, ServiceInput};
+use crate::discovery::Overlay;
+use crate::error::{Error, Result};
+use crate::progress::Progress;
+use crate::registry::Registry;
+use crate::restic::{self, Repo};
+use crate::state::{Assertion, BackupEvidence, Canary, HookRun, OpTimer, Outcome, RunState, VolumeEvidence};
+
+pub const HOLDER: &str = "ccci-backup";
+
+/// How many random bytes a file canary holds.
+pub const CANARY_BYTES: usize = 64;
+
+/// The stack's contract as the swarm has it: labels as deployed (interpolated by Docker), volume
+/// mounts from the services' specs.
+pub struct Swarm {
+    pub plan: Plan,
+    /// Compose volume key → swarm volume name.
+    pub volume_names: BTreeMap<String, String>,
+    /// Short service name → (swarm service name, replicas; None for a global service).
+    pub services: BTreeMap<String, (String, Option<u64>)>,
+}
+
+/// Reads the services of the run's stack and merges their labels with the overlay's override.
+pub fn from_swarm(sh: &Shell, state: &RunState, overlay: &Overlay) -> Result<Swarm> {
+    let prefix = state.stack.prefix();
+    let mut inputs = vec![];
+    let mut volume_names = BTreeMap::new();
+    let mut services = BTreeMap::new();
+    for (svc, mounts) in crate::docker::services_with_mounts(sh, &state.stack)? {
+        let short = svc.name.strip_prefix(&prefix).unwrap_or(&svc.name).to_string();
+        let mut m = vec![];
+        for mount in mounts {
+            let key = mount.source.strip_prefix(&prefix).unwrap_or(&mount.source).to_string();
+            volume_names.insert(key.clone(), mount.source.clone());
+            m.push((key, mount.target));
+        }
+        services.insert(short.clone(), (svc.name.clone(), svc.replicas));
+        inputs.push(ServiceInput { name: short, labels: svc.labels.clone(), mounts: m });
+    }
+    let overrule = overlay.settings.backup.map(|capable| Override { capable, origin: overlay.settings.origin.clone() });
+    Ok(Swarm { plan: backup::plan(&inputs, overrule.as_ref())?, volume_names, services })
+}
+
+/// Why backup (and so restore) has nothing to do, before the swarm is asked.
+fn skip_reason(state: &RunState) -> Option<String> {
+    match state.last_op("deploy").map(|r| r.result) {
+        Some(Outcome::Pass) => {}
+        Some(r) => return Some(format!("deploy did not pass ({})", r.as_str())),
+        None => return Some("the run has no deploy".into()),
+    }
+    match state.last_op("install").map(|r| r.result) {
+        Some(Outcome::Pass) | None => None,
+        Some(r) => Some(format!("install failed ({})", r.as_str())),
+    }
+}
+
+/// Runs the backup and records the `backup` op; returns its outcome.
+pub fn run(state: &mut RunState, registry: &Registry, sh: &Shell, progress: &Progress) -> Outcome {
+    let timer = OpTimer::start("backup");
+    let _ = registry.renew(&state.run_id, HOLDER);
+    if let Some(v) = state.deploy_once_violation() {
+        state.push_op(timer.finish(Outcome::Error, v, vec![]));
+        return Outcome::Error;
+    }
+    if let Some(why) = skip_reason(state) {
+        progress.log(format!("backup skipped: {why}"));
+        state.push_op(timer.finish(Outcome::Skip, why, vec![]));
+        return Outcome::Skip;
+    }
+    let mut assertions = vec![];
+    let mut evidence = BackupEvidence { engine: state.driver.as_str().to_string(), ..Default::default() };
+    let result = backup(state, sh, progress, &mut assertions, &mut evidence);
+    let (outcome, detail) = match result {
+        Ok(Some(done)) => {
+            let outcome = crate::ops::assert::combine(&assertions);
+            (outcome, crate::ops::assert::op_detail(&done, outcome, &assertions))
+        }
+        Ok(None) => {
+            let why = assertions.pop().map(|a| a.detail).unwrap_or_default();
+            progress.log(format!("backup skipped: {why}"));
+            (Outcome::Skip, why)
+        }
+        Err(e) => {
+            progress.log(format!("backup {}: {e}", super::outcome_of(&e).as_str()));
+            let outcome = super::outcome_of(&e);
+            let outcome =
+                if crate::ops::assert::combine(&assertions) == Outcome::Fail { Outcome::Fail } else { outcome };
+            (outcome, e.to_string())
+        }
+    };
+    let mut record = timer.finish(outcome, detail, assertions);
+    if outcome != Outcome::Skip {
+        record.backup = Some(evidence);
+    }
+    state.push_op(record);
+    let _ = registry.save(state, HOLDER);
+    outcome
+}
+
+/// Ok(None): not backup-capable (the reason is the last assertion's detail).
+fn backup(
+    state: &RunState,
+    sh: &Shell,
+    progress: &Progress,
+    assertions: &mut Vec<Assertion>,
+    evidence: &mut BackupEvidence,
+) -> Result<Option<String>> {
+    let overlay = Overlay::load(&state.recipe)?;
+    let swarm = from_swarm(sh, state, &overlay)?;
+    let plan = &swarm.plan;
+    if !plan.capable {
+        assertions.push(note("backup-capable", Outcome::Skip, &plan.why));
+        return Ok(None);
+    }
+    progress.log(format!("backup-capable: {}", plan.why));
+    for i in &plan.ignored {
+        progress.log(format!("warning: label not understood, ignored: {i}"));
+    }
+    if plan.included().next().is_none() {
+        let excluded: Vec<String> =
+            plan.volumes.iter().filter_map(|v| Some(format!("{} ({})", v.volume, v.excluded_by.as_ref()?))).collect();
+        return Err(Error::failed(format!(
+            "the backup would save nothing: {}",
+            if excluded.is_empty() {
+                "the stack mounts no volume".to_string()
+            } else {
+                format!("every volume is left out by label: {}", excluded.join(", "))
+            }
+        )));
+    }
+    let repo = Repo::per_run(&state.workspace)?;
+    evidence.repository = repo.repository.clone();
+    repo.init_fresh()?;
+    progress.log(format!("restic repository {} ({})", repo.repository.display(), repo.version()?));
+
+    // The volumes' host directories and the paths under them that go into the snapshot.
+    let mut volumes = vec![];
+    for v in plan.included() {
+        let name = swarm.volume_names.get(&v.volume).cloned().unwrap_or_else(|| v.volume.clone());
+        let mountpoint = crate::docker::volume_mountpoint(sh, &name)?;
+        let paths: Vec<PathBuf> = if v.paths.is_empty() {
+            vec![mountpoint.clone()]
+        } else {
+            v.paths.iter().map(|p| mountpoint.join(p)).collect()
+        };
+        volumes.push(VolumeEvidence { volume: v.volume.clone(), name, mountpoint, paths, files: 0, bytes: 0 });
+    }
+
+    // Plant hooks of the overlay, then the recipe's pre-hooks.
+    plant(state, &overlay, "backup", progress, assertions)?;
+    run_hooks(sh, state, plan, Phase::BackupPre, progress, assertions, &mut evidence.hooks)?;
+
+    // File canaries, in every included directory a label names (or the volume root).
+    for v in &volumes {
+        for (n, dir) in v.paths.iter().filter(|p| p.is_dir()).enumerate() {
+            let suffix = if n == 0 { String::new() } else { format!("-{n}") };
+            let path = dir.join(format!("ccci-canary-{}-{}{suffix}", state.run_id, v.volume));
+            let bytes = restic::random_bytes(CANARY_BYTES)?;
+            fs_err::write(&path, &bytes)?;
+            evidence.canaries.push(Canary {
+                volume: v.volume.clone(),
+                path,
+                size: bytes.len() as u64,
+                sha256: restic::sha256(&bytes),
+                checked: None,
+            });
+        }
+    }
+    progress.log(format!("planted {} file canaries", evidence.canaries.len()));
+
+    let existing: Vec<PathBuf> = volumes.iter().flat_map(|v| v.paths.iter()).filter(|p| p.exists()).cloned().collect();
+    let before = repo.snapshots()?;
+    let tags = run_tags(state);
+    if existing.is_empty() {
+        assertions.push(note(
+            "labelled paths non-empty",
+            Outcome::Fail,
+            &format!("nothing to back up: no path of the included volumes exists ({})", list_paths(&volumes)),
+        ));
+        return Err(Error::failed("nothing to back up: no included path exists after the pre-hooks"));
+    }
+    progress.log(format!("restic backup of {} paths", existing.len()));
+    let warnings = repo.backup(&tags, &existing)?;
+    for w in warnings.lines().filter(|l| !l.trim().is_empty()) {
+        progress.log(format!("restic: {w}"));
+    }
+    run_hooks(sh, state, plan, Phase::BackupPost, progress, assertions, &mut evidence.hooks)?;
+
+    // The evidence.
+    let after = repo.snapshots()?;
+    let new: Vec<&restic::Snapshot> = after.iter().filter(|s| !before.iter().any(|b| b.id == s.id)).collect();
+    let snapshot = match new.as_slice() {
+        [one] if tags.iter().all(|t| one.tags.contains(t)) => {
+            assertions.push(note(
+                "one new snapshot tagged with this run",
+                Outcome::Pass,
+                &format!("snapshot {} tagged {}", one.short_id, tags.join(", ")),
+            ));
+            one.id.clone()
+        }
+        [one] => {
+            assertions.push(note(
+                "one new snapshot tagged with this run",
+                Outcome::Fail,
+                &format!("snapshot {} is tagged {}, not {}", one.short_id, one.tags.join(", "), tags.join(", ")),
+            ));
+            return Ok(Some("backed up, but the snapshot is not this run's".into()));
+        }
+        many => {
+            assertions.push(note(
+                "one new snapshot tagged with this run",
+                Outcome::Fail,
+                &format!("{} new snapshots appeared, expected exactly 1", many.len()),
+            ));
+            return Ok(Some("backed up, but not into exactly one snapshot".into()));
+        }
+    };
+    evidence.snapshot = Some(snapshot.clone());
+    let nodes = repo.ls(&snapshot)?;
+    assertions.push(volumes_contributed(&mut volumes, &nodes));
+    assertions.push(canaries_in_snapshot(&repo, &snapshot, &mut evidence.canaries)?);
+    assertions.push(labelled_paths(plan, &volumes, &nodes));
+    let summary =
+        volumes.iter().map(|v| format!("{} {} files, {} bytes", v.volume, v.files, v.bytes)).collect::<Vec<_>>();
+    evidence.volumes = volumes;
+    Ok(Some(format!("snapshot {}: {}", &snapshot[..8.min(snapshot.len())], summary.join("; "))))
+}
+
+/// The tags every snapshot of a run carries: the stack, and `ccci-run:<run id>`.
+pub fn run_tags(state: &RunState) -> Vec<String> {
+    vec![state.stack.to_string(), format!("ccci-run:{}", state.run_id)]
+}
+
+fn list_paths(volumes: &[VolumeEvidence]) -> String {
+    volumes.iter().flat_map(|v| v.paths.iter()).map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+}
+
+pub(crate) fn note(name: &str, result: Outcome, detail: &str) -> Assertion {
+    Assertion { name: name.into(), result, detail: detail.into(), duration_ms: 0, output: None }
+}
+
+/// Counts each volume's files and bytes in the snapshot; every included volume must have given
+/// at least one file.
+fn volumes_contributed(volumes: &mut [VolumeEvidence], nodes: &[restic::Node]) -> Assertion {
+    let mut empty = vec![];
+    for v in volumes.iter_mut() {
+        let files: Vec<&restic::Node> = nodes
+            .iter()
+            .filter(|n| n.kind == "file" && v.paths.iter().any(|p| Path::new(&n.path).starts_with(p)))
+            .collect();
+        v.files = files.len() as u64;
+        v.bytes = files.iter().map(|n| n.size).sum();
+        if v.files == 0 {
+            empty.push(format!(
+                "{} ({})",
+                v.volume,
+                v.paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+            ));
+        }
+    }
+    let counts =
+        volumes.iter().map(|v| format!("{}: {} files, {} bytes", v.volume, v.files, v.bytes)).collect::<Vec<_>>();
+    if empty.is_empty() {
+        note("every included volume contributed files", Outcome::Pass, &counts.join("; "))
+    } else {
+        note(
+            "every included volume contributed files",
+            Outcome::Fail,
+            &format!("no file in the snapshot from {}; {}", empty.join(", "), counts.join("; ")),
+        )
+    }
+}
+
+fn canaries_in_snapshot(repo: &Repo, snapshot: &str, canaries: &mut [Canary]) -> Result<Assertion> {
+    if canaries.is_empty() {
+        return Ok(note(
+            "canaries in the snapshot",
+            Outcome::Skip,
+            "no file canary: every included path is a file (the app-level canary and the dump checks stand in)",
+        ));
+    }
+    let mut bad = vec![];
+    for c in canaries.iter_mut() {
+        let ok = match repo.dump(snapshot, &c.path)? {
+            Some(bytes) if restic::sha256(&bytes) == c.sha256 => true,
+            Some(bytes) => {
+                bad.push(format!(
+                    "{} has other bytes ({} bytes, {})",
+                    c.path.display(),
+                    bytes.len(),
+                    restic::sha256(&bytes)
+                ));
+                false
+            }
+            None => {
+                bad.push(format!("{} is not in the snapshot", c.path.display()));
+                false
+            }
+        };
+        c.checked = Some(if ok { Outcome::Pass } else { Outcome::Fail });
+    }
+    Ok(if bad.is_empty() {
+        note(
+            "canaries in the snapshot",
+            Outcome::Pass,
+            &format!("{} canaries with their exact bytes: {}", canaries.len(), canary_names(canaries)),
+        )
+    } else {
+        note("canaries in the snapshot", Outcome::Fail, &bad.join("; "))
+    })
+}
+
+pub(crate) fn canary_names(canaries: &[Canary]) -> String {
+    canaries.iter().map(|c| c.path.display().to_string()).collect::<Vec<_>>().join(", ")
+}
+
+/// Every path a `.path` label names is in the snapshot and non-empty: a file of at least one
+/// byte, or a directory with at least one file besides ccci's canaries.
+fn labelled_paths(plan: &Plan, volumes: &[VolumeEvidence], nodes: &[restic::Node]) -> Assertion {
+    let mut checked = vec![];
+    let mut bad = vec![];
+    for v in volumes {
+        let Some(vp) = plan.volumes.iter().find(|p| p.volume == v.volume).filter(|p| p.labelled) else { continue };
+        for p in &v.paths {
+            let label = format!("{}:{}", vp.volume, p.strip_prefix(&v.mountpoint).unwrap_or(p).display());
+            let node = nodes.iter().find(|n| Path::new(&n.path) == p.as_path());
+            match node {
+                None => bad.push(format!("{label} ({}) is not in the snapshot: the path does not exist", p.display())),
+                Some(n) if n.kind == "file" && n.size == 0 => bad.push(format!("{label} is an empty file")),
+                Some(n) if n.kind == "file" => checked.push(format!("{label} {} bytes", n.size)),
+                Some(_) => {
+                    let files = nodes
+                        .iter()
+                        .filter(|n| n.kind == "file" && Path::new(&n.path).starts_with(p))
+                        .filter(|n| !n.path.rsplit('/').next().unwrap_or("").starts_with("ccci-canary-"))
+                        .count();
+                    if files == 0 {
+                        bad.push(format!("{label} holds no file but ccci's canary"));
+                    } else {
+                        checked.push(format!("{label} {files} files"));
+                    }
+                }
+            }
+        }
+    }
+    match (checked.is_empty(), bad.is_empty()) {
+        (true, true) => note("labelled paths non-empty", Outcome::Skip, "no path label: whole volumes were backed up"),
+        (_, true) => note("labelled paths non-empty", Outcome::Pass, &checked.join("; ")),
+        _ => note("labelled paths non-empty", Outcome::Fail, &bad.join("; ")),
+    }
+}
+
+/// The overlay's plant hooks for `op` (`overlays/<recipe>/<op>/plant/`, run like checks), each
+/// recorded as an assertion: before the backup they plant an application-level canary, before
+/// the restore they change it. One that does not pass stops the op.
+pub(crate) fn plant(
+    state: &RunState,
+    overlay: &Overlay,
+    op: &str,
+    progress: &Progress,
+    assertions: &mut Vec<Assertion>,
+) -> Result<()> {
+    let Some(dir) = &overlay.dir else { return Ok(()) };
+    let found = crate::discovery::checks_in(
+        &dir.join(op).join("plant"),
+        &format!("overlays/{}/{op}/plant", state.recipe),
+        crate::discovery::Origin::Overlay,
+    )?;
+    if found.is_empty() {
+        return Ok(());
+    }
+    let scratch = state.workspace.join("checks").join(format!("{op}-plant"));
+    let env = crate::ops::assert::Env { state, op, scratch: &scratch, extra: vec![] };
+    let allowlist = crate::trust::Allowlist::load()?;
+    let timeout = crate::check::timeout_setting()?;
+    for (n, f) in found.iter().enumerate() {
+        let a = crate::ops::assert::run_one(f, n + 1, &env, &allowlist, timeout, progress);
+        let ok = matches!(a.result, Outcome::Pass | Outcome::Skip);
+        let detail = a.detail.clone();
+        assertions.push(a);
+        if !ok {
+            return Err(Error::failed(format!("plant hook {} did not pass: {detail}", f.name)));
+        }
+    }
+    Ok(())
+}
+
+/// Runs the hooks of `phase`, each recorded as an assertion (with its output) and in the
+/// evidence; the first that exits non-zero fails the op, quoting its output.
+pub fn run_hooks(
+    sh: &Shell,
+    state: &RunState,
+    plan: &Plan,
+    phase: Phase,
+    progress: &Progress,
+    assertions: &mut Vec<Assertion>,
+    runs: &mut Vec<HookRun>,
+) -> Result<()> {
+    let timeout = crate::check::timeout_setting()?;
+    for hook in plan.hooks(phase) {
+        progress.log(format!("{} of {}: {}", phase.words(), hook.service, hook.command));
+        let started = std::time::Instant::now();
+        let ran = exec_hook(sh, state, hook, timeout);
+        let ms = started.elapsed().as_millis() as u64;
+        let name = format!("{} {}", phase.words(), hook.service);
+        match ran {
+            Ok((0, output)) => {
+                assertions.push(Assertion {
+                    name,
+                    result: Outcome::Pass,
+                    detail: format!("`{}` exited 0", hook.command),
+                    duration_ms: ms,
+                    output: Some(output.clone()).filter(|o| !o.is_empty()),
+                });
+                runs.push(HookRun {
+                    service: hook.service.clone(),
+                    phase,
+                    command: hook.command.clone(),
+                    exit: Some(0),
+                    output,
+                });
+            }
+            Ok((code, output)) => {
+                let why = format!(
+                    "{} of {} (`{}`) exited {code}: {}",
+                    phase.words(),
+                    hook.service,
+                    hook.command,
+                    crate::process::tail(&output, 3)
+                );
+                assertions.push(Assertion {
+                    name,
+                    result: Outcome::Fail,
+                    detail: why.clone(),
+                    duration_ms: ms,
+                    output: Some(output.clone()).filter(|o| !o.is_empty()),
+                });
+                runs.push(HookRun {
+                    service: hook.service.clone(),
+                    phase,
+                    command: hook.command.clone(),
+                    exit: Some(code),
+                    output,
+                });
+                return Err(Error::failed(why));
+            }
+            Err(e) => {
+                let why = format!("{} of {} (`{}`): {e}", phase.words(), hook.service, hook.command);
+                assertions.push(Assertion {
+                    name,
+                    result: super::outcome_of(&e),
+                    detail: why.clone(),
+                    duration_ms: ms,
+                    output: None,
+                });
+                runs.push(HookRun {
+                    service: hook.service.clone(),
+                    phase,
+                    command: hook.command.clone(),
+                    exit: None,
+                    output: String::new(),
+                });
+                return Err(Error::new(e.kind(), why));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `docker exec <a running task of the service> sh -c COMMAND`: (exit code, output tail).
+/// No running container is the recipe's failure (its service is down); a hook still running
+/// after `timeout` is killed and fails.
+fn exec_hook(sh: &Shell, state: &RunState, hook: &Hook, timeout: Duration) -> Result<(i32, String)> {
+    use std::io::Read;
+    let service = format!("{}{}", state.stack.prefix(), hook.service);
+    let Some(container) = crate::docker::running_container(sh, &service)? else {
+        return Err(Error::failed(format!("no running container of {service} to run it in")));
+    };
+    let mut c = crate::docker::command();
+    c.args(["exec", &container, "sh", "-c", &hook.command]);
+    c.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().map_err(|e| Error::env(format!("docker exec: {e}")))?;
+    let (mut out, mut err) = (child.stdout.take().expect("piped"), child.stderr.take().expect("piped"));
+    let out_t = std::thread::spawn(move || {
+        let mut b = vec![];
+        let _ = out.read_to_end(&mut b);
+        b
+    });
+    let err_t = std::thread::spawn(move || {
+        let mut b = vec![];
+        let _ = err.read_to_end(&mut b);
+        b
+    });
+    let start = std::time::Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(st)) => break st,
+            Ok(None) if start.elapsed() > timeout => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(Error::failed(format!(
+                    "still running after {} s (CCCI_CHECK_TIMEOUT); stopped waiting",
+                    timeout.as_secs()
+                )));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(50)),
+            Err(e) => return Err(Error::env(format!("waiting for docker exec: {e}"))),
+        }
+    };
+    let mut text = String::from_utf8_lossy(&out_t.join().unwrap_or_default()).into_owned();
+    text.push_str(&String::from_utf8_lossy(&err_t.join().unwrap_or_default()));
+    let text = crate::process::tail_bytes(&text, 4096);
+    match status.code() {
+        // docker exec: 126/127 when sh cannot be started in the container.
+        Some(code) => Ok((code, text)),
+        None => Err(Error::env(format!("docker exec was killed by a signal: {}", crate::process::tail(&text, 2)))),
+    }
+}

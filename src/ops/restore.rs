@@ -1,0 +1,246 @@
+//! `ccci-restore`: restore the snapshot the backup made, by id, and record whether the data came
+//! back.
+//!
+//! First every file canary gets other bytes and a post-backup file
+//! (`ccci-post-backup-<run id>`) is written beside it, so a restore that writes nothing cannot
+//! look like one that did. Then, in order: the restore pre-hooks; services that mount a restored
+//! volume and declare no restore hook are scaled to 0 (their tasks gone); `restic restore <id>
+//! --target / --include <each backed-up path>`; those services scaled back; the restore
+//! post-hooks; the stack's convergence. restic 0.14's restore overwrites and never deletes: the
+//! post-backup file survives a file-level restore, which is recorded and the file removed, so
+//! later tiers see the backed-up data only. `ccci-assert restore` then checks that every canary
+//! has its planted bytes again.
+
+use std::time::{Duration, Instant};
+
+use xshell::Shell;
+
+use crate::backup::Phase;
+use crate::discovery::Overlay;
+use crate::error::{Error, Result};
+use crate::ops::backup::{from_swarm, note, run_hooks};
+use crate::progress::Progress;
+use crate::registry::Registry;
+use crate::restic::{self, Repo};
+use crate::state::{Assertion, BackupEvidence, Canary, OpTimer, Outcome, RunState};
+
+pub const HOLDER: &str = "ccci-restore";
+
+fn skip_reason(state: &RunState) -> Option<String> {
+    match state.last_op("backup") {
+        None => Some("backup did not run".into()),
+        Some(r) if r.result == Outcome::Skip => Some(format!("backup was skipped: {}", r.detail)),
+        Some(r) if r.result != Outcome::Pass => Some(format!("backup did not pass ({})", r.result.as_str())),
+        Some(r) if r.backup.as_ref().and_then(|b| b.snapshot.as_ref()).is_none() => {
+            Some("the backup recorded no snapshot".into())
+        }
+        Some(_) => None,
+    }
+}
+
+/// Runs the restore and records the `restore` op; returns its outcome.
+pub fn run(state: &mut RunState, registry: &Registry, sh: &Shell, progress: &Progress) -> Outcome {
+    let timer = OpTimer::start("restore");
+    let _ = registry.renew(&state.run_id, HOLDER);
+    if let Some(v) = state.deploy_once_violation() {
+        state.push_op(timer.finish(Outcome::Error, v, vec![]));
+        return Outcome::Error;
+    }
+    if let Some(why) = skip_reason(state) {
+        progress.log(format!("restore skipped: {why}"));
+        state.push_op(timer.finish(Outcome::Skip, why, vec![]));
+        return Outcome::Skip;
+    }
+    let backed_up = state.last_op("backup").and_then(|r| r.backup.clone()).expect("checked by skip_reason");
+    let mut evidence = BackupEvidence {
+        engine: backed_up.engine.clone(),
+        repository: backed_up.repository.clone(),
+        snapshot: backed_up.snapshot.clone(),
+        volumes: backed_up.volumes.clone(),
+        canaries: backed_up.canaries.iter().map(|c| Canary { checked: None, ..c.clone() }).collect(),
+        hooks: vec![],
+    };
+    let mut assertions = vec![];
+    let result = restore(state, sh, progress, &mut assertions, &mut evidence);
+    let (outcome, detail) = match result {
+        Ok(done) => {
+            let outcome = crate::ops::assert::combine(&assertions);
+            (outcome, crate::ops::assert::op_detail(&done, outcome, &assertions))
+        }
+        Err(e) => {
+            progress.log(format!("restore {}: {e}", super::outcome_of(&e).as_str()));
+            let outcome = super::outcome_of(&e);
+            let outcome =
+                if crate::ops::assert::combine(&assertions) == Outcome::Fail { Outcome::Fail } else { outcome };
+            (outcome, e.to_string())
+        }
+    };
+    let mut record = timer.finish(outcome, detail, assertions);
+    record.backup = Some(evidence);
+    state.push_op(record);
+    let _ = registry.save(state, HOLDER);
+    outcome
+}
+
+fn restore(
+    state: &mut RunState,
+    sh: &Shell,
+    progress: &Progress,
+    assertions: &mut Vec<Assertion>,
+    evidence: &mut BackupEvidence,
+) -> Result<String> {
+    let limits = crate::converge::Limits::from_env()?;
+    let timeout = limits.timeout;
+    let snapshot = evidence.snapshot.clone().unwrap_or_default();
+    let overlay = Overlay::load(&state.recipe)?;
+    let swarm = from_swarm(sh, state, &overlay)?;
+    let plan = &swarm.plan;
+    let repo = Repo::per_run(&state.workspace)?;
+
+    // Change every canary, and add a file the backup never saw.
+    let post_name = format!("ccci-post-backup-{}", state.run_id);
+    let mut post_files = vec![];
+    for c in &evidence.canaries {
+        fs_err::write(&c.path, restic::random_bytes(crate::ops::backup::CANARY_BYTES)?)?;
+        if let Some(dir) = c.path.parent() {
+            let p = dir.join(&post_name);
+            if !post_files.contains(&p) {
+                fs_err::write(&p, b"written after the backup\n")?;
+                post_files.push(p);
+            }
+        }
+    }
+    progress.log(format!("changed {} canaries, wrote {} post-backup files", evidence.canaries.len(), post_files.len()));
+
+    crate::ops::backup::plant(state, &overlay, "restore", progress, assertions)?;
+    run_hooks(sh, state, plan, Phase::RestorePre, progress, assertions, &mut evidence.hooks)?;
+
+    // Services that mount a restored volume and cannot take part through a hook are stopped.
+    let restored: Vec<&str> = evidence.volumes.iter().map(|v| v.volume.as_str()).collect();
+    let mut stopped = vec![];
+    for v in plan.volumes.iter().filter(|v| restored.contains(&v.volume.as_str())) {
+        for s in &v.services {
+            if plan.has_restore_hook(s) || stopped.iter().any(|(n, _, _)| n == s) {
+                continue;
+            }
+            match swarm.services.get(s) {
+                Some((full, Some(replicas))) if *replicas > 0 => stopped.push((s.clone(), full.clone(), *replicas)),
+                Some((full, None)) => {
+                    progress.log(format!("warning: {full} is global: it cannot be scaled to 0 for the restore"))
+                }
+                _ => {}
+            }
+        }
+    }
+    for (_, full, _) in &stopped {
+        progress.log(format!("scaling {full} to 0 for the restore"));
+        crate::docker::scale(sh, full, 0)?;
+    }
+    for (_, full, _) in &stopped {
+        wait_stopped(sh, full, timeout)?;
+    }
+
+    let paths: Vec<String> =
+        evidence.volumes.iter().flat_map(|v| v.paths.iter()).map(|p| p.display().to_string()).collect();
+    progress.log(format!("restic restore {} of {} paths", &snapshot[..8.min(snapshot.len())], paths.len()));
+    let restored_result = repo.restore(&snapshot, &paths);
+
+    let since = crate::time::now_rfc3339();
+    for (_, full, replicas) in &stopped {
+        progress.log(format!("scaling {full} back to {replicas}"));
+        crate::docker::scale(sh, full, *replicas)?;
+    }
+    restored_result?;
+    if !stopped.is_empty() {
+        crate::converge::wait(sh, &state.stack, limits, &since, progress)?;
+    }
+    run_hooks(sh, state, plan, Phase::RestorePost, progress, assertions, &mut evidence.hooks)?;
+    let statuses = crate::converge::wait(sh, &state.stack, limits, &since, progress)?;
+    state.deployed = Some(crate::converge::observe(sh, &state.stack, &statuses));
+    assertions.push(note("converged after the restore", Outcome::Pass, &crate::converge::summary(&statuses)));
+
+    assertions.push(canaries_back(&mut evidence.canaries));
+    // restic restore never deletes: the post-backup files are still there. Recorded, then removed.
+    let survived: Vec<String> = post_files.iter().filter(|p| p.exists()).map(|p| p.display().to_string()).collect();
+    for p in &post_files {
+        let _ = fs_err::remove_file(p);
+    }
+    assertions.push(note(
+        "files written after the backup",
+        Outcome::Skip,
+        &if survived.is_empty() {
+            "none survived the restore".to_string()
+        } else {
+            format!(
+                "{} survived, as restic's restore never deletes newer files; removed by ccci: {}",
+                survived.len(),
+                survived.join(", ")
+            )
+        },
+    ));
+    let stopped_names: Vec<&str> = stopped.iter().map(|(s, _, _)| s.as_str()).collect();
+    Ok(format!(
+        "restored snapshot {} ({} paths){}",
+        &snapshot[..8.min(snapshot.len())],
+        paths.len(),
+        if stopped_names.is_empty() {
+            String::new()
+        } else {
+            format!("; stopped during it: {}", stopped_names.join(", "))
+        }
+    ))
+}
+
+/// Polls until no container of `service` runs.
+fn wait_stopped(sh: &Shell, service: &str, timeout: Duration) -> Result<()> {
+    let start = Instant::now();
+    while crate::docker::running_container(sh, service)?.is_some() {
+        if start.elapsed() > timeout {
+            return Err(Error::failed(format!(
+                "{service} still runs {} s after it was scaled to 0",
+                timeout.as_secs()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    Ok(())
+}
+
+/// Each canary has its planted bytes again (compared by sha256), marking each checked.
+pub fn canaries_back(canaries: &mut [Canary]) -> Assertion {
+    if canaries.is_empty() {
+        return note("canaries restored", Outcome::Skip, "no file canary was planted (every included path is a file)");
+    }
+    let mut bad = vec![];
+    for c in canaries.iter_mut() {
+        let ok = match fs_err::read(&c.path) {
+            Ok(bytes) if restic::sha256(&bytes) == c.sha256 => true,
+            Ok(bytes) => {
+                bad.push(format!("{} does not hold its planted bytes ({} bytes)", c.path.display(), bytes.len()));
+                false
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                bad.push(format!("{} is gone", c.path.display()));
+                false
+            }
+            Err(e) => {
+                bad.push(format!("{} cannot be read: {e}", c.path.display()));
+                false
+            }
+        };
+        c.checked = Some(if ok { Outcome::Pass } else { Outcome::Fail });
+    }
+    if bad.is_empty() {
+        note(
+            "canaries restored",
+            Outcome::Pass,
+            &format!(
+                "{} canaries hold their planted bytes again: {}",
+                canaries.len(),
+                crate::ops::backup::canary_names(canaries)
+            ),
+        )
+    } else {
+        note("canaries restored", Outcome::Fail, &bad.join("; "))
+    }
+}
