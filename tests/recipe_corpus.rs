@@ -7,6 +7,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use ccci::backup;
 use ccci::recipe::{Compose, EnvFile, ObjectKind, Port, compose_files, order_release_tags, parse_release_tag};
 
 const STACK: &str = "hell-3fa9c2_ccci_localhost";
@@ -378,4 +379,87 @@ fn tags_order_like_their_release_dates() {
     assert_eq!(traefik, [("v2.4.8".to_owned(), "2021-06-07".to_owned())]);
     let t = parse_release_tag("v2.4.8").unwrap();
     assert_eq!((t.major, t.minor, t.patch, t.pre, t.upstream), (2, 4, 8, None, None));
+}
+
+/// The backup contract of a corpus recipe version, with its sample env and `STACK_NAME`.
+fn backup_plan(dir: &Path, extra: &[(&str, &str)], overrule: Option<&backup::Override>) -> backup::Plan {
+    let env = EnvFile::read(&dir.join(".env.sample")).unwrap();
+    let mut vars = vec![("STACK_NAME", STACK)];
+    vars.extend_from_slice(extra);
+    let compose = load(dir, &env, &vars);
+    backup::plan(&backup::inputs_from_compose(&compose), overrule).unwrap()
+}
+
+fn hooks(plan: &backup::Plan) -> Vec<(backup::Phase, &str, &str)> {
+    plan.hooks.iter().map(|h| (h.phase, h.service.as_str(), h.command.as_str())).collect()
+}
+
+#[test]
+fn bonfire_backup_labels_merge_across_app_and_db() {
+    let Some(root) = corpus() else { return };
+    for version in ["head", "2.0.0+1.0.5-social-amd64"] {
+        let plan = backup_plan(&root.join("bonfire").join(version), &[], None);
+        assert!(plan.capable, "{version}");
+        assert_eq!(plan.why, "backupbot.backup=true on app, db", "{version}");
+        let db = plan.volumes.iter().find(|v| v.volume == "db-data").unwrap();
+        assert_eq!(db.services, ["db"]);
+        assert_eq!(db.paths, ["backup.sql"], "only the dump, not the live PGDATA");
+        assert!(db.labelled && db.included());
+        let uploads = plan.volumes.iter().find(|v| v.volume == "upload-data").unwrap();
+        assert!(uploads.included() && uploads.paths.is_empty() && !uploads.labelled, "in by default, whole");
+        assert_eq!(
+            hooks(&plan),
+            [
+                (backup::Phase::BackupPre, "db", "/pg_backup.sh backup"),
+                (backup::Phase::RestorePost, "db", "/pg_backup.sh restore")
+            ]
+        );
+        assert!(plan.has_restore_hook("db") && !plan.has_restore_hook("app"), "app is stopped during a restore");
+        assert!(plan.ignored.is_empty(), "{:?}", plan.ignored);
+    }
+}
+
+#[test]
+fn bonfire_switched_off_by_env_or_overlay_is_not_backup_capable_and_says_who() {
+    let Some(root) = corpus() else { return };
+    let dir = root.join("bonfire/head");
+    let off = backup_plan(&dir, &[("ENABLE_BACKUPS", "false")], None);
+    assert!(!off.capable);
+    assert_eq!(
+        off.why,
+        "the recipe declares no backup: no service sets backupbot.backup=true (backupbot.backup is app (\"false\"), db (\"false\"))"
+    );
+    let overlay = backup::Override { capable: false, origin: "overlays/bonfire/settings.env".into() };
+    let plan = backup_plan(&dir, &[], Some(&overlay));
+    assert!(!plan.capable);
+    assert!(plan.why.contains("BACKUP=0 in overlays/bonfire/settings.env"), "{}", plan.why);
+    let overlay = backup::Override { capable: true, origin: "overlays/bonfire/settings.env".into() };
+    assert!(backup_plan(&dir, &[("ENABLE_BACKUPS", "false")], Some(&overlay)).capable);
+}
+
+#[test]
+fn foodsharing_cms_legacy_path_is_its_whole_data_volume() {
+    let Some(root) = corpus() else { return };
+    let plan = backup_plan(&root.join("foodsharing-cms/v1.0.3"), &[], None);
+    assert!(plan.capable);
+    assert_eq!(plan.volumes.len(), 1);
+    let v = &plan.volumes[0];
+    assert_eq!((v.volume.as_str(), v.services.as_slice()), ("cms_data", &["app".to_string()][..]));
+    assert!(v.labelled && v.paths.is_empty(), "backupbot.backup.path=/data is the mount target: the whole volume");
+    assert!(plan.hooks.is_empty());
+}
+
+#[test]
+fn llamenos_labels_on_three_services_and_an_unknown_label_is_listed() {
+    let Some(root) = corpus() else { return };
+    let plan = backup_plan(&root.join("llamenos/head"), &[], None);
+    assert!(plan.capable);
+    assert!(plan.why.starts_with("backupbot.backup=true on "), "{}", plan.why);
+    for svc in ["app", "db", "minio"] {
+        assert!(plan.why.contains(svc), "{svc}: {}", plan.why);
+    }
+    let included: Vec<&str> = plan.included().map(|v| v.volume.as_str()).collect();
+    assert!(included.contains(&"postgres-data") && included.contains(&"minio-data"), "{included:?}");
+    assert_eq!(plan.ignored, ["db: backupbot.backup.command"], "not part of the contract");
+    assert!(plan.hooks.is_empty(), "backup.command is no hook");
 }

@@ -1,4 +1,5 @@
-//! Bad input to `ccci-deploy`, `ccci-assert` and `ccci-teardown`: each case must exit 2, say what
+//! Bad input to `ccci-deploy`, `ccci-assert`, `ccci-upgrade`, `ccci-backup`, `ccci-restore` and
+//! `ccci-teardown`: each case must exit 2, say what
 //! is wrong in exactly one line on stderr, print nothing on stdout, and create nothing: no file
 //! or directory (the test's `CCCI_STATE_DIR` stays absent, its HOME and working directory stay
 //! empty) and no swarm object.
@@ -264,9 +265,14 @@ fn assert_refuses_state(name: &str) {
 }
 
 fn teardown_refuses_state(name: &str) {
+    refuses_state("ccci-teardown", name);
+}
+
+/// `bin` (run with no arguments) refuses the state variant `name`.
+fn refuses_state(bin: &'static str, name: &str) {
     let (_, make, says) = variant(name);
-    refuse(&format!("teardown-{name}"), |sb| {
-        let mut c = Case::new("ccci-teardown", &[]).stdin(make(sb));
+    refuse(&format!("{}-{name}", bin.trim_start_matches("ccci-")), |sb| {
+        let mut c = Case::new(bin, &[]).stdin(make(sb));
         for s in *says {
             c = c.says(*s);
         }
@@ -281,6 +287,12 @@ macro_rules! state_cases {
         }
         mod teardown_state {
             $(#[test] fn $name() { super::teardown_refuses_state(stringify!($name)); })*
+        }
+        mod backup_state {
+            $(#[test] fn $name() { super::refuses_state("ccci-backup", stringify!($name)); })*
+        }
+        mod restore_state {
+            $(#[test] fn $name() { super::refuses_state("ccci-restore", stringify!($name)); })*
         }
         #[test]
         fn every_state_variant_is_tested() {
@@ -839,6 +851,41 @@ fn upgrade_state_with_hostile_run_id() {
 }
 
 #[test]
+fn backup_and_restore_unknown_flag() {
+    for bin in ["ccci-backup", "ccci-restore"] {
+        refuse("bk-flag", |_| Case::new(bin, &["--snapshot", "latest"]).says("--snapshot"));
+    }
+}
+
+#[test]
+fn backup_and_restore_restic_setting_that_is_a_relative_path() {
+    for bin in ["ccci-backup", "ccci-restore"] {
+        refuse("bk-restic", |sb| {
+            Case::new(bin, &[]).stdin(text(&valid_state(sb))).env("CCCI_RESTIC", "bin/restic").says("CCCI_RESTIC")
+        });
+    }
+}
+
+#[test]
+fn backup_and_restore_check_timeout_out_of_bounds() {
+    for bin in ["ccci-backup", "ccci-restore"] {
+        refuse("bk-timeout", |sb| {
+            Case::new(bin, &[]).stdin(text(&valid_state(sb))).env("CCCI_CHECK_TIMEOUT", "0").says("CCCI_CHECK_TIMEOUT")
+        });
+    }
+}
+
+#[test]
+fn backup_and_restore_state_file_in_a_missing_directory() {
+    for bin in ["ccci-backup", "ccci-restore"] {
+        refuse("bk-statefile", |sb| {
+            let f = sb.root.join("nowhere/run.json");
+            Case::new(bin, &["--state", f.to_str().unwrap()]).says("nowhere")
+        });
+    }
+}
+
+#[test]
 fn teardown_keep_on_failure_not_a_switch() {
     refuse("keep-switch", |sb| {
         Case::new("ccci-teardown", &[])
@@ -904,6 +951,36 @@ fn upgrade_after_teardown_is_refused_and_records_nothing() {
     refuse("upgrade-after-teardown", |sb| {
         Case::new("ccci-upgrade", &[]).stdin(torn_down_state(sb, "pass")).says("was torn down")
     });
+}
+
+#[test]
+fn backup_and_restore_after_teardown_are_refused_and_record_nothing() {
+    for bin in ["ccci-backup", "ccci-restore"] {
+        refuse("bk-after-teardown", |sb| Case::new(bin, &[]).stdin(torn_down_state(sb, "pass")).says("was torn down"));
+    }
+}
+
+/// A state that ccci-backup and ccci-restore would act on (deployed, installed, backed up),
+/// whose workspace is `victim`, a directory of someone else's: no restic repository, password
+/// or canary may appear there, and nothing in it may change.
+#[test]
+fn backup_and_restore_refuse_a_workspace_outside_the_installation_and_leave_it_untouched() {
+    for bin in ["ccci-backup", "ccci-restore"] {
+        refuse("bk-victim", |sb| {
+            let victim = sb.dir("victim");
+            std::fs::write(victim.join("precious"), "must survive\n").unwrap();
+            let state = mutated(sb, |v| {
+                v["workspace"] = victim.to_str().unwrap().into();
+                v["deploys"] = 1.into();
+                let op = |name: &str| json!({"op": name, "result": "pass", "started_at": "2026-01-01T00:00:00Z", "duration_ms": 1, "detail": "d"});
+                let mut backup = op("backup");
+                backup["backup"] =
+                    json!({"engine": "stack", "repository": victim.join("backup/restic"), "snapshot": "00"});
+                v["ops"] = json!([op("deploy"), op("install"), backup]);
+            });
+            Case::new(bin, &[]).stdin(state).says("field `workspace`").says("victim")
+        });
+    }
 }
 
 /// The control: a teardown that kept the run (keep-on-failure, `skip`) left it deployed.

@@ -1,0 +1,263 @@
+//! The backup and restore tiers end to end on this machine's real swarm, with the host's restic:
+//! the example recipe backs up a dump and imports it on restore with evidence, and each negative
+//! control makes its tier fail with a message naming what was missing. Needs Docker in swarm
+//! mode, the example image and restic (`scripts/setup`); without them these tests fail.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use common::{Sandbox, ccci, repo_root};
+use serde_json::Value;
+
+struct Run {
+    sb: Sandbox,
+    state_file: PathBuf,
+}
+
+impl Run {
+    fn new(name: &str, variant: &str) -> Run {
+        let sb = Sandbox::new(name);
+        let out = Command::new(repo_root().join("examples/hello/make-repo"))
+            .arg(sb.root.join("hello"))
+            .arg(variant)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "make-repo: {}", String::from_utf8_lossy(&out.stderr));
+        let state_file = sb.root.join("run.json");
+        Run { sb, state_file }
+    }
+
+    fn cmd(&self, name: &str) -> Command {
+        let mut c = ccci(&self.sb.state_dir(), name);
+        c.env("CCCI_OVERLAYS_DIR", repo_root().join("overlays"))
+            .env("CCCI_SERVING_TIMEOUT", "8s")
+            .env("CCCI_SETTLE_WINDOW", "2s")
+            .env("CCCI_DEPLOY_TIMEOUT", "90s")
+            .env("CCCI_LEASE_TTL", "5m");
+        c
+    }
+
+    fn deploy(&self) -> Output {
+        self.cmd("ccci-deploy")
+            .args(["--no-upgrade", "--driver", "stack", "--recipe-name", "hello", "--ref", "main", "--recipe"])
+            .arg(self.sb.root.join("hello"))
+            .arg("--state")
+            .arg(&self.state_file)
+            .output()
+            .unwrap()
+    }
+
+    fn step(&self, name: &str, args: &[&str]) -> Output {
+        let out = self.cmd(name).args(args).arg("--state").arg(&self.state_file).output().unwrap();
+        eprintln!("{name} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        out
+    }
+
+    fn state(&self) -> Value {
+        serde_json::from_str(&std::fs::read_to_string(&self.state_file).unwrap()).unwrap()
+    }
+
+    /// Deploy, assert install, then `stages` (binary, args) in order; returns their exit codes.
+    fn pipe(&self, stages: &[(&str, &[&str])]) -> Vec<i32> {
+        let d = self.deploy();
+        assert_eq!(d.status.code(), Some(0), "deploy: {}", String::from_utf8_lossy(&d.stderr));
+        assert_eq!(self.step("ccci-assert", &["install"]).status.code(), Some(0), "install");
+        stages.iter().map(|(bin, args)| self.step(bin, args).status.code().unwrap()).collect()
+    }
+
+    /// Tears the run down and checks nothing of it is left (its restic repository included).
+    fn teardown(&self) -> Value {
+        let t = self.step("ccci-teardown", &[]);
+        assert_eq!(t.status.code(), Some(0), "teardown: {}", String::from_utf8_lossy(&t.stderr));
+        let s = self.state();
+        let stack = s["stack"].as_str().unwrap();
+        let left = common::objects_named(stack);
+        assert!(left.is_empty(), "left on the swarm: {left:?}");
+        assert!(!self.sb.state_dir().join("work").join(s["run_id"].as_str().unwrap()).exists(), "workspace left");
+        s
+    }
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        if self.state_file.exists() {
+            let _ = self.cmd("ccci-teardown").arg("--state").arg(&self.state_file).output();
+        }
+    }
+}
+
+const BACKUP: (&str, &[&str]) = ("ccci-backup", &[]);
+const ASSERT_BACKUP: (&str, &[&str]) = ("ccci-assert", &["backup"]);
+const RESTORE: (&str, &[&str]) = ("ccci-restore", &[]);
+const ASSERT_RESTORE: (&str, &[&str]) = ("ccci-assert", &["restore"]);
+
+fn op<'a>(state: &'a Value, name: &str) -> &'a Value {
+    state["ops"].as_array().unwrap().iter().rev().find(|o| o["op"] == name).unwrap_or_else(|| panic!("no op {name}"))
+}
+
+fn assertion<'a>(op: &'a Value, name: &str) -> &'a Value {
+    op["assertions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == name)
+        .unwrap_or_else(|| panic!("no {name} in {op:#}"))
+}
+
+fn report(state_file: &std::path::Path, format: &str) -> String {
+    let out = Command::new(common::bin("ccci-report"))
+        .args(["--format", format, "--state"])
+        .arg(state_file)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn the_example_backs_up_a_dump_and_restores_it_with_evidence_in_every_report() {
+    let run = Run::new("bk-ok", "ok");
+    let codes = run.pipe(&[BACKUP, ASSERT_BACKUP, RESTORE, ASSERT_RESTORE]);
+    assert_eq!(codes, [0, 0, 0, 0], "{:#}", run.state());
+    let s = run.state();
+    let b = op(&s, "backup");
+    assert_eq!(b["result"], "pass", "{b:#}");
+    let ev = &b["backup"];
+    let snapshot = ev["snapshot"].as_str().unwrap();
+    assert_eq!(snapshot.len(), 64, "the full snapshot id: {ev:#}");
+    assert!(ev["repository"].as_str().unwrap().ends_with("/backup/restic"));
+    let vol = &ev["volumes"][0];
+    assert_eq!(vol["volume"], "data");
+    assert!(vol["files"].as_u64().unwrap() >= 2, "the dump and the canary: {vol:#}");
+    assert!(vol["paths"][0].as_str().unwrap().ends_with("/_data/dump"), "limited by the path label: {vol:#}");
+    let canary = &ev["canaries"][0];
+    assert!(canary["path"].as_str().unwrap().contains(&format!("ccci-canary-{}-data", s["run_id"].as_str().unwrap())));
+    assert_eq!(canary["checked"], "pass");
+    assert_eq!(ev["hooks"][0]["phase"], "backup-pre");
+    assert_eq!(ev["hooks"][0]["exit"], 0);
+    for name in [
+        "one new snapshot tagged with this run",
+        "every included volume contributed files",
+        "canaries in the snapshot",
+        "labelled paths non-empty",
+        "overlays/hello/backup/plant/10-row",
+    ] {
+        assert_eq!(assertion(b, name)["result"], "pass", "{name}");
+    }
+    assert_eq!(assertion(op(&s, "assert backup"), "backup evidence")["result"], "pass");
+    assert_eq!(assertion(op(&s, "assert backup"), "overlays/hello/backup/10-row-in-dump")["result"], "pass");
+    let r = op(&s, "restore");
+    assert_eq!(r["result"], "pass", "{r:#}");
+    assert_eq!(r["backup"]["snapshot"], snapshot, "restored by the backup's id");
+    assert_eq!(r["backup"]["hooks"][0]["phase"], "restore-post");
+    let survived = assertion(r, "files written after the backup");
+    assert!(survived["detail"].as_str().unwrap().contains("1 survived"), "{survived}");
+    let ar = op(&s, "assert restore");
+    assert_eq!(assertion(ar, "canaries restored")["result"], "pass");
+    assert_eq!(assertion(ar, "overlays/hello/restore/10-row-is-back")["result"], "pass", "the dump was imported");
+
+    let short = &snapshot[..8];
+    for format in ["text", "markdown", "junit"] {
+        let text = report(&run.state_file, format);
+        assert!(text.contains(short), "{format} report shows the snapshot id:\n{text}");
+        assert!(text.contains("canaries restored"), "{format}");
+    }
+    let junit = report(&run.state_file, "junit");
+    for case in [
+        "one new snapshot tagged with this run",
+        "every included volume contributed files",
+        "canaries in the snapshot",
+        "labelled paths non-empty",
+    ] {
+        assert!(junit.contains(&format!("name=\"{case}\"")), "a JUnit testcase for {case}:\n{junit}");
+    }
+    run.teardown();
+}
+
+#[test]
+fn a_backup_pre_hook_that_exits_non_zero_fails_the_backup_quoting_its_output() {
+    let run = Run::new("bk-hook", "backup-hook-fails");
+    let codes = run.pipe(&[BACKUP, ASSERT_BACKUP, RESTORE]);
+    assert_eq!(codes, [1, 0, 0]);
+    let s = run.state();
+    let b = op(&s, "backup");
+    assert_eq!(b["result"], "fail");
+    let detail = b["detail"].as_str().unwrap();
+    assert!(detail.contains("backup pre-hook of app") && detail.contains("exited 1"), "{detail}");
+    assert!(detail.contains("pg_dump: connection refused"), "the hook's output is quoted: {detail}");
+    assert_eq!(b["backup"]["hooks"][0]["exit"], 1);
+    assert_eq!(op(&s, "assert backup")["result"], "skip");
+    assert_eq!(op(&s, "restore")["result"], "skip");
+    run.teardown();
+}
+
+#[test]
+fn a_path_label_naming_a_missing_path_fails_the_backup_naming_it() {
+    // restic 0.14 saves the snapshot and exits 0 when one of its paths does not exist.
+    let run = Run::new("bk-missing", "backup-missing-path");
+    let codes = run.pipe(&[BACKUP]);
+    assert_eq!(codes, [1]);
+    let s = run.state();
+    let b = op(&s, "backup");
+    assert_eq!(b["result"], "fail");
+    let a = assertion(b, "labelled paths non-empty");
+    assert_eq!(a["result"], "fail");
+    assert!(a["detail"].as_str().unwrap().contains("data:missing"), "{a}");
+    assert!(a["detail"].as_str().unwrap().contains("does not exist"), "{a}");
+    assert_eq!(assertion(b, "one new snapshot tagged with this run")["result"], "pass", "restic did save one");
+    run.teardown();
+}
+
+#[test]
+fn a_restore_post_hook_that_wipes_the_data_fails_the_restore() {
+    let run = Run::new("bk-wipe", "restore-wipes");
+    let codes = run.pipe(&[BACKUP, ASSERT_BACKUP, RESTORE, ASSERT_RESTORE]);
+    assert_eq!(codes, [0, 0, 1, 0]);
+    let s = run.state();
+    let r = op(&s, "restore");
+    assert_eq!(r["result"], "fail");
+    let a = assertion(r, "canaries restored");
+    assert_eq!(a["result"], "fail");
+    assert!(
+        a["detail"].as_str().unwrap().contains("ccci-canary-") && a["detail"].as_str().unwrap().contains("is gone"),
+        "{a}"
+    );
+    assert_eq!(op(&s, "assert restore")["result"], "skip");
+    run.teardown();
+}
+
+#[test]
+fn a_volume_excluded_by_label_fails_the_backup_saying_it_would_save_nothing() {
+    let run = Run::new("bk-excluded", "backup-excluded");
+    let codes = run.pipe(&[BACKUP, ASSERT_BACKUP]);
+    assert_eq!(codes, [1, 0]);
+    let s = run.state();
+    let b = op(&s, "backup");
+    assert_eq!(b["result"], "fail");
+    let detail = b["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("would save nothing") && detail.contains("backupbot.backup.volumes.data=false"),
+        "{detail}"
+    );
+    run.teardown();
+}
+
+#[test]
+fn a_recipe_without_backup_labels_skips_both_tiers_with_that_reason() {
+    let run = Run::new("bk-none", "no-backup");
+    let codes = run.pipe(&[BACKUP, ASSERT_BACKUP, RESTORE, ASSERT_RESTORE]);
+    assert_eq!(codes, [0, 0, 0, 0]);
+    let s = run.state();
+    for name in ["backup", "assert backup", "restore", "assert restore"] {
+        let o = op(&s, name);
+        assert_eq!(o["result"], "skip", "{name}: {o:#}");
+        assert!(o["detail"].as_str().unwrap().contains("declares no backup"), "{name}: {o:#}");
+    }
+    assert!(op(&s, "backup").get("backup").is_none(), "no evidence for a skipped backup");
+    assert!(
+        !run.sb.state_dir().join("work").join(s["run_id"].as_str().unwrap()).join("backup").exists(),
+        "no repository"
+    );
+    run.teardown();
+}
