@@ -308,10 +308,10 @@ fn user(login: &str) -> Value {
     let id = login.bytes().fold(7u64, |a, b| a.wrapping_mul(31).wrapping_add(b as u64)) % 100_000;
     json!({
         "id": id, "login": login, "login_name": "", "full_name": login, "email": format!("{login}@example.org"),
-        "avatar_url": format!("https://forge.example/avatars/{id}"), "html_url": format!("https://forge.example/{login}"),
+        "avatar_url": format!("https://forge.example/avatars/{id}"),
         "language": "", "is_admin": false, "restricted": false, "active": true, "prohibit_login": false,
         "location": "", "website": "", "description": "", "visibility": "public",
-        "followers_count": 0, "following_count": 0, "starred_repos_count": 0, "username": login,
+        "followers_count": 0, "following_count": 0, "starred_repos_count": 0, "source_id": 0,
         "created": "2024-01-01T00:00:00Z", "last_login": "2024-01-01T00:00:00Z"
     })
 }
@@ -350,7 +350,6 @@ pub fn pull_json(repo: &str, n: u64, p: &FPull) -> Value {
         "body": "",
         "labels": [],
         "state": if p.open { "open" } else { "closed" },
-        "draft": false,
         "is_locked": false,
         "comments": 0,
         "html_url": format!("https://forge.example/{repo}/pulls/{n}"),
@@ -368,7 +367,7 @@ pub fn pull_json(repo: &str, n: u64, p: &FPull) -> Value {
 pub fn push_json(id: u64, at: Unix) -> Value {
     json!({
         "id": id, "type": "pull_push", "body": "{\"is_force_push\":true}", "user": user("contributor"),
-        "html_url": "", "pull_request_url": "", "issue_url": "",
+        "html_url": "", "pull_request_url": "", "issue_url": "", "milestone": null, "assignee": null,
         "created_at": rfc3339(at), "updated_at": rfc3339(at)
     })
 }
