@@ -436,6 +436,12 @@ mod tests {
     }
 
     fn proxy(names: &[&str], cn: &str, answer: fn(&str) -> String) -> Proxy {
+        serve(names, cn, false, answer)
+    }
+
+    /// [`proxy`], or with `self_signed` a server whose certificate signs itself and is what
+    /// `ca.pem` holds: an operator's wildcard certificate given as the CA file.
+    fn serve(names: &[&str], cn: &str, self_signed: bool, answer: fn(&str) -> String) -> Proxy {
         use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
         use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
         use std::io::{Read, Write};
@@ -449,11 +455,12 @@ mod tests {
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         ca_params.distinguished_name.push(DnType::CommonName, "ccci test CA");
         let ca = ca_params.self_signed(&ca_key).unwrap();
-        fs_err::write(dir.join("ca.pem"), ca.pem()).unwrap();
         let key = KeyPair::generate().unwrap();
         let mut params = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
         params.distinguished_name.push(DnType::CommonName, cn);
-        let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
+        let cert =
+            if self_signed { params.self_signed(&key).unwrap() } else { params.signed_by(&key, &ca, &ca_key).unwrap() };
+        fs_err::write(dir.join("ca.pem"), if self_signed { cert.pem() } else { ca.pem() }).unwrap();
 
         let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
         let config = rustls::ServerConfig::builder_with_provider(provider)
@@ -573,6 +580,13 @@ mod tests {
             "rustls names what the certificate is for: {}",
             a.detail
         );
+    }
+
+    #[test]
+    fn the_operators_wildcard_certificate_can_be_the_ca_file() {
+        let p = serve(&["*.ccci.localhost"], "*.ccci.localhost", true, |_| response("200 OK", "", "hello"));
+        let a = ask(&p, Duration::from_secs(5));
+        assert_eq!(a.result, Outcome::Pass, "{}", a.detail);
     }
 
     #[test]

@@ -431,7 +431,7 @@ pub fn ask_tasks(sh: &Shell, state: &RunState, ask: &Ask, policy: &StatusPolicy,
             let each: Vec<String> = answers
                 .iter()
                 .map(|(how, a, ms)| match a {
-                    Answer::Status(c) => format!("{c} in {ms} ms from {how}"),
+                    Answer::Status(c) => format!("{how} → {c} in {ms} ms"),
                     Answer::NoAnswer(_) => unreachable!("all answered"),
                 })
                 .collect();
@@ -440,8 +440,8 @@ pub fn ask_tasks(sh: &Shell, state: &RunState, ask: &Ask, policy: &StatusPolicy,
         for (how, a, _) in &answers {
             match a {
                 Answer::Status(c) if policy.accepts(*c) => {}
-                Answer::Status(c) => seen.push(format!("{c} from {how}")),
-                Answer::NoAnswer(why) => seen.push(format!("{why}: {how}")),
+                Answer::Status(c) => seen.push(format!("{how} → {c}")),
+                Answer::NoAnswer(why) => seen.push(format!("{how}: {why}")),
             }
         }
         if start.elapsed() >= timeout {

@@ -132,7 +132,7 @@ fn a_traefik_labelled_recipe_with_no_published_port_serves_at_its_task_address()
     let serving = assertion(&state, "serving app:8080 (traefik)");
     assert_eq!(serving["result"], "pass", "{serving}");
     let detail = serving["detail"].as_str().unwrap();
-    assert!(detail.starts_with("200 in "), "{detail}");
+    assert!(detail.starts_with("task ") && detail.contains(") → 200 in "), "{detail}");
     assert!(detail.contains(" on the proxy network, Host: ") && detail.contains(domain), "{detail}");
     assert!(report.contains("\nverdict: PASS ("), "{report}");
     assert!(!report.contains("not checked"), "{report}");
@@ -147,7 +147,7 @@ fn a_traefik_labelled_head_that_serves_an_error_page_fails_serving() {
     let serving = assertion(&state, "serving app:8080 (traefik)");
     assert_eq!(serving["result"], "fail", "{serving}");
     let detail = serving["detail"].as_str().unwrap();
-    assert!(detail.contains("app not serving on port 8080") && detail.contains("404 from task"), "{detail}");
+    assert!(detail.contains("app not serving on port 8080") && detail.ends_with(") → 404"), "{detail}");
     assert!(report.contains("\nverdict: FAIL"), "{report}");
 }
 
