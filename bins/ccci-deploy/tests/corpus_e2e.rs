@@ -7,9 +7,10 @@
 //! tagged locally under the recipe's exact image name, labelled `ccci.standin=recipe-corpus`. It
 //! serves HTTP on every port the recipes' traefik labels and healthchecks name, and carries the
 //! commands their healthchecks and entrypoints call (`curl`, `pg_isready`, `mc`, `node`, `minio`),
-//! each doing the least that satisfies the caller. Tags this test creates are removed at its end
-//! (unless a service on the swarm still names one: another process running this test); a tag
-//! that already exists and is not a stand-in is never shadowed (the test fails instead).
+//! each doing the least that satisfies the caller. One run of this test at a time holds a lock
+//! on the machine (a file in the temp dir) while it makes, uses and removes the stand-in tags
+//! (stand-ins an interrupted run left are made afresh); a tag that already exists and is not a
+//! stand-in is never shadowed (the test fails instead).
 //!
 //! Files the corpus does not carry but the recipe has (bonfire's `entrypoint.sh.tmpl`,
 //! `pg_backup.sh` and the `abra.sh` that versions its configs) are written as stand-ins too: the
@@ -240,7 +241,8 @@ fn tag_standins(images: &BTreeSet<String>, ports: &BTreeSet<u16>, sb: &Sandbox) 
                 label, "recipe-corpus",
                 "{image} exists on this node and is not a ccci stand-in: refusing to shadow it"
             );
-            continue;
+            // A stand-in an interrupted run left behind: made afresh (under the lock, nobody uses it).
+            let _ = docker(&["image", "rm", "--force", image]);
         }
         match &first {
             None => {
@@ -273,9 +275,8 @@ fn tag_standins(images: &BTreeSet<String>, ports: &BTreeSet<u16>, sb: &Sandbox) 
     created
 }
 
-/// Removes the stand-in tags this test created, even when it panics — except a tag some
-/// service on the swarm still names (another process running this test at the same time found
-/// the tags made, and is using them).
+/// Removes the stand-in tags, even when the test panics — except a tag some service on the swarm
+/// still names (a run of an older build of this test, which took no lock, using it).
 struct Standins(Vec<String>);
 
 impl Drop for Standins {
@@ -389,6 +390,10 @@ fn real_recipes_install_upgrade_and_tear_down_with_stand_in_images() {
         docker(&["network", "inspect", "proxy"]).status.success(),
         "the external network `proxy` every Co-op Cloud server has is missing: run scripts/setup"
     );
+    // One run of this test at a time on this machine: the stand-ins carry the recipes' own image
+    // names, so concurrent runs (several test processes) would tag and untag the same names.
+    let lock = std::fs::File::create(std::env::temp_dir().join("ccci-corpus-standins.lock")).unwrap();
+    lock.lock().expect("locking the stand-in images");
     let sb = Sandbox::new("corpus");
     let (images, ports) = images_and_ports(&root);
     let _standins = Standins(tag_standins(&images, &ports, &sb));
