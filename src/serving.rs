@@ -401,11 +401,29 @@ pub fn ask_tasks(sh: &Shell, state: &RunState, ask: &Ask, policy: &StatusPolicy,
             .iter()
             .map(|s| s.to_string())
             .collect();
-            let probe_name = probe_name(state);
-            let out = match docker::probe(sh, &state.stack, &probe_name, &network, &argv) {
+            let mut out = match docker::probe(sh, &state.stack, &probe_name(state), &network, &argv) {
                 Ok(o) => o,
                 Err(e) => return done(Outcome::Error, e.to_string()),
             };
+            let mut on = if network.starts_with("container:") {
+                "from inside the task's network namespace".to_string()
+            } else {
+                format!("on the {network} network")
+            };
+            // A network made without --attachable (as some servers' `proxy` is) takes no plain
+            // container: ask from inside the task's own namespace, at the same address.
+            if out.code == Some(125)
+                && out.stderr.contains("attachable")
+                && let Some(cid) = &t.container_id
+            {
+                out = match docker::probe(sh, &state.stack, &probe_name(state), &format!("container:{cid}"), &argv) {
+                    Ok(o) => o,
+                    Err(e) => return done(Outcome::Error, e.to_string()),
+                };
+                on = format!(
+                    "on the {network} network, from inside the task's network namespace ({network} is not attachable)"
+                );
+            }
             if out.code == Some(125) {
                 return done(
                     Outcome::Error,
@@ -416,11 +434,6 @@ pub fn ask_tasks(sh: &Shell, state: &RunState, ask: &Ask, policy: &StatusPolicy,
                     ),
                 );
             }
-            let on = if network.starts_with("container:") {
-                "from inside the task's network namespace".to_string()
-            } else {
-                format!("on the {network} network")
-            };
             let how = format!("task {short} (GET {url} {on}, Host: {})", state.domain);
             answers.push((how, read_wget(&out.stderr, out.code), t0.elapsed().as_millis()));
         }

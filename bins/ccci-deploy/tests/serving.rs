@@ -60,14 +60,20 @@ const ON_PROXY: &str = "    networks: [proxy]\n";
 /// the state after teardown, the exit code of the install op and the text report. Fails when
 /// teardown leaves anything, probes included.
 fn pipe(sb: &Sandbox, repo: &Path) -> (Value, i32, String) {
-    pipe_with(sb, repo, |_| {})
+    pipe_with(sb, repo, &[], |_| {})
 }
 
-fn pipe_with(sb: &Sandbox, repo: &Path, before_teardown: impl FnOnce(&str)) -> (Value, i32, String) {
+fn pipe_with(
+    sb: &Sandbox,
+    repo: &Path,
+    env: &[(&str, &str)],
+    before_teardown: impl FnOnce(&str),
+) -> (Value, i32, String) {
     let state_file = sb.root.join("run.json");
     let step = |name: &str, args: &[&str]| {
         let mut c = ccci(&sb.state_dir(), name);
         c.env("CCCI_SERVING_TIMEOUT", "8s").env("CCCI_SETTLE_WINDOW", "1s").env("CCCI_DEPLOY_TIMEOUT", "90s");
+        c.envs(env.iter().copied());
         c.args(args).arg("--state").arg(&state_file);
         let child = c.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
         let out = wait(child, name);
@@ -212,7 +218,7 @@ fn a_run_in_which_nothing_was_asked_reports_passed_but_serving_was_not_checked()
 fn a_probe_left_running_by_a_killed_check_is_removed_by_teardown() {
     let sb = Sandbox::new("probe-left");
     let repo = recipe(&sb.root, "", &[], false);
-    let (_, install, report) = pipe_with(&sb, &repo, |stack| {
+    let (_, install, report) = pipe_with(&sb, &repo, &[], |stack| {
         // What a probe looks like when the ccci-assert that started it was killed mid-request.
         let out = Command::new("docker")
             .args(["run", "-d", "--pull", "never", "--name", &format!("{stack}_probe_1_0")])
@@ -223,4 +229,44 @@ fn a_probe_left_running_by_a_killed_check_is_removed_by_teardown() {
         assert!(out.status.success(), "docker run: {}", String::from_utf8_lossy(&out.stderr));
     });
     assert_eq!(install, 0, "{report}");
+}
+
+/// A network of this test's own, removed when the test ends (also when it fails).
+struct Network(String);
+
+impl Drop for Network {
+    fn drop(&mut self) {
+        let _ = Command::new("docker").args(["network", "rm", &self.0]).output();
+    }
+}
+
+#[test]
+fn a_network_shared_with_traefik_that_is_not_attachable_is_asked_from_inside_the_task() {
+    let sb = Sandbox::new("not-attachable");
+    let net = Network(format!("t{}_edge", common::marker()));
+    let out = Command::new("docker").args(["network", "create", "--driver", "overlay", &net.0]).output().unwrap();
+    assert!(out.status.success(), "docker network create: {}", String::from_utf8_lossy(&out.stderr));
+    let service = "    networks: [edge]\n";
+    let mut labels = TRAEFIK.to_vec();
+    let on_edge = format!("traefik.docker.network={}", net.0);
+    labels.push(&on_edge);
+    let repo = recipe(&sb.root, service, &labels, false);
+    let compose = std::fs::read_to_string(repo.join("compose.yml")).unwrap()
+        + &format!("networks:\n  edge:\n    external: true\n    name: {}\n", net.0);
+    std::fs::write(repo.join("compose.yml"), compose).unwrap();
+    let git = |args: &[&str]| Command::new("git").args(args).current_dir(&repo).output().unwrap();
+    git(&["-c", "user.email=t@example.invalid", "-c", "user.name=t", "commit", "-qam", "edge network"]);
+    let networks = format!("proxy,{}", net.0);
+    let (state, install, report) = pipe_with(&sb, &repo, &[("CCCI_EXTERNAL_NETWORKS", &networks)], |_| {});
+    assert_eq!(install, 0, "{report}");
+    let serving = assertion(&state, "serving app:8080 (traefik)");
+    assert_eq!(serving["result"], "pass", "{serving}");
+    let detail = serving["detail"].as_str().unwrap();
+    assert!(
+        detail.contains(&format!(
+            "on the {0} network, from inside the task's network namespace ({0} is not attachable)",
+            net.0
+        )),
+        "{detail}"
+    );
 }
