@@ -109,8 +109,13 @@ fn clone_cmd<'a>(sh: &'a Shell, home: &GitHome, source: &RecipeSource, dest: &Pa
             .env("CCCI_GIT_USERNAME", &creds.username)
             .env("CCCI_GIT_PASSWORD", &creds.password);
     }
-    c.args(["clone", "--quiet", "--no-hardlinks", "--", source.clone_url()]).arg(dest)
+    // Pull request heads too (`refs/pull/<n>/head`, which Gitea and Forgejo keep in the base
+    // repository also for forks): a commit the bridge asked for is then in the clone.
+    c.args(["clone", "--quiet", "--no-hardlinks", "-c", PULL_REFSPEC, "--", source.clone_url()]).arg(dest)
 }
+
+/// Also fetch every pull request head, as `origin/pull/<n>/head`.
+const PULL_REFSPEC: &str = "remote.origin.fetch=+refs/pull/*/head:refs/remotes/origin/pull/*/head";
 
 /// Clones `source` into `dest` (which must not exist yet), with all tags. git is given the
 /// source's rebuilt URL without credentials; a `https://user:token@…` source's credentials reach
@@ -380,6 +385,36 @@ mod tests {
             .output()
             .unwrap();
         assert!(!none.status.success(), "{}", String::from_utf8_lossy(&none.stdout));
+    }
+
+    #[test]
+    fn a_clone_holds_the_pull_request_heads_of_the_base_repository() {
+        let sh = Shell::new().unwrap();
+        let dir = std::env::temp_dir().join(format!("ccci-git-pull-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let src = dir.join("src");
+        std::fs::create_dir_all(&src).unwrap();
+        let home = GitHome::new().unwrap();
+        let g = || git(&sh, &home).arg("-C").arg(&src);
+        g().args(["init", "--quiet"]).run().unwrap();
+        g().args(["-c", "user.name=t", "-c", "user.email=t@t", "commit", "--quiet", "--allow-empty", "-m", "main"])
+            .run()
+            .unwrap();
+        // A fork's head: reachable only from refs/pull/7/head, as the forge keeps it.
+        let fork = g()
+            .args(["commit-tree", "HEAD^{tree}", "-p", "HEAD", "-m", "fork"])
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@t")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@t")
+            .read()
+            .unwrap();
+        g().args(["update-ref", "refs/pull/7/head", &fork]).run().unwrap();
+        let source = RecipeSource::parse(&src.display().to_string()).unwrap();
+        clone(&sh, &source, &dir.join("dst")).unwrap();
+        assert_eq!(resolve(&sh, &dir.join("dst"), &fork).unwrap(), fork);
+        assert_eq!(resolve(&sh, &dir.join("dst"), "pull/7/head").unwrap(), fork);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

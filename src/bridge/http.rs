@@ -333,6 +333,14 @@ impl Forge {
             .map(drop)
     }
 
+    /// `GET /repos/{repo}/issues/{n}/comments` (the forge answers all of them, unpaged):
+    /// `(id, author, body)` of each.
+    pub fn issue_comments(&self, repo: &str, n: u64) -> Result<Vec<(u64, String, String)>> {
+        let list: Vec<ApiComment> =
+            self.http.json("GET", &format!("/repos/{repo}/issues/{n}/comments"), &[], None, &[200])?;
+        Ok(list.into_iter().map(|c| (c.id, c.user.map(|u| u.login).unwrap_or_default(), c.body)).collect())
+    }
+
     /// `GET /repos/{repo}/issues/comments/{id}`: the comment's body.
     pub fn comment_body(&self, repo: &str, id: u64) -> Result<String> {
         Ok(self.http.json::<ApiComment>("GET", &format!("/repos/{repo}/issues/comments/{id}"), &[], None, &[200])?.body)

@@ -5,5 +5,6 @@
 
 pub mod core;
 pub mod http;
+pub mod publish;
 pub mod store;
 pub mod tick;

@@ -61,6 +61,34 @@ impl Settings {
     }
 }
 
+/// What the pipeline's `verify` and `publish` steps need: the forge, the bot's token, the
+/// organisation.
+#[derive(Debug, Clone)]
+pub struct ForgeSettings {
+    pub forge_url: String,
+    pub forge_token: Token,
+    pub org: String,
+    pub timeout: Duration,
+}
+
+impl ForgeSettings {
+    /// Every `CCCI_*` setting checked, then `CCCI_BRIDGE_FORGE_URL`, `CCCI_BRIDGE_FORGE_TOKEN_FILE`
+    /// and `CCCI_BRIDGE_ORG` required.
+    pub fn from_env() -> Result<ForgeSettings> {
+        config::check_all()?;
+        Ok(ForgeSettings {
+            forge_url: config::bridge_forge_url()?,
+            forge_token: Token::read(&config::bridge_forge_token_file()?, "forge")?,
+            org: config::bridge_org()?,
+            timeout: config::duration(&config::BRIDGE_HTTP_TIMEOUT)?,
+        })
+    }
+
+    pub fn forge(&self) -> Forge {
+        Forge::new(&self.forge_url, &self.forge_token, self.timeout)
+    }
+}
+
 /// Places a test may stop the tick, as a crash would. Production passes [`Hooks::none`].
 pub struct Hooks<'a> {
     /// Called right after Drone answered a build request, before the answer is saved; an error
@@ -303,6 +331,11 @@ fn perform(
                     let id = forge.post_comment(repo, run.pr, &body)?;
                     let desc = format!("queued: asked for by @{} (request {})", run.requester, run.request_id);
                     forge.set_status(repo, &run.sha, StatusState::Pending, OVERALL_CONTEXT, &desc, None)?;
+                    // Every tier's status goes back to pending at once: an earlier run's green
+                    // must not stand for this commit while it is tested again.
+                    for t in super::publish::TIERS {
+                        forge.set_status(repo, &run.sha, StatusState::Pending, &format!("ccci/{t}"), "queued", None)?;
+                    }
                     core::apply(rs, a, &Effect::Acked { status_comment: id });
                     save(rs, state)?;
                     request(s, forge, drone, repo, a, rs, state, &mut save, out, log, hooks)?;

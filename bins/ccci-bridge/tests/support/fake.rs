@@ -455,6 +455,12 @@ fn route(w: &mut World, r: &Recorded) -> Answer {
                 None => err(404, "not found"),
             }
         }
+        ("GET", ["repos", o, n, "issues", index, "comments"]) => {
+            let (repo, issue) = (format!("{o}/{n}"), index.parse().unwrap_or(0));
+            let list: Vec<Value> =
+                w.comments.iter().filter(|c| c.repo == repo && c.issue == issue).map(comment_json).collect();
+            ok(200, Value::Array(list))
+        }
         ("POST", ["repos", o, n, "issues", index, "comments"]) => {
             let body: Value = serde_json::from_str(&r.body).unwrap_or(Value::Null);
             let text = body["body"].as_str().unwrap_or("").to_string();
