@@ -1015,6 +1015,7 @@ mod tests {
             reason: "release 1.0.0+1, the upgrade base, does not deploy: …; the head was deployed and tested by itself"
                 .into(),
             base_failure: Some("The network s_appnet cannot be used with services.".into()),
+            canaries: vec![],
         });
         let t = text(&s);
         assert_eq!(

@@ -57,6 +57,11 @@ pub struct UpgradePlan {
     /// was removed, the head was deployed by itself in the same run, and the upgrade is skipped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base_failure: Option<String>,
+    /// Data canaries `ccci-assert install` planted at the root of each named volume of the stack
+    /// (`ccci-upgrade-canary-<run id>`, random bytes) for `ccci-assert upgrade` to find intact:
+    /// an upgrade that loses a volume's data fails, whatever the app serves.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub canaries: Vec<Canary>,
 }
 
 impl UpgradePlan {

@@ -131,8 +131,14 @@ pub fn run(setup: &Setup, state: &mut RunState, sh: &Shell, progress: &Progress)
         }
     }
     assertions.extend(run_checks(setup, state, &overlay, sh, progress));
+    if tier == "upgrade" {
+        assertions.push(upgrade_canaries(state, sh));
+    }
 
     let outcome = combine(&assertions);
+    if tier == "install" && outcome == Outcome::Pass {
+        plant_upgrade_canaries(state, sh, progress);
+    }
     state.push_op(timer.finish(outcome, summary(&assertions), assertions));
     outcome
 }
@@ -273,6 +279,92 @@ fn backup_evidence(state: &RunState) -> Vec<Assertion> {
     match check() {
         Ok((result, detail)) => err(result, detail),
         Err(e) => err(Outcome::Error, e.to_string()),
+    }
+}
+
+/// Before an upgrade: a canary of random bytes at the root of each named volume of the stack,
+/// recorded in the upgrade plan. Nothing is planted when no upgrade is planned; a volume that
+/// cannot be written is logged and left without one (the upgrade's check then says so).
+fn plant_upgrade_canaries(state: &mut RunState, sh: &Shell, progress: &Progress) {
+    let run_id = state.run_id.clone();
+    let stack = state.stack.clone();
+    let Some(plan) = state.upgrade.as_mut().filter(|p| p.base.is_some() && p.base_failure.is_none()) else { return };
+    let mut names: Vec<String> = match crate::docker::services_with_mounts(sh, &stack) {
+        Ok(services) => services.into_iter().flat_map(|(_, m)| m.into_iter().map(|m| m.source)).collect(),
+        Err(e) => {
+            progress.log(format!("warning: no upgrade canaries: {e}"));
+            return;
+        }
+    };
+    names.sort();
+    names.dedup();
+    plan.canaries.clear();
+    for name in names {
+        let planted = crate::docker::volume_mountpoint(sh, &name).and_then(|dir| {
+            let path = dir.join(format!("ccci-upgrade-canary-{run_id}"));
+            let bytes = crate::restic::random_bytes(crate::ops::backup::CANARY_BYTES)?;
+            fs_err::write(&path, &bytes)?;
+            Ok(crate::state::Canary {
+                volume: name.strip_prefix(&stack.prefix()).unwrap_or(&name).to_string(),
+                path,
+                size: bytes.len() as u64,
+                sha256: crate::restic::sha256(&bytes),
+                checked: None,
+            })
+        });
+        match planted {
+            Ok(c) => plan.canaries.push(c),
+            Err(e) => progress.log(format!("warning: no upgrade canary in volume {name}: {e}")),
+        }
+    }
+    if !plan.canaries.is_empty() {
+        progress.log(format!("planted {} upgrade canaries", plan.canaries.len()));
+    }
+}
+
+/// The canaries planted before the upgrade still hold their bytes: the upgrade kept the data.
+fn upgrade_canaries(state: &RunState, sh: &Shell) -> Assertion {
+    let name = "volume data kept by the upgrade";
+    let canaries = state.upgrade.as_ref().map(|p| p.canaries.clone()).unwrap_or_default();
+    if canaries.is_empty() {
+        return crate::ops::backup::note(
+            name,
+            Outcome::Skip,
+            "no canary was planted before the upgrade: the stack has no named volume, or none could be written (see the install stage's log)",
+        );
+    }
+    // A volume the head no longer mounts (dropped, renamed) keeps its files on disk but not in
+    // the app: that is data lost too.
+    let mounted: Vec<String> = match crate::docker::services_with_mounts(sh, &state.stack) {
+        Ok(services) => services.into_iter().flat_map(|(_, m)| m.into_iter().map(|m| m.source)).collect(),
+        Err(e) => return crate::ops::backup::note(name, Outcome::Error, &e.to_string()),
+    };
+    let prefix = state.stack.prefix();
+    let mut bad = vec![];
+    for c in &canaries {
+        let full = if mounted.contains(&c.volume) { c.volume.clone() } else { format!("{prefix}{}", c.volume) };
+        if !mounted.contains(&full) {
+            bad.push(format!(
+                "volume {} is no longer mounted by any service (dropped or renamed by the head)",
+                c.volume
+            ));
+            continue;
+        }
+        match fs_err::read(&c.path) {
+            Ok(b) if crate::restic::sha256(&b) == c.sha256 => {}
+            Ok(_) => bad.push(format!("volume {}: {} holds other bytes", c.volume, c.path.display())),
+            Err(_) => bad.push(format!("volume {}: {} is gone", c.volume, c.path.display())),
+        }
+    }
+    let volumes: Vec<&str> = canaries.iter().map(|c| c.volume.as_str()).collect();
+    if bad.is_empty() {
+        crate::ops::backup::note(
+            name,
+            Outcome::Pass,
+            &format!("the canary planted before the upgrade is intact in {}", volumes.join(", ")),
+        )
+    } else {
+        crate::ops::backup::note(name, Outcome::Fail, &format!("the upgrade lost data: {}", bad.join("; ")))
     }
 }
 

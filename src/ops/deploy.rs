@@ -403,10 +403,12 @@ pub fn plan_upgrade(sh: &Shell, repo: &std::path::Path, head: &str) -> Result<Up
             ),
             base: Some(BaseRelease { tag: tag.name, commit: tag.commit, annotated: tag.annotated }),
             base_failure: None,
+            canaries: vec![],
         },
         None => UpgradePlan {
             base: None,
             base_failure: None,
+            canaries: vec![],
             reason: "no previous release: the head is deployed and upgrade will be skipped".into(),
         },
     })

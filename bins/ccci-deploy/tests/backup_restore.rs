@@ -1,6 +1,7 @@
 //! The backup and restore tiers end to end on this machine's real swarm, with the host's restic:
 //! the example recipe backs up a dump and imports it on restore with evidence, and each negative
-//! control makes its tier fail with a message naming what was missing. Needs Docker in swarm
+//! control makes its tier fail with a message naming what was missing. Also the data canary the
+//! install tier plants for the upgrade to keep. Needs Docker in swarm
 //! mode, the example image and restic (`scripts/setup`); without them these tests fail.
 
 mod common;
@@ -14,6 +15,8 @@ use serde_json::Value;
 struct Run {
     sb: Sandbox,
     state_file: PathBuf,
+    /// Deploy the base release first (for the upgrade tier), or the head only.
+    upgrade: bool,
 }
 
 impl Run {
@@ -26,7 +29,12 @@ impl Run {
             .unwrap();
         assert!(out.status.success(), "make-repo: {}", String::from_utf8_lossy(&out.stderr));
         let state_file = sb.root.join("run.json");
-        Run { sb, state_file }
+        Run { sb, state_file, upgrade: false }
+    }
+
+    fn with_upgrade(mut self) -> Run {
+        self.upgrade = true;
+        self
     }
 
     fn cmd(&self, name: &str) -> Command {
@@ -40,8 +48,11 @@ impl Run {
     }
 
     fn deploy(&self) -> Output {
-        self.cmd("ccci-deploy")
-            .args(["--no-upgrade", "--driver", "stack", "--recipe-name", "hello", "--ref", "main", "--recipe"])
+        let mut c = self.cmd("ccci-deploy");
+        if !self.upgrade {
+            c.arg("--no-upgrade");
+        }
+        c.args(["--driver", "stack", "--recipe-name", "hello", "--ref", "main", "--recipe"])
             .arg(self.sb.root.join("hello"))
             .arg("--state")
             .arg(&self.state_file)
@@ -88,6 +99,8 @@ impl Drop for Run {
     }
 }
 
+const UPGRADE: (&str, &[&str]) = ("ccci-upgrade", &[]);
+const ASSERT_UPGRADE: (&str, &[&str]) = ("ccci-assert", &["upgrade"]);
 const BACKUP: (&str, &[&str]) = ("ccci-backup", &[]);
 const ASSERT_BACKUP: (&str, &[&str]) = ("ccci-assert", &["backup"]);
 const RESTORE: (&str, &[&str]) = ("ccci-restore", &[]);
@@ -115,12 +128,17 @@ fn report(state_file: &std::path::Path, format: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// The demo's pipe: the base release, the upgrade, then backup and restore of the head.
 #[test]
 fn the_example_backs_up_a_dump_and_restores_it_with_evidence_in_every_report() {
-    let run = Run::new("bk-ok", "ok");
-    let codes = run.pipe(&[BACKUP, ASSERT_BACKUP, RESTORE, ASSERT_RESTORE]);
-    assert_eq!(codes, [0, 0, 0, 0], "{:#}", run.state());
+    let run = Run::new("bk-ok", "ok").with_upgrade();
+    let codes = run.pipe(&[UPGRADE, ASSERT_UPGRADE, BACKUP, ASSERT_BACKUP, RESTORE, ASSERT_RESTORE]);
+    assert_eq!(codes, [0, 0, 0, 0, 0, 0], "{:#}", run.state());
     let s = run.state();
+    let kept = assertion(op(&s, "assert upgrade"), "volume data kept by the upgrade");
+    assert_eq!(kept["result"], "pass", "{kept}");
+    assert!(kept["detail"].as_str().unwrap().contains("intact in data"), "{kept}");
+    assert_eq!(s["upgrade"]["canaries"][0]["volume"], "data");
     let b = op(&s, "backup");
     assert_eq!(b["result"], "pass", "{b:#}");
     let ev = &b["backup"];
@@ -259,5 +277,33 @@ fn a_recipe_without_backup_labels_skips_both_tiers_with_that_reason() {
         !run.sb.state_dir().join("work").join(s["run_id"].as_str().unwrap()).join("backup").exists(),
         "no repository"
     );
+    run.teardown();
+}
+
+#[test]
+fn an_upgrade_whose_head_empties_the_volume_fails_the_upgrade_tier() {
+    let run = Run::new("bk-upwipe", "upgrade-wipes-data").with_upgrade();
+    let codes = run.pipe(&[UPGRADE, ASSERT_UPGRADE]);
+    assert_eq!(codes, [0, 1], "the app serves; only the canary tells: {:#}", run.state());
+    let s = run.state();
+    let au = op(&s, "assert upgrade");
+    assert_eq!(au["result"], "fail");
+    let kept = assertion(au, "volume data kept by the upgrade");
+    assert_eq!(kept["result"], "fail");
+    let detail = kept["detail"].as_str().unwrap();
+    assert!(detail.contains("the upgrade lost data: volume data") && detail.contains("is gone"), "{detail}");
+    assert_eq!(assertion(au, "serving app:8080")["result"], "pass", "whatever the app serves");
+    run.teardown();
+}
+
+#[test]
+fn an_upgrade_that_mounts_a_new_volume_instead_fails_the_upgrade_tier() {
+    let run = Run::new("bk-uprename", "volume-renamed").with_upgrade();
+    let codes = run.pipe(&[UPGRADE, ASSERT_UPGRADE]);
+    assert_eq!(codes, [0, 1], "{:#}", run.state());
+    let s = run.state();
+    let kept = assertion(op(&s, "assert upgrade"), "volume data kept by the upgrade");
+    assert_eq!(kept["result"], "fail");
+    assert!(kept["detail"].as_str().unwrap().contains("volume data is no longer mounted by any service"), "{kept}");
     run.teardown();
 }
