@@ -307,3 +307,21 @@ fn an_upgrade_that_mounts_a_new_volume_instead_fails_the_upgrade_tier() {
     assert!(kept["detail"].as_str().unwrap().contains("volume data is no longer mounted by any service"), "{kept}");
     run.teardown();
 }
+
+#[test]
+fn a_service_without_a_restore_hook_is_stopped_for_the_restore_and_the_overlay_sees_nothing_imported() {
+    let run = Run::new("bk-nohook", "no-restore-hook");
+    let codes = run.pipe(&[BACKUP, ASSERT_BACKUP, RESTORE, ASSERT_RESTORE]);
+    assert_eq!(codes, [0, 0, 0, 1], "{:#}", run.state());
+    let s = run.state();
+    let r = op(&s, "restore");
+    assert_eq!(r["result"], "pass", "the files came back: {r:#}");
+    assert!(r["detail"].as_str().unwrap().contains("stopped during it: app"), "{r:#}");
+    assert_eq!(assertion(r, "converged after the restore")["result"], "pass");
+    let ar = op(&s, "assert restore");
+    assert_eq!(assertion(ar, "canaries restored")["result"], "pass");
+    let rows = assertion(ar, "overlays/hello/restore/10-row-is-back");
+    assert_eq!(rows["result"], "fail", "without an import the app's later rows stay: {rows}");
+    assert_eq!(s["deployed"]["services"]["app"]["running_replicas"], 1, "scaled back");
+    run.teardown();
+}
