@@ -314,15 +314,19 @@ pub fn read_wget(stderr: &str, code: Option<i32>) -> Answer {
         .collect();
     match said.last() {
         Some(last) => Answer::NoAnswer(last.to_string()),
-        None => Answer::NoAnswer(format!("wget ended with {code:?} and said nothing")),
+        None => Answer::NoAnswer(match code {
+            Some(c) => format!("wget exited with status {c} and said nothing"),
+            None => "wget was killed by a signal and said nothing".to_string(),
+        }),
     }
 }
 
 /// Asks a service at its task addresses ([`Ask::Router`], [`Ask::Ingress`]) from throwaway
 /// probe containers, with the run's domain as `Host`, until every running task answers with a
 /// status the policy accepts or `timeout` passes. A service not on the network traefik reaches
-/// it through fails at once; a probe docker refuses to run (image missing, network not
-/// attachable) is the environment's error.
+/// it through fails at once; on a network that is not attachable the probe asks from inside the
+/// task's network namespace instead; a probe docker refuses to run otherwise (image missing) is
+/// the environment's error.
 pub fn ask_tasks(sh: &Shell, state: &RunState, ask: &Ask, policy: &StatusPolicy, timeout: Duration) -> Assertion {
     let start = Instant::now();
     let name = ask.name();
@@ -696,5 +700,7 @@ mod tests {
             read_wget("Connecting to 10.0.0.6:8080 (10.0.0.6:8080)\nTerminated\n", Some(143)),
             Answer::NoAnswer("no answer within 10s".into())
         );
+        assert_eq!(read_wget("", Some(2)), Answer::NoAnswer("wget exited with status 2 and said nothing".into()));
+        assert_eq!(read_wget("", None), Answer::NoAnswer("wget was killed by a signal and said nothing".into()));
     }
 }
