@@ -17,6 +17,10 @@
 #   user, group
 #   janitor = { enable, schedule, dryRun }
 #   runner = { enable, package, name, capacity, rpcHost, rpcProto, limitRepos }
+#   bridge (optional) = { enable, forgeUrl, organisation, repositories, droneUrl,
+#            droneRepository, forgeTokenFile, droneTokenFile, interval, lookback }
+#                          token files are paths outside the store, handed to the units with
+#                          systemd's LoadCredential= (never in the environment or the store)
 let
   inherit (builtins)
     attrNames
@@ -43,6 +47,7 @@ rec {
     "ccci-teardown"
     "ccci-janitor"
     "ccci-report"
+    "ccci-bridge"
   ];
 
   # The module installs `envFileText` here; every pipeline step sources it (see `pipeline`).
@@ -61,6 +66,42 @@ rec {
       armv7l-linux = "arm";
     }
     .${system} or (throw "ccci: no Drone arch known for system ${system}");
+
+  # The bridge's settings, or a disabled bridge when the settings have none.
+  bridgeOf = s: s.bridge or { enable = false; };
+
+  # Where a unit finds the credentials systemd loaded for it (LoadCredential=).
+  credentialDir = unit: "/run/credentials/${unit}.service";
+
+  # The forge settings `ccci-bridge verify` and `publish` read in pipeline steps (the forge
+  # token is the runner's credential); empty without a bridge.
+  bridgePipelineEnvironment =
+    s:
+    let
+      b = bridgeOf s;
+    in
+    optionalAttrs b.enable {
+      CCCI_BRIDGE_FORGE_URL = b.forgeUrl;
+      CCCI_BRIDGE_ORG = b.organisation;
+      CCCI_BRIDGE_FORGE_TOKEN_FILE = "${credentialDir "ccci-drone-runner"}/forge-token";
+    };
+
+  # `ccci-bridge tick`'s own settings; the tokens are its credentials.
+  bridgeEnvironment =
+    s:
+    let
+      b = bridgeOf s;
+    in
+    {
+      CCCI_BRIDGE_FORGE_URL = b.forgeUrl;
+      CCCI_BRIDGE_FORGE_TOKEN_FILE = "${credentialDir "ccci-bridge"}/forge-token";
+      CCCI_BRIDGE_ORG = b.organisation;
+      CCCI_BRIDGE_REPOS = concatStringsSep "," b.repositories;
+      CCCI_BRIDGE_DRONE_URL = b.droneUrl;
+      CCCI_BRIDGE_DRONE_TOKEN_FILE = "${credentialDir "ccci-bridge"}/drone-token";
+      CCCI_BRIDGE_DRONE_REPO = b.droneRepository;
+      CCCI_BRIDGE_LOOKBACK = b.lookback;
+    };
 
   # systemd's StateDirectory= takes a name relative to /var/lib.
   stateDirectoryName =
@@ -94,7 +135,7 @@ rec {
   envFileText =
     s:
     let
-      env = environment s;
+      env = environment s // bridgePipelineEnvironment s;
     in
     concatStringsSep "" (map (k: "export ${k}='${env.${k}}'\n") (attrNames env));
 
@@ -120,6 +161,34 @@ rec {
       {
         assertion = !s.runner.enable || s.runner.rpcHost != null;
         message = "services.ccci.runner.rpcHost must name the Drone server, e.g. drone.example.org";
+      }
+      {
+        assertion =
+          let
+            b = bridgeOf s;
+          in
+          !b.enable
+          || (
+            b.forgeUrl != null
+            && b.organisation != null
+            && b.repositories != [ ]
+            && b.droneUrl != null
+            && b.droneRepository != null
+            && b.forgeTokenFile != null
+            && b.droneTokenFile != null
+          );
+        message = "services.ccci.bridge needs forgeUrl, organisation, repositories, droneUrl, droneRepository, forgeTokenFile and droneTokenFile";
+      }
+      {
+        assertion =
+          let
+            b = bridgeOf s;
+          in
+          !b.enable
+          ||
+            !(hasPrefix "/nix/store/" (toString b.forgeTokenFile))
+            && !(hasPrefix "/nix/store/" (toString b.droneTokenFile));
+        message = "services.ccci.bridge token files must be paths outside the Nix store (strings), read by systemd at start";
       }
     ]
     ++ map (k: {
@@ -216,6 +285,7 @@ rec {
         timeoutMinutes = 20;
       };
     }
+    // bridgeServices s
     // optionalAttrs s.runner.enable {
       ccci-drone-runner = {
         description = "Drone exec runner for ccci recipe pipelines";
@@ -239,6 +309,8 @@ rec {
             if s.runner.limitRepos == [ ] then null else concatStringsSep "," s.runner.limitRepos;
         };
         serviceConfig = serviceBase s // {
+          # The forge token of `ccci-bridge verify` and `publish` in bridge builds.
+          LoadCredential = optional (bridgeOf s).enable "forge-token:${toString (bridgeOf s).forgeTokenFile}";
           ExecStart = "${s.runner.package}/bin/drone-runner-exec daemon";
           WorkingDirectory = s.stateDir;
           Restart = "on-failure";
@@ -252,10 +324,49 @@ rec {
       };
     };
 
+  # The bridge's one tick: it talks to the forge and Drone only, so it runs without the docker
+  # group and with the same hardening as the other units otherwise.
+  bridgeServices =
+    s:
+    let
+      b = bridgeOf s;
+    in
+    optionalAttrs b.enable {
+      ccci-bridge = {
+        description = "ccci bridge: one pass over !testme comments on enrolled recipe pull requests";
+        after = [ "network-online.target" ];
+        wants = [ "network-online.target" ];
+        inherit (s) path;
+        environment = environment s // bridgeEnvironment s;
+        restartIfChanged = false;
+        serviceConfig = serviceBase s // {
+          Type = "oneshot";
+          ExecStart = "${bin s "ccci-bridge"} tick";
+          TimeoutStartSec = "10min";
+          SupplementaryGroups = [ ];
+          LoadCredential = [
+            "forge-token:${toString b.forgeTokenFile}"
+            "drone-token:${toString b.droneTokenFile}"
+          ];
+        };
+      };
+    };
+
   # systemd.timers: name -> NixOS timer definition.
   timers =
     s:
-    optionalAttrs s.janitor.enable {
+    optionalAttrs (bridgeOf s).enable {
+      ccci-bridge = {
+        description = "Run the ccci bridge every ${(bridgeOf s).interval}";
+        wantedBy = [ "timers.target" ];
+        timerConfig = {
+          OnBootSec = "1min";
+          OnUnitActiveSec = (bridgeOf s).interval;
+          AccuracySec = "5s";
+        };
+      };
+    }
+    // optionalAttrs s.janitor.enable {
       ccci-janitor = {
         description = "Run the ccci janitor on a schedule";
         wantedBy = [ "timers.target" ];
@@ -276,6 +387,8 @@ rec {
     assert-custom = 10;
     teardown = 10;
     report = 1;
+    verify = 2;
+    publish = 2;
   };
 
   # Grace between timeout's SIGTERM and its SIGKILL.
@@ -297,9 +410,14 @@ rec {
   # command reaches the shell untouched, and parameters are read only as quoted variables.
   escapeForDrone = builtins.replaceStrings [ "$" ] [ "$$" ];
 
+  # Where `ccci-bridge verify` leaves why a bridge build must not test anything.
+  refusalFile = "$DRONE_WORKSPACE/ccci-refusal";
+
   # The recipe CI pipeline (exec runner). Build parameters: RECIPE (git URL of the recipe),
   # REF (commit or branch under test), PR (pull request number, shown in the log), and
-  # optionally RECIPE_NAME.
+  # optionally RECIPE_NAME. A build `ccci-bridge` starts has instead CCCI_REQUEST_ID,
+  # CCCI_RECIPE_REPO, CCCI_PR, CCCI_HEAD_SHA and CCCI_TRIGGER (docs/bridge.md): the recipe is
+  # the forge's repository at exactly that commit, `verify` runs first and `publish` last.
   pipeline =
     {
       name ? "recipe-ci",
@@ -309,6 +427,10 @@ rec {
     }:
     let
       state = ''"${runStateFile}"'';
+      refusal = ''"${refusalFile}"'';
+      # The bridge's build parameters, quoted, for `ccci-bridge verify` and `publish`.
+      bridgeRun = ''--request "$CCCI_REQUEST_ID" --recipe-repo "$CCCI_RECIPE_REPO" --pr "$CCCI_PR" --sha "$CCCI_HEAD_SHA" --trigger "$CCCI_TRIGGER"'';
+      notBridge = ''if [ -z "''${CCCI_REQUEST_ID:-}" ]; then echo "ccci: not a build the bridge asked for: nothing to do"; exit 0; fi'';
       bounded =
         step: command:
         "timeout --kill-after=${toString killAfterSeconds}s ${toString stepMinutes.${step}}m ${command}";
@@ -354,8 +476,20 @@ rec {
       clone.disable = true;
       steps = [
         (mkStep {
+          name = "verify";
+          commands = [
+            notBridge
+            "rm -f ${refusal}"
+            (bounded "verify" ''ccci-bridge verify ${bridgeRun} --recipe-url "$CCCI_BRIDGE_FORGE_URL/$CCCI_RECIPE_REPO.git" --refusal ${refusal}'')
+          ];
+          mayFail = false;
+        })
+        (mkStep {
           name = "deploy";
           commands = [
+            # A bridge build tests the forge's repository at exactly the requested commit, and
+            # nothing when `verify` refused it.
+            ''if [ -n "''${CCCI_REQUEST_ID:-}" ]; then if [ -e ${refusal} ]; then echo "ccci: not tested: $(cat ${refusal})"; exit 1; fi; export RECIPE="$CCCI_BRIDGE_FORGE_URL/$CCCI_RECIPE_REPO.git"; REF=$CCCI_HEAD_SHA; PR=$CCCI_PR; fi''
             '': "''${RECIPE:?set the build parameter RECIPE to the git URL of the recipe}"''
             '': "''${REF:?set the build parameter REF to the commit or branch under test}"''
             # RECIPE may carry a token (https://user:token@host/...): everything up to its last @
@@ -384,6 +518,14 @@ rec {
         (mkStep {
           name = "report";
           commands = [ (bounded "report" "ccci-report --state ${state} --format text") ];
+          mayFail = false;
+        })
+        (mkStep {
+          name = "publish";
+          commands = [
+            notBridge
+            (bounded "publish" ''ccci-bridge publish ${bridgeRun} --state ${state} --refusal ${refusal} --link "$DRONE_BUILD_LINK" --build "$DRONE_BUILD_NUMBER"'')
+          ];
           mayFail = false;
         })
       ];

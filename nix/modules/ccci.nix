@@ -69,6 +69,20 @@ let
         limitRepos
         ;
     };
+    bridge = {
+      inherit (cfg.bridge)
+        enable
+        forgeUrl
+        organisation
+        repositories
+        droneUrl
+        droneRepository
+        forgeTokenFile
+        droneTokenFile
+        interval
+        lookback
+        ;
+    };
   };
 in
 {
@@ -309,6 +323,74 @@ in
           builds on.
         '';
       };
+    };
+  };
+
+  options.services.ccci.bridge = {
+    enable = mkEnableOption "`ccci-bridge`: `!testme` on enrolled recipe pull requests starts one Drone build (docs/bridge.md)";
+
+    forgeUrl = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      example = "https://git.coopcloud.tech";
+      description = "The forge (Gitea or Forgejo) the bot polls (`CCCI_BRIDGE_FORGE_URL`).";
+    };
+
+    organisation = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      example = "coop-cloud";
+      description = "Members of this organisation may ask for a test run (`CCCI_BRIDGE_ORG`). The bot must be a member.";
+    };
+
+    repositories = mkOption {
+      type = types.listOf types.str;
+      default = [ ];
+      example = [ "coop-cloud/custom-html" ];
+      description = "The enrolled recipe repositories, `owner/name` (`CCCI_BRIDGE_REPOS`).";
+    };
+
+    droneUrl = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      example = "https://drone.example.org";
+      description = "The Drone server (`CCCI_BRIDGE_DRONE_URL`).";
+    };
+
+    droneRepository = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      example = "coop-cloud/recipe-ci";
+      description = "The Drone repository whose pipeline is {option}`services.ccci.runner.pipelineFile` (`CCCI_BRIDGE_DRONE_REPO`).";
+    };
+
+    forgeTokenFile = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      example = "/run/secrets/ccci-bridge-forge-token";
+      description = ''
+        File holding the bot's forge token (scopes in docs/bridge.md), outside the Nix store.
+        systemd hands it to `ccci-bridge.service` and the runner with `LoadCredential=`.
+      '';
+    };
+
+    droneTokenFile = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      example = "/run/secrets/ccci-bridge-drone-token";
+      description = "File holding a Drone token with write access to the repository, outside the Nix store (`LoadCredential=`).";
+    };
+
+    interval = mkOption {
+      type = types.str;
+      default = "1min";
+      description = "Time between two ticks (`OnUnitActiveSec=` of `ccci-bridge.timer`).";
+    };
+
+    lookback = mkOption {
+      type = types.str;
+      default = "2h";
+      description = "On a cold start, how old a `!testme` may be and still count (`CCCI_BRIDGE_LOOKBACK`).";
     };
   };
 

@@ -30,12 +30,19 @@ def load(path):
 
 
 OPS = ["deploy", "assert-install", "upgrade", "assert-upgrade", "assert-custom"]
-STEP_NAMES = OPS + ["teardown", "report"]
+STEP_NAMES = ["verify"] + OPS + ["teardown", "report", "publish"]
 # engine/resource/exec.go of drone-runner-exec, plus the pipeline keys the server reads.
 STEP_KEYS = {"name", "shell", "depends_on", "detach", "environment", "failure", "commands", "when"}
 PIPELINE_KEYS = {"kind", "type", "name", "platform", "concurrency", "trigger", "clone", "steps",
                  "workspace", "depends_on", "node"}
 ONESHOTS = ["ccci-janitor", "ccci-teardown@"]
+BRIDGE_ENV = {
+    "CCCI_BRIDGE_FORGE_URL": "https://git.example.org", "CCCI_BRIDGE_ORG": "coop-cloud",
+    "CCCI_BRIDGE_REPOS": "coop-cloud/custom-html,coop-cloud/gitea",
+    "CCCI_BRIDGE_DRONE_URL": "https://drone.example.org",
+    "CCCI_BRIDGE_DRONE_REPO": "coop-cloud/recipe-ci", "CCCI_BRIDGE_LOOKBACK": "2h",
+    "CCCI_BRIDGE_FORGE_TOKEN_FILE": "/run/credentials/ccci-bridge.service/forge-token",
+    "CCCI_BRIDGE_DRONE_TOKEN_FILE": "/run/credentials/ccci-bridge.service/drone-token"}
 HARDENING = {"User": "ccci", "Group": "ccci", "SupplementaryGroups": ["docker"],
              "StateDirectory": "ccci", "NoNewPrivileges": True, "PrivateTmp": True,
              "ProtectSystem": "strict", "ProtectHome": True}
@@ -48,22 +55,47 @@ def lib_checks(ev, root, sentinel):
     bad = ev["variants"]["bad"]
     wanted = ["stateDir must be below /var/lib", "domainSuffix must be a domain",
               "needs services.ccci.environmentFile", "rpcHost must name the Drone server",
-              "CCCI_X must not contain a single quote"]
+              "CCCI_X must not contain a single quote",
+              "services.ccci.bridge needs forgeUrl"]
     check("lib: bad settings fail the matching assertions",
           len(bad) == len(wanted) and all(any(w in m for m in bad) for w in wanted), bad)
 
-    check("lib: unit names", sorted(svc) == ["ccci-drone-runner", "ccci-janitor", "ccci-teardown@"]
-          and sorted(tim) == ["ccci-janitor"], (sorted(svc), sorted(tim)))
+    check("lib: unit names", sorted(svc) == ["ccci-bridge", "ccci-drone-runner", "ccci-janitor",
+                                             "ccci-teardown@"]
+          and sorted(tim) == ["ccci-bridge", "ccci-janitor"], (sorted(svc), sorted(tim)))
     execs = {n: svc[n]["serviceConfig"]["ExecStart"] for n in svc}
     check("lib: ExecStart paths", execs == {
         "ccci-janitor": root + "/pkg/bin/ccci-janitor",
         "ccci-teardown@": root + "/pkg/bin/ccci-teardown --run %i",
+        "ccci-bridge": root + "/pkg/bin/ccci-bridge tick",
         "ccci-drone-runner": root + "/runner/bin/drone-runner-exec daemon"}, execs)
     check("lib: dry-run janitor", ev["variants"]["dryRun"]["ccci-janitor"]["serviceConfig"]
           ["ExecStart"] == root + "/pkg/bin/ccci-janitor --dry-run")
     check("lib: janitor and teardown are oneshots that a rebuild does not restart",
           all(svc[n]["serviceConfig"]["Type"] == "oneshot" and svc[n]["restartIfChanged"] is False
               and svc[n]["serviceConfig"]["TimeoutStartSec"].endswith("min") for n in ONESHOTS))
+    b = svc["ccci-bridge"]
+    check("lib: the bridge is a oneshot per timer tick, its tokens systemd credentials",
+          b["serviceConfig"]["Type"] == "oneshot" and b["restartIfChanged"] is False
+          and b["serviceConfig"]["LoadCredential"] == [
+              "forge-token:/run/secrets/bridge-forge-token",
+              "drone-token:/run/secrets/bridge-drone-token"]
+          and b["environment"] == dict(env, **BRIDGE_ENV)
+          and tim["ccci-bridge"]["timerConfig"]["OnUnitActiveSec"] == "1min", b)
+    check("lib: a bridge token file in the Nix store is refused",
+          ev["variants"]["bridgeTokenInStore"] == [
+              "services.ccci.bridge token files must be paths outside the Nix store (strings), read by systemd at start"],
+          ev["variants"]["bridgeTokenInStore"])
+    check("lib: the bridge needs no Docker", b["serviceConfig"]["SupplementaryGroups"] == []
+          and "docker.service" not in b.get("requires", []), b["serviceConfig"])
+    check("lib: the runner loads the forge token for the pipeline's bridge steps",
+          svc["ccci-drone-runner"]["serviceConfig"]["LoadCredential"]
+          == ["forge-token:/run/secrets/bridge-forge-token"])
+    check("lib: the pipeline's environment adds the forge, the organisation and that token",
+          ev["pipelineEnvironment"] == dict(env, **{
+              "CCCI_BRIDGE_FORGE_URL": "https://git.example.org", "CCCI_BRIDGE_ORG": "coop-cloud",
+              "CCCI_BRIDGE_FORGE_TOKEN_FILE": "/run/credentials/ccci-drone-runner.service/forge-token"}),
+          ev["pipelineEnvironment"])
     t = tim["ccci-janitor"]
     check("lib: janitor timer schedule", t["timerConfig"]["OnCalendar"] == "*:0/5"
           and t["timerConfig"]["Persistent"] is True and t["wantedBy"] == ["timers.target"], t)
@@ -95,8 +127,8 @@ def lib_checks(ev, root, sentinel):
                          capture_output=True, text=True)
     os.unlink(f.name)
     sourced = dict(kv.split("=", 1) for kv in out.stdout.split("\0") if kv.startswith("CCCI_"))
-    check("lib: the env file, sourced by sh, exports the same environment", sourced == env,
-          sourced)
+    check("lib: the env file, sourced by sh, exports the same environment",
+          sourced == ev["pipelineEnvironment"], sourced)
 
     runner = svc["ccci-drone-runner"]
     check("lib: Drone runner connection", runner["environment"] == {
@@ -112,7 +144,9 @@ def lib_checks(ev, root, sentinel):
           all(s["serviceConfig"].get("EnvironmentFile") == root + "/secrets/ccci.env"
               for s in svc.values()))
     bad_hardening = {n: {k: s["serviceConfig"].get(k) for k in HARDENING
-                         if s["serviceConfig"].get(k) != HARDENING[k]} for n, s in svc.items()}
+                         if s["serviceConfig"].get(k) != HARDENING[k]
+                         and not (n == "ccci-bridge" and k == "SupplementaryGroups")}
+                     for n, s in svc.items()}
     check("lib: every unit runs as ccci with the docker group, its state dir and hardening",
           all(v == {} for v in bad_hardening.values()), bad_hardening)
 
@@ -139,7 +173,7 @@ def lib_checks(ev, root, sentinel):
           [sorted(set(s) - STEP_KEYS) for s in steps] + [sorted(set(p) - PIPELINE_KEYS)])
     check("lib: every step runs on success and on failure",
           all(s["when"] == {"status": ["success", "failure"]} for s in steps))
-    check("lib: ops may fail, teardown and report may not",
+    check("lib: ops may fail; verify, teardown, report and publish may not",
           all(s.get("failure") == "ignore" for s in steps if s["name"] in OPS)
           and all("failure" not in s for s in steps if s["name"] not in OPS))
     binaries = set(ev["binaries"])
@@ -157,7 +191,8 @@ def lib_checks(ev, root, sentinel):
           not any("\\" in c for s in steps for c in s["commands"]))
     check("lib: binaries the pipeline calls",
           ev["pipelineBinaries"] == ["ccci-deploy", "ccci-assert", "ccci-upgrade",
-                                     "ccci-teardown", "ccci-report"], ev["pipelineBinaries"])
+                                     "ccci-teardown", "ccci-report", "ccci-bridge"],
+          ev["pipelineBinaries"])
     check("lib: Drone arch per system", ev["droneArch"] == ["amd64", "arm64"], ev["droneArch"])
 
 
@@ -177,7 +212,9 @@ def module_checks(mod, nosecret, paths, nodocker, remap):
     typed = {k: (v["type"], v["typeArgs"]) for k, v in opts.items()}
     check("module: secrets only as a file path",
           typed["services.ccci.environmentFile"] == ("nullOr", ["path"])
-          and not any(w in k.lower() for k in opts for w in ("secret", "password", "token")),
+          and all(typed[k] == ("nullOr", ["str"]) for k in opts if k.endswith("TokenFile"))
+          and not any(w in k.lower() for k in opts for w in ("secret", "password", "token")
+                      if not k.endswith("TokenFile")),
           typed["services.ccci.environmentFile"])
     cfg = mod["cfg"]
     check("module: defaults", cfg["stateDir"] == "/var/lib/ccci" and cfg["abraServer"] == "default"
@@ -206,8 +243,20 @@ def module_checks(mod, nosecret, paths, nodocker, remap):
           == "/etc/ccci/allowlist")
     etc = mod["environment"]["etc"]
     text = etc.get("ccci/env", {}).get("text", "")
-    check("module: /etc/ccci/env carries the units' environment",
-          sorted(text.splitlines()) == sorted("export %s='%s'" % kv for kv in env.items()), text)
+    bridge_env = {"CCCI_BRIDGE_FORGE_URL": "https://git.example.org", "CCCI_BRIDGE_ORG": "coop-cloud",
+                  "CCCI_BRIDGE_FORGE_TOKEN_FILE":
+                  "/run/credentials/ccci-drone-runner.service/forge-token"}
+    check("module: /etc/ccci/env carries the units' environment and the bridge's forge settings",
+          sorted(text.splitlines())
+          == sorted("export %s='%s'" % kv for kv in dict(env, **bridge_env).items()), text)
+    b = s["ccci-bridge"]
+    check("module: the bridge unit ticks with its tokens as credentials",
+          b["serviceConfig"]["ExecStart"] == "/nix/store/ccci/bin/ccci-bridge tick"
+          and b["serviceConfig"]["LoadCredential"] == ["forge-token:/run/secrets/bridge-forge",
+                                                        "drone-token:/run/secrets/bridge-drone"]
+          and b["environment"]["CCCI_BRIDGE_REPOS"] == "coop-cloud/custom-html"
+          and mod["systemd"]["timers"]["ccci-bridge"]["timerConfig"]["OnUnitActiveSec"] == "1min",
+          b)
     u = mod["users"]["users"]["ccci"]
     check("module: a ccci system user in the docker group, home in the state dir",
           u["isSystemUser"] and u["group"] == "ccci" and u["extraGroups"] == ["docker"]

@@ -24,7 +24,7 @@ set -uo pipefail
 # The binaries the units and the pipeline call (nix/lib.nix `binaries`; checked below). One
 # that is a binary target of the Cargo workspace must build and is verified; one that is not
 # yet (its issue is not done) is skipped, and named at the end.
-EXPECTED_BINARIES=(ccci-deploy ccci-assert ccci-upgrade ccci-teardown ccci-janitor ccci-report)
+EXPECTED_BINARIES=(ccci-deploy ccci-assert ccci-upgrade ccci-teardown ccci-janitor ccci-report ccci-bridge)
 
 # Highest `systemd-analyze security` exposure (0.0 best, 10.0 worst) a ccci unit may have.
 MAX_EXPOSURE=4.0
@@ -191,7 +191,11 @@ main() {
 	# --- Module and flake, against stubs of nixpkgs ---------------------------------------------
 	local good='{ enable = true; abraPackage = "/nix/store/abra"; domainSuffix = "ci.example.org";
 	  environmentFile = "/run/secrets/ccci.env"; allowlist = [ "git.coopcloud.tech/coop-cloud/custom-html" "git.coopcloud.tech/coop-cloud/gitea" ];
-	  runner = { enable = true; rpcHost = "drone.example.org"; }; }'
+	  runner = { enable = true; rpcHost = "drone.example.org"; };
+	  bridge = { enable = true; forgeUrl = "https://git.example.org"; organisation = "coop-cloud";
+	    repositories = [ "coop-cloud/custom-html" ]; droneUrl = "https://drone.example.org";
+	    droneRepository = "coop-cloud/recipe-ci"; forgeTokenFile = "/run/secrets/bridge-forge";
+	    droneTokenFile = "/run/secrets/bridge-drone"; }; }'
 	local variant ok=1
 	for variant in good nosecret paths nodocker remap; do
 		local values=$good extra=()

@@ -45,6 +45,21 @@ let
       rpcProto = "https";
       limitRepos = [ "coop-cloud/recipe-ci" ];
     };
+    bridge = {
+      enable = true;
+      forgeUrl = "https://git.example.org";
+      organisation = "coop-cloud";
+      repositories = [
+        "coop-cloud/custom-html"
+        "coop-cloud/gitea"
+      ];
+      droneUrl = "https://drone.example.org";
+      droneRepository = "coop-cloud/recipe-ci";
+      forgeTokenFile = "/run/secrets/bridge-forge-token";
+      droneTokenFile = "/run/secrets/bridge-drone-token";
+      interval = "1min";
+      lookback = "2h";
+    };
   };
 
   failing = s: map (a: a.message) (builtins.filter (a: !a.assertion) (ccci.assertions s));
@@ -60,6 +75,8 @@ in
     killAfterSeconds
     ;
   environment = ccci.environment settings;
+  # What pipeline steps see: the units' environment and the bridge's forge settings.
+  pipelineEnvironment = ccci.environment settings // ccci.bridgePipelineEnvironment settings;
   envFileText = ccci.envFileText settings;
   services = ccci.services settings;
   timers = ccci.timers settings;
@@ -79,6 +96,14 @@ in
       }
     );
     keepOnFailure = ccci.environment (settings // { keepOnFailure = true; });
+    bridgeTokenInStore = failing (
+      settings
+      // {
+        bridge = settings.bridge // {
+          droneTokenFile = "/nix/store/0000-drone-token";
+        };
+      }
+    );
     minimal =
       let
         s = settings // {
@@ -90,6 +115,9 @@ in
             enable = false;
           };
           runner = settings.runner // {
+            enable = false;
+          };
+          bridge = settings.bridge // {
             enable = false;
           };
         };
@@ -109,6 +137,9 @@ in
         extraEnvironment.CCCI_X = "it's";
         runner = settings.runner // {
           rpcHost = null;
+        };
+        bridge = settings.bridge // {
+          forgeUrl = null;
         };
       }
     );

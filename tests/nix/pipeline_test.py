@@ -25,7 +25,7 @@ import json, os, sys, time
 ctl = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "ctl")
 name = os.path.basename(sys.argv[0])
 args = sys.argv[1:]
-key = name + ("-" + args[0] if name == "ccci-assert" and args else "")
+key = name + ("-" + args[0] if name in ("ccci-assert", "ccci-bridge") and args else "")
 with open(os.path.join(ctl, "calls.jsonl"), "a") as f:
     f.write(json.dumps({{"key": key, "argv": args, "cwd": os.getcwd(),
         "env": {{k: v for k, v in os.environ.items() if k.startswith("CCCI_")}},
@@ -33,25 +33,33 @@ with open(os.path.join(ctl, "calls.jsonl"), "a") as f:
 with open(os.path.join(ctl, "behaviour.json")) as f:
     todo = json.load(f).get(key, {{}})
 state = args[args.index("--state") + 1] if "--state" in args else None
+if todo.get("refuse") and "--refusal" in args:
+    with open(args[args.index("--refusal") + 1], "w") as f:
+        f.write(todo["refuse"] + "\\n")
 if todo.get("sleep"):
     time.sleep(todo["sleep"])
 if name == "ccci-deploy" and state and not todo.get("no_state"):
     with open(state, "w") as f:
         json.dump({{"schema": "ccci.run/v1"}}, f)
-if state and not os.path.exists(state):
+if state and not os.path.exists(state) and name != "ccci-bridge":
     print(name + ": cannot read run-state " + state, file=sys.stderr)
     sys.exit(2)
 sys.exit(todo.get("exit", 0))
 """
 
-BINARIES = ["ccci-deploy", "ccci-assert", "ccci-upgrade", "ccci-teardown", "ccci-report"]
+BINARIES = ["ccci-deploy", "ccci-assert", "ccci-upgrade", "ccci-teardown", "ccci-report",
+            "ccci-bridge"]
 OPS = ["deploy", "assert-install", "upgrade", "assert-upgrade", "assert-custom"]
-STEPS = OPS + ["teardown", "report"]
+STEPS = ["verify"] + OPS + ["teardown", "report", "publish"]
 CALLS_ALL = ["ccci-deploy", "ccci-assert-install", "ccci-upgrade", "ccci-assert-upgrade",
              "ccci-assert-custom", "ccci-teardown", "ccci-report"]
 
 PARAMS = {"RECIPE": "https://git.example.org/coop-cloud/custom-html.git",
           "REF": "0123456789abcdef0123456789abcdef01234567", "PR": "42"}
+# The parameters ccci-bridge sends, and nothing else.
+BRIDGE = {"CCCI_REQUEST_ID": "0123456789abcdef", "CCCI_RECIPE_REPO": "coop-cloud/custom-html",
+          "CCCI_PR": "42", "CCCI_HEAD_SHA": "89abcdef0123456789abcdef0123456789abcdef",
+          "CCCI_TRIGGER": "alice"}
 
 results = []
 
@@ -152,7 +160,7 @@ def main():
         check(t("report prints text"),
               calls and calls[-1]["argv"] == ["--state", st, "--format", "text"],
               calls[-1]["argv"] if calls else None)
-        expected_env = ev["environment"]
+        expected_env = ev["pipelineEnvironment"]
         check(t("every ccci call sees the host's CCCI_* environment"),
               calls and all(c["env"] == expected_env for c in calls),
               calls[0]["env"] if calls else None)
@@ -226,6 +234,53 @@ def main():
         check(t("build parameters cannot override the host's CCCI_* settings"),
               calls and all(c["env"] == expected_env for c in calls),
               calls[0]["env"] if calls else "no calls")
+
+        failed, steps, calls = h.run(config, BRIDGE, shell=shell)
+        keys = [c["key"] for c in calls]
+        st = state(h.last_root)
+        refusal = os.path.join(h.last_root, "drone", "src", "ccci-refusal")
+        run = ["--request", BRIDGE["CCCI_REQUEST_ID"], "--recipe-repo", BRIDGE["CCCI_RECIPE_REPO"],
+               "--pr", "42", "--sha", BRIDGE["CCCI_HEAD_SHA"], "--trigger", "alice"]
+        forge = ev["pipelineEnvironment"]["CCCI_BRIDGE_FORGE_URL"]
+        check(t("a bridge build: verify first, the ops, publish last; the build passes"),
+              not failed and keys == ["ccci-bridge-verify"] + CALLS_ALL + ["ccci-bridge-publish"],
+              "failed=%s calls=%s" % (failed, keys))
+        check(t("a bridge build tests the forge's repository at exactly the requested commit"),
+              calls and calls[1]["recipe_env"] == forge + "/coop-cloud/custom-html.git"
+              and calls[1]["argv"][:6] == ["--driver", "abra", "--recipe-env", "RECIPE", "--ref",
+                                           BRIDGE["CCCI_HEAD_SHA"]], calls[1:2])
+        check(t("verify and publish get the request, the run-state, the refusal file and the link"),
+              calls and calls[0]["argv"] == ["verify"] + run + [
+                  "--recipe-url", forge + "/coop-cloud/custom-html.git", "--refusal", refusal]
+              and calls[-1]["argv"] == ["publish"] + run + [
+                  "--state", st, "--refusal", refusal, "--link", "", "--build", "7"],
+              [calls[0]["argv"], calls[-1]["argv"]] if calls else None)
+        check(t("bridge steps see the host's settings, the forge's among them"),
+              calls and all({k: v for k, v in c["env"].items() if k not in BRIDGE} == expected_env
+                            for c in calls), calls[0]["env"] if calls else None)
+
+        failed, steps, calls = h.run(config, BRIDGE, {"ccci-bridge-verify": {
+            "exit": 1, "refuse": "@alice is no longer a member"}}, shell=shell)
+        keys = [c["key"] for c in calls]
+        check(t("a refused bridge build deploys nothing, still publishes, and fails"),
+              failed and "ccci-deploy" not in keys and keys[-1:] == ["ccci-bridge-publish"]
+              and "not tested: @alice is no longer a member" in steps["deploy"]["output"]
+              and "nothing to tear down" in steps["teardown"]["output"],
+              "failed=%s calls=%s" % (failed, keys))
+
+        failed, steps, calls = h.run(config, PARAMS, shell=shell)
+        check(t("a build without the bridge's parameters runs neither verify nor publish"),
+              not failed and "not a build the bridge asked for" in steps["verify"]["output"]
+              and "not a build the bridge asked for" in steps["publish"]["output"]
+              and not any(c["key"].startswith("ccci-bridge") for c in calls))
+
+        evil = dict(BRIDGE, CCCI_RECIPE_REPO='x"; touch %s; echo "' % canary,
+                    CCCI_PR="1; touch %s" % canary, CCCI_TRIGGER="$(touch %s)" % canary)
+        failed, steps, calls = h.run(config, evil, shell=shell)
+        check(t("the bridge's parameters are data, never shell code"),
+              not os.path.exists(canary) and calls
+              and calls[0]["argv"][calls[0]["argv"].index("--recipe-repo") + 1]
+              == evil["CCCI_RECIPE_REPO"], calls[0]["argv"] if calls else "no calls")
 
         failed, steps, calls = h.run(fast, PARAMS, {"ccci-deploy": {"sleep": 60},
                                                     "ccci-report": {"exit": 1}}, shell=shell)

@@ -138,7 +138,7 @@ fn verify(opts: &BTreeMap<&str, String>, log: &dyn Fn(&str)) -> Result<i32> {
 fn run_publish(opts: &BTreeMap<&str, String>, log: &dyn Fn(&str)) -> Result<i32> {
     let allowed: Vec<&str> = RUN.iter().copied().chain(["state", "refusal", "link", "build"]).collect();
     let req = request(opts, &allowed)?;
-    let build = match opts.get("build") {
+    let build = match opts.get("build").filter(|b| !b.is_empty()) {
         Some(b) => {
             Some(b.parse::<u64>().map_err(|_| ccci::Error::bad_input(format!("--build {b:?} is not a build number")))?)
         }
