@@ -69,18 +69,23 @@ impl Finding {
     }
 }
 
-/// Reads the compose files checked out in `recipe_dir` through `docker stack config`, as the
-/// deploy will (the files `COMPOSE_FILE` of `.env.sample` names, interpolated with the variables
-/// of [`crate::driver::interpolation_env`]), and lists what they reach on the host, each line
-/// ending with `place`.
+/// Reads the compose files checked out in `recipe_dir` through `docker stack config`, as a deploy
+/// with the app env `app_env` will (the files its `COMPOSE_FILE` names, interpolated with the
+/// variables of [`crate::driver::interpolation_env`]), and lists what they reach on the host,
+/// each line ending with `place`. Before the app exists, `app_env` is the checkout's
+/// `.env.sample`; for the upgrade, the app env itself (which keeps the base's values).
 ///
 /// Errors: `OpFailed` when Docker cannot load the files (the recipe's fault), `Environment` when
 /// docker cannot be run or prints something that is not YAML, `BadInput` for a malformed
 /// `CCCI_EXTERNAL_NETWORKS`.
-pub fn inspect(recipe_dir: &Path, state: &RunState, place: &str) -> Result<Vec<String>> {
-    let sample = crate::driver::env_sample(recipe_dir)?;
-    let files = crate::recipe::compose_files(&sample);
-    let env = crate::driver::interpolation_env(recipe_dir, &sample, state)?;
+pub fn inspect(
+    recipe_dir: &Path,
+    app_env: &crate::recipe::EnvFile,
+    state: &RunState,
+    place: &str,
+) -> Result<Vec<String>> {
+    let files = crate::recipe::compose_files(app_env);
+    let env = crate::driver::interpolation_env(recipe_dir, app_env, state)?;
     let yaml = crate::docker::stack_config(recipe_dir, &files, &env, recipe_dir)?;
     let config: Value = serde_yaml_ng::from_str(&yaml)
         .map_err(|e| Error::env(format!("parsing the output of docker stack config: {e}")))?;

@@ -59,11 +59,16 @@ pub fn problem(obj: &SwarmObject, found: &Found) -> Option<String> {
 }
 
 /// `problem`, plus, for a network a recipe outside the allowlist may not join, that joining it
-/// also needs the operator's leave.
+/// also needs the operator's leave; for another stack's secret or config, that such a recipe may
+/// not use it at all (`crate::hostaccess`).
 fn with_allowance(problem: String, obj: &SwarmObject, allowed: Option<&[String]>) -> String {
     match allowed {
         Some(names) if obj.kind == ObjectKind::Network && !names.contains(&obj.name) => format!(
             "{problem} (and, for a recipe outside the allowlist, add it to CCCI_EXTERNAL_NETWORKS: joining it is host access)"
+        ),
+        Some(_) if obj.kind != ObjectKind::Network => format!(
+            "{problem} (a recipe outside the allowlist may not use it even then: another stack's {} is host access)",
+            obj.kind.as_str()
         ),
         _ => problem,
     }
@@ -71,6 +76,11 @@ fn with_allowance(problem: String, obj: &SwarmObject, allowed: Option<&[String]>
 
 /// Asks docker about `obj`.
 pub fn look(sh: &Shell, obj: &SwarmObject) -> Result<Found> {
+    // Swarm services may join the node's `host` network (local scope, always there); whether a
+    // recipe may is the host-access policy's to say (`crate::hostaccess`), as the recipe's fault.
+    if obj.kind == ObjectKind::Network && obj.name == "host" {
+        return Ok(Found::Usable);
+    }
     let kind = obj.kind.as_str();
     let mut args = vec![kind.to_string(), "inspect".into()];
     if obj.kind == ObjectKind::Network {
@@ -117,6 +127,12 @@ pub fn check(sh: &Shell, objects: &[SwarmObject], allowed: Option<&[String]>) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_host_network_is_there_for_services_and_left_to_the_host_access_policy() {
+        let sh = Shell::new().unwrap();
+        assert_eq!(look(&sh, &obj(ObjectKind::Network, "host", true)).unwrap(), Found::Usable);
+    }
 
     fn obj(kind: ObjectKind, name: &str, external: bool) -> SwarmObject {
         SwarmObject { kind, key: name.into(), name: name.into(), external }
@@ -171,5 +187,10 @@ mod tests {
         );
         assert_eq!(with_allowance("x".into(), &obj(ObjectKind::Network, "proxy", true), Some(&allowed)), "x");
         assert_eq!(with_allowance("x".into(), &obj(ObjectKind::Network, "outside", true), None), "x");
+        assert_eq!(
+            with_allowance("x".into(), &obj(ObjectKind::Secret, "smtp", true), Some(&allowed)),
+            "x (a recipe outside the allowlist may not use it even then: another stack's secret is host access)"
+        );
+        assert_eq!(with_allowance("x".into(), &obj(ObjectKind::Secret, "smtp", true), None), "x");
     }
 }

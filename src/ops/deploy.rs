@@ -229,7 +229,8 @@ fn deploy(
     let head_compose = read_recipe(&recipe_dir, state)?;
     check_names(&head_compose, state)?;
     // ccci-upgrade deploys the head later: its host access is judged now, with the base's.
-    let mut host_access = hostaccess::inspect(&recipe_dir, state, "in the head")?;
+    let head_sample = driver::env_sample(&recipe_dir)?;
+    let mut host_access = hostaccess::inspect(&recipe_dir, &head_sample, state, "in the head")?;
 
     let mut base = if upgrade {
         let plan = plan_upgrade(sh, &recipe_dir, &commit)?;
@@ -248,14 +249,27 @@ fn deploy(
             git::checkout_clean(sh, &recipe_dir, &b.commit)?;
             let c = read_recipe(&recipe_dir, state)?;
             check_names(&c, state)?;
+            let base_sample = driver::env_sample(&recipe_dir)?;
+            let mut found = hostaccess::inspect(&recipe_dir, &base_sample, state, &format!("in release {}", b.tag))?;
+            // The upgrade deploys the head with the app env made from this release's sample
+            // (its COMPOSE_FILE and values kept, the head's new keys added): judged with the base.
+            let mut upgrade_env = base_sample;
+            upgrade_env.add_missing(&head_sample);
+            git::checkout_clean(sh, &recipe_dir, &commit)?;
+            let place = format!("in the head, with the app env of release {}", b.tag);
+            found.extend(hostaccess::inspect(&recipe_dir, &upgrade_env, state, &place)?);
+            git::checkout_clean(sh, &recipe_dir, &b.commit)?;
             let mut with_base = host_access.clone();
-            for line in hostaccess::inspect(&recipe_dir, state, &format!("in release {}", b.tag))? {
-                if !with_base.contains(&line) {
+            for line in found {
+                // A finding of the head already listed is not repeated for the release's app env.
+                let plain = line.replace(&format!(", with the app env of release {})", b.tag), ")");
+                if !with_base.contains(&line) && !with_base.contains(&plain) {
                     with_base.push(line);
                 }
             }
             match hostaccess::gate(&with_base, approval.clone()) {
-                // Only the base reaches the host: the base cannot deploy here, the head can.
+                // Only the base (or the upgrade to the head it leads to) reaches the host: the
+                // base cannot deploy here, the head by itself can.
                 Err(e) if hostaccess::gate(&host_access, approval.clone()).is_ok() => {
                     base_refused = Some(e);
                     git::checkout_clean(sh, &recipe_dir, &commit)?;

@@ -88,10 +88,6 @@ fn upgrade(state: &mut RunState, sh: &Shell, progress: &Progress, assertions: &m
 
     // abra's release deploy moved the tree to the base: put the head back, exactly.
     git::checkout_clean(sh, &dir, &head)?;
-    // The deploy judged the head already; it is judged again before anything is prepared or
-    // redeployed for it.
-    let host_access = crate::hostaccess::inspect(&dir, state, "in the head")?;
-    crate::hostaccess::gate(&host_access, crate::hostaccess::approval(state)?)?;
     // The head's new env keys and secrets, as an operator upgrading by hand would add them.
     let prep = crate::ops::prepare::for_head(driver.as_ref(), sh, state, progress)?;
     if !prep.operator_secrets.is_empty() {
@@ -111,6 +107,12 @@ fn upgrade(state: &mut RunState, sh: &Shell, progress: &Progress, assertions: &m
         )));
     }
     progress.log(format!("head {} restored and verified ({nar})", &head[..8]));
+    // The deploy judged the head already; it is judged again, just before the redeploy, with the
+    // app env the redeploy reads (the release's COMPOSE_FILE and values, the head's new keys).
+    let env_path = state.env_file.clone().ok_or_else(|| Error::bad_input("the run-state has no env_file"))?;
+    let app_env = crate::recipe::EnvFile::read(&env_path).map_err(Error::recipe_fault)?;
+    let host_access = crate::hostaccess::inspect(&dir, &app_env, state, "in the head")?;
+    crate::hostaccess::gate(&host_access, crate::hostaccess::approval(state)?)?;
 
     let before = converge::snapshot(sh, &state.stack)?;
     let head_compose = prep.compose.clone();

@@ -72,18 +72,25 @@ struct Pipe {
 
 impl Pipe {
     fn new(name: &str, edit: &Edit, into: Place) -> Pipe {
+        Pipe::with(name, |repo| {
+            let compose = std::fs::read_to_string(repo.join("compose.yml")).unwrap();
+            std::fs::write(repo.join("compose.yml"), apply(&compose, edit)).unwrap();
+            git(repo, &["commit", "-q", "-am", "host access"]);
+            if into == Place::Base {
+                git(repo, &["tag", "-a", "-m", "release 1.3.0+1.36", "1.3.0+1.36"]);
+                std::fs::write(repo.join("compose.yml"), compose).unwrap();
+                git(repo, &["commit", "-q", "-am", "head: without host access"]);
+            }
+        })
+    }
+
+    /// The example recipe, with `commits` made on top of its head.
+    fn with(name: &str, commits: impl FnOnce(&Path)) -> Pipe {
         let sb = Sandbox::new(name);
         let repo = sb.root.join("hello");
         let out = Command::new(repo_root().join("examples/hello/make-repo")).arg(&repo).arg("ok").output().unwrap();
         assert!(out.status.success(), "make-repo: {}", String::from_utf8_lossy(&out.stderr));
-        let compose = std::fs::read_to_string(repo.join("compose.yml")).unwrap();
-        std::fs::write(repo.join("compose.yml"), apply(&compose, edit)).unwrap();
-        git(&repo, &["commit", "-q", "-am", "host access"]);
-        if into == Place::Base {
-            git(&repo, &["tag", "-a", "-m", "release 1.3.0+1.36", "1.3.0+1.36"]);
-            std::fs::write(repo.join("compose.yml"), compose).unwrap();
-            git(&repo, &["commit", "-q", "-am", "head: without host access"]);
-        }
+        commits(&repo);
         let deny = sb.root.join("allowlist-empty");
         std::fs::write(&deny, "# nothing approved\n").unwrap();
         let approve = sb.root.join("allowlist-hello");
@@ -174,6 +181,47 @@ fn refused(name: &str, edit: &Edit, into: Place, line: impl Fn(&Path) -> String)
     p.teardown();
 }
 
+/// The release (not approved) asks for host access the head does not: it cannot be the upgrade
+/// base here. Nothing is created for it; the deploy names it (`line`) and deploys the head by
+/// itself, whose service spec has nothing of `absent`; nothing is granted; teardown leaves
+/// nothing.
+fn base_refused(p: Pipe, line: impl Fn(&Path) -> String, absent: impl Fn(&Value) -> Vec<String>) {
+    let d = p.deploy(&p.deny, &[]);
+    let s = p.state();
+    assert_eq!(d.code, Some(0), "deploy: {}\n{s:#}", d.stderr);
+    let deploy = last_op(&s, "deploy");
+    assert_eq!(deploy["result"], "pass", "{deploy:#}");
+    let recipe_dir = Path::new(s["workspace"].as_str().unwrap()).join("recipe");
+    let want = line(&recipe_dir);
+    let detail = deploy["detail"].as_str().unwrap();
+    let head = &s["source"]["commit"].as_str().unwrap()[..8];
+    assert!(
+        detail.starts_with(&format!(
+            "release 1.3.0+1.36, the upgrade base, does not deploy: {want}; deployed {head} once, by itself: "
+        )),
+        "{detail}"
+    );
+    assert_eq!(s["upgrade"]["base_failure"], want.as_str());
+    assert_eq!(s["deploys"], 1);
+    assert!(s["host_access"].is_null(), "nothing was granted: {s:#}");
+    let service = format!("{}_app", s["stack"].as_str().unwrap());
+    let out = Command::new("docker")
+        .args(["service", "inspect", "--format", "{{json .Spec.TaskTemplate}}", &service])
+        .output()
+        .unwrap();
+    let spec: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for a in absent(&s) {
+        assert!(!spec.to_string().contains(&a), "the release's host access {a:?} reached the swarm: {spec:#}");
+    }
+    p.teardown();
+}
+
+/// The id of the swarm's `host` network.
+fn host_network_id() -> String {
+    let out = Command::new("docker").args(["network", "inspect", "--format", "{{.Id}}", "host"]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 fn head(what: &str) -> String {
     format!("{what}, in the head) — {NEEDS}")
 }
@@ -182,14 +230,22 @@ fn base(what: &str) -> String {
     format!("{what}, in release 1.3.0+1.36) — {NEEDS}")
 }
 
+fn strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
 #[test]
 fn a_head_mounting_the_host_root_is_refused_before_anything_is_created() {
     refused("head-root", &HOST_ROOT, Place::Head, |_| head("service app mounts the host path / (volumes"));
 }
 
 #[test]
-fn a_base_release_mounting_the_host_root_is_refused_before_anything_is_created() {
-    refused("base-root", &HOST_ROOT, Place::Base, |_| base("service app mounts the host path / (volumes"));
+fn a_base_release_mounting_the_host_root_is_not_deployed_and_the_head_is_tested_by_itself() {
+    base_refused(
+        Pipe::new("base-root", &HOST_ROOT, Place::Base),
+        |_| base("service app mounts the host path / (volumes"),
+        |_| strings(&["/hostroot", r#""Type":"bind""#]),
+    );
 }
 
 /// `../../../../etc/hostname` from the checkout at `<state>/work/<run>/recipe`.
@@ -206,10 +262,14 @@ fn a_head_reading_a_config_file_outside_the_checkout_is_refused() {
 }
 
 #[test]
-fn a_base_release_reading_a_config_file_outside_the_checkout_is_refused() {
-    refused("base-file", &HOST_FILE, Place::Base, |dir| {
-        base(&format!("config c reads the file {}, outside the recipe checkout (configs.c.file", outside_file(dir)))
-    });
+fn a_base_release_reading_a_config_file_outside_the_checkout_is_not_deployed() {
+    base_refused(
+        Pipe::new("base-file", &HOST_FILE, Place::Base),
+        |dir| {
+            base(&format!("config c reads the file {}, outside the recipe checkout (configs.c.file", outside_file(dir)))
+        },
+        |s| vec![format!(r#""ConfigName":"{}_c""#, s["stack"].as_str().unwrap())],
+    );
 }
 
 #[test]
@@ -218,8 +278,12 @@ fn a_head_joining_the_host_network_is_refused() {
 }
 
 #[test]
-fn a_base_release_joining_the_host_network_is_refused() {
-    refused("base-net", &HOST_NETWORK, Place::Base, |_| base("service app joins the host network (networks.h"));
+fn a_base_release_joining_the_host_network_is_not_deployed() {
+    base_refused(
+        Pipe::new("base-net", &HOST_NETWORK, Place::Base),
+        |_| base("service app joins the host network (networks.h"),
+        |_| vec![host_network_id()],
+    );
 }
 
 #[test]
@@ -228,8 +292,12 @@ fn a_head_adding_a_capability_is_refused() {
 }
 
 #[test]
-fn a_base_release_adding_a_capability_is_refused() {
-    refused("base-cap", &CAP_ADD, Place::Base, |_| base("service app adds the capabilities SYS_ADMIN (cap_add"));
+fn a_base_release_adding_a_capability_is_not_deployed() {
+    base_refused(
+        Pipe::new("base-cap", &CAP_ADD, Place::Base),
+        |_| base("service app adds the capabilities SYS_ADMIN (cap_add"),
+        |_| strings(&["SYS_ADMIN", "CapabilityAdd"]),
+    );
 }
 
 #[test]
@@ -240,10 +308,80 @@ fn a_head_mounting_the_docker_socket_is_refused() {
 }
 
 #[test]
-fn a_base_release_mounting_the_docker_socket_is_refused() {
-    refused("base-sock", &SOCKET, Place::Base, |_| {
-        base("service app mounts the Docker socket /var/run/docker.sock (volumes")
-    });
+fn a_base_release_mounting_the_docker_socket_is_not_deployed() {
+    base_refused(
+        Pipe::new("base-sock", &SOCKET, Place::Base),
+        |_| base("service app mounts the Docker socket /var/run/docker.sock (volumes"),
+        |_| strings(&["docker.sock", r#""Type":"bind""#]),
+    );
+}
+
+/// A release whose `.env.sample` adds `compose.x.yml` to `COMPOSE_FILE` (harmless there), and a
+/// head whose `compose.x.yml` mounts the host root while its own `.env.sample` no longer names
+/// the file. The upgrade deploys the head with the app env made from the release's sample, so
+/// `compose.x.yml` is deployed.
+fn compose_file_kept_from_the_release(name: &str) -> Pipe {
+    Pipe::with(name, |repo| {
+        let sample = std::fs::read_to_string(repo.join(".env.sample")).unwrap();
+        let with_x = sample.replace("COMPOSE_FILE=\"compose.yml\"", "COMPOSE_FILE=\"compose.yml:compose.x.yml\"");
+        assert_ne!(with_x, sample, "the example's .env.sample names COMPOSE_FILE");
+        std::fs::write(repo.join(".env.sample"), with_x).unwrap();
+        let x = "version: \"3.8\"\nservices:\n  app:\n    environment:\n      - EXTRA=1\n";
+        std::fs::write(repo.join("compose.x.yml"), x).unwrap();
+        git(repo, &["add", "-A"]);
+        git(repo, &["commit", "-q", "-m", "release: compose.x.yml"]);
+        git(repo, &["tag", "-a", "-m", "release 1.3.0+1.36", "1.3.0+1.36"]);
+        std::fs::write(repo.join(".env.sample"), sample).unwrap();
+        let x = "version: \"3.8\"\nservices:\n  app:\n    volumes:\n      - /:/hostroot:ro\n";
+        std::fs::write(repo.join("compose.x.yml"), x).unwrap();
+        git(repo, &["commit", "-q", "-am", "head: compose.x.yml mounts the host, no longer named"]);
+    })
+}
+
+/// The release itself is harmless, but upgrading from it would deploy the head's
+/// `compose.x.yml`: the release cannot be the base, and the head is deployed by itself, with its
+/// own `.env.sample` (no `compose.x.yml`).
+#[test]
+fn a_release_whose_app_env_would_deploy_host_access_of_the_head_is_not_the_upgrade_base() {
+    base_refused(
+        compose_file_kept_from_the_release("kept-env"),
+        |_| {
+            format!(
+                "service app mounts the host path / (volumes, in the head, with the app env of release 1.3.0+1.36) — {NEEDS}"
+            )
+        },
+        |_| strings(&["/hostroot", r#""Type":"bind""#]),
+    );
+}
+
+#[test]
+fn an_upgrade_judges_the_head_again_with_the_app_env_it_deploys_with() {
+    let p = compose_file_kept_from_the_release("kept-env-upgrade");
+    // Approved at the deploy (so the release goes on), no longer approved at the upgrade.
+    let d = p.deploy(&p.approve, &[]);
+    assert_eq!(d.code, Some(0), "deploy: {}", d.stderr);
+    let s = p.state();
+    assert_eq!(
+        s["host_access"]["granted"],
+        serde_json::json!([
+            "service app mounts the host path / (volumes, in the head, with the app env of release 1.3.0+1.36)"
+        ])
+    );
+    let u = p.step("ccci-upgrade", &[]);
+    assert_eq!(u.code, Some(1), "upgrade: {}", u.stderr);
+    let s = p.state();
+    let upgrade = last_op(&s, "upgrade");
+    assert_eq!(upgrade["result"], "fail");
+    assert_eq!(upgrade["detail"], format!("service app mounts the host path / (volumes, in the head) — {NEEDS}"));
+    // The release still runs: nothing of the head was deployed.
+    let service = format!("{}_app", s["stack"].as_str().unwrap());
+    let out = Command::new("docker")
+        .args(["service", "inspect", "--format", "{{json .Spec.TaskTemplate.ContainerSpec.Mounts}}", &service])
+        .output()
+        .unwrap();
+    let mounts = String::from_utf8_lossy(&out.stdout);
+    assert!(!mounts.contains(r#""Source":"/""#), "the head's bind mount was deployed: {mounts}");
+    p.teardown();
 }
 
 #[test]
