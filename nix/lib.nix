@@ -44,6 +44,8 @@ rec {
     "ccci-deploy"
     "ccci-assert"
     "ccci-upgrade"
+    "ccci-backup"
+    "ccci-restore"
     "ccci-teardown"
     "ccci-janitor"
     "ccci-report"
@@ -297,7 +299,7 @@ rec {
         wants = [ "network-online.target" ];
         requires = [ "docker.service" ];
         # The exec runner hands only PATH and USER of its own environment to steps, so this
-        # PATH is how steps find the ccci binaries, abra, docker, git and timeout. The CCCI_*
+        # PATH is how steps find the ccci binaries, abra, docker, git, restic and timeout. The CCCI_*
         # variables reach steps through `envFile` instead.
         inherit (s) path;
         environment = removeNulls {
@@ -384,6 +386,10 @@ rec {
     assert-install = 5;
     upgrade = 15;
     assert-upgrade = 5;
+    backup = 15;
+    assert-backup = 5;
+    restore = 15;
+    assert-restore = 5;
     assert-custom = 10;
     teardown = 10;
     report = 1;
@@ -506,6 +512,10 @@ rec {
         (op "assert-install" "ccci-assert install")
         (op "upgrade" "ccci-upgrade")
         (op "assert-upgrade" "ccci-assert upgrade")
+        (op "backup" "ccci-backup")
+        (op "assert-backup" "ccci-assert backup")
+        (op "restore" "ccci-restore")
+        (op "assert-restore" "ccci-assert restore")
         (op "assert-custom" "ccci-assert custom")
         (mkStep {
           name = "teardown";

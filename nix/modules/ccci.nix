@@ -51,6 +51,8 @@ let
       cfg.abraPackage
       config.virtualisation.docker.package
       pkgs.git
+      # The stack driver's backup engine and the reader of every backup's evidence.
+      pkgs.restic
       pkgs.coreutils
     ];
     user = "ccci";

@@ -29,7 +29,8 @@ def load(path):
         return json.load(f)
 
 
-OPS = ["deploy", "assert-install", "upgrade", "assert-upgrade", "assert-custom"]
+OPS = ["deploy", "assert-install", "upgrade", "assert-upgrade", "backup", "assert-backup", "restore",
+       "assert-restore", "assert-custom"]
 STEP_NAMES = ["verify"] + OPS + ["teardown", "report", "publish"]
 # engine/resource/exec.go of drone-runner-exec, plus the pipeline keys the server reads.
 STEP_KEYS = {"name", "shell", "depends_on", "detach", "environment", "failure", "commands", "when"}
@@ -190,8 +191,8 @@ def lib_checks(ev, root, sentinel):
     check("lib: commands hold no backslash (Drone's substitution would eat it)",
           not any("\\" in c for s in steps for c in s["commands"]))
     check("lib: binaries the pipeline calls",
-          ev["pipelineBinaries"] == ["ccci-deploy", "ccci-assert", "ccci-upgrade",
-                                     "ccci-teardown", "ccci-report", "ccci-bridge"],
+          ev["pipelineBinaries"] == ["ccci-deploy", "ccci-assert", "ccci-upgrade", "ccci-backup",
+                                     "ccci-restore", "ccci-teardown", "ccci-report", "ccci-bridge"],
           ev["pipelineBinaries"])
     check("lib: Drone arch per system", ev["droneArch"] == ["amd64", "arm64"], ev["droneArch"])
 
@@ -231,9 +232,10 @@ def module_checks(mod, nosecret, paths, nodocker, remap):
           and s["ccci-drone-runner"]["serviceConfig"]["ExecStart"]
           == "/nix/store/drone-runner-exec/bin/drone-runner-exec daemon",
           {n: u["serviceConfig"]["ExecStart"] for n, u in s.items()})
-    check("module: PATH has ccci, abra, docker, git and coreutils",
+    check("module: PATH has ccci, abra, docker, git, restic and coreutils",
           all(u["path"] == ["/nix/store/ccci", "/nix/store/abra", "/nix/store/docker",
-                            "/nix/store/git", "/nix/store/coreutils"] for u in s.values()))
+                            "/nix/store/git", "/nix/store/restic", "/nix/store/coreutils"]
+              for u in s.values()))
     env = s["ccci-janitor"]["environment"]
     check("module: CCCI_ABRA is abra's bin/abra, the allowlist list becomes a file",
           env["CCCI_ABRA"] == "/nix/store/abra/bin/abra"

@@ -24,7 +24,7 @@ set -uo pipefail
 # The binaries the units and the pipeline call (nix/lib.nix `binaries`; checked below). One
 # that is a binary target of the Cargo workspace must build and is verified; one that is not
 # yet (its issue is not done) is skipped, and named at the end.
-EXPECTED_BINARIES=(ccci-deploy ccci-assert ccci-upgrade ccci-teardown ccci-janitor ccci-report ccci-bridge)
+EXPECTED_BINARIES=(ccci-deploy ccci-assert ccci-upgrade ccci-backup ccci-restore ccci-teardown ccci-janitor ccci-report ccci-bridge)
 
 # Highest `systemd-analyze security` exposure (0.0 best, 10.0 worst) a ccci unit may have.
 MAX_EXPOSURE=4.0

@@ -78,6 +78,7 @@ let
     ccci = "/nix/store/ccci";
     drone-runner-exec = "/nix/store/drone-runner-exec";
     git = "/nix/store/git";
+    restic = "/nix/store/restic";
     coreutils = "/nix/store/coreutils";
     stdenv.hostPlatform.system = "x86_64-linux";
     writeText = name: text: {

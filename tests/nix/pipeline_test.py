@@ -47,11 +47,13 @@ if state and not os.path.exists(state) and name != "ccci-bridge":
 sys.exit(todo.get("exit", 0))
 """
 
-BINARIES = ["ccci-deploy", "ccci-assert", "ccci-upgrade", "ccci-teardown", "ccci-report",
-            "ccci-bridge"]
-OPS = ["deploy", "assert-install", "upgrade", "assert-upgrade", "assert-custom"]
+BINARIES = ["ccci-deploy", "ccci-assert", "ccci-upgrade", "ccci-backup", "ccci-restore", "ccci-teardown",
+            "ccci-report", "ccci-bridge"]
+OPS = ["deploy", "assert-install", "upgrade", "assert-upgrade", "backup", "assert-backup", "restore",
+       "assert-restore", "assert-custom"]
 STEPS = ["verify"] + OPS + ["teardown", "report", "publish"]
 CALLS_ALL = ["ccci-deploy", "ccci-assert-install", "ccci-upgrade", "ccci-assert-upgrade",
+             "ccci-backup", "ccci-assert-backup", "ccci-restore", "ccci-assert-restore",
              "ccci-assert-custom", "ccci-teardown", "ccci-report"]
 
 PARAMS = {"RECIPE": "https://git.example.org/coop-cloud/custom-html.git",
