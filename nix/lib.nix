@@ -18,7 +18,7 @@
 #   janitor = { enable, schedule, dryRun }
 #   runner = { enable, package, name, capacity, rpcHost, rpcProto, limitRepos }
 #   bridge (optional) = { enable, forgeUrl, organisation, repositories, droneUrl,
-#            droneRepository, forgeTokenFile, droneTokenFile, interval, lookback }
+#            droneRepository, forgeTokenFile, droneTokenFile, interval, lookback, gitBase }
 #                          token files are paths outside the store, handed to the units with
 #                          systemd's LoadCredential= (never in the environment or the store)
 let
@@ -86,7 +86,8 @@ rec {
       CCCI_BRIDGE_FORGE_URL = b.forgeUrl;
       CCCI_BRIDGE_ORG = b.organisation;
       CCCI_BRIDGE_FORGE_TOKEN_FILE = "${credentialDir "ccci-drone-runner"}/forge-token";
-    };
+    }
+    // optionalAttrs (b.enable && (b.gitBase or null) != null) { CCCI_BRIDGE_GIT_BASE = b.gitBase; };
 
   # `ccci-bridge tick`'s own settings; the tokens are its credentials.
   bridgeEnvironment =
@@ -486,7 +487,7 @@ rec {
           commands = [
             notBridge
             "rm -f ${refusal}"
-            (bounded "verify" ''ccci-bridge verify ${bridgeRun} --recipe-url "$CCCI_BRIDGE_FORGE_URL/$CCCI_RECIPE_REPO.git" --refusal ${refusal}'')
+            (bounded "verify" ''ccci-bridge verify ${bridgeRun} --recipe-url "''${CCCI_BRIDGE_GIT_BASE:-$CCCI_BRIDGE_FORGE_URL}/$CCCI_RECIPE_REPO.git" --refusal ${refusal}'')
           ];
           mayFail = false;
         })
@@ -495,7 +496,7 @@ rec {
           commands = [
             # A bridge build tests the forge's repository at exactly the requested commit, and
             # nothing when `verify` refused it.
-            ''if [ -n "''${CCCI_REQUEST_ID:-}" ]; then if [ -e ${refusal} ]; then echo "ccci: not tested: $(cat ${refusal})"; exit 1; fi; export RECIPE="$CCCI_BRIDGE_FORGE_URL/$CCCI_RECIPE_REPO.git"; REF=$CCCI_HEAD_SHA; PR=$CCCI_PR; fi''
+            ''if [ -n "''${CCCI_REQUEST_ID:-}" ]; then if [ -e ${refusal} ]; then echo "ccci: not tested: $(cat ${refusal})"; exit 1; fi; export RECIPE="''${CCCI_BRIDGE_GIT_BASE:-$CCCI_BRIDGE_FORGE_URL}/$CCCI_RECIPE_REPO.git"; REF=$CCCI_HEAD_SHA; PR=$CCCI_PR; fi''
             '': "''${RECIPE:?set the build parameter RECIPE to the git URL of the recipe}"''
             '': "''${REF:?set the build parameter REF to the commit or branch under test}"''
             # RECIPE may carry a token (https://user:token@host/...): everything up to its last @

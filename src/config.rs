@@ -46,6 +46,9 @@ pub enum Accepts {
     Repository,
     /// One or more repositories (`owner/name`), separated by commas or spaces.
     Repositories,
+    /// Where repositories are cloned from: an `https://` or `ssh://` URL without credentials, or
+    /// an absolute path to a directory.
+    GitBase,
 }
 
 /// One setting: the row of `docs/operating.md` it is documented by.
@@ -263,6 +266,12 @@ pub const BRIDGE_DRONE_REPO: Setting = Setting {
     accepts: Accepts::Repository,
     meaning: "`ccci-bridge`: the Drone repository whose pipeline tests a recipe (it receives the build parameters of [bridge.md](bridge.md#the-build))",
 };
+pub const BRIDGE_GIT_BASE: Setting = Setting {
+    name: "CCCI_BRIDGE_GIT_BASE",
+    default: "`CCCI_BRIDGE_FORGE_URL`",
+    accepts: Accepts::GitBase,
+    meaning: "bridge builds: the pipeline clones `<base>/<owner>/<name>.git` (an SSH address of the forge, a mirror, or a directory of repositories)",
+};
 pub const BRIDGE_STATE_DIR: Setting = Setting {
     name: "CCCI_BRIDGE_STATE_DIR",
     default: "`<CCCI_STATE_DIR>/bridge`",
@@ -327,6 +336,7 @@ pub const SETTINGS: &[Setting] = &[
     BRIDGE_DRONE_URL,
     BRIDGE_DRONE_TOKEN_FILE,
     BRIDGE_DRONE_REPO,
+    BRIDGE_GIT_BASE,
     BRIDGE_STATE_DIR,
     BRIDGE_LOOKBACK,
     BRIDGE_OVERLAP,
@@ -382,6 +392,9 @@ impl Accepts {
             Accepts::AccountName => "a forge account name: letters, digits, `-`, `_` and `.`".into(),
             Accepts::Repository => "a repository `owner/name`".into(),
             Accepts::Repositories => "repositories `owner/name` separated by commas or spaces".into(),
+            Accepts::GitBase => {
+                "an `https://` or `ssh://` URL without credentials, or an absolute path to a directory".into()
+            }
         }
     }
 }
@@ -439,6 +452,7 @@ impl Setting {
             Accepts::AccountName => self.account_value(&v).map(drop),
             Accepts::Repository => self.repository_value(&v).map(drop),
             Accepts::Repositories => self.repositories_value(&v).map(drop),
+            Accepts::GitBase => self.git_base_value(&v).map(drop),
         }
     }
 
@@ -547,6 +561,29 @@ impl Setting {
             return Err(self.refuse(v, "no network name"));
         }
         Ok(names)
+    }
+
+    fn git_base_value(&self, v: &str) -> Result<String> {
+        if v.starts_with('/') {
+            return self
+                .absolute(v)
+                .and_then(|p| if p.is_dir() { Ok(v.to_string()) } else { Err(self.refuse(v, "no such directory")) });
+        }
+        let Some((scheme, rest)) = v.split_once("://") else { return Err(self.refuse(v, "")) };
+        let host = rest.split('/').next().unwrap_or("");
+        if !matches!(scheme, "https" | "ssh")
+            || host.is_empty()
+            || v.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(self.refuse(v, ""));
+        }
+        if host.contains('@') && scheme == "https" {
+            return Err(self.refuse(
+                &format!("{scheme}://***@{}", host.rsplit('@').next().unwrap_or("")),
+                "credentials in the URL",
+            ));
+        }
+        Ok(v.trim_end_matches('/').to_string())
     }
 
     fn account_value(&self, v: &str) -> Result<String> {
@@ -860,6 +897,11 @@ mod tests {
             Accepts::AccountName => ["a b", "a/b", "..", "$(id)", "é"].map(String::from).into(),
             Accepts::Repository => ["hello", "a/b/c", "a/", "/b", "a b/c", "../x", "a/b,c/d"].map(String::from).into(),
             Accepts::Repositories => ["hello", "a/b,c", "a/b x/y/z", " , ", "a/../b"].map(String::from).into(),
+            Accepts::GitBase => {
+                ["http://forge.example", "relative/dir", "/nonexistent/repos", "https://", "ftp://x", "/tmp/../etc"]
+                    .map(String::from)
+                    .into()
+            }
         };
         v.push("\u{0}".into());
         v
@@ -919,6 +961,11 @@ mod tests {
                 Accepts::AccountName => vec!["coop-cloud".into(), "Recipe_Maintainers.x".into()],
                 Accepts::Repository => vec!["coop-cloud/hello".into(), "ci/recipe-ci.drone".into()],
                 Accepts::Repositories => vec!["coop-cloud/hello".into(), "coop-cloud/a, coop-cloud/b  x/y".into()],
+                Accepts::GitBase => vec![
+                    "https://git.coopcloud.tech".into(),
+                    "ssh://git@git.coopcloud.tech:2222".into(),
+                    dir.display().to_string(),
+                ],
             }
         };
         for s in SETTINGS {

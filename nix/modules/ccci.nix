@@ -83,6 +83,7 @@ let
         droneTokenFile
         interval
         lookback
+        gitBase
         ;
     };
   };
@@ -387,6 +388,13 @@ in
       type = types.str;
       default = "1min";
       description = "Time between two ticks (`OnUnitActiveSec=` of `ccci-bridge.timer`).";
+    };
+
+    gitBase = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      example = "ssh://git@git.coopcloud.tech:2222";
+      description = "Where bridge builds clone `<base>/<owner>/<name>.git` from (`CCCI_BRIDGE_GIT_BASE`); null: {option}`services.ccci.bridge.forgeUrl`.";
     };
 
     lookback = mkOption {

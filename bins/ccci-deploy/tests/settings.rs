@@ -47,6 +47,7 @@ fn bad_value(s: &Setting) -> &'static str {
         Accepts::AccountName => "coop cloud",
         Accepts::Repository => "hello",
         Accepts::Repositories => "coop-cloud/hello,extra",
+        Accepts::GitBase => "http://forge.example",
     }
 }
 
