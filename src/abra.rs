@@ -29,6 +29,14 @@ pub const USED_FLAGS: &[(&[&str], &[&str])] = &[
     (&["app", "secret", "generate"], &["--no-input", "--offline"]),
 ];
 
+/// The backup verbs (backup-bot-two through abra, contract §1.9; their flags UNCONFIRMED, see
+/// `docs/decisions.md`) and the flags ccci passes to them. Probed by `ccci-backup` and
+/// `ccci-restore` before they call abra, not at deploy: an abra without them still deploys.
+pub const BACKUP_FLAGS: &[(&[&str], &[&str])] = &[
+    (&["app", "backup", "create"], &["--no-input", "--offline"]),
+    (&["app", "restore"], &["--snapshot", "--no-input", "--offline"]),
+];
+
 /// One abra installation, working in one run's `ABRA_DIR`.
 #[derive(Debug, Clone)]
 pub struct Abra {
@@ -106,6 +114,22 @@ impl Abra {
         a
     }
 
+    /// `abra app backup create <domain> --no-input --offline`: backup-bot-two, deployed on the
+    /// server, backs the app up by its labels into its own restic repository.
+    pub fn backup_create_args(&self, domain: &Domain) -> Vec<String> {
+        let mut a = strings(&["app", "backup", "create", domain.as_str()]);
+        a.extend(strings(&ALWAYS));
+        a
+    }
+
+    /// `abra app restore <domain> --snapshot <id> --no-input --offline`: backup-bot-two restores
+    /// exactly that snapshot (never `latest`), running the app's restore hooks.
+    pub fn restore_args(&self, domain: &Domain, snapshot: &str) -> Vec<String> {
+        let mut a = strings(&["app", "restore", domain.as_str(), "--snapshot", snapshot]);
+        a.extend(strings(&ALWAYS));
+        a
+    }
+
     /// The environment of every abra call: cleared, then only what abra needs. Host secrets in
     /// the caller's environment never reach abra (or the recipe's `abra.sh`, which abra sources).
     pub fn env(&self) -> Vec<(String, String)> {
@@ -140,7 +164,12 @@ impl Abra {
 
     /// Checks `abra <verb> --help` lists every flag ccci passes to that verb.
     pub fn probe(&self, sh: &Shell) -> Result<()> {
-        for (verb, flags) in USED_FLAGS {
+        self.probe_flags(sh, USED_FLAGS)
+    }
+
+    /// [`Abra::probe`] of the verbs and flags of `table` (e.g. [`BACKUP_FLAGS`]).
+    pub fn probe_flags(&self, sh: &Shell, table: &[(&[&str], &[&str])]) -> Result<()> {
+        for (verb, flags) in table {
             let mut args = strings(verb);
             args.push("--help".into());
             let out = self.run(sh, &args, Kind::Environment)?;

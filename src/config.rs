@@ -180,6 +180,18 @@ pub const RESTIC: Setting = Setting {
     accepts: Accepts::Program,
     meaning: "the restic binary (0.14 or later) the stack driver backs up and restores with, and every backup's evidence is read with (missing when run: exit 3)",
 };
+pub const BACKUPBOT_REPOSITORY: Setting = Setting {
+    name: "CCCI_BACKUPBOT_REPOSITORY",
+    default: "unset",
+    accepts: Accepts::Dir,
+    meaning: "abra driver: the restic repository backup-bot-two backs up into, as this host sees it (e.g. `/var/lib/docker/volumes/<backupbot stack>_backups/_data/restic`); the backup's evidence is read from it with the host's restic. Needed by `ccci-backup`/`ccci-restore` with the abra driver (missing: exit 3)",
+};
+pub const BACKUPBOT_PASSWORD_FILE: Setting = Setting {
+    name: "CCCI_BACKUPBOT_PASSWORD_FILE",
+    default: "unset",
+    accepts: Accepts::File,
+    meaning: "abra driver: a file holding that repository's password (backup-bot-two's `restic_password` secret); passed to restic by file, never read into ccci",
+};
 pub const OVERLAYS_DIR: Setting = Setting {
     name: "CCCI_OVERLAYS_DIR",
     default: "`<prefix>/share/ccci/overlays` next to the binary, if it exists; else none",
@@ -318,6 +330,8 @@ pub const SETTINGS: &[Setting] = &[
     ABRA,
     ABRA_SERVER,
     RESTIC,
+    BACKUPBOT_REPOSITORY,
+    BACKUPBOT_PASSWORD_FILE,
     OVERLAYS_DIR,
     ALLOWLIST,
     EXTERNAL_NETWORKS,
@@ -749,6 +763,15 @@ pub fn abra_program() -> PathBuf {
 /// `CCCI_RESTIC`: the restic binary (default `restic` on PATH).
 pub fn restic_program() -> PathBuf {
     get(&RESTIC, Setting::program_value).ok().flatten().unwrap_or_else(|| "restic".into())
+}
+
+/// `CCCI_BACKUPBOT_REPOSITORY` and `CCCI_BACKUPBOT_PASSWORD_FILE`, when set: an existing
+/// directory and an existing file, absolute.
+pub fn backupbot() -> Result<(Option<PathBuf>, Option<PathBuf>)> {
+    Ok((
+        get(&BACKUPBOT_REPOSITORY, Setting::existing_path_value)?,
+        get(&BACKUPBOT_PASSWORD_FILE, Setting::existing_path_value)?,
+    ))
 }
 
 /// `CCCI_ABRA_SERVER`: the abra server name of the local swarm (default `default`).

@@ -235,7 +235,7 @@ fn backup_evidence(state: &RunState) -> Vec<Assertion> {
     let Some(snapshot) = ev.snapshot.clone() else {
         return err(Outcome::Fail, "the backup op recorded no snapshot".into());
     };
-    let repo = match crate::restic::Repo::per_run(&state.workspace) {
+    let repo = match crate::ops::backup::evidence_repo(state) {
         Ok(r) => crate::restic::Repo { repository: ev.repository.clone(), ..r },
         Err(e) => return err(Outcome::Error, e.to_string()),
     };

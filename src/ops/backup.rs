@@ -23,7 +23,9 @@ use crate::error::{Error, Result};
 use crate::progress::Progress;
 use crate::registry::Registry;
 use crate::restic::{self, Repo};
-use crate::state::{Assertion, BackupEvidence, Canary, HookRun, OpTimer, Outcome, RunState, VolumeEvidence};
+use crate::state::{
+    Assertion, BackupEvidence, Canary, DriverKind, HookRun, OpTimer, Outcome, RunState, VolumeEvidence,
+};
 
 pub const HOLDER: &str = "ccci-backup";
 
@@ -148,9 +150,19 @@ fn backup(
             }
         )));
     }
-    let repo = Repo::per_run(&state.workspace)?;
+    let repo = evidence_repo(state)?;
     evidence.repository = repo.repository.clone();
-    repo.init_fresh()?;
+    let abra = match state.driver {
+        DriverKind::Stack => {
+            repo.init_fresh()?;
+            None
+        }
+        DriverKind::Abra => {
+            let abra = abra_of(state)?;
+            abra.probe_flags(sh, crate::abra::BACKUP_FLAGS)?;
+            Some(abra)
+        }
+    };
     progress.log(format!("restic repository {} ({})", repo.repository.display(), repo.version()?));
 
     // The volumes' host directories and the paths under them that go into the snapshot.
@@ -168,7 +180,9 @@ fn backup(
 
     // Plant hooks of the overlay, then the recipe's pre-hooks.
     plant(state, &overlay, "backup", progress, assertions)?;
-    run_hooks(sh, state, plan, Phase::BackupPre, progress, assertions, &mut evidence.hooks)?;
+    if abra.is_none() {
+        run_hooks(sh, state, plan, Phase::BackupPre, progress, assertions, &mut evidence.hooks)?;
+    }
 
     // File canaries, in every included directory a label names (or the volume root).
     for v in &volumes {
@@ -188,27 +202,41 @@ fn backup(
     }
     progress.log(format!("planted {} file canaries", evidence.canaries.len()));
 
-    let existing: Vec<PathBuf> = volumes.iter().flat_map(|v| v.paths.iter()).filter(|p| p.exists()).cloned().collect();
-    let before = repo.snapshots()?;
+    // backup-bot-two creates its repository on its first backup: none yet is none before.
+    let before = if repo.repository.join("config").exists() { repo.snapshots()? } else { vec![] };
     let tags = run_tags(state);
-    if existing.is_empty() {
-        assertions.push(note(
-            "labelled paths non-empty",
-            Outcome::Fail,
-            &format!("nothing to back up: no path of the included volumes exists ({})", list_paths(&volumes)),
-        ));
-        return Err(Error::failed("nothing to back up: no included path exists after the pre-hooks"));
+    match &abra {
+        None => {
+            let existing: Vec<PathBuf> =
+                volumes.iter().flat_map(|v| v.paths.iter()).filter(|p| p.exists()).cloned().collect();
+            if existing.is_empty() {
+                assertions.push(note(
+                    "labelled paths non-empty",
+                    Outcome::Fail,
+                    &format!("nothing to back up: no path of the included volumes exists ({})", list_paths(&volumes)),
+                ));
+                return Err(Error::failed("nothing to back up: no included path exists after the pre-hooks"));
+            }
+            progress.log(format!("restic backup of {} paths", existing.len()));
+            let warnings = repo.backup(&tags, &existing)?;
+            for w in warnings.lines().filter(|l| !l.trim().is_empty()) {
+                progress.log(format!("restic: {w}"));
+            }
+            run_hooks(sh, state, plan, Phase::BackupPost, progress, assertions, &mut evidence.hooks)?;
+        }
+        Some(abra) => {
+            let args = abra.backup_create_args(&state.domain);
+            run_abra(sh, abra, &args, progress, assertions)?;
+        }
     }
-    progress.log(format!("restic backup of {} paths", existing.len()));
-    let warnings = repo.backup(&tags, &existing)?;
-    for w in warnings.lines().filter(|l| !l.trim().is_empty()) {
-        progress.log(format!("restic: {w}"));
-    }
-    run_hooks(sh, state, plan, Phase::BackupPost, progress, assertions, &mut evidence.hooks)?;
 
-    // The evidence.
+    // The evidence. A repository shared with other apps (backup-bot-two's) may gain their
+    // snapshots meanwhile: only new snapshots of this stack count.
     let after = repo.snapshots()?;
-    let new: Vec<&restic::Snapshot> = after.iter().filter(|s| !before.iter().any(|b| b.id == s.id)).collect();
+    let new: Vec<&restic::Snapshot> = after
+        .iter()
+        .filter(|s| !before.iter().any(|b| b.id == s.id) && s.tags.contains(&state.stack.to_string()))
+        .collect();
     let snapshot = match new.as_slice() {
         [one] if tags.iter().all(|t| one.tags.contains(t)) => {
             assertions.push(note(
@@ -246,9 +274,87 @@ fn backup(
     Ok(Some(format!("snapshot {}: {}", &snapshot[..8.min(snapshot.len())], summary.join("; "))))
 }
 
-/// The tags every snapshot of a run carries: the stack, and `ccci-run:<run id>`.
+/// The tags the run's snapshot carries: the stack and `ccci-run:<run id>` (stack driver); the
+/// stack, as backup-bot-two tags an app's snapshots (abra driver).
 pub fn run_tags(state: &RunState) -> Vec<String> {
-    vec![state.stack.to_string(), format!("ccci-run:{}", state.run_id)]
+    match state.driver {
+        DriverKind::Stack => vec![state.stack.to_string(), format!("ccci-run:{}", state.run_id)],
+        DriverKind::Abra => vec![state.stack.to_string()],
+    }
+}
+
+/// The repository the run's evidence is read from: the run's own (stack driver), or
+/// backup-bot-two's (`CCCI_BACKUPBOT_REPOSITORY`, `CCCI_BACKUPBOT_PASSWORD_FILE`; abra driver;
+/// unset is the environment's error). Its cache is in the run's workspace either way.
+pub fn evidence_repo(state: &RunState) -> Result<Repo> {
+    let own = Repo::per_run(&state.workspace)?;
+    match state.driver {
+        DriverKind::Stack => Ok(own),
+        DriverKind::Abra => match crate::config::backupbot()? {
+            (Some(repository), Some(password_file)) => Ok(Repo { repository, password_file, ..own }),
+            _ => Err(Error::env(
+                "the abra driver's backup evidence is read from backup-bot-two's repository: set CCCI_BACKUPBOT_REPOSITORY and CCCI_BACKUPBOT_PASSWORD_FILE",
+            )),
+        },
+    }
+}
+
+/// The run's abra, as the abra driver has it.
+pub(crate) fn abra_of(state: &RunState) -> Result<crate::abra::Abra> {
+    Ok(crate::abra::Abra {
+        program: crate::config::abra_program(),
+        abra_dir: state.workspace.join("abra"),
+        server: crate::config::abra_server()?,
+    })
+}
+
+/// Runs one abra backup verb and records it as an assertion with its output. backup-bot-two
+/// logs a failed hook (or a missing path) as an error and carries on [contract B4]: an `ERRO`
+/// or `level=error` line fails the op, quoting it, whatever abra's exit status.
+pub(crate) fn run_abra(
+    sh: &Shell,
+    abra: &crate::abra::Abra,
+    args: &[String],
+    progress: &Progress,
+    assertions: &mut Vec<Assertion>,
+) -> Result<()> {
+    let name = format!("abra {}", args.iter().take_while(|a| !a.contains('.')).cloned().collect::<Vec<_>>().join(" "));
+    progress.log(format!("abra {}", args.join(" ")));
+    let started = std::time::Instant::now();
+    let out = match abra.run(sh, args, crate::error::Kind::OpFailed) {
+        Ok(out) => out,
+        Err(e) => {
+            let ms = started.elapsed().as_millis() as u64;
+            assertions.push(Assertion {
+                name,
+                result: super::outcome_of(&e),
+                detail: e.to_string(),
+                duration_ms: ms,
+                output: None,
+            });
+            return Err(e);
+        }
+    };
+    let text = format!("{}{}", out.stdout, out.stderr);
+    let output = Some(crate::process::tail_bytes(&text, 4096)).filter(|o| !o.is_empty());
+    let ms = started.elapsed().as_millis() as u64;
+    if let Some(line) = text
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("ERRO") || l.contains("level=error") || l.contains("\"level\":\"error\""))
+    {
+        let why = format!("{name} logged an error: {line}");
+        assertions.push(Assertion { name, result: Outcome::Fail, detail: why.clone(), duration_ms: ms, output });
+        return Err(Error::failed(why));
+    }
+    assertions.push(Assertion {
+        name,
+        result: Outcome::Pass,
+        detail: "exited 0, no error logged".into(),
+        duration_ms: ms,
+        output,
+    });
+    Ok(())
 }
 
 fn list_paths(volumes: &[VolumeEvidence]) -> String {

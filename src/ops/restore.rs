@@ -21,7 +21,7 @@ use crate::error::{Error, Result};
 use crate::ops::backup::{from_swarm, note, run_hooks};
 use crate::progress::Progress;
 use crate::registry::Registry;
-use crate::restic::{self, Repo};
+use crate::restic;
 use crate::state::{Assertion, BackupEvidence, Canary, OpTimer, Outcome, RunState};
 
 pub const HOLDER: &str = "ccci-restore";
@@ -95,7 +95,15 @@ fn restore(
     let overlay = Overlay::load(&state.recipe)?;
     let swarm = from_swarm(sh, state, &overlay)?;
     let plan = &swarm.plan;
-    let repo = Repo::per_run(&state.workspace)?;
+    let repo = crate::ops::backup::evidence_repo(state)?;
+    let abra = match state.driver {
+        crate::state::DriverKind::Stack => None,
+        crate::state::DriverKind::Abra => {
+            let abra = crate::ops::backup::abra_of(state)?;
+            abra.probe_flags(sh, crate::abra::BACKUP_FLAGS)?;
+            Some(abra)
+        }
+    };
 
     // Change every canary, and add a file the backup never saw.
     let post_name = format!("ccci-post-backup-{}", state.run_id);
@@ -113,6 +121,14 @@ fn restore(
     progress.log(format!("changed {} canaries, wrote {} post-backup files", evidence.canaries.len(), post_files.len()));
 
     crate::ops::backup::plant(state, &overlay, "restore", progress, assertions)?;
+    if let Some(abra) = &abra {
+        // backup-bot-two runs the restore hooks and writes the files itself.
+        let args = abra.restore_args(&state.domain, &snapshot);
+        let since = crate::time::now_rfc3339();
+        crate::ops::backup::run_abra(sh, abra, &args, progress, assertions)?;
+        let statuses = crate::converge::wait(sh, &state.stack, limits, &since, progress)?;
+        return finish(state, sh, assertions, evidence, &post_files, statuses, &snapshot, &[]);
+    }
     run_hooks(sh, state, plan, Phase::RestorePre, progress, assertions, &mut evidence.hooks)?;
 
     // Services that mount a restored volume and cannot take part through a hook are stopped.
@@ -156,13 +172,30 @@ fn restore(
     }
     run_hooks(sh, state, plan, Phase::RestorePost, progress, assertions, &mut evidence.hooks)?;
     let statuses = crate::converge::wait(sh, &state.stack, limits, &since, progress)?;
+    let stopped_names: Vec<String> = stopped.iter().map(|(s, _, _)| s.clone()).collect();
+    finish(state, sh, assertions, evidence, &post_files, statuses, &snapshot, &stopped_names)
+}
+
+/// After the restore and the convergence: the canaries, the post-backup files, the op's words.
+#[allow(clippy::too_many_arguments)]
+fn finish(
+    state: &mut RunState,
+    sh: &Shell,
+    assertions: &mut Vec<Assertion>,
+    evidence: &mut BackupEvidence,
+    post_files: &[std::path::PathBuf],
+    statuses: Vec<crate::converge::ServiceStatus>,
+    snapshot: &str,
+    stopped_names: &[String],
+) -> Result<String> {
+    let paths = evidence.volumes.iter().map(|v| v.paths.len()).sum::<usize>();
     state.deployed = Some(crate::converge::observe(sh, &state.stack, &statuses));
     assertions.push(note("converged after the restore", Outcome::Pass, &crate::converge::summary(&statuses)));
 
     assertions.push(canaries_back(&mut evidence.canaries));
     // restic restore never deletes: the post-backup files are still there. Recorded, then removed.
     let survived: Vec<String> = post_files.iter().filter(|p| p.exists()).map(|p| p.display().to_string()).collect();
-    for p in &post_files {
+    for p in post_files {
         let _ = fs_err::remove_file(p);
     }
     assertions.push(note(
@@ -178,11 +211,10 @@ fn restore(
             )
         },
     ));
-    let stopped_names: Vec<&str> = stopped.iter().map(|(s, _, _)| s.as_str()).collect();
     Ok(format!(
         "restored snapshot {} ({} paths){}",
         &snapshot[..8.min(snapshot.len())],
-        paths.len(),
+        paths,
         if stopped_names.is_empty() {
             String::new()
         } else {

@@ -25,6 +25,11 @@ their service, sh -c; one exiting non-zero fails the backup, quoting its output)
 volumes' mountpoints into the run's own repository (<workspace>/backup/restic, its generated
 password passed by file), tagged with the stack and the run, and the post-hooks.
 
+With the abra driver, backup-bot-two (deployed on the server) does the hooks and the backup:
+`abra app backup create <domain>` (its flags probed in `--help` first; an ERRO line in its
+output fails the backup), and the evidence is read with the host's restic from backupbot's
+repository (CCCI_BACKUPBOT_REPOSITORY, CCCI_BACKUPBOT_PASSWORD_FILE).
+
 Passes only on evidence read back with restic's JSON: exactly one new snapshot tagged with this
 run, at least one file from every included volume, every canary with its exact bytes, every path
 a label names non-empty. The snapshot id, files and bytes per volume, the canaries and the hooks'
@@ -39,7 +44,8 @@ Options:
   -h, --help     this text
   -V, --version  the version
 
-Environment: CCCI_STATE_DIR, CCCI_RESTIC, CCCI_CHECK_TIMEOUT (each hook), CCCI_OVERLAYS_DIR.
+Environment: CCCI_STATE_DIR, CCCI_RESTIC, CCCI_CHECK_TIMEOUT (each hook), CCCI_OVERLAYS_DIR,
+CCCI_ABRA, CCCI_BACKUPBOT_REPOSITORY, CCCI_BACKUPBOT_PASSWORD_FILE (abra driver).
 Every CCCI_* setting is checked, with its bounds, before anything is created; a bad one
 exits 2 naming it.
 

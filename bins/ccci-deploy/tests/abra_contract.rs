@@ -18,7 +18,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use ccci::abra::{Abra, USED_FLAGS};
+use ccci::abra::{Abra, BACKUP_FLAGS, USED_FLAGS};
 use ccci::naming::{Domain, RecipeName};
 use common::{Run, Sandbox, new_objects_of_ours, objects_named, repo_root, swarm_objects};
 use serde_json::Value;
@@ -189,6 +189,49 @@ fn the_upgrade_generates_each_new_secret_by_name_and_version() {
         abra().secret_generate_args(&domain(), "api_key", "v1"),
         vec!["app", "secret", "generate", "hell-3fa9c2.ccci.localhost", "api_key", "v1", "--no-input", "--offline"]
     );
+}
+
+#[test]
+fn backup_and_restore_argvs() {
+    // Contract §1.9 (flags UNCONFIRMED, docs/decisions.md): one backup now; a restore of exactly
+    // the snapshot the backup made, never `latest`.
+    assert_eq!(
+        abra().backup_create_args(&domain()),
+        vec!["app", "backup", "create", "hell-3fa9c2.ccci.localhost", "--no-input", "--offline"]
+    );
+    assert_eq!(
+        abra().restore_args(&domain(), "8ce7541f6c83"),
+        vec!["app", "restore", "hell-3fa9c2.ccci.localhost", "--snapshot", "8ce7541f6c83", "--no-input", "--offline"]
+    );
+}
+
+#[test]
+fn every_backup_flag_passed_is_probed_and_nothing_else() {
+    let (a, d) = (abra(), domain());
+    let argvs = [a.backup_create_args(&d), a.restore_args(&d, "8ce7541f")];
+    let mut used: BTreeSet<(String, String)> = BTreeSet::new();
+    for argv in &argvs {
+        let (verb, flags) = BACKUP_FLAGS
+            .iter()
+            .filter(|(verb, _)| verb.iter().zip(argv).all(|(v, a)| v == a))
+            .max_by_key(|(verb, _)| verb.len())
+            .unwrap_or_else(|| panic!("no BACKUP_FLAGS entry for {argv:?}"));
+        for f in argv.iter().filter(|a| a.starts_with('-')) {
+            assert!(flags.contains(&f.as_str()), "{f} is passed to `abra {}` but not probed", verb.join(" "));
+            used.insert((verb.join(" "), f.clone()));
+        }
+    }
+    for (verb, flags) in BACKUP_FLAGS {
+        for f in *flags {
+            assert!(
+                used.contains(&(verb.join(" "), f.to_string())),
+                "BACKUP_FLAGS lists {f} for `abra {}`, unused",
+                verb.join(" ")
+            );
+        }
+    }
+    // Not probed at deploy: an abra without backup verbs still deploys.
+    assert!(USED_FLAGS.iter().all(|(verb, _)| !verb.contains(&"backup") && !verb.contains(&"restore")));
 }
 
 #[test]

@@ -17,6 +17,7 @@ struct Run {
     state_file: PathBuf,
     /// Deploy the base release first (for the upgrade tier), or the head only.
     upgrade: bool,
+    driver: &'static str,
 }
 
 impl Run {
@@ -29,7 +30,35 @@ impl Run {
             .unwrap();
         assert!(out.status.success(), "make-repo: {}", String::from_utf8_lossy(&out.stderr));
         let state_file = sb.root.join("run.json");
-        Run { sb, state_file, upgrade: false }
+        Run { sb, state_file, upgrade: false, driver: "stack" }
+    }
+
+    /// The abra driver, through the abra test double with a stand-in backup-bot-two: a restic
+    /// repository and its password file in the sandbox, which ccci reads its evidence from.
+    fn with_abra(self) -> Run {
+        self.with_abra_dropping("")
+    }
+
+    /// [`Run::with_abra`] whose double has drifted: `flag` is gone from its `--help` and its
+    /// accepted flags.
+    fn with_abra_dropping(mut self, flag: &str) -> Run {
+        self.driver = "abra";
+        let repo = self.sb.dir("backupbot-repo");
+        std::fs::write(self.sb.root.join("backupbot-password"), "a backupbot password\n").unwrap();
+        let wrapper = self.sb.root.join("abra");
+        std::fs::write(
+            &wrapper,
+            format!(
+                "#!/bin/sh\nexec env ABRA_DOUBLE_DROP_FLAG='{flag}' ABRA_DOUBLE_BACKUP_REPOSITORY='{}' ABRA_DOUBLE_BACKUP_PASSWORD_FILE='{}' '{}' \"$@\"\n",
+                repo.display(),
+                self.sb.root.join("backupbot-password").display(),
+                repo_root().join("tests/support/abra").display()
+            ),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+        self
     }
 
     fn with_upgrade(mut self) -> Run {
@@ -44,6 +73,11 @@ impl Run {
             .env("CCCI_SETTLE_WINDOW", "2s")
             .env("CCCI_DEPLOY_TIMEOUT", "90s")
             .env("CCCI_LEASE_TTL", "5m");
+        if self.driver == "abra" {
+            c.env("CCCI_ABRA", self.sb.root.join("abra"))
+                .env("CCCI_BACKUPBOT_REPOSITORY", self.sb.root.join("backupbot-repo"))
+                .env("CCCI_BACKUPBOT_PASSWORD_FILE", self.sb.root.join("backupbot-password"));
+        }
         c
     }
 
@@ -52,7 +86,7 @@ impl Run {
         if !self.upgrade {
             c.arg("--no-upgrade");
         }
-        c.args(["--driver", "stack", "--recipe-name", "hello", "--ref", "main", "--recipe"])
+        c.args(["--driver", self.driver, "--recipe-name", "hello", "--ref", "main", "--recipe"])
             .arg(self.sb.root.join("hello"))
             .arg("--state")
             .arg(&self.state_file)
@@ -323,5 +357,98 @@ fn a_service_without_a_restore_hook_is_stopped_for_the_restore_and_the_overlay_s
     let rows = assertion(ar, "overlays/hello/restore/10-row-is-back");
     assert_eq!(rows["result"], "fail", "without an import the app's later rows stay: {rows}");
     assert_eq!(s["deployed"]["services"]["app"]["running_replicas"], 1, "scaled back");
+    run.teardown();
+}
+
+/// The abra driver: `abra app backup create` and `abra app restore --snapshot <id>` against a
+/// stand-in backup-bot-two (the abra test double), the evidence read with the host's restic
+/// from its repository.
+#[test]
+fn the_abra_driver_backs_up_and_restores_through_backupbot_with_evidence_read_independently() {
+    let run = Run::new("bk-abra", "ok").with_abra();
+    let codes = run.pipe(&[BACKUP, ASSERT_BACKUP, RESTORE, ASSERT_RESTORE]);
+    assert_eq!(codes, [0, 0, 0, 0], "{:#}", run.state());
+    let s = run.state();
+    let b = op(&s, "backup");
+    assert_eq!(b["backup"]["engine"], "abra");
+    assert!(b["backup"]["repository"].as_str().unwrap().ends_with("/backupbot-repo"), "{b:#}");
+    let created = assertion(b, "abra app backup create");
+    assert_eq!(created["result"], "pass");
+    assert!(created["output"].as_str().unwrap().contains("backup finished"), "{created}");
+    for name in
+        ["one new snapshot tagged with this run", "every included volume contributed files", "labelled paths non-empty"]
+    {
+        assert_eq!(assertion(b, name)["result"], "pass", "{name}: {b:#}");
+    }
+    assert_eq!(assertion(op(&s, "assert backup"), "backup evidence")["result"], "pass");
+    let r = op(&s, "restore");
+    assert_eq!(r["backup"]["snapshot"], b["backup"]["snapshot"]);
+    assert_eq!(assertion(r, "abra app restore")["result"], "pass");
+    let calls = std::fs::read_to_string(
+        run.sb.state_dir().join("work").join(s["run_id"].as_str().unwrap()).join("abra/double-calls.log"),
+    );
+    // The workspace is still there until teardown: the calls abra got, exactly.
+    let calls = calls.unwrap();
+    let snapshot = b["backup"]["snapshot"].as_str().unwrap();
+    let domain = s["domain"].as_str().unwrap();
+    assert!(calls.contains(&format!("app\tbackup\tcreate\t{domain}\t--no-input\t--offline\n")), "{calls}");
+    assert!(
+        calls.contains(&format!("app\trestore\t{domain}\t--snapshot\t{snapshot}\t--no-input\t--offline\n")),
+        "{calls}"
+    );
+    assert_eq!(assertion(op(&s, "assert restore"), "overlays/hello/restore/10-row-is-back")["result"], "pass");
+    run.teardown();
+}
+
+#[test]
+fn the_abra_driver_fails_the_backup_when_backupbot_reports_a_failed_hook() {
+    let run = Run::new("bk-abra-hook", "backup-hook-fails").with_abra();
+    let codes = run.pipe(&[BACKUP]);
+    assert_eq!(codes, [1]);
+    let s = run.state();
+    let b = op(&s, "backup");
+    assert_eq!(b["result"], "fail");
+    let detail = b["detail"].as_str().unwrap();
+    assert!(detail.contains("pg_dump: connection refused"), "the hook's output is quoted: {detail}");
+    assert_eq!(assertion(b, "abra app backup create")["result"], "fail");
+    run.teardown();
+}
+
+/// backup-bot-two skips a missing path with an error line and exits 0 with a snapshot.
+#[test]
+fn the_abra_driver_fails_the_backup_on_an_error_line_despite_exit_0() {
+    let run = Run::new("bk-abra-missing", "backup-missing-path").with_abra();
+    let codes = run.pipe(&[BACKUP]);
+    assert_eq!(codes, [1]);
+    let s = run.state();
+    let b = op(&s, "backup");
+    let created = assertion(b, "abra app backup create");
+    assert_eq!(created["result"], "fail");
+    let detail = created["detail"].as_str().unwrap();
+    assert!(detail.contains("logged an error") && detail.contains("_data/missing does not exist"), "{detail}");
+    assert!(created["output"].as_str().unwrap().contains("backup finished"), "abra itself said it finished");
+    run.teardown();
+}
+
+/// The `--help` drift probe of the backup verbs: an abra whose `app restore` lost `--snapshot`
+/// stops ccci-backup before it plants or backs up anything (exit 3, naming flag and verb).
+#[test]
+fn a_drifted_abra_restore_stops_the_backup_before_anything_is_planted() {
+    let run = Run::new("bk-abra-drift", "ok").with_abra_dropping("--snapshot");
+    let codes = run.pipe(&[BACKUP]);
+    assert_eq!(codes, [3]);
+    let s = run.state();
+    let b = op(&s, "backup");
+    assert_eq!(b["result"], "error");
+    let detail = b["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("--snapshot") && detail.contains("abra app restore --help") && detail.contains("drifted"),
+        "{detail}"
+    );
+    assert!(std::fs::read_dir(run.sb.root.join("backupbot-repo")).unwrap().next().is_none(), "nothing backed up");
+    assert!(
+        !b["assertions"].as_array().unwrap().iter().any(|a| a["name"].as_str().unwrap().contains("plant")),
+        "{b:#}"
+    );
     run.teardown();
 }

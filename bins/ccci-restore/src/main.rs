@@ -19,6 +19,9 @@ restore <the backup's snapshot id> of exactly the backed-up paths; those service
 the restore post-hooks; the stack's convergence. A hook exiting non-zero fails the restore,
 quoting its output.
 
+With the abra driver: abra app restore <domain> --snapshot <id> (backup-bot-two runs the hooks
+and writes the files; nothing is scaled down by ccci), then the convergence.
+
 Passes only when every canary holds its planted bytes again. restic's restore overwrites files
 and never deletes newer ones: the post-backup files survive it; that is recorded and ccci
 removes them. ccci-assert restore checks the canaries again, with the generic floor.
@@ -33,7 +36,8 @@ Options:
 
 Environment: CCCI_STATE_DIR, CCCI_RESTIC, CCCI_DEPLOY_TIMEOUT and CCCI_PENDING_TIMEOUT (convergence
 after the restore),
-CCCI_CHECK_TIMEOUT (each hook), CCCI_OVERLAYS_DIR.
+CCCI_CHECK_TIMEOUT (each hook), CCCI_OVERLAYS_DIR, CCCI_ABRA, CCCI_BACKUPBOT_REPOSITORY,
+CCCI_BACKUPBOT_PASSWORD_FILE (abra driver).
 Every CCCI_* setting is checked, with its bounds, before anything is created; a bad one
 exits 2 naming it.
 
