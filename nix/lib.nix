@@ -11,6 +11,8 @@
 #   stateDir               under /var/lib (systemd's StateDirectory= manages it)
 #   domainSuffix, abraServer, allowlistFile, leaseTtl, overlaysDir, proxyUrl, proxyCaFile,
 #   keepOnFailure
+#   backupbotRepository, backupbotPasswordFile (optional): backup-bot-two's restic repository
+#                          and password file on the host, for the abra driver's backup evidence
 #   externalNetworks       list of network names (default [ "proxy" ] when absent)
 #   extraEnvironment       more non-secret variables for every ccci process
 #   environmentFile        path or null: KEY=VALUE secrets, read by systemd, never in the store
@@ -127,6 +129,8 @@ rec {
       CCCI_OVERLAYS_DIR = s.overlaysDir;
       CCCI_PROXY_URL = s.proxyUrl;
       CCCI_PROXY_CA_FILE = s.proxyCaFile or null;
+      CCCI_BACKUPBOT_REPOSITORY = s.backupbotRepository or null;
+      CCCI_BACKUPBOT_PASSWORD_FILE = s.backupbotPasswordFile or null;
       CCCI_KEEP_ON_FAILURE = if s.keepOnFailure then "1" else null;
       CCCI_EXTERNAL_NETWORKS = concatStringsSep "," (s.externalNetworks or [ "proxy" ]);
     }

@@ -39,6 +39,8 @@ let
       overlaysDir
       proxyUrl
       proxyCaFile
+      backupbotRepository
+      backupbotPasswordFile
       keepOnFailure
       externalNetworks
       extraEnvironment
@@ -191,6 +193,30 @@ in
       description = ''
         PEM file of the CA (or the wildcard certificate) the front door's certificates are checked
         against (`CCCI_PROXY_CA_FILE`); null checks them against the system's roots.
+      '';
+    };
+
+    backupbotRepository = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      example = "/var/lib/docker/volumes/backup-bot-two_example_org_backups/_data/restic";
+      description = ''
+        The restic repository backup-bot-two backs up into, as this host sees it
+        (`CCCI_BACKUPBOT_REPOSITORY`): the abra driver's backup and restore tiers read their
+        evidence from it with the host's restic. The ccci user must be able to read it (Docker's
+        volume directories are root's: grant it, e.g. with an ACL). Null: those tiers are an
+        environment error with the abra driver.
+      '';
+    };
+
+    backupbotPasswordFile = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      example = "/run/keys/backupbot-restic-password";
+      description = ''
+        A file holding that repository's password (backup-bot-two's `restic_password` secret;
+        `CCCI_BACKUPBOT_PASSWORD_FILE`), readable by the ccci user. A path as a string so that
+        the secret never enters the Nix store; restic reads it, ccci never does.
       '';
     };
 

@@ -107,6 +107,8 @@ def lib_checks(ev, root, sentinel):
         "CCCI_ALLOWLIST": root + "/allowlist", "CCCI_LEASE_TTL": "10m",
         "CCCI_OVERLAYS_DIR": root + "/pkg/share/ccci/overlays",
         "CCCI_PROXY_URL": "https://127.0.0.1:443", "CCCI_PROXY_CA_FILE": root + "/proxy-ca.pem",
+        "CCCI_BACKUPBOT_REPOSITORY": "/var/lib/docker/volumes/bb_backups/_data/restic",
+        "CCCI_BACKUPBOT_PASSWORD_FILE": "/run/keys/backupbot-password",
         "CCCI_EXTERNAL_NETWORKS": "proxy,monitoring"}
     check("lib: CCCI_* environment", env == expected_env, env)
     check("lib: the oneshots get exactly that environment",
@@ -119,6 +121,8 @@ def lib_checks(ev, root, sentinel):
           and sorted(m["services"]) == ["ccci-janitor", "ccci-teardown@"]
           and "CCCI_PROXY_URL" not in m["environment"]
           and "CCCI_PROXY_CA_FILE" not in m["environment"]
+          and "CCCI_BACKUPBOT_REPOSITORY" not in m["environment"]
+          and "CCCI_BACKUPBOT_PASSWORD_FILE" not in m["environment"]
           and "CCCI_OVERLAYS_DIR" not in m["environment"]
           and all("EnvironmentFile" not in s["serviceConfig"] for s in m["services"].values()), m)
 
@@ -213,9 +217,10 @@ def module_checks(mod, nosecret, paths, nodocker, remap):
     typed = {k: (v["type"], v["typeArgs"]) for k, v in opts.items()}
     check("module: secrets only as a file path",
           typed["services.ccci.environmentFile"] == ("nullOr", ["path"])
-          and all(typed[k] == ("nullOr", ["str"]) for k in opts if k.endswith("TokenFile"))
+          and all(typed[k] == ("nullOr", ["str"]) for k in opts
+                  if k.endswith("TokenFile") or k.endswith("PasswordFile"))
           and not any(w in k.lower() for k in opts for w in ("secret", "password", "token")
-                      if not k.endswith("TokenFile")),
+                      if not (k.endswith("TokenFile") or k.endswith("PasswordFile"))),
           typed["services.ccci.environmentFile"])
     cfg = mod["cfg"]
     check("module: defaults", cfg["stateDir"] == "/var/lib/ccci" and cfg["abraServer"] == "default"

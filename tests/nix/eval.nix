@@ -22,6 +22,8 @@ let
     overlaysDir = "${root}/pkg/share/ccci/overlays";
     proxyUrl = "https://127.0.0.1:443";
     proxyCaFile = "${root}/proxy-ca.pem";
+    backupbotRepository = "/var/lib/docker/volumes/bb_backups/_data/restic";
+    backupbotPasswordFile = "/run/keys/backupbot-password";
     keepOnFailure = false;
     externalNetworks = [
       "proxy"
@@ -109,6 +111,8 @@ in
         s = settings // {
           proxyUrl = null;
           proxyCaFile = null;
+          backupbotRepository = null;
+          backupbotPasswordFile = null;
           overlaysDir = null;
           environmentFile = null;
           janitor = settings.janitor // {
