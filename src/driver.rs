@@ -100,6 +100,16 @@ pub fn env_sample(recipe_dir: &Path) -> Result<EnvFile> {
     }
 }
 
+/// The app env a new app starts with: the recipe's `.env.sample` with `TYPE` set to the recipe's
+/// name and `DOMAIN` to the run's, as `abra app new` writes it and the stack driver does. The
+/// host-access boundary judges the compose with this env, the one it is deployed with (a
+/// variable the sample sets otherwise, such as `TYPE`, must not change what is judged).
+pub fn new_app_env(mut sample: EnvFile, state: &RunState) -> EnvFile {
+    sample.set("TYPE", state.recipe.as_str());
+    sample.set("DOMAIN", state.domain.as_str());
+    sample
+}
+
 /// Refuses, before a tool of its own (docker's compose loader, abra) reads them, the recipe
 /// files it will read when any of them leaves the checkout: `.env.sample`, `abra.sh`, the
 /// compose files `files`, and the release notes under `release/`.
@@ -156,9 +166,7 @@ impl Driver for StackDriver {
         _base: Option<&BaseRelease>,
         progress: &Progress,
     ) -> Result<PathBuf> {
-        let mut env = env_sample(&self.recipe_dir())?;
-        env.set("TYPE", self.recipe.as_str());
-        env.set("DOMAIN", state.domain.as_str());
+        let env = new_app_env(env_sample(&self.recipe_dir())?, state);
         let path = self.env_file();
         fs_err::write(&path, env.render())?;
         // External secrets named into this stack are the app's own: generate them, as

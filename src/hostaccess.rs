@@ -242,15 +242,36 @@ pub fn evaluate(config: &Value, ctx: &Context) -> Vec<Finding> {
     let mut found = BTreeSet::new();
     let top = |kind: &str| map_at(config, kind).cloned().unwrap_or_default();
     let (volumes, networks) = (top("volumes"), top("networks"));
+    let mut used = BTreeSet::new();
     if let Some(services) = map_at(config, "services") {
         for (name, svc) in services {
             let subject = format!("service {}", text(name));
             let mut add = |key: &str, what: String| {
+                used.insert(key.split('.').take(2).collect::<Vec<_>>().join("."));
                 found.insert(Finding { subject: subject.clone(), key: key.to_string(), what });
             };
             service_mounts(svc, &volumes, ctx, &mut add);
             service_keys(svc, ctx, &mut add);
             service_networks(svc, &networks, ctx, &mut add);
+        }
+    }
+    // A declaration no service uses as judged may still be used as deployed: a service's
+    // `volumes:` or `networks:` entry can name it through a variable whose value differs (the
+    // app env's TYPE is the recipe's name, not the sample's). Each declaration is judged itself.
+    for (kind, decls) in [("volumes", &volumes), ("networks", &networks)] {
+        let singular = &kind[..kind.len() - 1];
+        for (key, decl) in decls {
+            let key = text(key);
+            let subject = format!("{singular} {key}");
+            let mut add = |at: &str, what: String| {
+                if !used.contains(&at.split('.').take(2).collect::<Vec<_>>().join(".")) {
+                    found.insert(Finding { subject: subject.clone(), key: at.to_string(), what });
+                }
+            };
+            match kind {
+                "volumes" => volume_decl(&key, Some(decl), ctx, &mut add),
+                _ => network_decl(&key, Some(decl), ctx, &mut add),
+            }
         }
     }
     for kind in ["configs", "secrets"] {
@@ -289,23 +310,26 @@ fn service_mounts(svc: &Value, volumes: &Mapping, ctx: &Context, add: &mut impl 
             "tmpfs" => {}
             "bind" => add("volumes", host_path_phrase(source)),
             "volume" if source.is_empty() => {} // anonymous: a fresh local volume
-            "volume" => {
-                let decl = volumes.get(source);
-                let key = format!("volumes.{source}");
-                let name = object_name(decl, source, &ctx.stack);
-                let driver = decl.and_then(|d| str_at(d, "driver")).unwrap_or("local");
-                let opts = decl.and_then(|d| map_at(d, "driver_opts")).cloned().unwrap_or_default();
-                if decl.is_some_and(is_external) || !owned_by_stack(&name, &ctx.stack) {
-                    add(&key, format!("mounts the volume {name}, which is not the run's own"));
-                }
-                if driver != "local" {
-                    add(&format!("{key}.driver"), format!("mounts volume {source} of the volume driver {driver}"));
-                } else if let Some(what) = local_mount(&opts) {
-                    add(&format!("{key}.driver_opts"), format!("{what} through volume {source}"));
-                }
-            }
+            "volume" => volume_decl(source, volumes.get(source), ctx, add),
             other => add("volumes", format!("mounts a {other} mount {source}").trim_end().to_string()),
         }
+    }
+}
+
+/// What mounting the named volume `source` (declared as `decl`) reaches: a volume that is not
+/// the run's own, another volume driver, or `local` driver options that bind or mount a device.
+fn volume_decl(source: &str, decl: Option<&Value>, ctx: &Context, add: &mut impl FnMut(&str, String)) {
+    let key = format!("volumes.{source}");
+    let name = object_name(decl, source, &ctx.stack);
+    let driver = decl.and_then(|d| str_at(d, "driver")).unwrap_or("local");
+    let opts = decl.and_then(|d| map_at(d, "driver_opts")).cloned().unwrap_or_default();
+    if decl.is_some_and(is_external) || !owned_by_stack(&name, &ctx.stack) {
+        add(&key, format!("mounts the volume {name}, which is not the run's own"));
+    }
+    if driver != "local" {
+        add(&format!("{key}.driver"), format!("mounts volume {source} of the volume driver {driver}"));
+    } else if let Some(what) = local_mount(&opts) {
+        add(&format!("{key}.driver_opts"), format!("{what} through volume {source}"));
     }
 }
 
@@ -420,26 +444,31 @@ fn service_networks(svc: &Value, networks: &Mapping, ctx: &Context, add: &mut im
         _ => vec!["default".to_string()],
     };
     for key in keys {
-        let decl = networks.get(key.as_str());
-        let name = object_name(decl, &key, &ctx.stack);
-        let at = format!("networks.{key}");
-        if name == "host" {
-            add(&at, "joins the host network".into());
-        } else if decl.is_some_and(is_external) {
-            if !ctx.external_networks.contains(&name) {
-                add(
-                    &at,
-                    format!(
-                        "joins the external network {name}, which is not one of CCCI_EXTERNAL_NETWORKS ({})",
-                        ctx.external_networks.join(", ")
-                    ),
-                );
-            }
-        } else if !owned_by_stack(&name, &ctx.stack) {
-            add(&at, format!("joins the network {name}, which is not the run's own"));
-        } else if let Some(driver) = decl.and_then(|d| str_at(d, "driver")).filter(|d| *d != "overlay") {
-            add(&format!("{at}.driver"), format!("creates network {key} with the {driver} driver"));
+        network_decl(&key, networks.get(key.as_str()), ctx, add);
+    }
+}
+
+/// What joining the network `key` (declared as `decl`) reaches: the host network, an external
+/// network outside `CCCI_EXTERNAL_NETWORKS`, another stack's network, or another driver.
+fn network_decl(key: &str, decl: Option<&Value>, ctx: &Context, add: &mut impl FnMut(&str, String)) {
+    let name = object_name(decl, key, &ctx.stack);
+    let at = format!("networks.{key}");
+    if name == "host" {
+        add(&at, "joins the host network".into());
+    } else if decl.is_some_and(is_external) {
+        if !ctx.external_networks.contains(&name) {
+            add(
+                &at,
+                format!(
+                    "joins the external network {name}, which is not one of CCCI_EXTERNAL_NETWORKS ({})",
+                    ctx.external_networks.join(", ")
+                ),
+            );
         }
+    } else if !owned_by_stack(&name, &ctx.stack) {
+        add(&at, format!("joins the network {name}, which is not the run's own"));
+    } else if let Some(driver) = decl.and_then(|d| str_at(d, "driver")).filter(|d| *d != "overlay") {
+        add(&format!("{at}.driver"), format!("creates network {key} with the {driver} driver"));
     }
 }
 
@@ -714,6 +743,45 @@ secrets:
         assert_eq!(
             findings(&f, "services:\n  app:\n    image: x\nnetworks:\n  default: {external: true, name: host}\n"),
             vec!["service app joins the host network (networks.default)"]
+        );
+    }
+
+    #[test]
+    fn a_volume_or_network_no_service_uses_as_judged_is_judged_by_its_declaration() {
+        // A service may name it through a variable whose deployed value differs from the judged
+        // one (`- ${TYPE}:/h`): the declaration itself is what reaches the host.
+        let f = Fixture::new("unusedecl");
+        let svc = "services:\n  app:\n    image: x\n";
+        assert_eq!(
+            findings(&f, &format!("{svc}volumes:\n  r:\n    driver_opts: {{type: none, o: bind, device: /}}\n")),
+            vec!["volume r mounts the host path / through volume r (volumes.r.driver_opts)"]
+        );
+        assert_eq!(
+            findings(&f, &format!("{svc}volumes:\n  r: {{external: true, name: traefik_letsencrypt}}\n")),
+            vec!["volume r mounts the volume traefik_letsencrypt, which is not the run's own (volumes.r)"]
+        );
+        assert_eq!(
+            findings(&f, &format!("{svc}volumes:\n  r: {{driver: some-plugin}}\n")),
+            vec!["volume r mounts volume r of the volume driver some-plugin (volumes.r.driver)"]
+        );
+        assert_eq!(
+            findings(&f, &format!("{svc}networks:\n  h: {{external: true, name: host}}\n")),
+            vec!["network h joins the host network (networks.h)"]
+        );
+        assert_eq!(
+            findings(&f, &format!("{svc}networks:\n  b: {{external: true, name: bridge}}\n")),
+            vec![
+                "network b joins the external network bridge, which is not one of CCCI_EXTERNAL_NETWORKS (proxy) (networks.b)"
+            ]
+        );
+        // Used and judged through its service, a declaration is not named twice; a plain one is
+        // nothing.
+        assert_eq!(
+            findings(
+                &f,
+                "services:\n  app:\n    image: x\n    volumes: [{type: volume, source: r, target: /r}]\nvolumes:\n  r: {driver_opts: {o: bind, device: /}}\n  d: {}\nnetworks:\n  n: {}\n"
+            ),
+            vec!["service app mounts the host path / through volume r (volumes.r.driver_opts)"]
         );
     }
 

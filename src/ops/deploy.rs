@@ -229,7 +229,7 @@ fn deploy(
     let head_compose = read_recipe(&recipe_dir, state)?;
     check_names(&head_compose, state)?;
     // ccci-upgrade deploys the head later: its host access is judged now, with the base's.
-    let head_sample = driver::env_sample(&recipe_dir)?;
+    let head_sample = driver::new_app_env(driver::env_sample(&recipe_dir)?, state);
     let mut host_access = hostaccess::inspect(&recipe_dir, &head_sample, state, "in the head")?;
 
     let mut base = if upgrade {
@@ -249,7 +249,7 @@ fn deploy(
             git::checkout_clean(sh, &recipe_dir, &b.commit)?;
             let c = read_recipe(&recipe_dir, state)?;
             check_names(&c, state)?;
-            let base_sample = driver::env_sample(&recipe_dir)?;
+            let base_sample = driver::new_app_env(driver::env_sample(&recipe_dir)?, state);
             let mut found = hostaccess::inspect(&recipe_dir, &base_sample, state, &format!("in release {}", b.tag))?;
             // The upgrade deploys the head with the app env made from this release's sample
             // (its COMPOSE_FILE and values kept, the head's new keys added): judged with the base.

@@ -159,7 +159,10 @@ fn last_op<'a>(state: &'a Value, name: &str) -> &'a Value {
 /// The recipe (not approved) is refused before anything is created, with `line` as the whole
 /// detail and on stderr, and teardown leaves nothing.
 fn refused(name: &str, edit: &Edit, into: Place, line: impl Fn(&Path) -> String) {
-    let p = Pipe::new(name, edit, into);
+    refused_pipe(Pipe::new(name, edit, into), line);
+}
+
+fn refused_pipe(p: Pipe, line: impl Fn(&Path) -> String) {
     let d = p.deploy(&p.deny, &[]);
     assert_eq!(d.code, Some(1), "deploy: {}", d.stderr);
     let s = p.state();
@@ -503,4 +506,25 @@ services:
     {
         assert!(!text.contains(absent), "the service spec now carries {absent}: {spec:#}");
     }
+}
+
+#[test]
+fn a_head_switching_in_a_bind_volume_through_the_recipe_name_is_refused() {
+    // The sample's TYPE names the run's own volume; the app env's TYPE is the recipe's name,
+    // which names a volume that binds the host root.
+    let p = Pipe::with("head-type-switch", |repo| {
+        let compose = std::fs::read_to_string(repo.join("compose.yml")).unwrap();
+        let edit = Edit {
+            inserts: &[
+                ("    volumes:", "      - ${TYPE}:/hostroot:ro"),
+                ("volumes:", "  hello:\n    driver_opts: {type: none, o: bind, device: /}"),
+            ],
+            append: "",
+        };
+        std::fs::write(repo.join("compose.yml"), apply(&compose, &edit)).unwrap();
+        let sample = std::fs::read_to_string(repo.join(".env.sample")).unwrap();
+        std::fs::write(repo.join(".env.sample"), sample.replace("TYPE=hello", "TYPE=data")).unwrap();
+        git(repo, &["commit", "-q", "-am", "host access through TYPE"]);
+    });
+    refused_pipe(p, |_| head("service app mounts the host path / through volume hello (volumes.hello.driver_opts"));
 }
