@@ -73,7 +73,57 @@ pub fn for_run(
 /// The variables a recipe's compose files are interpolated with: the app env, the top-level
 /// `export X=Y` lines of `abra.sh` (where recipes version their configs), and `STACK_NAME` and
 /// `DOMAIN` as abra provides them.
+///
+/// Errors: `OpFailed` (the recipe's fault) when a variable is one of [`TOOL_ENV_NAMES`] or starts
+/// with one of [`TOOL_ENV_PREFIXES`]: docker runs with these variables in its environment, and
+/// those names would change which programs, libraries, plugins and configuration it loads.
 pub fn interpolation_env(recipe_dir: &Path, app_env: &EnvFile, state: &RunState) -> Result<Vec<(String, String)>> {
+    let vars = interpolation_vars(recipe_dir, app_env, state)?;
+    if let Some((k, _)) = vars.iter().find(|(k, _)| is_tool_env(k)) {
+        return Err(Error::failed(format!(
+            "the recipe sets the variable {k} (in .env.sample, the app env or abra.sh), which would change how docker runs on the host: a recipe's variables may not be named {} or start with {}",
+            TOOL_ENV_NAMES.join(", "),
+            TOOL_ENV_PREFIXES.join(", ")
+        )));
+    }
+    Ok(vars)
+}
+
+/// Names a recipe's variable may not have: docker's compose loader and `docker stack deploy` run
+/// with the recipe's variables in their process environment (it is how Docker interpolates), and
+/// these decide which programs run (`PATH`, found again through it by the process that starts
+/// docker), which libraries load (`LD_PRELOAD`, `GCONV_PATH`), and where docker finds its
+/// configuration and plugins (`HOME`, `DOCKER_CONFIG`) or its engine (`DOCKER_HOST`).
+pub const TOOL_ENV_NAMES: &[&str] = &[
+    "PATH",
+    "HOME",
+    "IFS",
+    "ENV",
+    "BASH_ENV",
+    "SHELL",
+    "TMPDIR",
+    "XDG_CONFIG_HOME",
+    "XDG_RUNTIME_DIR",
+    "GCONV_PATH",
+    "GLIBC_TUNABLES",
+    "LOCPATH",
+    "NLSPATH",
+    "HOSTALIASES",
+    "LOCALDOMAIN",
+    "RES_OPTIONS",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "GODEBUG",
+];
+
+/// Prefixes of [`TOOL_ENV_NAMES`]: the dynamic loader's `LD_*`, the docker client's `DOCKER_*`.
+pub const TOOL_ENV_PREFIXES: &[&str] = &["LD_", "DOCKER_"];
+
+fn is_tool_env(name: &str) -> bool {
+    TOOL_ENV_NAMES.contains(&name) || TOOL_ENV_PREFIXES.iter().any(|p| name.starts_with(p))
+}
+
+fn interpolation_vars(recipe_dir: &Path, app_env: &EnvFile, state: &RunState) -> Result<Vec<(String, String)>> {
     let mut vars: Vec<(String, String)> = app_env.vars().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     if let Some(bytes) = checkout::read_inside(recipe_dir, "abra.sh")? {
         let text = String::from_utf8(bytes).map_err(|e| {
@@ -425,6 +475,39 @@ mod tests {
         let state = crate::state::tests::sample();
         let e = interpolation_env(&r.dir(), &EnvFile::parse("", "x").unwrap(), &state).unwrap_err();
         assert_refused(e, "abra.sh");
+    }
+
+    #[test]
+    fn a_recipe_variable_that_would_change_how_docker_runs_is_refused() {
+        let r = Recipe::new("tool-env");
+        let state = crate::state::tests::sample();
+        for line in [
+            "PATH=/tmp/evil:/usr/bin",
+            "HOME=.",
+            "LD_PRELOAD=./evil.so",
+            "LD_LIBRARY_PATH=.",
+            "DOCKER_CONFIG=./cfg",
+            "DOCKER_HOST=unix:///tmp/other.sock",
+            "GCONV_PATH=.",
+            "GLIBC_TUNABLES=glibc.malloc.check=3",
+        ] {
+            let env = EnvFile::parse(&format!("TYPE=hello\n{line}\n"), ".env.sample").unwrap();
+            let e = interpolation_env(&r.dir(), &env, &state).unwrap_err();
+            assert_eq!(e.kind(), Kind::OpFailed, "{line}: {e}");
+            let name = line.split('=').next().unwrap();
+            assert!(e.to_string().starts_with(&format!("the recipe sets the variable {name} ")), "{line}: {e}");
+            let value = line.split('=').nth(1).unwrap();
+            assert!(value.len() < 3 || !e.to_string().contains(value), "the value is not shown: {e}");
+        }
+        // abra.sh's exports are interpolated too.
+        fs_err::write(r.dir().join("abra.sh"), "export LD_PRELOAD=./evil.so\n").unwrap();
+        let env = EnvFile::parse("TYPE=hello\n", ".env.sample").unwrap();
+        let e = interpolation_env(&r.dir(), &env, &state).unwrap_err();
+        assert!(e.to_string().starts_with("the recipe sets the variable LD_PRELOAD "), "{e}");
+        // Names that only contain them are the recipe's own.
+        fs_err::remove_file(r.dir().join("abra.sh")).unwrap();
+        let env = EnvFile::parse("DB_DOCKER_IMAGE=postgres\nAPP_PATH=/x\nHOMEPAGE=y\n", ".env.sample").unwrap();
+        assert!(interpolation_env(&r.dir(), &env, &state).is_ok());
     }
 
     #[test]

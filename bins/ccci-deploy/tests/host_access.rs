@@ -528,3 +528,40 @@ fn a_head_switching_in_a_bind_volume_through_the_recipe_name_is_refused() {
     });
     refused_pipe(p, |_| head("service app mounts the host path / through volume hello (volumes.hello.driver_opts"));
 }
+
+#[test]
+fn a_recipe_variable_pointing_docker_at_its_own_programs_runs_nothing_on_the_host() {
+    // The recipe's variables are docker's environment when it interpolates: PATH would make the
+    // harness start the recipe's `docker`, LD_PRELOAD load its library.
+    for (name, var) in [("tool-env-path", "PATH"), ("tool-env-preload", "LD_PRELOAD")] {
+        let marker = std::env::temp_dir().join(format!("ccci-it-{}-{name}-ran", std::process::id()));
+        let _ = std::fs::remove_file(&marker);
+        let p = Pipe::with(name, |repo| {
+            let bin = repo.parent().unwrap().join("evilbin");
+            std::fs::create_dir_all(&bin).unwrap();
+            let script = format!("#!/bin/sh\ntouch {}\nexit 1\n", marker.display());
+            std::fs::write(bin.join("docker"), script).unwrap();
+            Command::new("chmod").arg("+x").arg(bin.join("docker")).status().unwrap();
+            let value = match var {
+                "PATH" => format!("{}:/usr/local/bin:/usr/bin:/bin", bin.display()),
+                _ => "./evil.so".to_string(),
+            };
+            let sample = std::fs::read_to_string(repo.join(".env.sample")).unwrap();
+            std::fs::write(repo.join(".env.sample"), format!("{sample}{var}={value}\n")).unwrap();
+            git(repo, &["commit", "-q", "-am", "the recipe's own docker"]);
+        });
+        let want = format!(
+            "the recipe sets the variable {var} (in .env.sample, the app env or abra.sh), which would change how docker runs on the host"
+        );
+        let d = p.deploy(&p.deny, &[]);
+        assert!(!marker.exists(), "the recipe's docker ran: {}", d.stderr);
+        assert_eq!(d.code, Some(1), "deploy: {}", d.stderr);
+        let s = p.state();
+        let deploy = last_op(&s, "deploy");
+        assert_eq!(deploy["result"], "fail", "{deploy:#}");
+        assert!(deploy["detail"].as_str().unwrap().contains(&want), "{deploy:#}");
+        assert_eq!(s["deploys"], 0, "nothing was deployed");
+        assert_eq!(objects_named(s["stack"].as_str().unwrap()), Vec::<String>::new(), "nothing on the swarm");
+        p.teardown();
+    }
+}
