@@ -100,7 +100,7 @@ pub const TEARDOWN_TIMEOUT: Setting = Setting {
     name: "CCCI_TEARDOWN_TIMEOUT",
     default: "`180` (3 minutes)",
     accepts: Accepts::Duration { default: 180, min: 1, max: DAY },
-    meaning: "how long teardown waits for the stack's containers to go",
+    meaning: "how long teardown waits for the stack's containers to go, and (60 s at most) for its networks and volumes to become removable",
 };
 pub const LEASE_TTL: Setting = Setting {
     name: "CCCI_LEASE_TTL",
@@ -220,7 +220,7 @@ pub const SETTLE_WINDOW: Setting = Setting {
     name: "CCCI_SETTLE_WINDOW",
     default: "`10s`",
     accepts: Accepts::Duration { default: 10, min: 0, max: HOUR },
-    meaning: "how long the generic checks watch for restarting tasks; `0` skips that check",
+    meaning: "how long the generic checks watch for restarting tasks, counted from the convergence of the last deploy, redeploy or restore (an assert that starts later looks once); `0` skips that check",
 };
 pub const SKIP_GENERIC: Setting = Setting {
     name: "CCCI_SKIP_GENERIC",

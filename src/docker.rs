@@ -463,16 +463,59 @@ impl ObjectKind {
 }
 
 /// Names of the objects of `kind` that belong to the stack: by label, or by the `<stack>_` prefix.
+/// One listing per kind (names and stack labels together); services, whose listing cannot show
+/// labels, are listed twice (by label, and all of them for the prefix).
 pub fn objects(sh: &Shell, kind: ObjectKind, stack: &StackName) -> Result<Vec<String>> {
     let k = kind.as_str();
-    let filter = format!("label={STACK_LABEL}={stack}");
-    let mut names = list_ids(sh, &[k, "ls", "--filter", &filter, "--format", "{{.Name}}"], &format!("listing {k}s"))?;
     let prefix = stack.prefix();
-    let all = list_ids(sh, &[k, "ls", "--format", "{{.Name}}"], &format!("listing {k}s"))?;
-    names.extend(all.into_iter().filter(|n| n.starts_with(&prefix)));
+    let mut names = vec![];
+    if kind == ObjectKind::Service {
+        let filter = format!("label={STACK_LABEL}={stack}");
+        names = list_ids(sh, &[k, "ls", "--filter", &filter, "--format", "{{.Name}}"], &format!("listing {k}s"))?;
+        let all = list_ids(sh, &[k, "ls", "--format", "{{.Name}}"], &format!("listing {k}s"))?;
+        names.extend(all.into_iter().filter(|n| n.starts_with(&prefix)));
+    } else {
+        let format = format!("{{{{.Name}}}}\t{{{{.Label \"{STACK_LABEL}\"}}}}");
+        for line in list_ids(sh, &[k, "ls", "--format", &format], &format!("listing {k}s"))? {
+            let (name, label) = line.split_once('\t').unwrap_or((line.as_str(), ""));
+            if name.starts_with(&prefix) || label.trim() == stack.as_str() {
+                names.push(name.trim().to_string());
+            }
+        }
+    }
     names.sort();
     names.dedup();
     Ok(names)
+}
+
+/// [`objects`] of every kind at once, each kind listed on its own thread: `(kind, names)` in
+/// [`ObjectKind::ALL`] order.
+pub fn all_objects(stack: &StackName) -> Result<Vec<(ObjectKind, Vec<String>)>> {
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = ObjectKind::ALL
+            .iter()
+            .map(|&kind| scope.spawn(move || objects(&Shell::new()?, kind, stack).map(|n| (kind, n))))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err(Error::env("listing the stack's objects panicked"))))
+            .collect()
+    })
+}
+
+/// Containers of the stack with the service each belongs to: `(id, service name)`.
+pub fn containers_by_service(sh: &Shell, stack: &StackName) -> Result<Vec<(String, String)>> {
+    let filter = format!("label={STACK_LABEL}={stack}");
+    let format = "{{.ID}}\t{{.Label \"com.docker.swarm.service.name\"}}";
+    let lines =
+        list_ids(sh, &["ps", "-a", "--no-trunc", "--filter", &filter, "--format", format], "listing containers")?;
+    Ok(lines
+        .into_iter()
+        .map(|l| match l.split_once('\t') {
+            Some((id, svc)) => (id.to_string(), svc.trim().to_string()),
+            None => (l, String::new()),
+        })
+        .collect())
 }
 
 /// An object on this node with what identifies its owner.

@@ -44,10 +44,10 @@ impl Floor {
 }
 
 /// The generic assertions, in order, on the deployment as it is now.
+/// The settle watch is not among them: it runs beside them and the overlay's and recipe's checks
+/// ([`Settle`]); its assertion goes second, after the replicas.
 pub fn assertions(floor: &Floor, state: &RunState, sh: &Shell, progress: &Progress) -> Vec<Assertion> {
     let mut out = vec![replicas(state, sh)];
-    progress.log(format!("watching for restarts for {}s", floor.settle.as_secs_f64()));
-    out.push(settled(state, sh, floor.settle));
     out.push(healthy(state, sh));
     out.extend(serving_checks(floor, state, sh, progress));
     out.push(image_pins(state));
@@ -82,47 +82,100 @@ pub fn replicas(state: &RunState, sh: &Shell) -> Assertion {
     assertion("services at desired replicas", result, detail, start)
 }
 
-/// No task that was running when the window began stops, and no new task starts, for `window`:
-/// a service that converged and then crash-loops (or is restarted by an unhealthy check) fails.
+/// How often the settle watch looks at the swarm while its window is open.
+pub const SETTLE_POLL: Duration = Duration::from_millis(500);
+
+/// No task that was running when the deployment last changed stops, and no new task starts, for
+/// `window` counted from that moment: a service that converged and then crash-loops (or is
+/// restarted by an unhealthy check) fails.
+///
+/// The moment is the run-state's `deployed.settle_from` (the convergence of the last deploy,
+/// redeploy or restore, with the tasks then). Quiet time that already passed counts: an assert
+/// that starts after the window closed looks once, and passes only if no task changed since the
+/// convergence; one that starts inside it watches until the window closes, then looks once more.
+/// Without a recorded baseline the window counts from the first look. Runs beside the op's other
+/// checks (see [`Settle`]), so its waiting overlaps theirs.
 pub fn settled(state: &RunState, sh: &Shell, window: Duration) -> Assertion {
     let start = Instant::now();
     let name = "no restarts while settling";
     if window.is_zero() {
         return assertion(name, Outcome::Skip, "CCCI_SETTLE_WINDOW is 0", start);
     }
-    let first = match converge::look(sh, &state.stack) {
-        Ok(s) => s,
-        Err(e) => return assertion(name, Outcome::Error, e.to_string(), start),
+    let recorded = state.deployed.as_ref().and_then(|d| d.settle_from.clone());
+    let (base, since_convergence) = match recorded {
+        Some(b) => (b, true),
+        None => match converge::look(sh, &state.stack) {
+            Ok(s) => (converge::baseline(&s, crate::time::unix_now_ms()), false),
+            Err(e) => return assertion(name, Outcome::Error, e.to_string(), start),
+        },
     };
-    let running: BTreeSet<String> = first
-        .iter()
-        .flat_map(|s| &s.tasks)
-        .filter(|t| t.desired_state == "running" && t.state == "running")
-        .map(|t| t.id.clone())
-        .collect();
-    let known: BTreeSet<String> = first.iter().flat_map(|s| &s.tasks).map(|t| t.id.clone()).collect();
+    let running: BTreeSet<String> = base.running.iter().cloned().collect();
+    let known: BTreeSet<String> = base.known.iter().cloned().collect();
+    let closes = base.at_ms.saturating_add(window.as_millis() as u64);
     let mut restarts: BTreeMap<String, String> = BTreeMap::new();
-    let mut last = first;
-    while start.elapsed() < window {
-        std::thread::sleep(Duration::from_secs(1).min(window.saturating_sub(start.elapsed())));
+    let last = loop {
+        let began = crate::time::unix_now_ms();
         let now = match converge::look(sh, &state.stack) {
             Ok(s) => s,
             Err(e) => return assertion(name, Outcome::Error, e.to_string(), start),
         };
         note_restarts(&running, &known, &now, &mut restarts);
-        last = now;
-    }
-    let secs = window.as_secs_f64();
+        // A look begun after the window closed covers the window whole.
+        if began >= closes || !restarts.is_empty() {
+            break now;
+        }
+        let left = closes.saturating_sub(crate::time::unix_now_ms());
+        std::thread::sleep(SETTLE_POLL.min(Duration::from_millis(left)));
+    };
+    let watched = Duration::from_millis(crate::time::unix_now_ms().saturating_sub(base.at_ms)).as_secs_f64();
+    let since = if since_convergence { "since the deployment converged" } else { "while watched" };
     if restarts.is_empty() {
-        assertion(name, Outcome::Pass, format!("no task restarted in {secs}s: {}", converge::summary(&last)), start)
+        assertion(
+            name,
+            Outcome::Pass,
+            format!("no task restarted in {watched:.1}s {since}: {}", converge::summary(&last)),
+            start,
+        )
     } else {
         let list: Vec<String> = restarts.into_values().collect();
         assertion(
             name,
             Outcome::Fail,
-            format!("restarted during the {secs}s settle window: {}", list.join("; ")),
+            format!(
+                "restarted during the {}s settle window ({watched:.1}s {since}): {}",
+                window.as_secs_f64(),
+                list.join("; ")
+            ),
             start,
         )
+    }
+}
+
+/// The settle watch of one op, running on its own thread while the op's other checks run.
+pub struct Settle {
+    handle: Option<std::thread::JoinHandle<Assertion>>,
+}
+
+impl Settle {
+    /// Starts watching `state`'s deployment for `window` ([`settled`]) on a thread of its own.
+    pub fn start(state: &RunState, window: Duration, progress: &Progress) -> Settle {
+        if !window.is_zero() {
+            progress.log(format!("watching for restarts for {}s since the deployment converged", window.as_secs_f64()));
+        }
+        let state = state.clone();
+        let handle = std::thread::spawn(move || match Shell::new() {
+            Ok(sh) => settled(&state, &sh, window),
+            Err(e) => assertion("no restarts while settling", Outcome::Error, e.to_string(), Instant::now()),
+        });
+        Settle { handle: Some(handle) }
+    }
+
+    /// Waits for the watch to end and returns its assertion.
+    pub fn finish(mut self) -> Assertion {
+        let handle = self.handle.take().expect("finished once");
+        handle.join().unwrap_or_else(|_| {
+            assertion("no restarts while settling", Outcome::Error, "the settle watch panicked", Instant::now())
+        })
     }
 }
 
@@ -436,6 +489,7 @@ mod tests {
         let mut s = crate::state::tests::sample();
         s.deployed = Some(Deployed {
             observed_at: "2026-11-21T22:34:08Z".into(),
+            settle_from: None,
             services: images
                 .iter()
                 .map(|(n, i)| (n.to_string(), DeployedService { image: i.to_string(), ..Default::default() }))

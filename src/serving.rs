@@ -559,6 +559,7 @@ mod tests {
         let mut s = crate::state::tests::sample();
         s.deployed = Some(Deployed {
             observed_at: String::new(),
+            settle_from: None,
             services: services
                 .iter()
                 .map(|(name, labels, ports)| {

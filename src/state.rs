@@ -162,6 +162,22 @@ pub struct Deployed {
     pub observed_at: String,
     /// By short service name (`app`, `db`).
     pub services: BTreeMap<String, DeployedService>,
+    /// The moment the deployment last changed (its deploy, redeploy or restore was seen
+    /// converged) and its tasks then: the settle window counts from here. Absent when this
+    /// picture was not taken at a convergence (then the window counts from the assert's start).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settle_from: Option<SettleBaseline>,
+}
+
+/// The tasks of the stack at the moment its deploy or redeploy converged.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct SettleBaseline {
+    /// When the convergence was seen, in milliseconds since the Unix epoch (UTC).
+    pub at_ms: u64,
+    /// Ids of the tasks running then.
+    pub running: Vec<String>,
+    /// Ids of every task of the stack known then, running or ended.
+    pub known: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]

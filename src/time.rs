@@ -8,6 +8,11 @@ pub fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs()
 }
 
+/// Milliseconds since the Unix epoch, now.
+pub fn unix_now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_millis() as u64
+}
+
 /// `2026-11-21T22:34:08Z` for the given Unix time.
 pub fn rfc3339(unix: u64) -> String {
     let days = (unix / 86_400) as i64;

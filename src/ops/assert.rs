@@ -111,6 +111,7 @@ pub fn run(setup: &Setup, state: &mut RunState, sh: &Shell, progress: &Progress)
     }
     let by_setting =
         overlay.settings.skips_generic(tier).then(|| format!("SKIP_GENERIC in {}", overlay.settings.origin));
+    let mut settle = None;
     match setup.skip_generic.clone().or(by_setting) {
         Some(who) => {
             progress.log(format!("generic checks skipped: {who}"));
@@ -127,12 +128,20 @@ pub fn run(setup: &Setup, state: &mut RunState, sh: &Shell, progress: &Progress)
                 policy: crate::serving::StatusPolicy { also_accept: overlay.settings.accept_status.clone() },
                 ..setup.floor.clone()
             };
+            // The settle watch runs beside every other check of the op; its verdict goes after
+            // the replicas'.
+            settle = Some((generic::Settle::start(state, floor.settle, progress), assertions.len() + 1));
             assertions.extend(generic::assertions(&floor, state, sh, progress));
         }
     }
     assertions.extend(run_checks(setup, state, &overlay, sh, progress));
     if tier == "upgrade" {
         assertions.push(upgrade_canaries(state, sh));
+    }
+    if let Some((watch, at)) = settle {
+        let settled = watch.finish();
+        progress.log(format!("{}: {}: {}", settled.name, settled.result.as_str(), settled.detail));
+        assertions.insert(at.min(assertions.len()), settled);
     }
 
     let outcome = combine(&assertions);
@@ -582,6 +591,7 @@ mod tests {
         let mut s = crate::state::tests::sample();
         s.deployed = Some(Deployed {
             observed_at: String::new(),
+            settle_from: None,
             services: [(
                 "app".to_string(),
                 DeployedService {

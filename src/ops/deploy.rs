@@ -316,7 +316,7 @@ fn deploy(
         (Err(e), Some(b)) => return Err(e.context(format!("deploying release {}, the upgrade base", b.tag))),
         (Err(e), None) => return Err(e),
     };
-    state.deployed = Some(converge::observe(sh, &state.stack, &statuses));
+    state.deployed = Some(converge::observe_converged(sh, &state.stack, &statuses));
     let what = match &base {
         Some(b) => format!("release {} (base for the upgrade)", b.tag),
         None => commit[..8.min(commit.len())].to_string(),
@@ -358,7 +358,8 @@ fn deploy_head_alone(
     let named = note_base_failure(state, base, &failure);
     progress.log(format!("{named}; removing what it created and deploying the head by itself"));
     let left = super::teardown::remove_deployment(state, sh, progress)
-        .map_err(|e| e.context(format!("{named}; removing what it created")))?;
+        .map_err(|e| e.context(format!("{named}; removing what it created")))?
+        .left;
     if !left.is_empty() {
         return Err(Error::env(format!("{named}; removing what it created left {}", left.join(", "))));
     }
@@ -387,7 +388,7 @@ fn deploy_head_alone(
         .deploy(sh, state, None, progress)
         .and_then(|()| converge::wait(sh, &state.stack, limits, &since, progress))
         .map_err(|e| e.context(format!("the head, deployed by itself because {named}")))?;
-    state.deployed = Some(converge::observe(sh, &state.stack, &statuses));
+    state.deployed = Some(converge::observe_converged(sh, &state.stack, &statuses));
     // The release first: a report line cut in the middle keeps both ends.
     Ok(format!(
         "{named}; deployed {} once, by itself: {}",

@@ -189,7 +189,7 @@ fn finish(
     stopped_names: &[String],
 ) -> Result<String> {
     let paths = evidence.volumes.iter().map(|v| v.paths.len()).sum::<usize>();
-    state.deployed = Some(crate::converge::observe(sh, &state.stack, &statuses));
+    state.deployed = Some(crate::converge::observe_converged(sh, &state.stack, &statuses));
     assertions.push(note("converged after the restore", Outcome::Pass, &crate::converge::summary(&statuses)));
 
     assertions.push(canaries_back(&mut evidence.canaries));

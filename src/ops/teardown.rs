@@ -45,9 +45,15 @@ pub fn run(
         return Outcome::Skip;
     }
     let (outcome, detail) = match remove_deployment(state, sh, progress) {
-        Ok(left) if left.is_empty() => (Outcome::Pass, "nothing of the run is left".to_string()),
-        Ok(left) => {
-            let detail = format!("left on the swarm: {}", left.join(", "));
+        Ok(r) if r.left.is_empty() => {
+            let mut detail = "nothing of the run is left".to_string();
+            for s in &r.slow {
+                detail.push_str(&format!("; {s}"));
+            }
+            (Outcome::Pass, detail)
+        }
+        Ok(r) => {
+            let detail = format!("left on the swarm: {}", r.left.join(", "));
             progress.log(&detail);
             (Outcome::Fail, detail)
         }
@@ -71,9 +77,18 @@ pub fn run(
     outcome
 }
 
+/// What [`remove_deployment`] leaves and noticed.
+#[derive(Debug, Clone, Default)]
+pub struct Removed {
+    /// What is still on the swarm afterwards, as `kind name`.
+    pub left: Vec<String>,
+    /// Services whose containers took their stop grace period to go ([`slow_stops`]).
+    pub slow: Vec<String>,
+}
+
 /// Removes the run from the swarm; returns what is still there afterwards. Also what a deploy
 /// uses to remove a base release that did not deploy, before it deploys the head.
-pub fn remove_deployment(state: &RunState, sh: &Shell, progress: &Progress) -> Result<Vec<String>> {
+pub fn remove_deployment(state: &RunState, sh: &Shell, progress: &Progress) -> Result<Removed> {
     let timeout = crate::config::teardown_timeout()?;
     let driver = driver::for_run(state.driver, &state.workspace, &state.recipe)?;
     let stack = &state.stack;
@@ -90,25 +105,43 @@ pub fn remove_deployment(state: &RunState, sh: &Shell, progress: &Progress) -> R
     if probes > 0 {
         progress.log(format!("removed {probes} probe containers"));
     }
-    wait_gone(sh, state, timeout, progress)?;
+    let slow = wait_gone(sh, state, timeout, progress)?;
 
     if let Err(e) = driver.remove_app_data(sh, state, progress) {
         progress.log(format!("{e}; sweeping directly"));
     }
-    sweep(sh, state, Duration::from_secs(60), progress)
+    // Networks and volumes in use for a moment after the last container went are waited for;
+    // one held by something outside the stack is reported once the teardown timeout (at most a
+    // minute) has passed.
+    let left = sweep(sh, state, timeout.min(Duration::from_secs(60)), progress)?;
+    Ok(Removed { left, slow })
 }
 
-/// Polls until no service, task or container of the stack remains: volumes cannot be removed
-/// while any container, even a stopped one, still references them.
-fn wait_gone(sh: &Shell, state: &RunState, timeout: Duration, progress: &Progress) -> Result<()> {
+/// Polls (every quarter second) until no service, task or container of the stack remains:
+/// volumes cannot be removed while any container, even a stopped one, still references them.
+/// When a service's containers took about its stop grace period or longer to go, says so: that
+/// time is the app's (it ignores SIGTERM and is killed when the grace period ends), not ccci's.
+fn wait_gone(sh: &Shell, state: &RunState, timeout: Duration, progress: &Progress) -> Result<Vec<String>> {
     let start = Instant::now();
     let mut last_log = Instant::now();
+    // Per service: when its last container was seen.
+    let mut seen: std::collections::BTreeMap<String, Duration> = Default::default();
     loop {
         let services = docker::objects(sh, ObjectKind::Service, &state.stack)?;
-        let containers = docker::containers(sh, &state.stack)?;
+        let containers = docker::containers_by_service(sh, &state.stack)?;
+        for (_, service) in &containers {
+            seen.insert(service.clone(), start.elapsed());
+        }
         if services.is_empty() && containers.is_empty() {
-            progress.log("no service or container of the stack is left");
-            return Ok(());
+            progress.log(format!(
+                "no service or container of the stack is left after {:.1}s",
+                start.elapsed().as_secs_f64()
+            ));
+            let slow = slow_stops(state, &seen);
+            for s in &slow {
+                progress.log(s);
+            }
+            return Ok(slow);
         }
         if start.elapsed() > timeout {
             return Err(Error::failed(format!(
@@ -122,45 +155,78 @@ fn wait_gone(sh: &Shell, state: &RunState, timeout: Duration, progress: &Progres
             progress.log(format!("waiting for {} containers to go", containers.len()));
             last_log = Instant::now();
         }
-        std::thread::sleep(Duration::from_secs(1));
+        std::thread::sleep(Duration::from_millis(250));
     }
 }
 
+/// Swarm's default stop grace period (compose `stop_grace_period`): SIGTERM, then SIGKILL.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// "app took 10.3 s to stop: it ignores SIGTERM …" for every service whose containers were still
+/// there a stop grace period (less a half second of polling) after the undeploy.
+fn slow_stops(state: &RunState, seen: &std::collections::BTreeMap<String, Duration>) -> Vec<String> {
+    let prefix = state.stack.prefix();
+    seen.iter()
+        .filter(|(_, last)| **last + Duration::from_millis(500) >= STOP_GRACE)
+        .map(|(service, last)| {
+            let short = service.strip_prefix(&prefix).unwrap_or(service);
+            format!(
+                "{short} took {:.1}s to stop: it ignores SIGTERM (swarm kills it when its stop grace period, 10 s unless stop_grace_period says otherwise, ends)",
+                last.as_secs_f64()
+            )
+        })
+        .collect()
+}
+
 /// Removes secrets, configs, networks and volumes found by label or name prefix until nothing
-/// of the stack is left or `timeout` passes; returns what is left. Docker reports networks and
-/// volumes in use for a while after the last container went, so it retries.
+/// of the stack is left or `timeout` passes; returns what is left. Each pass lists every kind at
+/// once (a thread per kind) and removes what it found in parallel; docker reports networks and
+/// volumes in use for a while after the last container went, so it retries every half second.
 fn sweep(sh: &Shell, state: &RunState, timeout: Duration, progress: &Progress) -> Result<Vec<String>> {
     let start = Instant::now();
     loop {
-        for kind in
-            [ObjectKind::Service, ObjectKind::Secret, ObjectKind::Config, ObjectKind::Network, ObjectKind::Volume]
-        {
-            for name in docker::objects(sh, kind, &state.stack)? {
-                match docker::remove(sh, kind, &name) {
-                    Ok(()) => progress.log(format!("removed {} {name}", kind.as_str())),
-                    Err(e) if start.elapsed() > timeout => progress.log(e),
-                    Err(_) => {}
-                }
-            }
-        }
-        let left = leftovers(sh, state)?;
+        let found = docker::all_objects(&state.stack)?;
+        let containers = docker::containers(sh, &state.stack)?;
+        let left = describe(&found, &containers);
         if left.is_empty() || start.elapsed() > timeout {
             return Ok(left);
         }
-        std::thread::sleep(Duration::from_secs(2));
+        let late = start.elapsed() > timeout / 2;
+        let said: Vec<Option<String>> = std::thread::scope(|scope| {
+            let removals: Vec<_> = found
+                .iter()
+                .flat_map(|(kind, names)| names.iter().map(move |name| (*kind, name)))
+                .map(|(kind, name)| {
+                    scope.spawn(move || {
+                        match Shell::new().map_err(Error::from).and_then(|sh| docker::remove(&sh, kind, name)) {
+                            Ok(()) => Some(format!("removed {} {name}", kind.as_str())),
+                            // Still in use: the next pass tries again; said once it is late.
+                            Err(e) if late => Some(e.to_string()),
+                            Err(_) => None,
+                        }
+                    })
+                })
+                .collect();
+            removals.into_iter().map(|h| h.join().unwrap_or(None)).collect()
+        });
+        for line in said.into_iter().flatten() {
+            progress.log(line);
+        }
+        std::thread::sleep(Duration::from_millis(500));
     }
+}
+
+fn describe(found: &[(ObjectKind, Vec<String>)], containers: &[String]) -> Vec<String> {
+    let mut left: Vec<String> =
+        found.iter().flat_map(|(kind, names)| names.iter().map(move |n| format!("{} {n}", kind.as_str()))).collect();
+    left.extend(containers.iter().map(|c| format!("container {}", &c[..12.min(c.len())])));
+    left
 }
 
 /// Everything of the stack still on this node, as `kind name`.
 pub fn leftovers(sh: &Shell, state: &RunState) -> Result<Vec<String>> {
-    let mut left = vec![];
-    for kind in ObjectKind::ALL {
-        left.extend(docker::objects(sh, kind, &state.stack)?.into_iter().map(|n| format!("{} {n}", kind.as_str())));
-    }
-    left.extend(
-        docker::containers(sh, &state.stack)?.into_iter().map(|c| format!("container {}", &c[..12.min(c.len())])),
-    );
-    Ok(left)
+    let found = docker::all_objects(&state.stack)?;
+    Ok(describe(&found, &docker::containers(sh, &state.stack)?))
 }
 
 /// Removes the run's files and its registry entry. Every caller acts on a state checked against
@@ -184,5 +250,30 @@ fn remove_if_present(p: &std::path::Path) -> Result<()> {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_service_whose_containers_outlived_the_stop_grace_period_is_named_as_ignoring_sigterm() {
+        let state = crate::state::tests::sample();
+        let prefix = state.stack.prefix();
+        let seen: std::collections::BTreeMap<String, Duration> = [
+            (format!("{prefix}app"), Duration::from_millis(10_300)),
+            (format!("{prefix}db"), Duration::from_millis(1_200)),
+        ]
+        .into();
+        let slow = slow_stops(&state, &seen);
+        assert_eq!(slow.len(), 1, "{slow:?}");
+        assert!(slow[0].starts_with("app took 10.3s to stop: it ignores SIGTERM"), "{slow:?}");
+    }
+
+    #[test]
+    fn leftovers_are_named_by_kind() {
+        let found = vec![(ObjectKind::Volume, vec!["s_data".to_string()]), (ObjectKind::Secret, vec![])];
+        assert_eq!(describe(&found, &["0123456789abcdef".to_string()]), ["volume s_data", "container 0123456789ab"]);
     }
 }

@@ -129,7 +129,7 @@ fn upgrade(state: &mut RunState, sh: &Shell, progress: &Progress, assertions: &m
             return Err(e);
         }
     };
-    let after = converge::observe(sh, &state.stack, &statuses);
+    let after = converge::observe_converged(sh, &state.stack, &statuses);
     state.deployed = Some(after.clone());
     assertions.push(Assertion {
         name: "converged after the redeploy".into(),
@@ -287,7 +287,7 @@ mod tests {
             configs: configs.iter().map(|c| c.to_string()).collect(),
             ..Default::default()
         };
-        Deployed { observed_at: String::new(), services: [("app".to_string(), svc)].into() }
+        Deployed { observed_at: String::new(), services: [("app".to_string(), svc)].into(), settle_from: None }
     }
 
     #[test]

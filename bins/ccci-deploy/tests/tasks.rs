@@ -12,7 +12,9 @@
 //!   `CCCI_PENDING_TIMEOUT`, quoting it;
 //! - a missing external network or secret is the environment's error before the run registers;
 //! - a base release that does not deploy is named, and the head is still tested by itself;
-//! - the upgrade's "changed since the base" reads as plain words in the report.
+//! - the upgrade's "changed since the base" reads as plain words in the report;
+//! - the settle window counts from the convergence: a restart between the convergence and a
+//!   later assert fails it, and an assert after the window closed looks once instead of waiting.
 
 mod common;
 
@@ -226,6 +228,72 @@ services:
     assert_eq!(settled["result"], "pass", "{settled}");
     assert!(settled["detail"].as_str().unwrap().contains(&format!("{stack}_seed completed")), "{settled}");
     assert_eq!(assertion(install, "services at desired replicas")["result"], "pass");
+    c.teardown();
+}
+
+/// The app's task fails once, `crash_after` seconds after the deploy converged, and its
+/// replacement serves from then on (a marker on its volume says it crashed already).
+fn crashes_once(crash_after: u32) -> String {
+    format!(
+        r#"version: "3.8"
+services:
+  app:
+    image: ccci-hello:1
+    command: ["sh", "-c", "mkdir -p /w && echo ok > /w/index.html && if [ -e /data/crashed ]; then exec httpd -f -p 8080 -h /w; fi; touch /data/crashed; httpd -p 8080 -h /w; sleep {crash_after}; exit 3"]
+    ports: [{{target: 8080, mode: host}}]
+    volumes: [data:/data]
+    deploy:
+      restart_policy: {{condition: any, delay: 1s}}
+volumes:
+  data:
+"#
+    )
+}
+
+#[test]
+fn a_task_that_restarted_after_the_convergence_fails_the_settle_check_of_an_assert_that_starts_later() {
+    let c = Case::new("latecrash").set("CCCI_SETTLE_WINDOW", "3s");
+    c.commit(&crashes_once(4), None);
+    let d = c.deploy(false);
+    assert_eq!(d.code, Some(0), "{}", d.stderr);
+    // The crash (4 s after the app started) and the replacement happen before the assert starts:
+    // watching only from the assert's start would miss them.
+    std::thread::sleep(Duration::from_secs(10));
+    let i = c.step("ccci-assert", &["install"]);
+    let s = c.state();
+    let install = op(&s, "install");
+    assert_eq!(i.code, Some(1), "{}\n{install:#}", i.stderr);
+    let settled = assertion(install, "no restarts while settling");
+    assert_eq!(settled["result"], "fail", "{settled}");
+    let why = settled["detail"].as_str().unwrap();
+    assert!(why.contains("since the deployment converged") && why.contains("exit code 3"), "{why}");
+    c.teardown();
+}
+
+#[test]
+fn an_assert_that_starts_after_the_settle_window_closed_does_not_wait_again() {
+    let c = Case::new("quiet").set("CCCI_SETTLE_WINDOW", "6s");
+    c.commit(&format!("version: \"3.8\"\nservices:\n{APP}"), None);
+    let d = c.deploy(false);
+    assert_eq!(d.code, Some(0), "{}", d.stderr);
+    std::thread::sleep(Duration::from_secs(7));
+    let t0 = Instant::now();
+    let i = c.step("ccci-assert", &["install"]);
+    let took = t0.elapsed();
+    let s = c.state();
+    let install = op(&s, "install");
+    assert_eq!(i.code, Some(0), "{}\n{install:#}", i.stderr);
+    let settled = assertion(install, "no restarts while settling");
+    assert_eq!(settled["result"], "pass", "{settled}");
+    assert!(settled["detail"].as_str().unwrap().contains("since the deployment converged"), "{settled}");
+    // One look, not another 6 s of watching.
+    assert!(settled["duration_ms"].as_u64().unwrap() < 3000, "{settled}");
+    assert!(took < Duration::from_secs(6), "the assert took {took:?}");
+    // A second assert on the unchanged deployment only checks that no task changed since.
+    let c2 = c.step("ccci-assert", &["custom"]);
+    assert_eq!(c2.code, Some(0), "{}", c2.stderr);
+    let s = c.state();
+    assert_eq!(assertion(op(&s, "custom"), "no restarts while settling")["result"], "pass");
     c.teardown();
 }
 
