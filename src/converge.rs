@@ -43,10 +43,14 @@ pub const CRASH_LOOP_REPLACEMENTS: usize = 3;
 pub const PERIODIC_MIN_DELAY: Duration = Duration::from_secs(10);
 
 /// Between two looks at the swarm. One look (service list and inspect, task list and inspect
-/// per service) takes 0.1-0.3 s on a small stack; a quarter second between looks notices the
-/// last task running within about half a second of `docker events` saying so, and leaves the
-/// daemon idle at least half the time.
+/// per service) takes 0.1-0.3 s on a small stack. A wait also follows `docker events` of the
+/// stack ([`docker::Events`]) and looks again as soon as one comes, so the last task running is
+/// noticed about one look after docker reports it; without an event it looks again after this.
 pub const POLL: Duration = Duration::from_millis(250);
+
+/// With `docker events` followed: the pause after an event before the next look, for swarm to
+/// record the task state the event stands for.
+pub const AFTER_EVENT: Duration = Duration::from_millis(50);
 const REPORT_EVERY: Duration = Duration::from_secs(10);
 
 /// How long a wait may take.
@@ -168,6 +172,9 @@ pub fn wait(
     // Swarm prunes old tasks (task history limit), so what was seen is remembered across polls.
     let mut memory = Memory::default();
     let mut last_why = String::new();
+    // docker's events wake the wait early; the poll still bounds it (and is all there is when
+    // docker events cannot be followed).
+    let events = docker::Events::follow(stack);
     loop {
         let statuses = look(sh, stack)?;
         let verdict = judge(&statuses, since_unix, &mut memory, start.elapsed(), limits.pending);
@@ -190,7 +197,16 @@ pub fn wait(
                 last_why = why;
             }
         }
-        std::thread::sleep(POLL);
+        match &events {
+            // A look at once after an event, then the poll's pace: swarm records a task running
+            // a moment after docker's container event.
+            Some(ev) => {
+                if ev.wait(POLL) {
+                    std::thread::sleep(AFTER_EVENT);
+                }
+            }
+            None => std::thread::sleep(POLL),
+        }
     }
 }
 

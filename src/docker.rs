@@ -438,6 +438,68 @@ pub fn containers(sh: &Shell, stack: &StackName) -> Result<Vec<String>> {
     list_ids(sh, &["ps", "-aq", "--no-trunc", "--filter", &filter], "listing containers")
 }
 
+/// A running `docker events` of containers and services, each event of one stack's containers or
+/// services one message on [`Events::rx`]. The child is killed when this is dropped. Used to wake a wait
+/// as soon as docker reports a change instead of at the next poll.
+pub struct Events {
+    child: std::process::Child,
+    pub rx: std::sync::mpsc::Receiver<()>,
+}
+
+impl Events {
+    /// Starts `docker events` for `stack`; `None` when docker cannot be started (the caller polls).
+    pub fn follow(stack: &StackName) -> Option<Events> {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new("docker")
+            .env_clear()
+            .envs(passthrough_env())
+            // Service events carry no labels, so the stack is picked out here: its containers by
+            // label, its services by name.
+            .args(["events", "--filter", "type=container", "--filter", "type=service", "--format"])
+            .arg(format!(
+                "{{{{.Type}}}}\t{{{{.Actor.Attributes.name}}}}\t{{{{index .Actor.Attributes \"{STACK_LABEL}\"}}}}"
+            ))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .ok()?;
+        let out = child.stdout.take()?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (name, prefix) = (stack.to_string(), stack.prefix());
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                let mut f = line.split('\t');
+                let ours = match (f.next(), f.next(), f.next()) {
+                    (Some("service"), Some(service), _) => service.starts_with(&prefix),
+                    (Some("container"), _, Some(label)) => label.trim() == name,
+                    _ => false,
+                };
+                if ours && tx.send(()).is_err() {
+                    break;
+                }
+            }
+        });
+        Some(Events { child, rx })
+    }
+
+    /// Waits up to `at_most` for an event; true when one came. Events that came meanwhile are
+    /// taken with it: one look answers them all.
+    pub fn wait(&self, at_most: std::time::Duration) -> bool {
+        let got = self.rx.recv_timeout(at_most).is_ok();
+        while self.rx.try_recv().is_ok() {}
+        got
+    }
+}
+
+impl Drop for Events {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// The swarm object kinds teardown removes, in removal order after the services.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ObjectKind {

@@ -117,7 +117,8 @@ pub fn remove_deployment(state: &RunState, sh: &Shell, progress: &Progress) -> R
     Ok(Removed { left, slow })
 }
 
-/// Polls (every quarter second) until no service, task or container of the stack remains:
+/// Looks, whenever docker reports an event of the stack and at least every quarter second, until
+/// no service, task or container of the stack remains:
 /// volumes cannot be removed while any container, even a stopped one, still references them.
 /// When a service's containers took about its stop grace period or longer to go, says so: that
 /// time is the app's (it ignores SIGTERM and is killed when the grace period ends), not ccci's.
@@ -126,6 +127,8 @@ fn wait_gone(sh: &Shell, state: &RunState, timeout: Duration, progress: &Progres
     let mut last_log = Instant::now();
     // Per service: when its last container was seen.
     let mut seen: std::collections::BTreeMap<String, Duration> = Default::default();
+    // docker's events (a container dying, destroyed) wake the wait; the poll bounds it.
+    let events = docker::Events::follow(&state.stack);
     loop {
         let services = docker::objects(sh, ObjectKind::Service, &state.stack)?;
         let containers = docker::containers_by_service(sh, &state.stack)?;
@@ -155,7 +158,13 @@ fn wait_gone(sh: &Shell, state: &RunState, timeout: Duration, progress: &Progres
             progress.log(format!("waiting for {} containers to go", containers.len()));
             last_log = Instant::now();
         }
-        std::thread::sleep(Duration::from_millis(250));
+        let poll = Duration::from_millis(250);
+        match &events {
+            Some(ev) => {
+                ev.wait(poll);
+            }
+            None => std::thread::sleep(poll),
+        }
     }
 }
 
