@@ -174,7 +174,7 @@ pub fn wait(
     let mut last_why = String::new();
     // docker's events wake the wait early; the poll still bounds it (and is all there is when
     // docker events cannot be followed).
-    let events = docker::Events::follow(stack);
+    let events = docker::Events::follow(stack, limits.timeout);
     loop {
         let statuses = look(sh, stack)?;
         let verdict = judge(&statuses, since_unix, &mut memory, start.elapsed(), limits.pending);
@@ -442,6 +442,12 @@ pub fn observe_converged(sh: &Shell, stack: &StackName, statuses: &[ServiceStatu
     Deployed { settle_from: Some(settle), ..observe(sh, stack, statuses) }
 }
 
+/// Whether two baselines have the same running tasks (the deployment did not change between).
+pub fn same_running(a: &SettleBaseline, b: &SettleBaseline) -> bool {
+    let set = |x: &SettleBaseline| x.running.iter().cloned().collect::<std::collections::BTreeSet<String>>();
+    set(a) == set(b)
+}
+
 /// The tasks of `statuses` as a settle baseline taken at `at_ms` (Unix milliseconds).
 pub fn baseline(statuses: &[ServiceStatus], at_ms: u64) -> SettleBaseline {
     let tasks = || statuses.iter().flat_map(|s| &s.tasks);
@@ -568,7 +574,12 @@ mod tests {
         run.id = "run1".into();
         let mut old = ended("old1", "failed", 1, 1);
         old.desired_state = "shutdown".into();
-        let b = baseline(&[status(vec![run, old], 1)], 42);
+        let b = baseline(&[status(vec![run.clone(), old], 1)], 42);
+        let later = baseline(&[status(vec![run], 1)], 99);
+        assert!(same_running(&b, &later), "the same running task is no change");
+        let mut other = later.clone();
+        other.running = vec!["run2".into()];
+        assert!(!same_running(&b, &other), "another running task is a change");
         assert_eq!((b.at_ms, b.running, b.known), (42, vec!["run1".to_string()], vec!["run1".into(), "old1".into()]));
     }
 

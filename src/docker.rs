@@ -447,15 +447,19 @@ pub struct Events {
 }
 
 impl Events {
-    /// Starts `docker events` for `stack`; `None` when docker cannot be started (the caller polls).
-    pub fn follow(stack: &StackName) -> Option<Events> {
+    /// Starts `docker events` for `stack`, ending by itself after `at_most` (`--until`: a stage
+    /// killed with SIGKILL cannot stop it, and it must not outlive the wait by long); `None` when
+    /// docker cannot be started (the caller polls).
+    pub fn follow(stack: &StackName, at_most: std::time::Duration) -> Option<Events> {
+        let until = crate::time::unix_now().saturating_add(at_most.as_secs() + 5);
         use std::io::BufRead;
         let mut child = std::process::Command::new("docker")
             .env_clear()
             .envs(passthrough_env())
             // Service events carry no labels, so the stack is picked out here: its containers by
             // label, its services by name.
-            .args(["events", "--filter", "type=container", "--filter", "type=service", "--format"])
+            .args(["events", "--until", &until.to_string()])
+            .args(["--filter", "type=container", "--filter", "type=service", "--format"])
             .arg(format!(
                 "{{{{.Type}}}}\t{{{{.Actor.Attributes.name}}}}\t{{{{index .Actor.Attributes \"{STACK_LABEL}\"}}}}"
             ))
@@ -487,7 +491,16 @@ impl Events {
     /// Waits up to `at_most` for an event; true when one came. Events that came meanwhile are
     /// taken with it: one look answers them all.
     pub fn wait(&self, at_most: std::time::Duration) -> bool {
-        let got = self.rx.recv_timeout(at_most).is_ok();
+        use std::sync::mpsc::RecvTimeoutError;
+        let got = match self.rx.recv_timeout(at_most) {
+            Ok(()) => true,
+            Err(RecvTimeoutError::Timeout) => false,
+            // docker events ended (its --until, or docker went away): the caller's pace is kept.
+            Err(RecvTimeoutError::Disconnected) => {
+                std::thread::sleep(at_most);
+                false
+            }
+        };
         while self.rx.try_recv().is_ok() {}
         got
     }

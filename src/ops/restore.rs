@@ -189,7 +189,16 @@ fn finish(
     stopped_names: &[String],
 ) -> Result<String> {
     let paths = evidence.volumes.iter().map(|v| v.paths.len()).sum::<usize>();
-    state.deployed = Some(crate::converge::observe_converged(sh, &state.stack, &statuses));
+    let before = state.deployed.as_ref().and_then(|d| d.settle_from.clone());
+    let mut deployed = crate::converge::observe_converged(sh, &state.stack, &statuses);
+    // The deployment changed only if its running tasks did: otherwise the settle window keeps
+    // counting from the last change, and the tasks are still compared with the ones then.
+    if let (Some(before), Some(now)) = (before, deployed.settle_from.as_ref())
+        && crate::converge::same_running(&before, now)
+    {
+        deployed.settle_from = Some(before);
+    }
+    state.deployed = Some(deployed);
     assertions.push(note("converged after the restore", Outcome::Pass, &crate::converge::summary(&statuses)));
 
     assertions.push(canaries_back(&mut evidence.canaries));

@@ -128,7 +128,7 @@ fn wait_gone(sh: &Shell, state: &RunState, timeout: Duration, progress: &Progres
     // Per service: when its last container was seen.
     let mut seen: std::collections::BTreeMap<String, Duration> = Default::default();
     // docker's events (a container dying, destroyed) wake the wait; the poll bounds it.
-    let events = docker::Events::follow(&state.stack);
+    let events = docker::Events::follow(&state.stack, timeout);
     loop {
         let services = docker::objects(sh, ObjectKind::Service, &state.stack)?;
         let containers = docker::containers_by_service(sh, &state.stack)?;
