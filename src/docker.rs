@@ -875,3 +875,51 @@ pub fn command() -> std::process::Command {
     c.env_clear().envs(passthrough_env());
     c
 }
+
+/// Writes `bytes` to the file `name` at the root of volume `volume`, from a throwaway container
+/// of [`PROBE_IMAGE`] (labelled as the stack's probe, no network, never pulled): works for any
+/// user who may use docker, unlike writing to the volume's directory on the host.
+pub fn write_in_volume(sh: &Shell, stack: &StackName, volume: &str, name: &str, bytes: &[u8]) -> Result<()> {
+    let c = volume_probe(sh, stack, volume, false).args(["sh", "-c", "cat > \"/v/$1\"", "sh", name]).stdin(bytes);
+    let out = c.quiet().ignore_status().output().map_err(|e| Error::env(format!("docker run {PROBE_IMAGE}: {e}")))?;
+    if !out.status.success() {
+        return Err(Error::env(format!(
+            "writing {name} into volume {volume}: {}",
+            crate::process::tail(&String::from_utf8_lossy(&out.stderr), 3)
+        )));
+    }
+    Ok(())
+}
+
+/// The bytes of the file `name` at the root of volume `volume` (read like [`write_in_volume`]
+/// writes); `None` when there is no such file.
+pub fn read_in_volume(sh: &Shell, stack: &StackName, volume: &str, name: &str) -> Result<Option<Vec<u8>>> {
+    let c = volume_probe(sh, stack, volume, true).args([
+        "sh",
+        "-c",
+        "test -f \"/v/$1\" || exit 3; cat \"/v/$1\"",
+        "sh",
+        name,
+    ]);
+    let out = c.quiet().ignore_status().output().map_err(|e| Error::env(format!("docker run {PROBE_IMAGE}: {e}")))?;
+    match out.status.code() {
+        Some(0) => Ok(Some(out.stdout)),
+        Some(3) => Ok(None),
+        _ => Err(Error::env(format!(
+            "reading {name} in volume {volume}: {}",
+            crate::process::tail(&String::from_utf8_lossy(&out.stderr), 3)
+        ))),
+    }
+}
+
+fn volume_probe<'a>(sh: &'a Shell, stack: &StackName, volume: &str, read_only: bool) -> xshell::Cmd<'a> {
+    docker(sh)
+        .args(["run", "--rm", "-i", "--pull", "never", "--network", "none"])
+        .arg("--label")
+        .arg(format!("{STACK_LABEL}={stack}"))
+        .arg("--label")
+        .arg(format!("{PROBE_LABEL}=1"))
+        .arg("--volume")
+        .arg(format!("{volume}:/v{}", if read_only { ":ro" } else { "" }))
+        .arg(PROBE_IMAGE)
+}

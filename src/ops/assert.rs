@@ -309,10 +309,12 @@ fn plant_upgrade_canaries(state: &mut RunState, sh: &Shell, progress: &Progress)
     names.dedup();
     plan.canaries.clear();
     for name in names {
+        // Through docker, not the host's volume directory: ccci's user need not be root.
+        let file = format!("ccci-upgrade-canary-{run_id}");
         let planted = crate::docker::volume_mountpoint(sh, &name).and_then(|dir| {
-            let path = dir.join(format!("ccci-upgrade-canary-{run_id}"));
+            let path = dir.join(&file);
             let bytes = crate::restic::random_bytes(crate::ops::backup::CANARY_BYTES)?;
-            fs_err::write(&path, &bytes)?;
+            crate::docker::write_in_volume(sh, &stack, &name, &file, &bytes)?;
             Ok(crate::state::Canary {
                 volume: name.strip_prefix(&stack.prefix()).unwrap_or(&name).to_string(),
                 path,
@@ -359,10 +361,12 @@ fn upgrade_canaries(state: &RunState, sh: &Shell) -> Assertion {
             ));
             continue;
         }
-        match fs_err::read(&c.path) {
-            Ok(b) if crate::restic::sha256(&b) == c.sha256 => {}
-            Ok(_) => bad.push(format!("volume {}: {} holds other bytes", c.volume, c.path.display())),
-            Err(_) => bad.push(format!("volume {}: {} is gone", c.volume, c.path.display())),
+        let file = c.path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+        match crate::docker::read_in_volume(sh, &state.stack, &full, &file) {
+            Ok(Some(b)) if crate::restic::sha256(&b) == c.sha256 => {}
+            Ok(Some(_)) => bad.push(format!("volume {}: {} holds other bytes", c.volume, c.path.display())),
+            Ok(None) => bad.push(format!("volume {}: {} is gone", c.volume, c.path.display())),
+            Err(e) => return crate::ops::backup::note(name, Outcome::Error, &e.to_string()),
         }
     }
     let volumes: Vec<&str> = canaries.iter().map(|c| c.volume.as_str()).collect();
