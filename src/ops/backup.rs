@@ -184,13 +184,20 @@ fn backup(
         run_hooks(sh, state, plan, Phase::BackupPre, progress, assertions, &mut evidence.hooks)?;
     }
 
+    // The app wrote the volumes: a labelled path must not lead the host out of its volume.
+    for v in &volumes {
+        for p in &v.paths {
+            within_volume(&v.volume, &v.mountpoint, p)?;
+        }
+    }
+
     // File canaries, in every included directory a label names (or the volume root).
     for v in &volumes {
         for (n, dir) in v.paths.iter().filter(|p| p.is_dir()).enumerate() {
             let suffix = if n == 0 { String::new() } else { format!("-{n}") };
             let path = dir.join(format!("ccci-canary-{}-{}{suffix}", state.run_id, v.volume));
             let bytes = restic::random_bytes(CANARY_BYTES)?;
-            fs_err::write(&path, &bytes)?;
+            write_in_volume(&v.volume, &path, &bytes, true)?;
             evidence.canaries.push(Canary {
                 volume: v.volume.clone(),
                 path,
@@ -434,6 +441,51 @@ fn canaries_in_snapshot(repo: &Repo, snapshot: &str, canaries: &mut [Canary]) ->
     } else {
         note("canaries in the snapshot", Outcome::Fail, &bad.join("; "))
     })
+}
+
+/// Fails (the recipe's fault) when `path`, under the volume's host directory `mountpoint`,
+/// resolves outside it: the app owns what is in its volumes, and a symlink there (`dump ->
+/// /etc`) would make the host read or write its own files. A path that does not exist is fine.
+pub(crate) fn within_volume(volume: &str, mountpoint: &Path, path: &Path) -> Result<()> {
+    let root = fs_err::canonicalize(mountpoint)?;
+    match std::fs::canonicalize(path) {
+        Ok(real) if !real.starts_with(&root) => Err(Error::failed(format!(
+            "volume {volume}: {} resolves to {}, outside the volume (a symlink the app wrote): refused, not followed",
+            path.display(),
+            real.display()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Writes `bytes` to the file `path` in a volume without following a symlink there (the app may
+/// have put one where ccci writes): a new file when `new`, else an existing regular file. A
+/// symlink or other file in the way is the recipe's failure.
+pub(crate) fn write_in_volume(volume: &str, path: &Path, bytes: &[u8], new: bool) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).custom_flags(libc::O_NOFOLLOW);
+    if new {
+        o.create_new(true);
+    } else {
+        o.truncate(true);
+    }
+    let refused = |why: &str| {
+        Error::failed(format!("volume {volume}: {} {why}: refused, not followed or replaced", path.display()))
+    };
+    let mut f = match o.open(path) {
+        Ok(f) => f,
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Err(refused("is a symlink the app wrote")),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Err(refused("already exists (the app wrote it)"));
+        }
+        Err(e) => return Err(Error::from(e).context(format!("writing {}", path.display()))),
+    };
+    if !f.metadata()?.is_file() {
+        return Err(refused("is not a regular file"));
+    }
+    f.write_all(bytes).map_err(|e| Error::from(e).context(format!("writing {}", path.display())))
 }
 
 pub(crate) fn canary_names(canaries: &[Canary]) -> String {

@@ -109,11 +109,16 @@ fn restore(
     let post_name = format!("ccci-post-backup-{}", state.run_id);
     let mut post_files = vec![];
     for c in &evidence.canaries {
-        fs_err::write(&c.path, restic::random_bytes(crate::ops::backup::CANARY_BYTES)?)?;
+        // The app may have turned a directory above the canary into a symlink since the backup.
+        if let (Some(v), Some(dir)) = (evidence.volumes.iter().find(|v| v.volume == c.volume), c.path.parent()) {
+            crate::ops::backup::within_volume(&c.volume, &v.mountpoint, dir)?;
+        }
+        let bytes = restic::random_bytes(crate::ops::backup::CANARY_BYTES)?;
+        crate::ops::backup::write_in_volume(&c.volume, &c.path, &bytes, false)?;
         if let Some(dir) = c.path.parent() {
             let p = dir.join(&post_name);
             if !post_files.contains(&p) {
-                fs_err::write(&p, b"written after the backup\n")?;
+                crate::ops::backup::write_in_volume(&c.volume, &p, b"written after the backup\n", true)?;
                 post_files.push(p);
             }
         }

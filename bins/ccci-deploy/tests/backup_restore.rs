@@ -452,3 +452,65 @@ fn a_drifted_abra_restore_stops_the_backup_before_anything_is_planted() {
     );
     run.teardown();
 }
+
+/// The example with its backup pre-hook replaced by `hook` (compose-interpolated, so `$$` is the
+/// shell's `$`), committed as the head.
+fn with_pre_hook(run: &Run, hook: &str) {
+    let repo = run.sb.root.join("hello");
+    let compose = std::fs::read_to_string(repo.join("compose.yml")).unwrap();
+    let edited: Vec<String> = compose
+        .lines()
+        .map(|l| {
+            if l.trim_start().starts_with("- \"backupbot.backup.pre-hook=") {
+                format!("        - \"backupbot.backup.pre-hook={hook}\"")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    assert_ne!(edited.join("\n"), compose.trim_end(), "the pre-hook line was found");
+    std::fs::write(repo.join("compose.yml"), edited.join("\n") + "\n").unwrap();
+    let out =
+        Command::new("git").arg("-C").arg(&repo).args(["commit", "-q", "-am", "hostile pre-hook"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn a_symlink_the_app_puts_in_its_volume_never_leads_the_backup_to_write_on_the_host() {
+    // The app owns its volume's content: the labelled path `dump`, or a file named like the
+    // run's canary, made a symlink to a host directory or file, must not be followed.
+    let cases = [
+        ("bk-link-dir", "rm -rf /data/dump && ln -s {victim_dir} /data/dump", "resolves to"),
+        (
+            "bk-link-canary",
+            "mkdir -p /data/dump && s=${STACK_NAME} && ln -sf {victim_file} /data/dump/ccci-canary-$${s%%_*}-data",
+            "/dump/ccci-canary-",
+        ),
+    ];
+    for (name, hook, says) in cases {
+        let run = Run::new(name, "ok");
+        let victim_dir = run.sb.root.join("host-dir");
+        std::fs::create_dir_all(&victim_dir).unwrap();
+        let victim_file = victim_dir.join("host-file");
+        std::fs::write(&victim_file, "the host's own bytes\n").unwrap();
+        let hook = hook
+            .replace("{victim_dir}", &victim_dir.display().to_string())
+            .replace("{victim_file}", &victim_file.display().to_string());
+        with_pre_hook(&run, &hook);
+        let codes = run.pipe(&[BACKUP]);
+        let names: Vec<String> = std::fs::read_dir(&victim_dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["host-file"], "{name}: nothing was written into the host directory");
+        assert_eq!(std::fs::read_to_string(&victim_file).unwrap(), "the host's own bytes\n", "{name}: host file kept");
+        assert_eq!(codes, [1], "{name}");
+        let s = run.state();
+        let b = op(&s, "backup");
+        assert_eq!(b["result"], "fail", "{name}: {b:#}");
+        let detail = b["detail"].as_str().unwrap();
+        assert!(detail.starts_with("volume data: ") && detail.contains(says), "{name}: {detail}");
+        assert!(detail.contains("refused, not followed"), "{name}: {detail}");
+        run.teardown();
+    }
+}
