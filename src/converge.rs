@@ -391,6 +391,44 @@ fn task_reason(t: &Task) -> String {
     r
 }
 
+/// The ports a service publishes now: host-mode ports of its tasks that run and are meant to
+/// (a task being replaced still holds its port until its container stops, and must not be
+/// asked), then its ingress-mode ports; sorted, without repeats.
+pub fn published_ports(s: &ServiceStatus) -> Vec<PublishedPort> {
+    let mut ports: Vec<PublishedPort> = s
+        .tasks
+        .iter()
+        .filter(|t| t.desired_state == "running" && t.state == "running")
+        .flat_map(|t| {
+            t.ports.iter().map(|(published, target)| PublishedPort {
+                published: *published,
+                target: *target,
+                mode: PortMode::Host,
+            })
+        })
+        .collect();
+    ports.extend(s.service.ingress_ports.iter().map(|(published, target)| PublishedPort {
+        published: *published,
+        target: *target,
+        mode: PortMode::Ingress,
+    }));
+    ports.sort_by_key(|p| (p.target, p.published, p.mode));
+    ports.dedup();
+    ports
+}
+
+/// The ports each service of the stack publishes now (`published_ports`), by short service name
+/// (`app`, not `<stack>_app`).
+///
+/// Errors: docker cannot list the stack's services or tasks.
+pub fn live_ports(sh: &Shell, stack: &StackName) -> Result<BTreeMap<String, Vec<PublishedPort>>> {
+    let prefix = stack.prefix();
+    Ok(look(sh, stack)?
+        .iter()
+        .map(|s| (s.service.name.strip_prefix(&prefix).unwrap_or(&s.service.name).to_string(), published_ports(s)))
+        .collect())
+}
+
 /// What is on the swarm now, per service.
 pub fn observe(sh: &Shell, stack: &StackName, statuses: &[ServiceStatus]) -> Deployed {
     let prefix = stack.prefix();
@@ -398,25 +436,7 @@ pub fn observe(sh: &Shell, stack: &StackName, statuses: &[ServiceStatus]) -> Dep
         .iter()
         .map(|s| {
             let short = s.service.name.strip_prefix(&prefix).unwrap_or(&s.service.name).to_string();
-            let mut ports: Vec<PublishedPort> = s
-                .tasks
-                .iter()
-                .filter(|t| t.desired_state == "running" && t.state == "running")
-                .flat_map(|t| {
-                    t.ports.iter().map(|(published, target)| PublishedPort {
-                        published: *published,
-                        target: *target,
-                        mode: PortMode::Host,
-                    })
-                })
-                .collect();
-            ports.extend(s.service.ingress_ports.iter().map(|(published, target)| PublishedPort {
-                published: *published,
-                target: *target,
-                mode: PortMode::Ingress,
-            }));
-            ports.sort_by_key(|p| (p.target, p.published, p.mode));
-            ports.dedup();
+            let ports = published_ports(s);
             let svc = DeployedService {
                 name: s.service.name.clone(),
                 image: s.service.image.clone(),

@@ -275,6 +275,28 @@ pub fn healthy(state: &RunState, sh: &Shell) -> Assertion {
 /// `serving…` (or is the routing verdict); when nothing could be asked, one `serving` skip says
 /// why.
 pub fn serving_checks(floor: &Floor, state: &RunState, sh: &Shell, progress: &Progress) -> Vec<Assertion> {
+    // Host-mode ports belong to tasks, and tasks change after the deployment was recorded (an
+    // upgrade's old task still held its port then; a restart gets a new one): ask the ports
+    // published now. When docker cannot say, the recorded ones are asked and fail on their own.
+    let live;
+    let state = match converge::live_ports(sh, &state.stack) {
+        Ok(ports) => {
+            let mut s = state.clone();
+            if let Some(d) = s.deployed.as_mut() {
+                for (name, svc) in d.services.iter_mut() {
+                    if let Some(p) = ports.get(name) {
+                        svc.ports = p.clone();
+                    }
+                }
+            }
+            live = s;
+            &live
+        }
+        Err(e) => {
+            progress.log(format!("could not list the ports published now ({e}); asking the recorded ones"));
+            state
+        }
+    };
     let plan = serving::plan(state);
     let mut out = plan.findings;
     for a in &out {
