@@ -36,6 +36,11 @@ pub struct Target {
     pub url: String,
     /// Host header to send.
     pub host: Option<String>,
+    /// Asked in the same attempt when `url` cannot be connected to. A host-mode port is bound
+    /// once for IPv4 and once for IPv6, and swarm's task status lists both ports without saying
+    /// which is which (`docker port` does: `0.0.0.0:34046` and `[::]:34045`), so a host port is
+    /// asked at `127.0.0.1` and then at `[::1]`.
+    pub fallback: Option<String>,
 }
 
 /// One way to ask the deployment, decided from the run-state by [`plan`].
@@ -216,6 +221,7 @@ impl Ask {
                 name: format!("{service}:{target}"),
                 url: format!("http://127.0.0.1:{published}/"),
                 host: None,
+                fallback: Some(format!("http://[::1]:{published}/")),
             }),
             _ => None,
         }
@@ -237,11 +243,20 @@ pub fn check(target: &Target, policy: &StatusPolicy, timeout: Duration) -> Asser
     loop {
         attempts += 1;
         let t0 = Instant::now();
-        let mut req = agent.get(&target.url);
-        if let Some(h) = &target.host {
-            req = req.header("Host", h);
+        let ask = |url: &str| {
+            let mut req = agent.get(url);
+            if let Some(h) = &target.host {
+                req = req.header("Host", h);
+            }
+            req.call()
+        };
+        let mut url = &target.url;
+        let mut answer = ask(url);
+        if let (Err(ureq::Error::Io(_) | ureq::Error::ConnectionFailed), Some(other)) = (&answer, &target.fallback) {
+            url = other;
+            answer = ask(url);
         }
-        let answer = match req.call() {
+        let answer = match answer {
             Ok(resp) => Ok(resp.status().as_u16()),
             Err(e) => Err(e.to_string()),
         };
@@ -251,7 +266,7 @@ pub fn check(target: &Target, policy: &StatusPolicy, timeout: Duration) -> Asser
                 return Assertion {
                     name: format!("serving {}", target.name),
                     result: Outcome::Pass,
-                    detail: format!("GET {} → {code} in {ms} ms (attempt {attempts})", target.url),
+                    detail: format!("GET {url} → {code} in {ms} ms (attempt {attempts})"),
                     duration_ms: start.elapsed().as_millis() as u64,
                     output: None,
                 };
@@ -519,11 +534,30 @@ mod tests {
             name: "x".into(),
             url: format!("http://127.0.0.1:{port}/"),
             host: Some("hell-3fa9c2.ccci.localhost".into()),
+            fallback: None,
         };
         let a = check(&t, &StatusPolicy { also_accept: vec![] }, Duration::from_secs(5));
         assert_eq!(a.result, Outcome::Pass, "{}", a.detail);
         let req = h.join().unwrap().to_ascii_lowercase();
         assert!(req.contains("host: hell-3fa9c2.ccci.localhost"), "{req}");
+    }
+
+    #[test]
+    fn a_host_port_bound_for_ipv6_only_is_asked_at_the_ipv6_loopback() {
+        // Swarm binds a host-mode port twice, once per address family, under two numbers.
+        let l = std::net::TcpListener::bind("[::1]:0").expect("IPv6 loopback");
+        let port = l.local_addr().unwrap().port();
+        let h = std::thread::spawn(move || {
+            let (mut c, _) = l.accept().unwrap();
+            let mut buf = [0u8; 2048];
+            let _ = c.read(&mut buf).unwrap();
+            write!(c, "HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").unwrap();
+        });
+        let ask = Ask::HostPort { service: "app".into(), published: port, target: 8080 };
+        let a = check(&ask.host_target().unwrap(), &StatusPolicy { also_accept: vec![] }, Duration::from_secs(5));
+        h.join().unwrap();
+        assert_eq!(a.result, Outcome::Pass, "{}", a.detail);
+        assert!(a.detail.contains(&format!("[::1]:{port}")), "{}", a.detail);
     }
 
     #[test]
@@ -538,7 +572,7 @@ mod tests {
                 let _ = write!(c, "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
             }
         });
-        let t = Target { name: "x".into(), url: format!("http://127.0.0.1:{port}/"), host: None };
+        let t = Target { name: "x".into(), url: format!("http://127.0.0.1:{port}/"), host: None, fallback: None };
         let a = check(&t, &StatusPolicy { also_accept: vec![] }, Duration::from_millis(1500));
         assert_eq!(a.result, Outcome::Fail);
         assert!(a.detail.contains("503"), "{}", a.detail);
