@@ -923,3 +923,43 @@ fn volume_probe<'a>(sh: &'a Shell, stack: &StackName, volume: &str, read_only: b
         .arg(format!("{volume}:/v{}", if read_only { ":ro" } else { "" }))
         .arg(PROBE_IMAGE)
 }
+
+/// Runs the busybox `sh -c script` (positional `args`, `stdin` on its standard input) in a
+/// throwaway container of [`PROBE_IMAGE`] that mounts volume `volume` read-write at `/v` and,
+/// when given, the host directory `staged` read-only at `/s`: labelled as the stack's probe, no
+/// network, never pulled, named `<stack>_probe_<pid>_v<n>`. A symlink in the volume resolves inside that container's filesystem,
+/// never the host's. Returns the script's exit code and stdout; docker failing to run the
+/// container at all (exit 125–127) is an environment error naming the volume.
+pub fn volume_script(
+    sh: &Shell,
+    stack: &StackName,
+    volume: &str,
+    staged: Option<&std::path::Path>,
+    script: &str,
+    args: &[&str],
+    stdin: &[u8],
+) -> Result<(i32, Vec<u8>)> {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = format!("{}probe_{}_v{n}", stack.prefix(), std::process::id());
+    let mut c = docker(sh)
+        .args(["run", "--rm", "-i", "--pull", "never", "--network", "none", "--name", &name])
+        .arg("--label")
+        .arg(format!("{STACK_LABEL}={stack}"))
+        .arg("--label")
+        .arg(format!("{PROBE_LABEL}=1"))
+        .arg("--volume")
+        .arg(format!("{volume}:/v"));
+    if let Some(dir) = staged {
+        c = c.arg("--mount").arg(format!("type=bind,source={},target=/s,readonly", dir.display()));
+    }
+    let c = c.arg(PROBE_IMAGE).args(["sh", "-c", script, "sh"]).args(args).stdin(stdin);
+    let out = c.quiet().ignore_status().output().map_err(|e| Error::env(format!("docker run {PROBE_IMAGE}: {e}")))?;
+    match out.status.code() {
+        Some(code) if !(125..=127).contains(&code) => Ok((code, out.stdout)),
+        _ => Err(Error::env(format!(
+            "running a probe container on volume {volume}: {}",
+            crate::process::tail(&String::from_utf8_lossy(&out.stderr), 3)
+        ))),
+    }
+}

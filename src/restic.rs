@@ -177,10 +177,12 @@ impl Repo {
         }
     }
 
-    /// `restic restore ID --target / --include P…`: writes the snapshot's files for `paths` back
-    /// where they were. It overwrites what is there and deletes nothing.
-    pub fn restore(&self, id: &str, paths: &[String]) -> Result<()> {
-        let mut args: Vec<&std::ffi::OsStr> = vec!["restore".as_ref(), id.as_ref(), "--target".as_ref(), "/".as_ref()];
+    /// `restic restore ID --target TARGET --include P…`: writes the snapshot's files for `paths`
+    /// under `target` at their full paths (`TARGET/<path>`). `target` should be a fresh
+    /// directory ccci owns: restic follows any symlink already in it.
+    pub fn restore(&self, id: &str, target: &Path, paths: &[String]) -> Result<()> {
+        let mut args: Vec<&std::ffi::OsStr> =
+            vec!["restore".as_ref(), id.as_ref(), "--target".as_ref(), target.as_os_str()];
         for p in paths {
             args.push("--include".as_ref());
             args.push(p.as_ref());

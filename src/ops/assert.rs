@@ -107,7 +107,7 @@ pub fn run(setup: &Setup, state: &mut RunState, sh: &Shell, progress: &Progress)
         assertions.extend(backup_evidence(state));
     }
     if tier == "restore" {
-        assertions.push(restore_evidence(state));
+        assertions.push(restore_evidence(state, sh));
     }
     let by_setting =
         overlay.settings.skips_generic(tier).then(|| format!("SKIP_GENERIC in {}", overlay.settings.origin));
@@ -382,9 +382,9 @@ fn upgrade_canaries(state: &RunState, sh: &Shell) -> Assertion {
 }
 
 /// Every canary of the backup holds its planted bytes again, read from the volumes now.
-fn restore_evidence(state: &RunState) -> Assertion {
+fn restore_evidence(state: &RunState, sh: &Shell) -> Assertion {
     match state.last_op("restore").and_then(|r| r.backup.clone()) {
-        Some(mut ev) => crate::ops::restore::canaries_back(&mut ev.canaries),
+        Some(mut ev) => crate::ops::restore::canaries_back(sh, state, &ev.volumes, &mut ev.canaries),
         None => crate::ops::backup::note("canaries restored", Outcome::Error, "the restore op recorded no evidence"),
     }
 }

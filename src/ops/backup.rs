@@ -5,7 +5,8 @@
 //! The stack driver's engine, in order: the overlay's plant hooks (`overlays/<recipe>/backup/plant/`,
 //! run-parts style, e.g. an application-level canary), the backup pre-hooks (`docker exec` into a
 //! running task of their service, `sh -c`), a file canary (64 random bytes,
-//! `ccci-canary-<run id>-<volume>`) in every included volume directory that can hold one, `restic
+//! `ccci-canary-<run id>-<volume>`, written from a probe container that mounts the volume) in every
+//! included volume directory that can hold one, `restic
 //! backup` of the volumes' mountpoints (the labelled paths under them) into the run's own
 //! repository (`<workspace>/backup/restic`, password by file), the post-hooks, then the evidence
 //! from restic's JSON: exactly one new snapshot tagged with this run, at least one file from each
@@ -191,13 +192,14 @@ fn backup(
         }
     }
 
-    // File canaries, in every included directory a label names (or the volume root).
+    // File canaries, in every included directory a label names (or the volume root), written
+    // through a probe container: a symlink the app swaps in meanwhile never reaches the host.
     for v in &volumes {
         for (n, dir) in v.paths.iter().filter(|p| p.is_dir()).enumerate() {
             let suffix = if n == 0 { String::new() } else { format!("-{n}") };
             let path = dir.join(format!("ccci-canary-{}-{}{suffix}", state.run_id, v.volume));
             let bytes = restic::random_bytes(CANARY_BYTES)?;
-            write_in_volume(&v.volume, &path, &bytes, true)?;
+            write_in_volume(sh, state, &volumes, &v.volume, &path, &bytes, true)?;
             evidence.canaries.push(Canary {
                 volume: v.volume.clone(),
                 path,
@@ -458,34 +460,97 @@ pub(crate) fn within_volume(volume: &str, mountpoint: &Path, path: &Path) -> Res
     }
 }
 
-/// Writes `bytes` to the file `path` in a volume without following a symlink there (the app may
-/// have put one where ccci writes): a new file when `new`, else an existing regular file. A
-/// symlink or other file in the way is the recipe's failure.
-pub(crate) fn write_in_volume(volume: &str, path: &Path, bytes: &[u8], new: bool) -> Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut o = std::fs::OpenOptions::new();
-    o.write(true).custom_flags(libc::O_NOFOLLOW);
-    if new {
-        o.create_new(true);
-    } else {
-        o.truncate(true);
-    }
+/// Where the host path `path` (under the mountpoint of the backed-up volume `volume`, a compose
+/// key) is: the volume's swarm name and the path relative to the volume's root. Errors
+/// (environment) when the evidence has no such volume or the path is not under it.
+pub(crate) fn in_volume<'a>(volumes: &'a [VolumeEvidence], volume: &str, path: &Path) -> Result<(&'a str, String)> {
+    let v = volumes
+        .iter()
+        .find(|v| v.volume == volume)
+        .ok_or_else(|| Error::env(format!("the backup evidence has no volume {volume} (for {})", path.display())))?;
+    let rel = path.strip_prefix(&v.mountpoint).map_err(|_| {
+        Error::env(format!("{} is not under volume {volume}'s directory {}", path.display(), v.mountpoint.display()))
+    })?;
+    Ok((v.name.as_str(), rel.display().to_string()))
+}
+
+/// Writes `bytes` to the file `path` (a host path under the mountpoint of `volume`) from a
+/// probe container that mounts the volume ([`crate::docker::volume_script`]): a symlink the app
+/// put anywhere on the way resolves inside that container, never on the host. A new file when
+/// `new`, else an existing regular file; a symlink or other file in the way is the recipe's
+/// failure.
+pub(crate) fn write_in_volume(
+    sh: &Shell,
+    state: &RunState,
+    volumes: &[VolumeEvidence],
+    volume: &str,
+    path: &Path,
+    bytes: &[u8],
+    new: bool,
+) -> Result<()> {
+    let (name, rel) = in_volume(volumes, volume, path)?;
+    let script = r#"f="/v/$1"
+[ -L "$f" ] && exit 5
+if [ "$2" = new ]; then [ -e "$f" ] && exit 4; else [ -f "$f" ] || exit 6; fi
+cat > "$f" || exit 7"#;
+    let (code, _) = crate::docker::volume_script(
+        sh,
+        &state.stack,
+        name,
+        None,
+        script,
+        &[&rel, if new { "new" } else { "existing" }],
+        bytes,
+    )?;
     let refused = |why: &str| {
         Error::failed(format!("volume {volume}: {} {why}: refused, not followed or replaced", path.display()))
     };
-    let mut f = match o.open(path) {
-        Ok(f) => f,
-        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Err(refused("is a symlink the app wrote")),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            return Err(refused("already exists (the app wrote it)"));
-        }
-        Err(e) => return Err(Error::from(e).context(format!("writing {}", path.display()))),
-    };
-    if !f.metadata()?.is_file() {
-        return Err(refused("is not a regular file"));
+    match code {
+        0 => Ok(()),
+        5 => Err(refused("is a symlink the app wrote")),
+        4 => Err(refused("already exists (the app wrote it)")),
+        6 => Err(refused("is not a regular file")),
+        _ => Err(Error::failed(format!(
+            "volume {volume}: {} could not be written (its directory is gone or not a directory)",
+            path.display()
+        ))),
     }
-    f.write_all(bytes).map_err(|e| Error::from(e).context(format!("writing {}", path.display())))
+}
+
+/// The bytes of the regular file `path` in a volume, read through a probe container like
+/// [`write_in_volume`] writes; `None` when there is none (a symlink there counts as none).
+pub(crate) fn read_in_volume(
+    sh: &Shell,
+    state: &RunState,
+    volumes: &[VolumeEvidence],
+    volume: &str,
+    path: &Path,
+) -> Result<Option<Vec<u8>>> {
+    let (name, rel) = in_volume(volumes, volume, path)?;
+    let script = r#"f="/v/$1"; [ -L "$f" ] && exit 3; [ -f "$f" ] || exit 3; cat "$f" || exit 7"#;
+    match crate::docker::volume_script(sh, &state.stack, name, None, script, &[&rel], b"")? {
+        (0, out) => Ok(Some(out)),
+        (3, _) => Ok(None),
+        (code, _) => Err(Error::env(format!("reading {} in volume {volume}: exit {code}", path.display()))),
+    }
+}
+
+/// Removes `path` from a volume through a probe container (never following a symlink there);
+/// true when something was there.
+pub(crate) fn remove_in_volume(
+    sh: &Shell,
+    state: &RunState,
+    volumes: &[VolumeEvidence],
+    volume: &str,
+    path: &Path,
+) -> Result<bool> {
+    let (name, rel) = in_volume(volumes, volume, path)?;
+    let script = r#"f="/v/$1"; if [ -e "$f" ] || [ -L "$f" ]; then rm -f "$f" || exit 7; exit 0; fi; exit 3"#;
+    match crate::docker::volume_script(sh, &state.stack, name, None, script, &[&rel], b"")? {
+        (0, _) => Ok(true),
+        (3, _) => Ok(false),
+        (code, _) => Err(Error::env(format!("removing {} in volume {volume}: exit {code}", path.display()))),
+    }
 }
 
 pub(crate) fn canary_names(canaries: &[Canary]) -> String {

@@ -3,9 +3,11 @@
 //!
 //! First every file canary gets other bytes and a post-backup file
 //! (`ccci-post-backup-<run id>`) is written beside it, so a restore that writes nothing cannot
-//! look like one that did. Then, in order: the restore pre-hooks; services that mount a restored
-//! volume and declare no restore hook are scaled to 0 (their tasks gone); `restic restore <id>
-//! --target / --include <each backed-up path>`; those services scaled back; the restore
+//! look like one that did (both through a probe container that mounts the volume). Then, in
+//! order: the restore pre-hooks; services that mount a restored volume and declare no restore
+//! hook are scaled to 0 (their tasks gone); `restic restore <id> --target <workspace>/backup/staging
+//! --include <each backed-up path>`, copied into each volume from a probe container that mounts
+//! it; those services scaled back; the restore
 //! post-hooks; the stack's convergence. restic 0.14's restore overwrites and never deletes: the
 //! post-backup file survives a file-level restore, which is recorded and the file removed, so
 //! later tiers see the backed-up data only. `ccci-assert restore` then checks that every canary
@@ -18,7 +20,7 @@ use xshell::Shell;
 use crate::backup::Phase;
 use crate::discovery::Overlay;
 use crate::error::{Error, Result};
-use crate::ops::backup::{from_swarm, note, run_hooks};
+use crate::ops::backup::{from_swarm, note, read_in_volume, remove_in_volume, run_hooks, write_in_volume};
 use crate::progress::Progress;
 use crate::registry::Registry;
 use crate::restic;
@@ -105,20 +107,17 @@ fn restore(
         }
     };
 
-    // Change every canary, and add a file the backup never saw.
+    // Change every canary, and add a file the backup never saw: through a probe container that
+    // mounts the volume, so a symlink the app put there since the backup never leads to the host.
     let post_name = format!("ccci-post-backup-{}", state.run_id);
     let mut post_files = vec![];
     for c in &evidence.canaries {
-        // The app may have turned a directory above the canary into a symlink since the backup.
-        if let (Some(v), Some(dir)) = (evidence.volumes.iter().find(|v| v.volume == c.volume), c.path.parent()) {
-            crate::ops::backup::within_volume(&c.volume, &v.mountpoint, dir)?;
-        }
         let bytes = restic::random_bytes(crate::ops::backup::CANARY_BYTES)?;
-        crate::ops::backup::write_in_volume(&c.volume, &c.path, &bytes, false)?;
+        write_in_volume(sh, state, &evidence.volumes, &c.volume, &c.path, &bytes, false)?;
         if let Some(dir) = c.path.parent() {
-            let p = dir.join(&post_name);
+            let p = (c.volume.clone(), dir.join(&post_name));
             if !post_files.contains(&p) {
-                crate::ops::backup::write_in_volume(&c.volume, &p, b"written after the backup\n", true)?;
+                write_in_volume(sh, state, &evidence.volumes, &p.0, &p.1, b"written after the backup\n", true)?;
                 post_files.push(p);
             }
         }
@@ -161,11 +160,12 @@ fn restore(
         wait_stopped(sh, full, timeout)?;
     }
 
-    let paths: Vec<String> =
-        evidence.volumes.iter().flat_map(|v| v.paths.iter()).map(|p| p.display().to_string()).collect();
-    progress.log(format!("restic restore {} of {} paths", &snapshot[..8.min(snapshot.len())], paths.len()));
-    let restored_result = repo.restore(&snapshot, &paths);
-
+    progress.log(format!(
+        "restic restore {} of {} paths",
+        &snapshot[..8.min(snapshot.len())],
+        evidence.volumes.iter().map(|v| v.paths.len()).sum::<usize>()
+    ));
+    let restored_result = restore_volumes(state, sh, &repo, &snapshot, &evidence.volumes);
     let since = crate::time::now_rfc3339();
     for (_, full, replicas) in &stopped {
         progress.log(format!("scaling {full} back to {replicas}"));
@@ -188,7 +188,7 @@ fn finish(
     sh: &Shell,
     assertions: &mut Vec<Assertion>,
     evidence: &mut BackupEvidence,
-    post_files: &[std::path::PathBuf],
+    post_files: &[(String, std::path::PathBuf)],
     statuses: Vec<crate::converge::ServiceStatus>,
     snapshot: &str,
     stopped_names: &[String],
@@ -206,11 +206,13 @@ fn finish(
     state.deployed = Some(deployed);
     assertions.push(note("converged after the restore", Outcome::Pass, &crate::converge::summary(&statuses)));
 
-    assertions.push(canaries_back(&mut evidence.canaries));
+    assertions.push(canaries_back(sh, state, &evidence.volumes, &mut evidence.canaries));
     // restic restore never deletes: the post-backup files are still there. Recorded, then removed.
-    let survived: Vec<String> = post_files.iter().filter(|p| p.exists()).map(|p| p.display().to_string()).collect();
-    for p in post_files {
-        let _ = fs_err::remove_file(p);
+    let mut survived = vec![];
+    for (volume, p) in post_files {
+        if remove_in_volume(sh, state, &evidence.volumes, volume, p)? {
+            survived.push(p.display().to_string());
+        }
     }
     assertions.push(note(
         "files written after the backup",
@@ -252,20 +254,26 @@ fn wait_stopped(sh: &Shell, service: &str, timeout: Duration) -> Result<()> {
     Ok(())
 }
 
-/// Each canary has its planted bytes again (compared by sha256), marking each checked.
-pub fn canaries_back(canaries: &mut [Canary]) -> Assertion {
+/// Each canary has its planted bytes again (compared by sha256, read through a probe container
+/// that mounts its volume), marking each checked.
+pub fn canaries_back(
+    sh: &Shell,
+    state: &RunState,
+    volumes: &[crate::state::VolumeEvidence],
+    canaries: &mut [Canary],
+) -> Assertion {
     if canaries.is_empty() {
         return note("canaries restored", Outcome::Skip, "no file canary was planted (every included path is a file)");
     }
     let mut bad = vec![];
     for c in canaries.iter_mut() {
-        let ok = match fs_err::read(&c.path) {
-            Ok(bytes) if restic::sha256(&bytes) == c.sha256 => true,
-            Ok(bytes) => {
+        let ok = match read_in_volume(sh, state, volumes, &c.volume, &c.path) {
+            Ok(Some(bytes)) if restic::sha256(&bytes) == c.sha256 => true,
+            Ok(Some(bytes)) => {
                 bad.push(format!("{} does not hold its planted bytes ({} bytes)", c.path.display(), bytes.len()));
                 false
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Ok(None) => {
                 bad.push(format!("{} is gone", c.path.display()));
                 false
             }
@@ -289,4 +297,46 @@ pub fn canaries_back(canaries: &mut [Canary]) -> Assertion {
     } else {
         note("canaries restored", Outcome::Fail, &bad.join("; "))
     }
+}
+
+/// Restores snapshot `id` with the host's restic into a fresh staging directory of the run's
+/// workspace (`<workspace>/backup/staging`, nothing the app controls), then copies each volume's
+/// staged tree into the volume from a probe container that mounts the volume read-write and
+/// the staged tree read-only: a symlink the app left where a restored directory goes is removed
+/// first, and any other resolves inside the container, never on the host. The copy (busybox
+/// `tar -p --numeric-owner`) keeps what restic restored: modes, owners, times, symlinks as
+/// symlinks. Overwrites, deletes nothing else, like restic's own restore.
+fn restore_volumes(
+    state: &RunState,
+    sh: &Shell,
+    repo: &restic::Repo,
+    id: &str,
+    volumes: &[crate::state::VolumeEvidence],
+) -> Result<()> {
+    let staging = state.workspace.join("backup").join("staging");
+    if staging.exists() {
+        fs_err::remove_dir_all(&staging)?;
+    }
+    fs_err::create_dir_all(&staging)?;
+    let paths: Vec<String> = volumes.iter().flat_map(|v| v.paths.iter()).map(|p| p.display().to_string()).collect();
+    repo.restore(id, &staging, &paths)?;
+    let script = r#"cd /s || exit 7
+find . -type d | while IFS= read -r d; do if [ -L "/v/$d" ]; then rm -f "/v/$d" || exit 7; fi; done || exit 7
+tar -C /s -cf - . | tar -C /v --numeric-owner -xpf - || exit 8"#;
+    for v in volumes {
+        let staged = staging.join(v.mountpoint.strip_prefix("/").unwrap_or(&v.mountpoint));
+        if !staged.is_dir() {
+            continue;
+        }
+        let (code, _) = crate::docker::volume_script(sh, &state.stack, &v.name, Some(&staged), script, &[], b"")?;
+        if code != 0 {
+            return Err(Error::env(format!(
+                "copying the restored files of volume {} into it from {} failed (exit {code})",
+                v.volume,
+                staged.display()
+            )));
+        }
+    }
+    let _ = fs_err::remove_dir_all(&staging);
+    Ok(())
 }

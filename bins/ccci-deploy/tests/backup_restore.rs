@@ -514,3 +514,52 @@ fn a_symlink_the_app_puts_in_its_volume_never_leads_the_backup_to_write_on_the_h
         run.teardown();
     }
 }
+
+#[test]
+fn a_symlink_the_app_puts_where_a_restored_directory_goes_never_leads_the_restore_to_write_on_the_host() {
+    // Between backup and restore the app replaces the backed-up directory `dump` by a symlink to
+    // a host directory (its restore pre-hook runs after ccci changed the canaries): the restore
+    // puts the directory back in the volume and writes nothing on the host.
+    let run = Run::new("bk-link-restore", "ok");
+    let victim_dir = run.sb.root.join("host-dir");
+    std::fs::create_dir_all(&victim_dir).unwrap();
+    let repo = run.sb.root.join("hello");
+    let compose = std::fs::read_to_string(repo.join("compose.yml")).unwrap();
+    let hook = format!(
+        "        - \"backupbot.restore.pre-hook=rm -rf /data/dump && ln -s {} /data/dump\"",
+        victim_dir.display()
+    );
+    let edited: Vec<String> = compose
+        .lines()
+        .flat_map(|l| {
+            if l.trim_start().starts_with("- \"backupbot.restore.post-hook=") {
+                vec![hook.clone(), l.to_string()]
+            } else {
+                vec![l.to_string()]
+            }
+        })
+        .collect();
+    assert_ne!(edited.join("\n"), compose.trim_end(), "the post-hook line was found");
+    std::fs::write(repo.join("compose.yml"), edited.join("\n") + "\n").unwrap();
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(&repo)
+        .args(["commit", "-q", "-am", "hostile restore pre-hook"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let codes = run.pipe(&[BACKUP, RESTORE, ASSERT_RESTORE]);
+    let names: Vec<String> = std::fs::read_dir(&victim_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(names.is_empty(), "the restore wrote into the host directory: {names:?}");
+    assert_eq!(codes, [0, 0, 0], "{:#}", run.state());
+    let s = run.state();
+    let r = op(&s, "restore");
+    assert_eq!(assertion(r, "canaries restored")["result"], "pass", "{r:#}");
+    let hooks = r["backup"]["hooks"].to_string();
+    assert!(hooks.contains("ln -s"), "the hostile pre-hook ran: {hooks}");
+    run.teardown();
+}
