@@ -22,7 +22,7 @@
 //!   reason is quoted while waiting, and the wait fails once the same reason has stood for
 //!   `CCCI_PENDING_TIMEOUT`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use xshell::Shell;
@@ -400,11 +400,18 @@ pub fn published_ports(s: &ServiceStatus) -> Vec<PublishedPort> {
         .iter()
         .filter(|t| t.desired_state == "running" && t.state == "running")
         .flat_map(|t| {
-            t.ports.iter().map(|(published, target)| PublishedPort {
-                published: *published,
-                target: *target,
-                mode: PortMode::Host,
-            })
+            // Swarm binds a host-mode port once per address family, under two numbers; they are
+            // one port of the task, asked once (at 127.0.0.1, then [::1]: `serving::check`).
+            let mut seen = BTreeSet::new();
+            t.ports
+                .iter()
+                .filter(move |(_, target)| seen.insert(*target))
+                .map(|(published, target)| PublishedPort {
+                    published: *published,
+                    target: *target,
+                    mode: PortMode::Host,
+                })
+                .collect::<Vec<_>>()
         })
         .collect();
     ports.extend(s.service.ingress_ports.iter().map(|(published, target)| PublishedPort {
@@ -579,6 +586,19 @@ mod tests {
 
     fn status(tasks: Vec<Task>, replicas: u64) -> ServiceStatus {
         status_of(svc("s_app", replicas), tasks)
+    }
+
+    #[test]
+    fn a_host_port_bound_once_per_address_family_is_one_port_of_its_task() {
+        let mut a = task("running", "running", "", "2026-01-01T00:00:00Z");
+        a.ports = vec![(34045, 8080), (34044, 8080), (34050, 9090)];
+        let mut b = task("running", "running", "", "2026-01-01T00:00:01Z");
+        b.ports = vec![(34046, 8080), (34047, 8080)];
+        let mut old = task("running", "shutdown", "", "2025-12-31T00:00:00Z");
+        old.ports = vec![(34001, 8080)];
+        let ports = published_ports(&status(vec![a, b, old], 2));
+        let got: Vec<_> = ports.iter().map(|p| (p.published, p.target)).collect();
+        assert_eq!(got, vec![(34045, 8080), (34046, 8080), (34050, 9090)]);
     }
 
     const T1: &str = "2026-11-21T22:00:00Z";
