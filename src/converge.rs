@@ -22,7 +22,7 @@
 //!   reason is quoted while waiting, and the wait fails once the same reason has stood for
 //!   `CCCI_PENDING_TIMEOUT`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use xshell::Shell;
@@ -31,6 +31,8 @@ use crate::docker::{self, Service, Task};
 use crate::error::{Error, Result};
 use crate::naming::StackName;
 use crate::progress::Progress;
+#[cfg(test)]
+use crate::state::AddressFamily;
 use crate::state::{Deployed, DeployedService, PortMode, PublishedPort, SettleBaseline};
 
 /// Tasks of one service that ended and were replaced since the deploy began after which it
@@ -395,33 +397,41 @@ fn task_reason(t: &Task) -> String {
 /// (a task being replaced still holds its port until its container stops, and must not be
 /// asked), then its ingress-mode ports; sorted, without repeats.
 pub fn published_ports(s: &ServiceStatus) -> Vec<PublishedPort> {
-    let mut ports: Vec<PublishedPort> = s
-        .tasks
-        .iter()
-        .filter(|t| t.desired_state == "running" && t.state == "running")
-        .flat_map(|t| {
-            // Swarm binds a host-mode port once per address family, under two numbers; they are
-            // one port of the task, asked once (at 127.0.0.1, then [::1]: `serving::check`).
-            let mut seen = BTreeSet::new();
-            t.ports
-                .iter()
-                .filter(move |(_, target)| seen.insert(*target))
-                .map(|(published, target)| PublishedPort {
-                    published: *published,
-                    target: *target,
-                    mode: PortMode::Host,
-                })
-                .collect::<Vec<_>>()
-        })
-        .collect();
+    let mut ports: Vec<PublishedPort> =
+        s.tasks.iter().filter(|t| t.desired_state == "running" && t.state == "running").flat_map(host_ports).collect();
     ports.extend(s.service.ingress_ports.iter().map(|(published, target)| PublishedPort {
         published: *published,
         target: *target,
         mode: PortMode::Ingress,
+        family: None,
     }));
     ports.sort_by_key(|p| (p.target, p.published, p.mode));
     ports.dedup();
     ports
+}
+
+/// The host-mode ports of one running task, one per target port. Swarm binds a host-mode port
+/// once per address family, possibly under two numbers, and its task status lists both without
+/// saying which is which; under load the other number may be another stack's port of the other
+/// family. So the number asked is the one the task's container binds for IPv4 (asked at
+/// `127.0.0.1`), else for IPv6 (`[::1]`); only when the container could not be asked is the
+/// first listed number kept, with no family (tried at both loopbacks: `serving::check`).
+fn host_ports(t: &Task) -> Vec<PublishedPort> {
+    let mut targets: Vec<u16> = t.ports.iter().map(|(_, target)| *target).collect();
+    targets.extend(t.bindings.iter().map(|(target, _, _)| *target));
+    targets.sort();
+    targets.dedup();
+    targets
+        .into_iter()
+        .filter_map(|target| {
+            let bound = t.bindings.iter().filter(|(tg, _, _)| *tg == target).min_by_key(|(_, family, _)| *family);
+            let (published, family) = match bound {
+                Some((_, family, published)) => (*published, Some(*family)),
+                None => (t.ports.iter().find(|(_, tg)| *tg == target)?.0, None),
+            };
+            Some(PublishedPort { published, target, mode: PortMode::Host, family })
+        })
+        .collect()
 }
 
 /// The ports each service of the stack publishes now (`published_ports`), by short service name
@@ -546,6 +556,7 @@ mod tests {
             created_at: created.into(),
             exit_code: None,
             ports: vec![],
+            bindings: vec![],
             container_id: None,
             addresses: vec![],
             health: None,
@@ -599,6 +610,27 @@ mod tests {
         let ports = published_ports(&status(vec![a, b, old], 2));
         let got: Vec<_> = ports.iter().map(|p| (p.published, p.target)).collect();
         assert_eq!(got, vec![(34045, 8080), (34046, 8080), (34050, 9090)]);
+        assert!(ports.iter().all(|p| p.family.is_none()), "no container was asked: {ports:?}");
+    }
+
+    #[test]
+    fn a_host_port_is_the_number_its_container_binds_for_ipv4_even_when_listed_second() {
+        // Seen on a loaded host: the task status lists 34197 and 34198 for target 8080; the
+        // container binds 34197 for IPv6 only, and 127.0.0.1:34197 was another stack's app.
+        let mut a = task("running", "running", "", "2026-01-01T00:00:00Z");
+        a.ports = vec![(34197, 8080), (34198, 8080), (34300, 9090)];
+        a.bindings = vec![
+            (8080, AddressFamily::Ipv4, 34198),
+            (8080, AddressFamily::Ipv6, 34197),
+            (9090, AddressFamily::Ipv6, 34300),
+        ];
+        let got: Vec<_> =
+            published_ports(&status(vec![a], 1)).iter().map(|p| (p.published, p.target, p.family)).collect();
+        assert_eq!(
+            got,
+            vec![(34198, 8080, Some(AddressFamily::Ipv4)), (34300, 9090, Some(AddressFamily::Ipv6))],
+            "IPv4 where bound, else IPv6"
+        );
     }
 
     const T1: &str = "2026-11-21T22:00:00Z";

@@ -12,6 +12,7 @@ use xshell::{Shell, cmd};
 use crate::error::{Error, Kind, Result};
 use crate::naming::StackName;
 use crate::process::capture;
+use crate::state::AddressFamily;
 
 pub const STACK_LABEL: &str = "com.docker.stack.namespace";
 /// Set on every object ccci itself creates (secrets of the stack driver), naming the run.
@@ -330,6 +331,11 @@ pub struct Task {
     pub exit_code: Option<i64>,
     /// (published, target) host-mode ports of this task.
     pub ports: Vec<(u16, u16)>,
+    /// (target, family, published) of each host-mode port as the task's container binds it
+    /// (`.NetworkSettings.Ports`), for a running task whose container is on this node; swarm's
+    /// task status lists a port once per address family, possibly under two numbers, without
+    /// saying which is which.
+    pub bindings: Vec<(u16, AddressFamily, u16)>,
     /// The task's container, once it has one.
     pub container_id: Option<String>,
     /// (network name, address without its prefix length) of each network the task is attached to.
@@ -380,7 +386,50 @@ pub fn tasks(sh: &Shell, services: &[Service]) -> Result<Vec<Task>> {
             t.health = t.container_id.as_ref().and_then(|c| health.get(c)).cloned();
         }
     }
+    // Which number is bound for which address family: only the container knows (one call for
+    // the running tasks that publish host-mode ports; containers on other nodes are skipped).
+    let publishing: Vec<String> = tasks
+        .iter()
+        .filter(|t| t.state == "running" && !t.ports.is_empty())
+        .filter_map(|t| t.container_id.clone())
+        .collect();
+    if !publishing.is_empty() {
+        let bound: BTreeMap<String, Vec<(u16, AddressFamily, u16)>> = inspect(sh, "container", &publishing)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|v| Some((v["Id"].as_str()?.to_string(), parse_bindings(&v["NetworkSettings"]["Ports"]))))
+            .collect();
+        for t in &mut tasks {
+            if let Some(b) = t.container_id.as_ref().and_then(|c| bound.get(c)) {
+                t.bindings = b.clone();
+            }
+        }
+    }
     Ok(tasks)
+}
+
+/// `.NetworkSettings.Ports` of a container (`{"8080/tcp": [{"HostIp": "0.0.0.0", "HostPort":
+/// "32774"}, {"HostIp": "::", "HostPort": "32775"}]}`) as (target, family, published), TCP only,
+/// sorted.
+pub fn parse_bindings(ports: &Value) -> Vec<(u16, AddressFamily, u16)> {
+    let mut out: Vec<(u16, AddressFamily, u16)> = ports
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(key, list)| {
+            let target: u16 = key.strip_suffix("/tcp")?.parse().ok()?;
+            Some(list.as_array()?.iter().filter_map(move |b| {
+                let ip: std::net::IpAddr = b["HostIp"].as_str()?.parse().ok()?;
+                let published: u16 = b["HostPort"].as_str()?.parse().ok()?;
+                let family = if ip.is_ipv4() { AddressFamily::Ipv4 } else { AddressFamily::Ipv6 };
+                Some((target, family, published))
+            }))
+        })
+        .flatten()
+        .collect();
+    out.sort();
+    out.dedup();
+    out
 }
 
 fn parse_health(h: &Value) -> Option<Health> {
@@ -417,6 +466,7 @@ fn parse_task(v: &Value) -> Task {
         created_at: v["CreatedAt"].as_str().unwrap_or_default().to_string(),
         exit_code: status["ContainerStatus"]["ExitCode"].as_i64(),
         ports,
+        bindings: vec![],
         container_id: str_at(status, &["ContainerStatus", "ContainerID"]).filter(|c| !c.is_empty()).map(String::from),
         addresses: v["NetworksAttachments"]
             .as_array()
@@ -961,5 +1011,24 @@ pub fn volume_script(
             "running a probe container on volume {volume}: {}",
             crate::process::tail(&String::from_utf8_lossy(&out.stderr), 3)
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_containers_bindings_say_which_number_is_which_family() {
+        let ports: Value = serde_json::json!({
+            "8080/tcp": [{"HostIp": "::", "HostPort": "34197"}, {"HostIp": "0.0.0.0", "HostPort": "34198"}],
+            "53/udp": [{"HostIp": "0.0.0.0", "HostPort": "5353"}],
+            "9090/tcp": null
+        });
+        assert_eq!(
+            parse_bindings(&ports),
+            vec![(8080, AddressFamily::Ipv4, 34198), (8080, AddressFamily::Ipv6, 34197)]
+        );
+        assert!(parse_bindings(&Value::Null).is_empty());
     }
 }

@@ -396,6 +396,7 @@ mod tests {
             created_at: String::new(),
             exit_code: exit,
             ports: vec![],
+            bindings: vec![],
             container_id: None,
             addresses: vec![],
             health: None,

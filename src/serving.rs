@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use xshell::Shell;
 
 use crate::docker;
-use crate::state::{Assertion, Outcome, PortMode, RunState};
+use crate::state::{AddressFamily, Assertion, Outcome, PortMode, RunState};
 use crate::traefik::{Routing, Upstream};
 
 /// Which HTTP statuses count as serving. Default: 2xx and 3xx.
@@ -47,7 +47,8 @@ pub struct Target {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ask {
     /// A port the service publishes in host mode, at `127.0.0.1:<published>` on this node.
-    HostPort { service: String, published: u16, target: u16 },
+    /// `family` is the address family docker bound `published` for, when known.
+    HostPort { service: String, published: u16, target: u16, family: Option<AddressFamily> },
     /// The port a traefik router of the service names, at each task's address on the network
     /// the service shares with traefik, the way traefik itself reaches it.
     Router { service: String, router: String, port: u16, network: String },
@@ -193,7 +194,7 @@ pub fn plan(state: &RunState) -> Plan {
         for p in &s.ports {
             let (service, published, target) = (svc.clone(), p.published, p.target);
             plan.asks.push(match p.mode {
-                PortMode::Host => Ask::HostPort { service, published, target },
+                PortMode::Host => Ask::HostPort { service, published, target, family: p.family },
                 PortMode::Ingress => Ask::Ingress { service, published, target },
             });
         }
@@ -208,7 +209,7 @@ pub fn plan(state: &RunState) -> Plan {
 /// The URL of the first port `app` (or any service) publishes in host mode on this node.
 pub fn host_port_url(state: &RunState) -> Option<String> {
     plan(state).asks.into_iter().find_map(|a| match a {
-        Ask::HostPort { published, .. } => Some(format!("http://127.0.0.1:{published}/")),
+        Ask::HostPort { .. } => a.host_target().map(|t| t.url),
         _ => None,
     })
 }
@@ -217,12 +218,14 @@ impl Ask {
     /// The [`Target`] of a host-mode port.
     pub fn host_target(&self) -> Option<Target> {
         match self {
-            Ask::HostPort { service, published, target } => Some(Target {
-                name: format!("{service}:{target}"),
-                url: format!("http://127.0.0.1:{published}/"),
-                host: None,
-                fallback: Some(format!("http://[::1]:{published}/")),
-            }),
+            Ask::HostPort { service, published, target, family } => {
+                let (url, fallback) = match family {
+                    Some(AddressFamily::Ipv4) => (format!("http://127.0.0.1:{published}/"), None),
+                    Some(AddressFamily::Ipv6) => (format!("http://[::1]:{published}/"), None),
+                    None => (format!("http://127.0.0.1:{published}/"), Some(format!("http://[::1]:{published}/"))),
+                };
+                Some(Target { name: format!("{service}:{target}"), url, host: None, fallback })
+            }
             _ => None,
         }
     }
@@ -543,6 +546,17 @@ mod tests {
     }
 
     #[test]
+    fn a_host_port_whose_family_is_known_is_asked_only_at_that_loopback() {
+        let ask = |family| Ask::HostPort { service: "app".into(), published: 34198, target: 8080, family };
+        let v4 = ask(Some(AddressFamily::Ipv4)).host_target().unwrap();
+        assert_eq!((v4.url.as_str(), v4.fallback), ("http://127.0.0.1:34198/", None));
+        let v6 = ask(Some(AddressFamily::Ipv6)).host_target().unwrap();
+        assert_eq!((v6.url.as_str(), v6.fallback), ("http://[::1]:34198/", None));
+        let unknown = ask(None).host_target().unwrap();
+        assert_eq!(unknown.fallback.as_deref(), Some("http://[::1]:34198/"));
+    }
+
+    #[test]
     fn a_host_port_bound_for_ipv6_only_is_asked_at_the_ipv6_loopback() {
         // Swarm binds a host-mode port twice, once per address family, under two numbers.
         let l = std::net::TcpListener::bind("[::1]:0").expect("IPv6 loopback");
@@ -553,7 +567,7 @@ mod tests {
             let _ = c.read(&mut buf).unwrap();
             write!(c, "HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").unwrap();
         });
-        let ask = Ask::HostPort { service: "app".into(), published: port, target: 8080 };
+        let ask = Ask::HostPort { service: "app".into(), published: port, target: 8080, family: None };
         let a = check(&ask.host_target().unwrap(), &StatusPolicy { also_accept: vec![] }, Duration::from_secs(5));
         h.join().unwrap();
         assert_eq!(a.result, Outcome::Pass, "{}", a.detail);
@@ -601,7 +615,7 @@ mod tests {
                         labels: labels.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
                         ports: ports
                             .iter()
-                            .map(|&(published, target, mode)| PublishedPort { published, target, mode })
+                            .map(|&(published, target, mode)| PublishedPort { published, target, mode, family: None })
                             .collect(),
                         ..Default::default()
                     };
@@ -697,7 +711,7 @@ mod tests {
             p.asks,
             [
                 Ask::Ingress { service: "app".into(), published: 80, target: 8080 },
-                Ask::HostPort { service: "app".into(), published: 32776, target: 8080 },
+                Ask::HostPort { service: "app".into(), published: 32776, target: 8080, family: None },
             ]
         );
         assert_eq!(p.asks[0].name(), "serving app:8080 (ingress 80)");

@@ -209,6 +209,19 @@ pub struct PublishedPort {
     /// Absent in run-states written before ingress ports were recorded: those held host ports only.
     #[serde(default)]
     pub mode: PortMode,
+    /// For a host-mode port: the address family docker bound `published` for, as the task's
+    /// container says (`docker container inspect` `.NetworkSettings.Ports`). Absent when the
+    /// container could not be asked: the port is then tried at both loopbacks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family: Option<AddressFamily>,
+}
+
+/// An IP address family: which loopback (`127.0.0.1` or `::1`) reaches a port bound on this node.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum AddressFamily {
+    Ipv4,
+    Ipv6,
 }
 
 /// How a port is published (compose `ports: [{mode: …}]`; the short form `80:8080` is ingress).

@@ -599,7 +599,12 @@ mod tests {
             services: [(
                 "app".to_string(),
                 DeployedService {
-                    ports: vec![PublishedPort { published: 32776, target: 8080, mode: Default::default() }],
+                    ports: vec![PublishedPort {
+                        published: 32776,
+                        target: 8080,
+                        mode: Default::default(),
+                        family: None,
+                    }],
                     ..Default::default()
                 },
             )]
