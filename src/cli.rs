@@ -4,11 +4,12 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, exit};
 use crate::progress::Progress;
 use crate::state::StateIo;
 
-/// Runs a binary's body and exits: 0 pass, 1 op failed, 2 bad input or usage, 3 environment.
+/// Runs a binary's body and exits with its code ([`crate::error::exit`]: 0 pass, 1 op failed, 2 bad
+/// input or usage, 3 environment).
 pub fn main(bin: &'static str, body: impl FnOnce(&Progress) -> Result<i32>) -> ! {
     let progress = Progress::new(bin);
     let code = match body(&progress) {
@@ -32,12 +33,12 @@ pub fn unexpected(bin: &str, arg: lexopt::Arg<'_>) -> Error {
 
 pub fn print_version(bin: &str) -> i32 {
     println!("{bin} {}", env!("CARGO_PKG_VERSION"));
-    0
+    exit::PASS
 }
 
 pub fn print_help(text: &str) -> i32 {
     print!("{text}");
-    0
+    exit::PASS
 }
 
 pub fn value_string(bin: &str, v: std::result::Result<OsString, lexopt::Error>, flag: &str) -> Result<String> {

@@ -20,11 +20,38 @@ pub enum Kind {
 impl Kind {
     pub fn exit_code(self) -> i32 {
         match self {
-            Kind::OpFailed => 1,
-            Kind::BadInput => 2,
-            Kind::Environment => 3,
+            Kind::OpFailed => exit::FAILED,
+            Kind::BadInput => exit::BAD_INPUT,
+            Kind::Environment => exit::ENVIRONMENT,
         }
     }
+}
+
+/// The exit codes of every ccci binary: the one table that the binaries return, each `--help`
+/// text's "Exit status" line follows and `docs/operating.md` lists (a test compares them).
+pub mod exit {
+    /// The op passed, or was skipped with a reason in the run-state.
+    pub const PASS: i32 = 0;
+    /// The op failed: the recipe's fault.
+    pub const FAILED: i32 = 1;
+    /// Bad input or usage: nothing was created or changed.
+    pub const BAD_INPUT: i32 = 2;
+    /// The environment broke.
+    pub const ENVIRONMENT: i32 = 3;
+
+    /// Each code with its meaning, as `docs/operating.md` says it.
+    pub const TABLE: &[(i32, &str)] = &[
+        (PASS, "the op passed (or was skipped with a reason in the run-state)"),
+        (FAILED, "the op failed: the recipe's fault; the run-state says why"),
+        (
+            BAD_INPUT,
+            "bad input or usage: nothing was created or changed (also: `ccci-assert`/`ccci-upgrade` given a run that was already torn down)",
+        ),
+        (
+            ENVIRONMENT,
+            "the environment broke (docker, git, abra, the disk); the run-state, when there is one, says `error`",
+        ),
+    ];
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -40,3 +40,6 @@ pub mod preflight;
 pub mod source;
 pub mod trust;
 pub mod words;
+
+#[cfg(test)]
+mod tidy;

@@ -258,9 +258,9 @@ impl Outcome {
     /// The exit code a binary returns for its op's outcome.
     pub fn exit_code(self) -> i32 {
         match self {
-            Outcome::Pass | Outcome::Skip => 0,
-            Outcome::Fail => 1,
-            Outcome::Error => 3,
+            Outcome::Pass | Outcome::Skip => crate::error::exit::PASS,
+            Outcome::Fail => crate::error::exit::FAILED,
+            Outcome::Error => crate::error::exit::ENVIRONMENT,
         }
     }
 }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use ccci::bridge::publish::{self, Request};
 use ccci::bridge::tick::{self, ForgeSettings, Hooks, Settings};
+use ccci::error::exit;
 use ccci::{Result, cli};
 
 const BIN: &str = "ccci-bridge";
@@ -124,7 +125,7 @@ fn verify(opts: &BTreeMap<&str, String>, log: &dyn Fn(&str)) -> Result<i32> {
                 "@{} is a member of {} and pull request {} is still at {}",
                 req.trigger, s.org, req.pr, req.sha
             ));
-            Ok(0)
+            Ok(exit::PASS)
         }
         Err(e) => {
             if let Some(f) = refusal {
@@ -168,7 +169,7 @@ fn run_publish(opts: &BTreeMap<&str, String>, log: &dyn Fn(&str)) -> Result<i32>
     let s = ForgeSettings::from_env()?;
     publish::publish(&s.forge(), &req, state.as_ref(), refusal.as_deref(), link, build)?;
     log(&format!("published the results of request {} on {} pull request {}", req.request_id, req.recipe_repo, req.pr));
-    Ok(0)
+    Ok(exit::PASS)
 }
 
 fn run_tick(s: &Settings, dry_run: bool, log: &dyn Fn(&str)) -> Result<i32> {
@@ -180,7 +181,7 @@ fn run_tick(s: &Settings, dry_run: bool, log: &dyn Fn(&str)) -> Result<i32> {
         }
     }
     if out.errors.is_empty() {
-        Ok(0)
+        Ok(exit::PASS)
     } else {
         Err(ccci::Error::env(format!(
             "{} problem(s) this tick, each logged above; retried next tick",
@@ -201,5 +202,9 @@ fn check_config(s: &Settings, log: &dyn Fn(&str)) -> Result<i32> {
         }
     }
     log(&format!("{} check(s), {failed} failed", report.len()));
-    if failed == 0 { Ok(0) } else { Err(ccci::Error::env(format!("{failed} check(s) failed (listed on stdout)"))) }
+    if failed == 0 {
+        Ok(exit::PASS)
+    } else {
+        Err(ccci::Error::env(format!("{failed} check(s) failed (listed on stdout)")))
+    }
 }

@@ -4,6 +4,7 @@ use std::io::Write;
 use std::sync::Mutex;
 
 use ccci::cli;
+use ccci::error::exit;
 use ccci::ops::janitor::{self, Options};
 use ccci::registry::Registry;
 
@@ -72,6 +73,6 @@ fn main() {
         let actions = janitor::pass(&opts, &registry, &emit)?;
         let failed = actions.iter().filter(|a| a.result == "fail" || a.result == "error").count();
         progress.log(format!("{} actions, {failed} failed", actions.len()));
-        Ok(if failed == 0 { 0 } else { 1 })
+        Ok(if failed == 0 { exit::PASS } else { exit::FAILED })
     })
 }

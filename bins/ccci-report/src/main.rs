@@ -3,6 +3,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
+use ccci::error::exit;
 use ccci::report::{self, Format};
 use ccci::state::{Outcome, write_atomic};
 use ccci::{Context, Result, cli};
@@ -63,8 +64,8 @@ fn main() {
         // Unlike the op binaries, which exit 3 for their own environment errors, the report sums
         // up the whole run: anything but pass or skip fails the CI step.
         Ok(match report::verdict(&state) {
-            Outcome::Pass | Outcome::Skip => 0,
-            Outcome::Fail | Outcome::Error => 1,
+            Outcome::Pass | Outcome::Skip => exit::PASS,
+            Outcome::Fail | Outcome::Error => exit::FAILED,
         })
     })
 }

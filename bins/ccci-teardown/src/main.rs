@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use ccci::cli;
+use ccci::error::exit;
 use ccci::naming::RunId;
 use ccci::ops::teardown;
 use ccci::registry::Registry;
@@ -82,7 +83,7 @@ fn by_id(id: &RunId, registry: &Registry, sh: &xshell::Shell, progress: &ccci::p
     progress.set_run(id.as_str());
     let Some(entry) = registry.load(id)? else {
         progress.log("not registered: nothing to tear down");
-        return Ok(0);
+        return Ok(exit::PASS);
     };
     let mut state = entry.run;
     // An entry is input like a state file: it must belong to this installation.
