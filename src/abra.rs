@@ -1,4 +1,4 @@
-//! The abra CLI, as `abra-contract.md` describes it: one function per verb, every call with
+//! The abra CLI, as `docs/abra-contract.md` describes it: one function per verb, every call with
 //! `--no-input` and `--offline` (ccci stages the recipe itself), a per-run `ABRA_DIR`, and a probe
 //! of `--help` for every flag used, so a drifted abra stops the run before it creates anything.
 //!
@@ -29,7 +29,7 @@ pub const USED_FLAGS: &[(&[&str], &[&str])] = &[
     (&["app", "secret", "generate"], &["--no-input", "--offline"]),
 ];
 
-/// The backup verbs (backup-bot-two through abra, contract §1.9; their flags UNCONFIRMED, see
+/// The backup verbs (backup-bot-two through abra, `docs/abra-contract.md` §1.9; their flags UNCONFIRMED, see
 /// `docs/decisions.md`) and the flags ccci passes to them. Probed by `ccci-backup` and
 /// `ccci-restore` before they call abra, not at deploy: an abra without them still deploys.
 pub const BACKUP_FLAGS: &[(&[&str], &[&str])] = &[

@@ -323,7 +323,7 @@ impl Driver for AbraDriver {
         self.guard(state)?;
         fs_err::create_dir_all(self.abra.abra_dir.join("servers").join(&self.abra.server))?;
         // A release base is created at its version, as an operator would. Otherwise --chaos keeps
-        // abra from moving the checkout to a release tag (contract P4): the run deploys the tree
+        // abra from moving the checkout to a release tag (`docs/abra-contract.md` P4): the run deploys the tree
         // ccci checked out and hashed.
         let args = match base {
             Some(b) if b.annotated => self.abra.app_new_args(&self.recipe, Some(&b.tag), &state.domain, false),

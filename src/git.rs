@@ -219,7 +219,8 @@ pub fn is_dirty(sh: &Shell, repo: &Path) -> Result<bool> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tag {
     pub name: String,
-    /// Annotated tags are the releases abra publishes; lightweight ones need care (contract P11).
+    /// Annotated tags are the releases abra publishes; lightweight ones need care
+    /// (`docs/abra-contract.md` P11).
     pub annotated: bool,
     pub commit: String,
 }

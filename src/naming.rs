@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 /// (RFC 6761), so a local proxy can route run domains without DNS set-up.
 pub const DEFAULT_DOMAIN_SUFFIX: &str = "ccci.localhost";
 
-/// abra is believed to cut stack names at 45 characters (see abra-contract). Rather than guess at
+/// abra is believed to cut stack names at 45 characters (`docs/abra-contract.md` §2). Rather than guess at
 /// its truncation we refuse domains whose stack name would be longer.
 pub const MAX_STACK_LEN: usize = 45;
 

@@ -1,7 +1,7 @@
 //! A recipe's own secrets: which external secrets the app needs, the generation hints an
 //! `.env.sample` gives for them, and generating a value that honours those hints.
 //!
-//! The Co-op Cloud convention (abra's, see `abra-contract.md` §1.7): a secret `<key>` is declared
+//! The Co-op Cloud convention (abra's, see `docs/abra-contract.md` §1.7): a secret `<key>` is declared
 //! `external: true` with `name: ${STACK_NAME}_<key>_${SECRET_<KEY>_VERSION}`, and the line
 //! `SECRET_<KEY>_VERSION=v1 # length=64 charset=hex` of the env carries the generation hints in
 //! its trailing comment.

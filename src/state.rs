@@ -87,7 +87,7 @@ pub struct HostAccess {
 pub struct BaseRelease {
     pub tag: String,
     pub commit: String,
-    /// Lightweight tags cannot be deployed as releases by abra (contract P11): the base is then
+    /// Lightweight tags cannot be deployed as releases by abra (`docs/abra-contract.md` P11): the base is then
     /// deployed as a chaos deploy of the tag's tree.
     pub annotated: bool,
 }

@@ -98,7 +98,7 @@ fn upgrade(state: &mut RunState, sh: &Shell, progress: &Progress, assertions: &m
             names.join(", ")
         )));
     }
-    // A recipe-reading abra command may move the checkout (contract §2): restore it again.
+    // A recipe-reading abra command may move the checkout (`docs/abra-contract.md` §2): restore it again.
     git::checkout_clean(sh, &dir, &head)?;
     let nar = git::nar_hash(&dir)?;
     if nar != expected {

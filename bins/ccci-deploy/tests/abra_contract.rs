@@ -1,4 +1,4 @@
-//! The abra contract (`abra-contract.md` §0, §1, §7), pinned:
+//! The abra contract (`docs/abra-contract.md` §0, §1, §7), pinned:
 //!
 //! (a) the exact argv of every abra call `ccci::abra::Abra` builds, and that each flag in it is
 //!     in `USED_FLAGS` for its verb (so the start-up probe checks it);

@@ -183,7 +183,7 @@ fn abra_driver_deploys_once_and_serves() {
     let stack = s["stack"].as_str().unwrap();
     let labels = &s["deployed"]["services"]["app"]["labels"];
     let commit = s["source"]["commit"].as_str().unwrap();
-    // The chaos deploy stamped the code under test (contract §3).
+    // The chaos deploy stamped the code under test (`docs/abra-contract.md` §3).
     assert_eq!(labels[format!("coop-cloud.{stack}.chaos-version")], commit[..8]);
     assert!(s["versions"]["abra"].as_str().unwrap().contains("test-double"));
 }
