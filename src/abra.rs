@@ -195,7 +195,11 @@ impl Abra {
 
 fn missing_binary_hint(e: Error, program: &Path) -> Error {
     if e.message().contains("No such file") || e.message().contains("not found") && !e.message().contains("exited") {
-        Error::env(format!("{e} (is abra installed? set CCCI_ABRA to its path; looked for {})", program.display()))
+        Error::env(format!(
+            "{e} (is abra installed? set {} to its path; looked for {})",
+            crate::config::ABRA.name,
+            program.display()
+        ))
     } else {
         e
     }

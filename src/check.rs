@@ -366,7 +366,7 @@ mod tests {
     }
 
     fn env() -> Vec<(String, String)> {
-        vec![("PATH".into(), "/usr/bin:/bin".into()), ("CCCI_OP".into(), "install".into())]
+        vec![("PATH".into(), "/usr/bin:/bin".into()), (crate::config::given::OP.into(), "install".into())]
     }
 
     fn run_script(d: &Dir, body: &str) -> Ran {
@@ -410,8 +410,10 @@ mod tests {
         assert_eq!(r.result, Outcome::Pass);
         let names: Vec<&str> = r.output.lines().filter_map(|l| l.split('=').next()).collect();
         // sh itself may add PWD, SHLVL and `_`.
-        let extra: Vec<&&str> =
-            names.iter().filter(|n| !["PATH", "CCCI_OP", "PWD", "SHLVL", "_", "OLDPWD"].contains(n)).collect();
+        let extra: Vec<&&str> = names
+            .iter()
+            .filter(|n| !["PATH", crate::config::given::OP, "PWD", "SHLVL", "_", "OLDPWD"].contains(n))
+            .collect();
         assert!(extra.is_empty(), "unexpected variables: {extra:?}");
         // This test process has HOME and cargo's CARGO_* variables; none of them passes.
         assert!(std::env::var_os("CARGO_MANIFEST_DIR").is_some() && !r.output.contains("CARGO_"));

@@ -12,6 +12,9 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 
+/// What every setting's name, and every variable ccci gives a program it runs, starts with.
+pub const PREFIX: &str = "CCCI_";
+
 /// What a setting accepts. Durations are whole seconds, written as plain seconds or with one
 /// unit suffix (`90`, `30s`, `10m`, `2h`; see [`crate::time::parse_duration`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -356,6 +359,181 @@ pub const SETTINGS: &[Setting] = &[
     BRIDGE_OVERLAP,
     BRIDGE_HTTP_TIMEOUT,
 ];
+
+/// The settings each binary reads (every binary checks all of [`SETTINGS`] first), as its
+/// `--help` names them (a test compares them). `CCCI_BRIDGE_GIT_BASE` is read by the pipeline's
+/// steps, not by a binary.
+pub const READ_BY: &[(&str, &[Setting])] = &[
+    (
+        "ccci-deploy",
+        &[
+            STATE_DIR,
+            DOMAIN_SUFFIX,
+            DEPLOY_TIMEOUT,
+            PENDING_TIMEOUT,
+            TEARDOWN_TIMEOUT,
+            LEASE_TTL,
+            ABRA,
+            ABRA_SERVER,
+            OVERLAYS_DIR,
+            ALLOWLIST,
+            EXTERNAL_NETWORKS,
+            CHECK_TIMEOUT,
+            PROXY_URL,
+            PROXY_CA_FILE,
+            PROXY_ALLOW_HTTP,
+            SERVING_TIMEOUT,
+        ],
+    ),
+    (
+        "ccci-assert",
+        &[
+            STATE_DIR,
+            DOMAIN_SUFFIX,
+            LEASE_TTL,
+            ABRA,
+            ABRA_SERVER,
+            OVERLAYS_DIR,
+            ALLOWLIST,
+            CHECK_TIMEOUT,
+            SETTLE_WINDOW,
+            SKIP_GENERIC,
+            SKIP_GENERIC_INSTALL,
+            SKIP_GENERIC_UPGRADE,
+            SKIP_GENERIC_BACKUP,
+            SKIP_GENERIC_RESTORE,
+            SKIP_GENERIC_CUSTOM,
+            PROXY_URL,
+            PROXY_CA_FILE,
+            PROXY_ALLOW_HTTP,
+            SERVING_TIMEOUT,
+            RESTIC,
+            BACKUPBOT_REPOSITORY,
+            BACKUPBOT_PASSWORD_FILE,
+        ],
+    ),
+    (
+        "ccci-upgrade",
+        &[
+            STATE_DIR,
+            DOMAIN_SUFFIX,
+            LEASE_TTL,
+            DEPLOY_TIMEOUT,
+            PENDING_TIMEOUT,
+            ABRA,
+            ABRA_SERVER,
+            ALLOWLIST,
+            EXTERNAL_NETWORKS,
+        ],
+    ),
+    (
+        "ccci-backup",
+        &[
+            STATE_DIR,
+            DOMAIN_SUFFIX,
+            LEASE_TTL,
+            RESTIC,
+            CHECK_TIMEOUT,
+            OVERLAYS_DIR,
+            ABRA,
+            ABRA_SERVER,
+            BACKUPBOT_REPOSITORY,
+            BACKUPBOT_PASSWORD_FILE,
+        ],
+    ),
+    (
+        "ccci-restore",
+        &[
+            STATE_DIR,
+            DOMAIN_SUFFIX,
+            LEASE_TTL,
+            RESTIC,
+            DEPLOY_TIMEOUT,
+            PENDING_TIMEOUT,
+            CHECK_TIMEOUT,
+            OVERLAYS_DIR,
+            ABRA,
+            ABRA_SERVER,
+            BACKUPBOT_REPOSITORY,
+            BACKUPBOT_PASSWORD_FILE,
+        ],
+    ),
+    (
+        "ccci-teardown",
+        &[STATE_DIR, DOMAIN_SUFFIX, LEASE_TTL, TEARDOWN_TIMEOUT, KEEP_ON_FAILURE, KEEP_TTL, ABRA, ABRA_SERVER],
+    ),
+    (
+        "ccci-janitor",
+        &[
+            STATE_DIR,
+            DOMAIN_SUFFIX,
+            LEASE_TTL,
+            JANITOR_GRACE,
+            ORPHAN_GRACE,
+            JANITOR_PARALLEL,
+            ARTIFACTS_TTL,
+            TEARDOWN_TIMEOUT,
+            ABRA,
+            ABRA_SERVER,
+        ],
+    ),
+    ("ccci-report", &[]),
+    (
+        "ccci-bridge",
+        &[
+            BRIDGE_FORGE_URL,
+            BRIDGE_FORGE_TOKEN_FILE,
+            BRIDGE_ORG,
+            BRIDGE_REPOS,
+            BRIDGE_DRONE_URL,
+            BRIDGE_DRONE_TOKEN_FILE,
+            BRIDGE_DRONE_REPO,
+            BRIDGE_STATE_DIR,
+            STATE_DIR,
+            BRIDGE_LOOKBACK,
+            BRIDGE_OVERLAP,
+            BRIDGE_HTTP_TIMEOUT,
+        ],
+    ),
+];
+
+/// The variables ccci sets for the programs it runs and never reads itself: each check's and
+/// hook's environment (`docs/writing-checks.md`, a test compares them), the build parameters the
+/// bridge gives Drone (`docs/bridge.md`) and git's credentials for one clone.
+pub mod given {
+    /// An empty directory of the check's own: its working directory, `HOME` and `TMPDIR`.
+    pub const WORK_DIR: &str = "CCCI_WORK_DIR";
+    /// The op the check is for (`install`, ..., `install-steps`).
+    pub const OP: &str = "CCCI_OP";
+    pub const RUN_ID: &str = "CCCI_RUN_ID";
+    pub const RECIPE: &str = "CCCI_RECIPE";
+    pub const DOMAIN: &str = "CCCI_DOMAIN";
+    /// Where the app answers from this host, when it does.
+    pub const URL: &str = "CCCI_URL";
+    pub const STACK: &str = "CCCI_STACK";
+    /// The PR head commit, once it is known.
+    pub const COMMIT: &str = "CCCI_COMMIT";
+    /// A read-only copy of the run-state.
+    pub const STATE: &str = "CCCI_STATE";
+    /// Every check's variables, in the order `docs/writing-checks.md` lists them.
+    pub const CHECK: &[&str] = &[OP, RUN_ID, RECIPE, DOMAIN, URL, STACK, COMMIT, STATE, WORK_DIR];
+
+    /// The install-steps hook's app env file.
+    pub const ENV_FILE: &str = "CCCI_ENV_FILE";
+    /// The install-steps hook's recipe checkout.
+    pub const RECIPE_DIR: &str = "CCCI_RECIPE_DIR";
+    /// The install-steps hook's variables besides [`CHECK`]'s, as `docs/writing-checks.md` lists them.
+    pub const HOOK: &[&str] = &[ENV_FILE, RECIPE_DIR];
+
+    /// The build parameters of a bridge build, in the order sent.
+    pub const BUILD_PARAMS: [&str; 5] = [REQUEST_ID, "CCCI_RECIPE_REPO", "CCCI_PR", "CCCI_HEAD_SHA", "CCCI_TRIGGER"];
+    /// The build parameter that names the bridge's request.
+    pub const REQUEST_ID: &str = "CCCI_REQUEST_ID";
+
+    /// git's credentials for one clone, read by its credential helper (never in argv).
+    pub const GIT_USERNAME: &str = "CCCI_GIT_USERNAME";
+    pub const GIT_PASSWORD: &str = "CCCI_GIT_PASSWORD";
+}
 
 /// Where settings are read from: the environment, or a table in tests.
 pub type Lookup<'a> = &'a dyn Fn(&str) -> Option<OsString>;
@@ -1043,30 +1221,5 @@ mod tests {
                 assert!((min..=max).contains(&default), "{}", s.name);
             }
         }
-    }
-
-    /// The settings table of docs/operating.md, row by row: `| name | default | accepts | meaning |`.
-    fn documented() -> Vec<[String; 4]> {
-        let doc = include_str!("../docs/operating.md");
-        let table = doc.split("\n## Settings\n").nth(1).expect("a Settings section").split("\n## ").next().unwrap();
-        table
-            .lines()
-            .filter(|l| l.starts_with("| `CCCI_"))
-            .map(|l| {
-                let mut cells = l.trim_matches('|').split(" | ").map(|c| c.trim().to_string());
-                [(); 4].map(|()| cells.next().unwrap_or_default())
-            })
-            .collect()
-    }
-
-    #[test]
-    fn operating_md_lists_exactly_the_settings_config_knows_with_their_defaults_and_bounds() {
-        let expected: Vec<[String; 4]> = SETTINGS
-            .iter()
-            .map(|s| [format!("`{}`", s.name), s.default.to_string(), s.accepts.describe(), s.meaning.to_string()])
-            .collect();
-        let rows = documented();
-        let table: String = expected.iter().map(|r| format!("| {} |\n", r.join(" | "))).collect();
-        assert_eq!(rows, expected, "docs/operating.md's settings table should read:\n{table}");
     }
 }

@@ -342,8 +342,9 @@ fn judge(
                 let stood = elapsed.saturating_sub(since);
                 if stood >= pending_limit {
                     return Verdict::Failed(format!(
-                        "service {name}: task pending for {}s: {reason} (CCCI_PENDING_TIMEOUT)",
-                        stood.as_secs()
+                        "service {name}: task pending for {}s: {reason} ({})",
+                        stood.as_secs(),
+                        crate::config::PENDING_TIMEOUT.name
                     ));
                 }
             }
@@ -817,7 +818,10 @@ mod tests {
         assert!(matches!(at(&pending(reason), 40), Verdict::Waiting(_)));
         match at(&pending(reason), 70) {
             Verdict::Failed(m) => {
-                assert_eq!(m, format!("service s_app: task pending for 30s: {reason} (CCCI_PENDING_TIMEOUT)"))
+                assert_eq!(
+                    m,
+                    format!("service s_app: task pending for 30s: {reason} ({})", crate::config::PENDING_TIMEOUT.name)
+                )
             }
             v => panic!("expected failure, got {v:?}"),
         }

@@ -20,6 +20,7 @@ use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig, TlsProvider};
 use ureq::unversioned::resolver::{ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 
+use crate::config;
 use crate::error::{Error, Result};
 use crate::naming::Domain;
 use crate::serving::StatusPolicy;
@@ -63,7 +64,7 @@ impl FrontDoor {
         // Never echo credentials: stderr ends up in public CI logs.
         let shown =
             if url.contains('@') { "(not shown: it holds credentials)".to_string() } else { format!("{url:?}") };
-        let bad = |why: String| Error::bad_input(format!("CCCI_PROXY_URL={shown}: {why}"));
+        let bad = |why: String| Error::bad_input(format!("{}={shown}: {why}", config::PROXY_URL.name));
         let uri: Uri = url.trim().parse().map_err(|e| bad(format!("not a URL ({e})")))?;
         let scheme = uri.scheme_str().ok_or_else(|| bad("no scheme: use https://HOST[:PORT]".into()))?;
         let scheme = scheme.to_ascii_lowercase();
@@ -71,10 +72,10 @@ impl FrontDoor {
             "https" => {}
             "http" if allow_http => {}
             "http" => {
-                return Err(bad(
-                    "plain http is not a front door a visitor uses: use https (CCCI_PROXY_ALLOW_HTTP=1 allows http for tests)"
-                        .into(),
-                ));
+                return Err(bad(format!(
+                    "plain http is not a front door a visitor uses: use https ({}=1 allows http for tests)",
+                    config::PROXY_ALLOW_HTTP.name
+                )));
             }
             other => return Err(bad(format!("scheme {other:?} is not https"))),
         }
@@ -134,7 +135,9 @@ impl FrontDoor {
 }
 
 fn load_roots(path: &Path) -> Result<Vec<Certificate<'static>>> {
-    let bad = |why: String| Error::bad_input(format!("CCCI_PROXY_CA_FILE={:?}: {why}", path.display().to_string()));
+    let bad = |why: String| {
+        Error::bad_input(format!("{}={:?}: {why}", config::PROXY_CA_FILE.name, path.display().to_string()))
+    };
     let pem = fs_err::read(path).map_err(|e| bad(e.to_string()))?;
     let mut certs = vec![];
     for item in ureq::tls::parse_pem(&pem) {
@@ -396,7 +399,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("ccci-frontdoor-{}", std::process::id()));
         fs_err::create_dir_all(&dir).unwrap();
         let e = FrontDoor::parse("https://x", Some(&dir.join("missing.pem")), false).unwrap_err();
-        assert!(e.kind().exit_code() == 2 && e.message().contains("CCCI_PROXY_CA_FILE"), "{e}");
+        assert!(e.kind().exit_code() == 2 && e.message().contains(config::PROXY_CA_FILE.name), "{e}");
         fs_err::write(dir.join("empty.pem"), "not a certificate\n").unwrap();
         let e = FrontDoor::parse("https://x", Some(&dir.join("empty.pem")), false).unwrap_err();
         assert!(e.message().contains("holds no PEM certificate"), "{e}");

@@ -99,7 +99,7 @@ pub fn settled(state: &RunState, sh: &Shell, window: Duration) -> Assertion {
     let start = Instant::now();
     let name = "no restarts while settling";
     if window.is_zero() {
-        return assertion(name, Outcome::Skip, "CCCI_SETTLE_WINDOW is 0", start);
+        return assertion(name, Outcome::Skip, format!("{} is 0", crate::config::SETTLE_WINDOW.name), start);
     }
     let recorded = state.deployed.as_ref().and_then(|d| d.settle_from.clone());
     let (base, since_convergence) = match recorded {
@@ -319,7 +319,7 @@ pub fn serving_checks(floor: &Floor, state: &RunState, sh: &Shell, progress: &Pr
         out.push(assertion(
             "serving",
             Outcome::Skip,
-            format!("nothing asked: {why}, and CCCI_PROXY_URL is not set"),
+            format!("nothing asked: {why}, and {} is not set", crate::config::PROXY_URL.name),
             Instant::now(),
         ));
     }

@@ -8,6 +8,7 @@ use nix_nar::{Encoder, FileSystem, FileSystemMetadata, NativeFileSystem};
 use sha2::{Digest, Sha256};
 use xshell::{Shell, cmd};
 
+use crate::config::given;
 use crate::error::{Context, Error, Kind, Result};
 use crate::source::RecipeSource;
 
@@ -46,8 +47,14 @@ const GIT_CONFIG: &[&str] = &[
 
 /// Reads the clone's credentials from the environment git was given (never from argv, which any
 /// user can read in `ps`).
-const CREDENTIAL_HELPER: &str = "credential.helper=!f() { test \"$1\" = get || exit 0; \
-     printf 'username=%s\\npassword=%s\\n' \"$CCCI_GIT_USERNAME\" \"$CCCI_GIT_PASSWORD\"; }; f";
+fn credential_helper() -> String {
+    format!(
+        "credential.helper=!f() {{ test \"$1\" = get || exit 0; \
+         printf 'username=%s\\npassword=%s\\n' \"${}\" \"${}\"; }}; f",
+        given::GIT_USERNAME,
+        given::GIT_PASSWORD
+    )
+}
 
 /// An empty directory that is git's `HOME` for one call, removed afterwards: nothing of the
 /// operator's home (`~/.gitconfig`, `~/.config/git/attributes`, `~/.netrc`) reaches git.
@@ -105,9 +112,9 @@ fn clone_cmd<'a>(sh: &'a Shell, home: &GitHome, source: &RecipeSource, dest: &Pa
     if let Some(creds) = source.credentials() {
         c = c
             .arg("-c")
-            .arg(CREDENTIAL_HELPER)
-            .env("CCCI_GIT_USERNAME", &creds.username)
-            .env("CCCI_GIT_PASSWORD", &creds.password);
+            .arg(credential_helper())
+            .env(given::GIT_USERNAME, &creds.username)
+            .env(given::GIT_PASSWORD, &creds.password);
     }
     // Pull request heads too (`refs/pull/<n>/head`, which Gitea and Forgejo keep in the base
     // repository also for forks): a commit the bridge asked for is then in the clone.
@@ -369,9 +376,9 @@ mod tests {
         let creds = source.credentials().unwrap();
         let got = git(&sh, &home)
             .arg("-c")
-            .arg(CREDENTIAL_HELPER)
-            .env("CCCI_GIT_USERNAME", &creds.username)
-            .env("CCCI_GIT_PASSWORD", &creds.password)
+            .arg(credential_helper())
+            .env(given::GIT_USERNAME, &creds.username)
+            .env(given::GIT_PASSWORD, &creds.password)
             .args(["credential", "fill"])
             .stdin("protocol=https\nhost=git.example\npath=owner/hello.git\n\n")
             .read()

@@ -460,7 +460,8 @@ fn network_decl(key: &str, decl: Option<&Value>, ctx: &Context, add: &mut impl F
             add(
                 &at,
                 format!(
-                    "joins the external network {name}, which is not one of CCCI_EXTERNAL_NETWORKS ({})",
+                    "joins the external network {name}, which is not one of {} ({})",
+                    crate::config::EXTERNAL_NETWORKS.name,
                     ctx.external_networks.join(", ")
                 ),
             );
@@ -770,9 +771,10 @@ secrets:
         );
         assert_eq!(
             findings(&f, &format!("{svc}networks:\n  b: {{external: true, name: bridge}}\n")),
-            vec![
-                "network b joins the external network bridge, which is not one of CCCI_EXTERNAL_NETWORKS (proxy) (networks.b)"
-            ]
+            vec![format!(
+                "network b joins the external network bridge, which is not one of {} (proxy) (networks.b)",
+                crate::config::EXTERNAL_NETWORKS.name
+            )]
         );
         // Used and judged through its service, a declaration is not named twice; a plain one is
         // nothing.
@@ -797,9 +799,10 @@ secrets:
         assert_eq!(with_network("{external: true, name: proxy}"), Vec::<String>::new());
         assert_eq!(
             with_network("{external: true, name: bridge}"),
-            vec![
-                "service app joins the external network bridge, which is not one of CCCI_EXTERNAL_NETWORKS (proxy) (networks.n)"
-            ]
+            vec![format!(
+                "service app joins the external network bridge, which is not one of {} (proxy) (networks.n)",
+                crate::config::EXTERNAL_NETWORKS.name
+            )]
         );
         assert_eq!(
             with_network("{name: gitea_internal}"),
@@ -969,7 +972,10 @@ secrets:
         got.sort();
         let up = clean(&checkout.join("../../../../etc/hostname"));
         let want = vec![
-            format!("config link reads the file {}, outside the recipe checkout (configs.link.file)", checkout.join("link").display()),
+            format!(
+                "config link reads the file {}, outside the recipe checkout (configs.link.file)",
+                checkout.join("link").display()
+            ),
             format!("config up reads the file {}, outside the recipe checkout (configs.up.file)", up.display()),
             "secret abs reads the file /etc/hostname, outside the recipe checkout (secrets.abs.file)".to_string(),
             "service app joins the host network (network_mode)".to_string(),
@@ -983,8 +989,10 @@ secrets:
             "service app mounts the Docker socket /var/run/docker.sock (volumes)".to_string(),
             "service app reads the env file ../outside.txt, outside the recipe checkout (env_file)".to_string(),
             "service web adds the capabilities SYS_ADMIN (cap_add)".to_string(),
-            "service web joins the external network bridge, which is not one of CCCI_EXTERNAL_NETWORKS (proxy) (networks.h2)"
-                .to_string(),
+            format!(
+                "service web joins the external network bridge, which is not one of {} (proxy) (networks.h2)",
+                crate::config::EXTERNAL_NETWORKS.name
+            ),
             "service web joins the host network (networks.h1)".to_string(),
         ];
         let mut want = want;

@@ -166,8 +166,9 @@ impl StackName {
         let s = domain.as_str().replace('.', "_");
         if s.len() > MAX_STACK_LEN {
             return Err(Error::bad_input(format!(
-                "stack name {s:?} for domain {domain} is {} characters; abra allows at most {MAX_STACK_LEN}: use a shorter CCCI_DOMAIN_SUFFIX",
-                s.len()
+                "stack name {s:?} for domain {domain} is {} characters; abra allows at most {MAX_STACK_LEN}: use a shorter {}",
+                s.len(),
+                crate::config::DOMAIN_SUFFIX.name
             )));
         }
         Ok(StackName(s))
@@ -289,7 +290,7 @@ mod tests {
         assert_eq!(s.prefix(), "hell-3fa9c2_ccci_localhost_");
         let long = Domain::parse("a-very-long-ci-zone.example-hosting-company.org").unwrap();
         let e = Domain::for_run(&id, &long).unwrap_err();
-        assert!(e.message().contains("CCCI_DOMAIN_SUFFIX"), "{e}");
+        assert!(e.message().contains(crate::config::DOMAIN_SUFFIX.name), "{e}");
         for bad in ["", "a..b", "A.b", "a_b.c", "-a.b", "a.b-", "a b", "a/b"] {
             assert!(Domain::parse(bad).is_err(), "{bad}");
         }

@@ -64,7 +64,8 @@ pub fn problem(obj: &SwarmObject, found: &Found) -> Option<String> {
 fn with_allowance(problem: String, obj: &SwarmObject, allowed: Option<&[String]>) -> String {
     match allowed {
         Some(names) if obj.kind == ObjectKind::Network && !names.contains(&obj.name) => format!(
-            "{problem} (and, for a recipe outside the allowlist, add it to CCCI_EXTERNAL_NETWORKS: joining it is host access)"
+            "{problem} (and, for a recipe outside the allowlist, add it to {}: joining it is host access)",
+            crate::config::EXTERNAL_NETWORKS.name
         ),
         Some(_) if obj.kind != ObjectKind::Network => format!(
             "{problem} (a recipe outside the allowlist may not use it even then: another stack's {} is host access)",
@@ -183,7 +184,10 @@ mod tests {
         let p = with_allowance("x".into(), &obj(ObjectKind::Network, "outside", true), Some(&allowed));
         assert_eq!(
             p,
-            "x (and, for a recipe outside the allowlist, add it to CCCI_EXTERNAL_NETWORKS: joining it is host access)"
+            format!(
+                "x (and, for a recipe outside the allowlist, add it to {}: joining it is host access)",
+                crate::config::EXTERNAL_NETWORKS.name
+            )
         );
         assert_eq!(with_allowance("x".into(), &obj(ObjectKind::Network, "proxy", true), Some(&allowed)), "x");
         assert_eq!(with_allowance("x".into(), &obj(ObjectKind::Network, "outside", true), None), "x");

@@ -853,17 +853,25 @@ mod tests {
         s
     }
 
-    const NOTHING: &str = "nothing asked: the recipe has no HTTP endpoint: no service has traefik router labels or publishes a port, and CCCI_PROXY_URL is not set";
+    static NOTHING: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "nothing asked: the recipe has no HTTP endpoint: no service has traefik router labels or publishes a port, and {} is not set",
+            crate::config::PROXY_URL.name
+        )
+    });
 
     #[test]
     fn a_run_that_never_asked_the_app_is_not_a_plain_pass_in_any_report() {
-        let s = passed_with(vec![assertion("serving", Outcome::Skip, 0, NOTHING)]);
+        let s = passed_with(vec![assertion("serving", Outcome::Skip, 0, NOTHING.as_str())]);
         assert_eq!(verdict(&s), Outcome::Pass, "nothing failed");
-        assert_eq!(serving_unchecked(&s).as_deref(), Some(NOTHING));
+        assert_eq!(serving_unchecked(&s).as_deref(), Some(NOTHING.as_str()));
         let t = text(&s);
         assert_eq!(
             t.lines().nth(1).unwrap(),
-            format!("verdict: passed, but serving was not checked (3 ops: 3 passed): {}", line(NOTHING, LINE_MAX))
+            format!(
+                "verdict: passed, but serving was not checked (3 ops: 3 passed): {}",
+                line(NOTHING.as_str(), LINE_MAX)
+            )
         );
         let md = markdown(&s);
         assert!(md.starts_with("## ☑️ hello passed, but serving was not checked at 1a2b3c4d\n"), "{md}");
@@ -878,11 +886,17 @@ mod tests {
             "generic checks",
             Outcome::Skip,
             0,
-            "skipped: opted out by CCCI_SKIP_GENERIC=1 in the environment",
+            &format!("skipped: opted out by {}=1 in the environment", crate::config::SKIP_GENERIC.name),
         )]);
         assert_eq!(
             serving_unchecked(&opted_out).as_deref(),
-            Some("the generic checks were not run (skipped: opted out by CCCI_SKIP_GENERIC=1 in the environment)")
+            Some(
+                format!(
+                    "the generic checks were not run (skipped: opted out by {}=1 in the environment)",
+                    crate::config::SKIP_GENERIC.name
+                )
+                .as_str()
+            )
         );
         assert_eq!(serving_unchecked(&passed_with(vec![])).as_deref(), Some("no serving check ran"));
     }
@@ -898,7 +912,7 @@ mod tests {
         assert!(markdown(&s).starts_with("## ✅ hello passed at 1a2b3c4d"));
         assert!(junit(&s).contains("<property name=\"verdict\" value=\"passed\"/>"));
 
-        let mut failed = passed_with(vec![assertion("serving", Outcome::Skip, 0, NOTHING)]);
+        let mut failed = passed_with(vec![assertion("serving", Outcome::Skip, 0, NOTHING.as_str())]);
         failed.ops[1].result = Outcome::Fail;
         assert_eq!(serving_unchecked(&failed), None);
         assert!(markdown(&failed).starts_with("## ❌ hello failed at"));

@@ -173,8 +173,9 @@ pub fn plan(state: &RunState) -> Plan {
                 &name,
                 Outcome::Skip,
                 format!(
-                    "router {} sends {domain} to {target}, which traefik itself serves: only the front door (CCCI_PROXY_URL) can ask it",
-                    router.name
+                    "router {} sends {domain} to {target}, which traefik itself serves: only the front door ({}) can ask it",
+                    router.name,
+                    crate::config::PROXY_URL.name
                 ),
             )),
             Upstream::Unknown(why) => plan.findings.push(finding(

@@ -436,8 +436,10 @@ impl RunState {
         let want = format!("{}.{suffix}", self.run_id);
         if self.domain.as_str() != want {
             return Err(Error::bad_input(format!(
-                "field `domain` is {} but run {} of this installation is {want} (CCCI_DOMAIN_SUFFIX={suffix}): refusing to act on another installation's run",
-                self.domain, self.run_id
+                "field `domain` is {} but run {} of this installation is {want} ({}={suffix}): refusing to act on another installation's run",
+                self.domain,
+                self.run_id,
+                crate::config::DOMAIN_SUFFIX.name
             )));
         }
         let workspace = crate::registry::workspace_at(state_dir, &self.run_id);

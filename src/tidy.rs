@@ -1,8 +1,13 @@
-//! Tests that keep the docs and the `--help` texts in step with the tables they describe: the exit
-//! codes ([`crate::error::exit`]). They read the files as text, from the workspace root.
+//! Tests that keep the docs, the `--help` texts and the Nix side in step with the tables they
+//! describe: the settings ([`crate::config::SETTINGS`], [`crate::config::READ_BY`]), the variables
+//! ccci gives the programs it runs ([`crate::config::given`]) and the exit codes
+//! ([`crate::error::exit`]). They read the files as text, from the workspace root.
 
+use std::collections::BTreeSet;
+use std::ffi::OsString;
 use std::path::PathBuf;
 
+use crate::config::{self, READ_BY, SETTINGS, given};
 use crate::error::exit;
 
 /// Every binary, by its directory under `bins/`.
@@ -94,4 +99,143 @@ fn the_report_docs_and_the_readme_use_the_same_codes() {
     assert!(readme.contains(
         "exits 0 (pass), 1 (the op failed), 2 (bad input; nothing was changed) or 3 (the environment broke)"
     ));
+}
+
+/// Every `CCCI_*` name in `text`, `CCCI_SKIP_GENERIC_<OP>` standing for each op's.
+fn names_in(text: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut rest = text;
+    while let Some(i) = rest.find(config::PREFIX) {
+        let tail = &rest[i..];
+        let end =
+            tail.find(|c: char| !(c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')).unwrap_or(tail.len());
+        let name = tail[..end].trim_end_matches('_');
+        if name == config::SKIP_GENERIC.name && tail[end..].starts_with("<OP>") {
+            out.extend(
+                SETTINGS
+                    .iter()
+                    .filter(|s| s.name.starts_with(&format!("{}_", config::SKIP_GENERIC.name)))
+                    .map(|s| s.name.to_string()),
+            );
+        } else if !name.is_empty() && !tail[end..].starts_with(['*', '<']) {
+            out.insert(name.to_string());
+        }
+        rest = &tail[end..];
+    }
+    out
+}
+
+fn setting_names() -> BTreeSet<String> {
+    SETTINGS.iter().map(|s| s.name.to_string()).collect()
+}
+
+#[test]
+fn operating_md_lists_exactly_the_settings_config_knows_with_their_defaults_and_bounds() {
+    let doc = read("docs/operating.md");
+    let section = doc.split("\n## Settings\n").nth(1).expect("a Settings section").split("\n## ").next().unwrap();
+    let rows: Vec<Vec<String>> = section
+        .lines()
+        .filter(|l| l.starts_with(&format!("| `{}", config::PREFIX)))
+        .map(|l| l.trim_matches('|').split(" | ").map(|c| c.trim().to_string()).collect())
+        .collect();
+    let expected: Vec<Vec<String>> = SETTINGS
+        .iter()
+        .map(|s| vec![format!("`{}`", s.name), s.default.to_string(), s.accepts.describe(), s.meaning.to_string()])
+        .collect();
+    let table: String = expected.iter().map(|r| format!("| {} |\n", r.join(" | "))).collect();
+    assert_eq!(rows, expected, "docs/operating.md's settings table should read:\n{table}");
+}
+
+#[test]
+fn each_help_names_exactly_the_settings_its_binary_reads() {
+    let bins: Vec<&str> = READ_BY.iter().map(|(b, _)| *b).collect();
+    assert_eq!(bins.iter().copied().collect::<BTreeSet<_>>(), BINARIES.iter().copied().collect(), "READ_BY");
+    let settings = setting_names();
+    for (bin, reads) in READ_BY {
+        let want: BTreeSet<String> = reads.iter().map(|s| s.name.to_string()).collect();
+        let named: BTreeSet<String> = names_in(&help_of(bin)).intersection(&settings).cloned().collect();
+        assert_eq!(
+            named,
+            want,
+            "{bin} --help: names {:?} it does not read; misses {:?}",
+            named.difference(&want).collect::<Vec<_>>(),
+            want.difference(&named).collect::<Vec<_>>()
+        );
+    }
+    // Each setting is read by a binary, but the pipeline's own.
+    let read: BTreeSet<String> = READ_BY.iter().flat_map(|(_, r)| r.iter().map(|s| s.name.to_string())).collect();
+    let unread: Vec<_> = settings.difference(&read).collect();
+    assert_eq!(unread, [config::BRIDGE_GIT_BASE.name], "settings no binary reads");
+}
+
+#[test]
+fn every_ccci_name_a_help_or_doc_uses_is_a_setting_or_a_given_variable() {
+    let mut known = setting_names();
+    known.extend(given::CHECK.iter().chain(given::HOOK).chain(&given::BUILD_PARAMS).map(|n| n.to_string()));
+    known.extend([given::GIT_USERNAME, given::GIT_PASSWORD].map(String::from));
+    let mut files: Vec<String> = BINARIES.iter().map(|b| format!("bins/{b}/src/main.rs")).collect();
+    files.extend(["README.md", "nix/lib.nix", "nix/modules/ccci.nix", "nix/recipe-ci.drone.yml"].map(String::from));
+    for entry in fs_err::read_dir(root().join("docs")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "md") {
+            files.push(format!("docs/{}", path.file_name().unwrap().to_string_lossy()));
+        }
+    }
+    for f in files {
+        let unknown: Vec<String> = names_in(&read(&f)).difference(&known).cloned().collect();
+        assert!(unknown.is_empty(), "{f} names {unknown:?}, which config.rs does not know");
+    }
+}
+
+#[test]
+fn writing_checks_md_lists_the_variables_a_check_and_the_hook_get() {
+    let doc = read("docs/writing-checks.md");
+    let tables: Vec<Vec<String>> = doc
+        .split("\n\n")
+        .filter(|block| block.starts_with("| variable | value |"))
+        .map(|block| {
+            block
+                .lines()
+                .filter_map(|l| l.strip_prefix("| `"))
+                .map(|l| l[..l.find('`').unwrap()].to_string())
+                .filter(|n| n.starts_with(config::PREFIX))
+                .collect()
+        })
+        .collect();
+    assert_eq!(tables, [given::CHECK, given::HOOK], "docs/writing-checks.md's variable tables");
+}
+
+/// The NixOS module's options that become a setting: their `default = "..."` (when a string) must
+/// be a value ccci accepts for it, and every setting `nix/lib.nix` writes into the environment is
+/// one ccci knows (the test above).
+#[test]
+fn the_nixos_modules_string_defaults_are_values_the_settings_accept() {
+    let module = read("nix/modules/ccci.nix");
+    let mut checked = 0;
+    for block in module.split("mkOption {").skip(1) {
+        let block = &block[..block.find("\n    };").unwrap_or(block.len())];
+        let Some(at) = block.find("default = \"") else { continue };
+        let value = &block[at + "default = \"".len()..];
+        let value = &value[..value.find('"').unwrap()];
+        let names = names_in(block);
+        let [name] = names.iter().collect::<Vec<_>>()[..] else { continue };
+        let Some(setting) = SETTINGS.iter().find(|s| s.name == name) else { continue };
+        if value.contains("${") {
+            continue;
+        }
+        let v = OsString::from(value);
+        let lookup = |n: &str| (n == setting.name).then(|| v.clone());
+        config::check_all_in(&lookup).unwrap_or_else(|e| panic!("nix/modules/ccci.nix: default {value:?}: {e}"));
+        checked += 1;
+    }
+    assert!(checked >= 3, "only {checked} defaults found: is the module's layout still `mkOption {{ ... }}`?");
+    // The environment the units and steps get names settings, each once.
+    let lib = read("nix/lib.nix");
+    let env = lib.split("\n  environment =").nth(1).expect("nix/lib.nix: environment").split("\n    }").next().unwrap();
+    let set: Vec<&str> =
+        env.lines().filter_map(|l| l.trim().split(" = ").next()).filter(|n| n.starts_with(config::PREFIX)).collect();
+    assert!(set.len() >= 10, "{set:?}");
+    for n in set {
+        assert!(SETTINGS.iter().any(|s| s.name == n), "nix/lib.nix sets {n}, which is not a setting");
+    }
 }

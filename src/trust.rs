@@ -43,7 +43,10 @@ impl Allowlist {
         }
         match crate::discovery::share_dir().map(|d| d.join("allowlist")).filter(|p| p.is_file()) {
             Some(path) => Allowlist::read(&path),
-            None => Ok(Allowlist { entries: vec![], origin: "no allowlist (CCCI_ALLOWLIST unset)".into() }),
+            None => Ok(Allowlist {
+                entries: vec![],
+                origin: format!("no allowlist ({} unset)", crate::config::ALLOWLIST.name),
+            }),
         }
     }
 

@@ -392,9 +392,8 @@ pub struct BuildParams {
 
 impl BuildParams {
     /// The names, in the order sent: `CCCI_REQUEST_ID`, `CCCI_RECIPE_REPO`, `CCCI_PR`,
-    /// `CCCI_HEAD_SHA`, `CCCI_TRIGGER`.
-    pub const NAMES: [&'static str; 5] =
-        ["CCCI_REQUEST_ID", "CCCI_RECIPE_REPO", "CCCI_PR", "CCCI_HEAD_SHA", "CCCI_TRIGGER"];
+    /// `CCCI_HEAD_SHA`, `CCCI_TRIGGER` ([`crate::config::given::BUILD_PARAMS`]).
+    pub const NAMES: [&'static str; 5] = crate::config::given::BUILD_PARAMS;
 
     fn query(&self) -> Vec<(&'static str, String)> {
         let values = [
@@ -445,7 +444,7 @@ impl Drone {
             let list: Vec<ApiBuild> = self.http.json("GET", &format!("/repos/{repo}/builds"), &q, None, &[200])?;
             let n = list.len();
             for b in list {
-                if let Some(id) = b.params.get("CCCI_REQUEST_ID") {
+                if let Some(id) = b.params.get(crate::config::given::REQUEST_ID) {
                     found.entry(id.clone()).or_insert(b.number);
                 }
             }

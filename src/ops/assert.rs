@@ -10,6 +10,7 @@ use std::time::Duration;
 use xshell::Shell;
 
 use crate::check;
+use crate::config::given;
 use crate::discovery::{self, Found, Origin, Overlay};
 use crate::error::{Error, Result};
 use crate::generic::{self, Floor};
@@ -467,20 +468,20 @@ impl Env<'_> {
         env.extend([
             ("HOME".to_string(), path(&work)),
             ("TMPDIR".to_string(), path(&work)),
-            ("CCCI_WORK_DIR".to_string(), path(&work)),
-            ("CCCI_OP".to_string(), self.op.to_string()),
-            ("CCCI_RUN_ID".to_string(), s.run_id.to_string()),
-            ("CCCI_RECIPE".to_string(), s.recipe.to_string()),
-            ("CCCI_DOMAIN".to_string(), s.domain.to_string()),
-            ("CCCI_STACK".to_string(), s.stack.to_string()),
-            ("CCCI_STATE".to_string(), path(&copy)),
+            (given::WORK_DIR.to_string(), path(&work)),
+            (given::OP.to_string(), self.op.to_string()),
+            (given::RUN_ID.to_string(), s.run_id.to_string()),
+            (given::RECIPE.to_string(), s.recipe.to_string()),
+            (given::DOMAIN.to_string(), s.domain.to_string()),
+            (given::STACK.to_string(), s.stack.to_string()),
+            (given::STATE.to_string(), path(&copy)),
         ]);
         if let Some(c) = &s.source.commit {
-            env.push(("CCCI_COMMIT".into(), c.clone()));
+            env.push((given::COMMIT.into(), c.clone()));
         }
         let door = crate::frontdoor::FrontDoor::from_env()?;
         if let Some(url) = app_url(s, door.as_ref()) {
-            env.push(("CCCI_URL".into(), url));
+            env.push((given::URL.into(), url));
         }
         env.extend(self.extra.iter().cloned());
         Ok((env, work))

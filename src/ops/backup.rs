@@ -301,9 +301,11 @@ pub fn evidence_repo(state: &RunState) -> Result<Repo> {
         DriverKind::Stack => Ok(own),
         DriverKind::Abra => match crate::config::backupbot()? {
             (Some(repository), Some(password_file)) => Ok(Repo { repository, password_file, ..own }),
-            _ => Err(Error::env(
-                "the abra driver's backup evidence is read from backup-bot-two's repository: set CCCI_BACKUPBOT_REPOSITORY and CCCI_BACKUPBOT_PASSWORD_FILE",
-            )),
+            _ => Err(Error::env(format!(
+                "the abra driver's backup evidence is read from backup-bot-two's repository: set {} and {}",
+                crate::config::BACKUPBOT_REPOSITORY.name,
+                crate::config::BACKUPBOT_PASSWORD_FILE.name
+            ))),
         },
     }
 }
@@ -742,8 +744,9 @@ fn exec_hook(sh: &Shell, state: &RunState, hook: &Hook, timeout: Duration) -> Re
                 let _ = child.kill();
                 let _ = child.wait();
                 return Err(Error::failed(format!(
-                    "still running after {} s (CCCI_CHECK_TIMEOUT); stopped waiting",
-                    timeout.as_secs()
+                    "still running after {} s ({}); stopped waiting",
+                    timeout.as_secs(),
+                    crate::config::CHECK_TIMEOUT.name
                 )));
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(50)),

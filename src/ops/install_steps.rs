@@ -9,6 +9,7 @@ use std::path::Path;
 use xshell::Shell;
 
 use crate::check;
+use crate::config::given;
 use crate::discovery::{self, Overlay};
 use crate::error::{Error, Result};
 use crate::naming::RecipeName;
@@ -47,8 +48,8 @@ pub fn run(sh: &Shell, state: &mut RunState, recipe_dir: &Path, progress: &Progr
     }
 
     let mut extra = vec![
-        ("CCCI_RECIPE_DIR".to_string(), recipe_dir.display().to_string()),
-        ("CCCI_ENV_FILE".to_string(), state.env_file.as_ref().map(|p| p.display().to_string()).unwrap_or_default()),
+        (given::RECIPE_DIR.to_string(), recipe_dir.display().to_string()),
+        (given::ENV_FILE.to_string(), state.env_file.as_ref().map(|p| p.display().to_string()).unwrap_or_default()),
     ];
     if state.driver == DriverKind::Abra {
         // The run's own ABRA_DIR (driver::for_run), so a hook can call abra on the app.

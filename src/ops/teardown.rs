@@ -30,10 +30,11 @@ pub fn run(
     {
         let until = crate::time::unix_now().saturating_add(ttl.as_secs());
         let detail = format!(
-            "kept for debugging until {} because {} {} (CCCI_KEEP_ON_FAILURE); the janitor reaps it then",
+            "kept for debugging until {} because {} {} ({}); the janitor reaps it then",
             crate::time::rfc3339(until),
             failed.op,
-            failed.result.as_str()
+            failed.result.as_str(),
+            crate::config::KEEP_ON_FAILURE.name
         );
         let _ = registry.save(state, HOLDER);
         if let Err(e) = registry.set_expiry(&state.run_id, until, HOLDER) {

@@ -44,8 +44,9 @@ Options:
   -h, --help     this text
   -V, --version  the version
 
-Environment: CCCI_STATE_DIR, CCCI_RESTIC, CCCI_CHECK_TIMEOUT (each hook), CCCI_OVERLAYS_DIR,
-CCCI_ABRA, CCCI_BACKUPBOT_REPOSITORY, CCCI_BACKUPBOT_PASSWORD_FILE (abra driver).
+Environment: CCCI_STATE_DIR, CCCI_DOMAIN_SUFFIX, CCCI_LEASE_TTL, CCCI_RESTIC, CCCI_CHECK_TIMEOUT
+(each hook), CCCI_OVERLAYS_DIR, CCCI_ABRA, CCCI_ABRA_SERVER, CCCI_BACKUPBOT_REPOSITORY,
+CCCI_BACKUPBOT_PASSWORD_FILE (abra driver).
 Every CCCI_* setting is checked, with its bounds, before anything is created; a bad one
 exits 2 naming it.
 

@@ -57,8 +57,10 @@ CCCI_EXTERNAL_NETWORKS, files outside the checkout, ...) fails the deploy with o
 the service, the key and why. An approved recipe's grants are recorded as host_access.
 
 Environment: CCCI_STATE_DIR, CCCI_DOMAIN_SUFFIX, CCCI_DEPLOY_TIMEOUT, CCCI_PENDING_TIMEOUT,
-CCCI_LEASE_TTL, CCCI_ABRA, CCCI_ABRA_SERVER, CCCI_OVERLAYS_DIR, CCCI_ALLOWLIST,
-CCCI_EXTERNAL_NETWORKS, CCCI_CHECK_TIMEOUT (see docs/operating.md).
+CCCI_TEARDOWN_TIMEOUT (removing a release that did not deploy), CCCI_LEASE_TTL, CCCI_ABRA,
+CCCI_ABRA_SERVER, CCCI_OVERLAYS_DIR, CCCI_ALLOWLIST, CCCI_EXTERNAL_NETWORKS, CCCI_CHECK_TIMEOUT,
+CCCI_PROXY_URL, CCCI_PROXY_CA_FILE, CCCI_PROXY_ALLOW_HTTP (the hooks' CCCI_URL),
+CCCI_SERVING_TIMEOUT (checked now for the asserts) (see docs/operating.md).
 Every CCCI_* setting is checked, with its bounds, before anything is created; a bad one
 exits 2 naming it.
 

@@ -38,8 +38,8 @@ Options:
   -V, --version  the version
 
 Environment: CCCI_STATE_DIR, CCCI_DOMAIN_SUFFIX, CCCI_JANITOR_GRACE (default 60s),
-CCCI_ORPHAN_GRACE (default 10m), CCCI_JANITOR_PARALLEL (default 3), CCCI_ARTIFACTS_TTL, CCCI_ABRA,
-CCCI_TEARDOWN_TIMEOUT.
+CCCI_ORPHAN_GRACE (default 10m), CCCI_JANITOR_PARALLEL (default 3), CCCI_ARTIFACTS_TTL,
+CCCI_LEASE_TTL, CCCI_TEARDOWN_TIMEOUT, CCCI_ABRA, CCCI_ABRA_SERVER.
 Every CCCI_* setting is checked, with its bounds, before anything is created; a bad one
 exits 2 naming it.
 

@@ -36,7 +36,8 @@ With CCCI_KEEP_ON_FAILURE=1 and an op of the run failed or errored, --state mode
 deployment up for debugging and extends its lease by CCCI_KEEP_TTL (default 2h); the janitor
 reaps it when that runs out. --run always tears down.
 
-Environment: CCCI_STATE_DIR, CCCI_TEARDOWN_TIMEOUT, CCCI_KEEP_ON_FAILURE, CCCI_KEEP_TTL, CCCI_ABRA.
+Environment: CCCI_STATE_DIR, CCCI_DOMAIN_SUFFIX, CCCI_LEASE_TTL, CCCI_TEARDOWN_TIMEOUT,
+CCCI_KEEP_ON_FAILURE, CCCI_KEEP_TTL, CCCI_ABRA, CCCI_ABRA_SERVER.
 Every CCCI_* setting is checked, with its bounds, before anything is created; a bad one
 exits 2 naming it.
 

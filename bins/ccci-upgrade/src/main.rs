@@ -31,8 +31,8 @@ Options:
   -h, --help     this text
   -V, --version  the version
 
-Environment: CCCI_STATE_DIR, CCCI_DEPLOY_TIMEOUT, CCCI_PENDING_TIMEOUT, CCCI_ABRA, CCCI_ALLOWLIST,
-CCCI_EXTERNAL_NETWORKS.
+Environment: CCCI_STATE_DIR, CCCI_DOMAIN_SUFFIX, CCCI_LEASE_TTL, CCCI_DEPLOY_TIMEOUT,
+CCCI_PENDING_TIMEOUT, CCCI_ABRA, CCCI_ABRA_SERVER, CCCI_ALLOWLIST, CCCI_EXTERNAL_NETWORKS.
 Every CCCI_* setting is checked, with its bounds, before anything is created; a bad one
 exits 2 naming it.
 
