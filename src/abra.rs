@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use xshell::Shell;
 
 use crate::error::{Error, Kind, Result};
-use crate::naming::{Domain, RecipeName};
 use crate::process::{Output, capture};
+use crate::run::naming::{Domain, RecipeName};
 
 /// The flags every call carries: never prompt, never fetch.
 const ALWAYS: [&str; 2] = ["--no-input", "--offline"];

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use crate::error::{Error, Result, exit};
 use crate::progress::Progress;
-use crate::state::StateIo;
+use crate::run::state::StateIo;
 
 /// Runs a binary's body and exits with its code ([`crate::error::exit`]: 0 pass, 1 op failed, 2 bad
 /// input or usage, 3 environment).

@@ -728,11 +728,11 @@ impl Setting {
         Ok(v.to_string())
     }
 
-    fn domain_value(&self, v: &str) -> Result<crate::naming::Domain> {
-        let d = crate::naming::Domain::parse(v).map_err(|e| self.refuse(v, e.message()))?;
+    fn domain_value(&self, v: &str) -> Result<crate::run::naming::Domain> {
+        let d = crate::run::naming::Domain::parse(v).map_err(|e| self.refuse(v, e.message()))?;
         // The longest run id there is: 4 characters, a hyphen and 6 hex digits.
-        let longest = crate::naming::RunId::parse("xxxx-000000").expect("a valid run id");
-        crate::naming::Domain::for_run(&longest, &d).map_err(|e| self.refuse(v, e.message()))?;
+        let longest = crate::run::naming::RunId::parse("xxxx-000000").expect("a valid run id");
+        crate::run::naming::Domain::for_run(&longest, &d).map_err(|e| self.refuse(v, e.message()))?;
         Ok(d)
     }
 
@@ -888,10 +888,10 @@ pub fn state_dir() -> Result<PathBuf> {
 }
 
 /// `CCCI_DOMAIN_SUFFIX`, or `ccci.localhost`.
-pub fn domain_suffix() -> Result<crate::naming::Domain> {
+pub fn domain_suffix() -> Result<crate::run::naming::Domain> {
     match get(&DOMAIN_SUFFIX, Setting::domain_value)? {
         Some(d) => Ok(d),
-        None => crate::naming::Domain::parse(crate::naming::DEFAULT_DOMAIN_SUFFIX),
+        None => crate::run::naming::Domain::parse(crate::run::naming::DEFAULT_DOMAIN_SUFFIX),
     }
 }
 

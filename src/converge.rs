@@ -29,11 +29,11 @@ use xshell::Shell;
 
 use crate::docker::{self, Service, Task};
 use crate::error::{Error, Result};
-use crate::naming::StackName;
 use crate::progress::Progress;
+use crate::run::naming::StackName;
 #[cfg(test)]
-use crate::state::AddressFamily;
-use crate::state::{Deployed, DeployedService, PortMode, PublishedPort, SettleBaseline};
+use crate::run::state::AddressFamily;
+use crate::run::state::{Deployed, DeployedService, PortMode, PublishedPort, SettleBaseline};
 
 /// Tasks of one service that ended and were replaced since the deploy began after which it
 /// counts as crash-looping. One or two are normal while a dependency (a database) starts.

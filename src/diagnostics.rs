@@ -8,8 +8,8 @@ use xshell::Shell;
 
 use crate::docker::{self, ObjectKind};
 use crate::error::Result;
-use crate::registry::Registry;
-use crate::state::{OpRecord, Outcome, RunState};
+use crate::run::registry::Registry;
+use crate::run::state::{OpRecord, Outcome, RunState};
 
 /// Log lines kept per service.
 pub const LOG_LINES: u32 = 200;

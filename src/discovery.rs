@@ -10,8 +10,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::naming::RecipeName;
 use crate::recipe::{EnvFile, checkout};
+use crate::run::naming::RecipeName;
 
 /// The ops a folder of checks can be named for.
 pub const OPS: &[&str] = &["install", "upgrade", "backup", "restore", "custom"];

@@ -10,9 +10,9 @@ use serde_json::Value;
 use xshell::{Shell, cmd};
 
 use crate::error::{Error, Kind, Result};
-use crate::naming::StackName;
 use crate::process::capture;
-use crate::state::AddressFamily;
+use crate::run::naming::StackName;
+use crate::run::state::AddressFamily;
 
 pub const STACK_LABEL: &str = "com.docker.stack.namespace";
 /// Set on every object ccci itself creates (secrets of the stack driver), naming the run.

@@ -10,8 +10,8 @@ use crate::docker::{self, RUN_LABEL, STACK_LABEL};
 use crate::error::{Context, Error, Kind, Result};
 use crate::progress::Progress;
 use crate::recipe::{Compose, EnvFile, checkout};
+use crate::run::state::{BaseRelease, DriverKind, RunState};
 use crate::secrets::AppSecret;
-use crate::state::{BaseRelease, DriverKind, RunState};
 
 pub trait Driver {
     fn kind(&self) -> DriverKind;
@@ -45,7 +45,7 @@ pub trait Driver {
 
 /// Where a run's recipe checkout lives in its workspace: `<workspace>/recipe` (stack), or abra's
 /// `<workspace>/abra/recipes/<recipe>` (the run's own `ABRA_DIR`).
-pub fn recipe_dir(kind: DriverKind, workspace: &Path, recipe: &crate::naming::RecipeName) -> PathBuf {
+pub fn recipe_dir(kind: DriverKind, workspace: &Path, recipe: &crate::run::naming::RecipeName) -> PathBuf {
     match kind {
         DriverKind::Stack => workspace.join("recipe"),
         DriverKind::Abra => workspace.join("abra").join("recipes").join(recipe.as_str()),
@@ -55,7 +55,7 @@ pub fn recipe_dir(kind: DriverKind, workspace: &Path, recipe: &crate::naming::Re
 pub fn for_run(
     kind: DriverKind,
     state_workspace: &Path,
-    recipe: &crate::naming::RecipeName,
+    recipe: &crate::run::naming::RecipeName,
 ) -> Result<Box<dyn Driver>> {
     Ok(match kind {
         DriverKind::Stack => Box::new(StackDriver { workspace: state_workspace.to_path_buf(), recipe: recipe.clone() }),
@@ -186,7 +186,7 @@ pub fn operator_secret(secret: &AppSecret) -> Error {
 
 pub struct StackDriver {
     workspace: PathBuf,
-    recipe: crate::naming::RecipeName,
+    recipe: crate::run::naming::RecipeName,
 }
 
 impl StackDriver {
@@ -279,7 +279,7 @@ impl Driver for StackDriver {
 
 pub struct AbraDriver {
     pub abra: Abra,
-    recipe: crate::naming::RecipeName,
+    recipe: crate::run::naming::RecipeName,
 }
 
 impl AbraDriver {
@@ -451,7 +451,7 @@ mod tests {
     #[test]
     fn the_recipe_dir_derivation_is_the_drivers_own() {
         let ws = Path::new("/var/lib/ccci/work/hell-3fa9c2");
-        let hello = crate::naming::RecipeName::parse("hello").unwrap();
+        let hello = crate::run::naming::RecipeName::parse("hello").unwrap();
         for kind in [DriverKind::Stack, DriverKind::Abra] {
             assert_eq!(for_run(kind, ws, &hello).unwrap().recipe_dir(), recipe_dir(kind, ws, &hello));
         }
@@ -472,7 +472,7 @@ mod tests {
     fn an_abra_sh_symlinked_outside_the_checkout_is_refused_not_read() {
         let r = Recipe::new("abra-sh");
         symlink(r.host_file(), r.dir().join("abra.sh")).unwrap();
-        let state = crate::state::tests::sample();
+        let state = crate::run::state::tests::sample();
         let e = interpolation_env(&r.dir(), &EnvFile::parse("", "x").unwrap(), &state).unwrap_err();
         assert_refused(e, "abra.sh");
     }
@@ -480,7 +480,7 @@ mod tests {
     #[test]
     fn a_recipe_variable_that_would_change_how_docker_runs_is_refused() {
         let r = Recipe::new("tool-env");
-        let state = crate::state::tests::sample();
+        let state = crate::run::state::tests::sample();
         for line in [
             "PATH=/tmp/evil:/usr/bin",
             "HOME=.",

@@ -22,9 +22,9 @@ use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 
 use crate::config;
 use crate::error::{Error, Result};
-use crate::naming::Domain;
+use crate::run::naming::Domain;
+use crate::run::state::{Assertion, Outcome};
 use crate::serving::StatusPolicy;
-use crate::state::{Assertion, Outcome};
 
 /// The body traefik answers with when no router matches the request.
 pub const TRAEFIK_404: &str = "404 page not found";

@@ -13,8 +13,8 @@ use crate::docker;
 use crate::error::Result;
 use crate::frontdoor::{self, FrontDoor};
 use crate::progress::Progress;
+use crate::run::state::{Assertion, Outcome, RunState};
 use crate::serving::{self, StatusPolicy};
-use crate::state::{Assertion, Outcome, RunState};
 
 /// `CCCI_SETTLE_WINDOW`: how long the deployment is watched for restarting tasks (default 10s).
 pub fn settle_window() -> Result<Duration> {
@@ -382,7 +382,7 @@ impl Pin<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::{Deployed, DeployedService};
+    use crate::run::state::{Deployed, DeployedService};
 
     fn task(id: &str, state: &str, err: &str, exit: Option<i64>) -> docker::Task {
         docker::Task {
@@ -509,7 +509,7 @@ mod tests {
     }
 
     fn with_images(images: &[(&str, &str)]) -> RunState {
-        let mut s = crate::state::tests::sample();
+        let mut s = crate::run::state::tests::sample();
         s.deployed = Some(Deployed {
             observed_at: "2026-11-21T22:34:08Z".into(),
             settle_from: None,
@@ -533,7 +533,7 @@ mod tests {
             a.detail,
             "warning: not pinned: app runs nginx:latest (tag `latest`); cache runs redis (no tag: `latest`)"
         );
-        let mut none = crate::state::tests::sample();
+        let mut none = crate::run::state::tests::sample();
         none.deployed = None;
         assert_eq!(image_pins(&none).result, Outcome::Skip);
     }

@@ -18,7 +18,7 @@ use std::path::{Component, Path, PathBuf};
 use serde_yaml_ng::{Mapping, Value};
 
 use crate::error::{Error, Result};
-use crate::state::{HostAccess, RunState};
+use crate::run::state::{HostAccess, RunState};
 
 /// Why a recipe with host access is refused; the end of the refusal line.
 pub const NEEDS_APPROVAL: &str = "host access needs the recipe in the allowlist";

@@ -18,7 +18,6 @@ pub mod frontdoor;
 pub mod git;
 pub mod hostaccess;
 pub mod recipe;
-pub mod registry;
 pub mod report;
 pub mod restic;
 pub mod secrets;
@@ -26,17 +25,16 @@ pub mod serving;
 pub mod traefik;
 
 pub use error::{Context, Error, Kind, Result};
-pub mod naming;
 pub mod ops;
 pub mod process;
 pub mod progress;
-pub mod state;
 pub mod time;
 
 pub mod check;
 pub mod discovery;
 pub mod generic;
 pub mod preflight;
+pub mod run;
 pub mod source;
 pub mod trust;
 pub mod words;

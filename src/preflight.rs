@@ -9,8 +9,8 @@
 use xshell::Shell;
 
 use crate::error::{Error, Kind, Result};
-use crate::naming::StackName;
 use crate::recipe::{Compose, ObjectKind, SwarmObject};
+use crate::run::naming::StackName;
 
 /// The external objects of `compose` that the operator must provide: external, and not named
 /// into `stack`. Volumes are left out: docker creates a missing external volume's name on the

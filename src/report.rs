@@ -8,7 +8,7 @@
 //! cell, an HTML `<summary>`, a fenced code block.
 
 use crate::error::{Error, Result};
-use crate::state::{Assertion, Outcome, RunState};
+use crate::run::state::{Assertion, Outcome, RunState};
 
 /// The longest detail a table cell, a terminal line or a JUnit `message` shows.
 const LINE_MAX: usize = 160;
@@ -778,7 +778,7 @@ fn fenced(cleaned: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::OpRecord;
+    use crate::run::state::OpRecord;
 
     const HOSTILE: &str = "bad <script>alert(1)</script> | ]]> & \"q\" 'a' @admin [x](javascript:alert(1)) ``` \u{1b}[31mred\u{1b}[0m \u{1b}]8;;http://evil\u{7} \u{202e}gnp.exe\u{0}\nsecond line\r\nthird";
 
@@ -801,7 +801,7 @@ mod tests {
 
     /// A run with one op of each result and hostile text in names and details.
     fn run() -> RunState {
-        let mut s = crate::state::tests::sample();
+        let mut s = crate::run::state::tests::sample();
         s.source.commit = Some("1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d".into());
         s.deploys = 1;
         s.ops = vec![
@@ -823,7 +823,7 @@ mod tests {
     }
 
     fn with_results(results: &[Outcome]) -> RunState {
-        let mut s = crate::state::tests::sample();
+        let mut s = crate::run::state::tests::sample();
         s.deploys = 1;
         s.ops = results.iter().map(|&r| op("x", r, 1, "d", vec![])).collect();
         s
@@ -840,7 +840,7 @@ mod tests {
     }
 
     fn passed_with(serving: Vec<Assertion>) -> RunState {
-        let mut s = crate::state::tests::sample();
+        let mut s = crate::run::state::tests::sample();
         s.source.commit = Some("1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d".into());
         s.deploys = 1;
         let mut install = vec![assertion("services at desired replicas", Outcome::Pass, 50, "app 1/1")];
@@ -1020,8 +1020,8 @@ mod tests {
         s.ops.retain(|o| o.op == "deploy");
         let serving = assertion("serving app:8080", Outcome::Pass, 3, "GET http://127.0.0.1:32770/ → 200");
         s.ops.push(op("install", Outcome::Pass, 4_100, "1 assertions passed", vec![serving]));
-        s.upgrade = Some(crate::state::UpgradePlan {
-            base: Some(crate::state::BaseRelease {
+        s.upgrade = Some(crate::run::state::UpgradePlan {
+            base: Some(crate::run::state::BaseRelease {
                 tag: "1.0.0+1".into(),
                 commit: "d70f25c8".repeat(5),
                 annotated: true,

@@ -106,7 +106,7 @@ pub struct AppSecret {
 /// The external secrets of `compose` whose names start with `<stack>_`: the app's own, which
 /// `abra app new --secrets` / `abra app secret generate` create. Other external secrets are
 /// shared and must exist already. Hints come from `env` (the app env).
-pub fn app_secrets(compose: &Compose, stack: &crate::naming::StackName, env: &EnvFile) -> Vec<AppSecret> {
+pub fn app_secrets(compose: &Compose, stack: &crate::run::naming::StackName, env: &EnvFile) -> Vec<AppSecret> {
     let prefix = stack.prefix();
     compose
         .swarm_object_names(stack.as_str())
@@ -199,7 +199,7 @@ mod tests {
         )
         .unwrap();
         let env = EnvFile::parse("SECRET_API_KEY_VERSION=v2 # length=40 charset=hex\n", ".env").unwrap();
-        let stack = crate::naming::StackName::parse("hell-3fa9c2_ccci_localhost").unwrap();
+        let stack = crate::run::naming::StackName::parse("hell-3fa9c2_ccci_localhost").unwrap();
         let lookup = |k: &str| if k == "STACK_NAME" { Some(stack.to_string()) } else { env.get(k).map(str::to_owned) };
         let compose = Compose::load(&dir, &["compose.yml".to_string()], &lookup).unwrap();
         let s = app_secrets(&compose, &stack, &env);

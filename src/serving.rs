@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use xshell::Shell;
 
 use crate::docker;
-use crate::state::{AddressFamily, Assertion, Outcome, PortMode, RunState};
+use crate::run::state::{AddressFamily, Assertion, Outcome, PortMode, RunState};
 use crate::traefik::{Routing, Upstream};
 
 /// Which HTTP statuses count as serving. Default: 2xx and 3xx.
@@ -599,13 +599,13 @@ mod tests {
         assert!(p.accepts(401) && p.accepts(302) && !p.accepts(404) && !p.accepts(500));
     }
 
-    use crate::state::{Deployed, DeployedService, PublishedPort};
+    use crate::run::state::{Deployed, DeployedService, PublishedPort};
 
     type Port = (u16, u16, PortMode);
     type Svc<'a> = (&'a str, Vec<(&'a str, String)>, Vec<Port>);
 
     fn deployed(services: &[Svc]) -> RunState {
-        let mut s = crate::state::tests::sample();
+        let mut s = crate::run::state::tests::sample();
         s.deployed = Some(Deployed {
             observed_at: String::new(),
             settle_from: None,

@@ -11,7 +11,7 @@ use super::http::{Forge, StatusState};
 use super::tick::OVERALL_CONTEXT;
 use crate::error::{Error, Result};
 use crate::report;
-use crate::state::{Outcome, RunState};
+use crate::run::state::{Outcome, RunState};
 
 /// The tiers that get a commit status of their own, `ccci/<tier>`.
 pub const TIERS: [&str; 5] = ["install", "upgrade", "backup", "restore", "custom"];
@@ -238,7 +238,7 @@ pub fn read_refusal(path: &Path) -> Result<Option<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::OpRecord;
+    use crate::run::state::OpRecord;
 
     fn op(name: &str, result: Outcome, detail: &str) -> OpRecord {
         OpRecord {
@@ -254,7 +254,7 @@ mod tests {
     }
 
     fn of(ops: Vec<OpRecord>) -> RunState {
-        let mut s = crate::state::tests::sample();
+        let mut s = crate::run::state::tests::sample();
         s.deploys = 1;
         s.ops = ops;
         s

@@ -82,6 +82,6 @@ impl Store {
     pub fn save(&self, state: &BridgeState) -> Result<()> {
         let mut text = serde_json::to_string_pretty(state).map_err(|e| Error::env(e.to_string()))?;
         text.push('\n');
-        crate::state::write_atomic(&self.path(), text.as_bytes())
+        crate::run::state::write_atomic(&self.path(), text.as_bytes())
     }
 }

@@ -15,7 +15,7 @@ use crate::discovery::{self, Found, Origin, Overlay};
 use crate::error::{Error, Result};
 use crate::generic::{self, Floor};
 use crate::progress::Progress;
-use crate::state::{Assertion, OpTimer, Outcome, RunState};
+use crate::run::state::{Assertion, OpTimer, Outcome, RunState};
 use crate::trust::{self, Allowlist};
 
 pub const HOLDER: &str = "ccci-assert";
@@ -316,7 +316,7 @@ fn plant_upgrade_canaries(state: &mut RunState, sh: &Shell, progress: &Progress)
             let path = dir.join(&file);
             let bytes = crate::restic::random_bytes(crate::ops::backup::CANARY_BYTES)?;
             crate::docker::write_in_volume(sh, &stack, &name, &file, &bytes)?;
-            Ok(crate::state::Canary {
+            Ok(crate::run::state::Canary {
                 volume: name.strip_prefix(&stack.prefix()).unwrap_or(&name).to_string(),
                 path,
                 size: bytes.len() as u64,
@@ -540,7 +540,7 @@ fn app_url(state: &RunState, door: Option<&crate::frontdoor::FrontDoor>) -> Opti
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::{Deployed, DeployedService, PublishedPort};
+    use crate::run::state::{Deployed, DeployedService, PublishedPort};
 
     fn assertion(result: Outcome, detail: &str) -> Assertion {
         Assertion { name: "a".into(), result, detail: detail.into(), duration_ms: 0, output: None }
@@ -593,7 +593,7 @@ mod tests {
     }
 
     fn deployed_state() -> RunState {
-        let mut s = crate::state::tests::sample();
+        let mut s = crate::run::state::tests::sample();
         s.deployed = Some(Deployed {
             observed_at: String::new(),
             settle_from: None,
@@ -627,13 +627,13 @@ mod tests {
             app_url(&s, Some(&door("https://proxy.example/"))).as_deref(),
             Some("https://hell-3fa9c2.ccci.localhost/")
         );
-        let mut none = crate::state::tests::sample();
+        let mut none = crate::run::state::tests::sample();
         none.deployed = None;
         assert_eq!(app_url(&none, None), None);
     }
 
     fn with_ops(ops: &[(&str, Outcome)]) -> RunState {
-        let mut s = crate::state::tests::sample();
+        let mut s = crate::run::state::tests::sample();
         s.deploys = 1;
         s.ops = ops.iter().map(|(op, r)| OpTimer::start(op).finish(*r, "d", vec![])).collect();
         s

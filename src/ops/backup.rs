@@ -22,9 +22,9 @@ use crate::backup::{self, Hook, Override, Phase, Plan, ServiceInput};
 use crate::discovery::Overlay;
 use crate::error::{Error, Result};
 use crate::progress::Progress;
-use crate::registry::Registry;
 use crate::restic::{self, Repo};
-use crate::state::{
+use crate::run::registry::Registry;
+use crate::run::state::{
     Assertion, BackupEvidence, Canary, DriverKind, HookRun, OpTimer, Outcome, RunState, VolumeEvidence,
 };
 

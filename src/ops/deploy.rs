@@ -9,12 +9,12 @@ use crate::driver::{self, Driver};
 use crate::error::{Error, Kind, Result};
 use crate::git;
 use crate::hostaccess;
-use crate::naming::{self, Domain, RecipeName, RunId, StackName};
 use crate::progress::Progress;
 use crate::recipe::{self, Compose};
-use crate::registry::Registry;
+use crate::run::naming::{self, Domain, RecipeName, RunId, StackName};
+use crate::run::registry::Registry;
+use crate::run::state::{BaseRelease, DriverKind, OpTimer, Outcome, RunState, SCHEMA, Source, UpgradePlan, Versions};
 use crate::source::RecipeSource;
-use crate::state::{BaseRelease, DriverKind, OpTimer, Outcome, RunState, SCHEMA, Source, UpgradePlan, Versions};
 use crate::trust::Allowlist;
 
 pub const HOLDER: &str = "ccci-deploy";
@@ -71,7 +71,7 @@ pub fn prepare(req: &Request, sh: &Shell, progress: &Progress) -> Result<Prepare
     let domain = Domain::for_run(&run_id, &suffix)?;
     let stack = StackName::from_domain(&domain)?;
     let limits = converge::Limits::from_env()?;
-    crate::registry::lease_ttl()?;
+    crate::run::registry::lease_ttl()?;
     // The later ops' settings too: a bad front door must not be found after the deploy.
     crate::frontdoor::FrontDoor::from_env()?;
     crate::config::serving_timeout()?;

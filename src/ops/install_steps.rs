@@ -12,9 +12,9 @@ use crate::check;
 use crate::config::given;
 use crate::discovery::{self, Overlay};
 use crate::error::{Error, Result};
-use crate::naming::RecipeName;
 use crate::progress::Progress;
-use crate::state::{DriverKind, OpTimer, Outcome, RunState};
+use crate::run::naming::RecipeName;
+use crate::run::state::{DriverKind, OpTimer, Outcome, RunState};
 use crate::trust::Allowlist;
 
 pub const OP: &str = "install-steps";

@@ -17,10 +17,10 @@ use xshell::Shell;
 use crate::config;
 use crate::docker;
 use crate::error::Result;
-use crate::naming::{Domain, RecipeName, RunId, StackName};
 use crate::progress::Progress;
-use crate::registry::Registry;
-use crate::state::{DriverKind, Outcome, RunState, SCHEMA, Source, Versions};
+use crate::run::naming::{Domain, RecipeName, RunId, StackName};
+use crate::run::registry::Registry;
+use crate::run::state::{DriverKind, Outcome, RunState, SCHEMA, Source, Versions};
 use crate::time::{rfc3339, unix_now};
 
 pub const HOLDER: &str = "ccci-janitor";
@@ -48,7 +48,7 @@ impl Options {
             grace: config::duration(&config::JANITOR_GRACE)?,
             orphan_grace: config::duration(&config::ORPHAN_GRACE)?,
             parallel: config::count(&config::JANITOR_PARALLEL)? as usize,
-            suffix: crate::naming::domain_suffix_from_env()?,
+            suffix: crate::run::naming::domain_suffix_from_env()?,
             artifacts_ttl: config::duration(&config::ARTIFACTS_TTL)?,
         })
     }

@@ -11,7 +11,7 @@ pub mod teardown;
 pub mod upgrade;
 
 use crate::error::{Error, Kind};
-use crate::state::Outcome;
+use crate::run::state::Outcome;
 
 /// How an op's error lands in the run-state: the recipe failing is `fail`, anything else
 /// (docker, git, abra, disk, a broken input discovered late) is `error`.
@@ -27,10 +27,10 @@ pub fn outcome_of(e: &Error) -> Outcome {
 /// registry and writes it out. Returns the exit code for the op's outcome; an environment error
 /// (exit 3) when the registry could not be saved, after the state was written out all the same.
 pub fn stage(
-    io: &crate::state::StateIo,
+    io: &crate::run::state::StateIo,
     holder: &'static str,
     progress: &crate::progress::Progress,
-    op: impl FnOnce(&mut crate::state::RunState, &crate::registry::Registry, &xshell::Shell) -> Outcome,
+    op: impl FnOnce(&mut crate::run::state::RunState, &crate::run::registry::Registry, &xshell::Shell) -> Outcome,
 ) -> crate::Result<i32> {
     // Checked before the registry is opened (which creates $CCCI_STATE_DIR): bad input changes
     // nothing.
@@ -48,7 +48,7 @@ pub fn stage(
         )));
     }
     progress.set_run(state.run_id.as_str());
-    let registry = crate::registry::Registry::open()?;
+    let registry = crate::run::registry::Registry::open()?;
     let sh = xshell::Shell::new()?;
     let outcome = {
         let _alive = registry.heartbeat(&state.run_id, holder);

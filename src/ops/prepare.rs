@@ -13,8 +13,8 @@ use crate::driver::{self, Driver};
 use crate::error::{Error, Result};
 use crate::progress::Progress;
 use crate::recipe::{Compose, EnvFile};
+use crate::run::state::RunState;
 use crate::secrets::AppSecret;
-use crate::state::RunState;
 
 /// What the preparation did or could not do.
 #[derive(Debug, Clone, Default)]

@@ -22,9 +22,9 @@ use crate::discovery::Overlay;
 use crate::error::{Error, Result};
 use crate::ops::backup::{from_swarm, note, read_in_volume, remove_in_volume, run_hooks, write_in_volume};
 use crate::progress::Progress;
-use crate::registry::Registry;
 use crate::restic;
-use crate::state::{Assertion, BackupEvidence, Canary, OpTimer, Outcome, RunState};
+use crate::run::registry::Registry;
+use crate::run::state::{Assertion, BackupEvidence, Canary, OpTimer, Outcome, RunState};
 
 pub const HOLDER: &str = "ccci-restore";
 
@@ -99,8 +99,8 @@ fn restore(
     let plan = &swarm.plan;
     let repo = crate::ops::backup::evidence_repo(state)?;
     let abra = match state.driver {
-        crate::state::DriverKind::Stack => None,
-        crate::state::DriverKind::Abra => {
+        crate::run::state::DriverKind::Stack => None,
+        crate::run::state::DriverKind::Abra => {
             let abra = crate::ops::backup::abra_of(state)?;
             abra.probe_flags(sh, crate::abra::BACKUP_FLAGS)?;
             Some(abra)
@@ -259,7 +259,7 @@ fn wait_stopped(sh: &Shell, service: &str, timeout: Duration) -> Result<()> {
 pub fn canaries_back(
     sh: &Shell,
     state: &RunState,
-    volumes: &[crate::state::VolumeEvidence],
+    volumes: &[crate::run::state::VolumeEvidence],
     canaries: &mut [Canary],
 ) -> Assertion {
     if canaries.is_empty() {
@@ -311,7 +311,7 @@ fn restore_volumes(
     sh: &Shell,
     repo: &restic::Repo,
     id: &str,
-    volumes: &[crate::state::VolumeEvidence],
+    volumes: &[crate::run::state::VolumeEvidence],
 ) -> Result<()> {
     let staging = state.workspace.join("backup").join("staging");
     if staging.exists() {

@@ -9,8 +9,8 @@ use crate::docker::{self, ObjectKind};
 use crate::driver;
 use crate::error::{Error, Result};
 use crate::progress::Progress;
-use crate::registry::Registry;
-use crate::state::{OpTimer, Outcome, RunState};
+use crate::run::registry::Registry;
+use crate::run::state::{OpTimer, Outcome, RunState};
 
 pub const HOLDER: &str = "ccci-teardown";
 
@@ -269,7 +269,7 @@ mod tests {
 
     #[test]
     fn a_service_whose_containers_outlived_the_stop_grace_period_is_named_as_ignoring_sigterm() {
-        let state = crate::state::tests::sample();
+        let state = crate::run::state::tests::sample();
         let prefix = state.stack.prefix();
         let seen: std::collections::BTreeMap<String, Duration> = [
             (format!("{prefix}app"), Duration::from_millis(10_300)),

@@ -10,8 +10,8 @@ use crate::driver::{self, Driver};
 use crate::error::{Error, Result};
 use crate::git;
 use crate::progress::Progress;
-use crate::registry::Registry;
-use crate::state::{Assertion, Deployed, OpTimer, Outcome, RunState};
+use crate::run::registry::Registry;
+use crate::run::state::{Assertion, Deployed, OpTimer, Outcome, RunState};
 use crate::words::{list, quoted};
 
 pub const HOLDER: &str = "ccci-upgrade";
@@ -159,7 +159,7 @@ fn moved(
 ) -> Assertion {
     let mut problems = vec![];
     let mut proofs = vec![];
-    if driver.kind() == crate::state::DriverKind::Abra {
+    if driver.kind() == crate::run::state::DriverKind::Abra {
         let key = format!("coop-cloud.{}.chaos-version", state.stack);
         let want = format!("{}{}", &head[..8], if dirty { "+U" } else { "" });
         match after.services.get("app").and_then(|s| s.labels.get(&key)) {
@@ -277,7 +277,7 @@ fn changed(before: &Deployed, after: &Deployed) -> Assertion {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::DeployedService;
+    use crate::run::state::DeployedService;
 
     fn deployed(labels: &[(&str, &str)], image: &str, configs: &[&str]) -> Deployed {
         let svc = DeployedService {

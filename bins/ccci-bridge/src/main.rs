@@ -129,7 +129,7 @@ fn verify(opts: &BTreeMap<&str, String>, log: &dyn Fn(&str)) -> Result<i32> {
         }
         Err(e) => {
             if let Some(f) = refusal {
-                ccci::state::write_atomic(&f, format!("{e}\n").as_bytes())?;
+                ccci::run::state::write_atomic(&f, format!("{e}\n").as_bytes())?;
             }
             Err(e)
         }

@@ -3,9 +3,9 @@
 use std::path::PathBuf;
 
 use ccci::cli;
-use ccci::naming::RecipeName;
 use ccci::ops::deploy::{self, Request};
-use ccci::state::DriverKind;
+use ccci::run::naming::RecipeName;
+use ccci::run::state::DriverKind;
 use ccci::{Error, Result};
 
 const BIN: &str = "ccci-deploy";
@@ -119,12 +119,12 @@ fn main() {
     })
 }
 
-fn run(req: &Request, io: &ccci::state::StateIo, progress: &ccci::progress::Progress) -> Result<i32> {
+fn run(req: &Request, io: &ccci::run::state::StateIo, progress: &ccci::progress::Progress) -> Result<i32> {
     let sh = xshell::Shell::new()?;
     let prepared = deploy::prepare(req, &sh, progress)?;
     let (state, saved) = deploy::run(prepared, &sh, progress)?;
     io.write(&state)?;
     saved?;
-    let outcome = state.last_op("deploy").map(|r| r.result).unwrap_or(ccci::state::Outcome::Error);
+    let outcome = state.last_op("deploy").map(|r| r.result).unwrap_or(ccci::run::state::Outcome::Error);
     Ok(outcome.exit_code())
 }

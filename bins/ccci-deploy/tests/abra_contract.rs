@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ccci::abra::{Abra, BACKUP_FLAGS, USED_FLAGS};
-use ccci::naming::{Domain, RecipeName};
+use ccci::run::naming::{Domain, RecipeName};
 use common::{Run, Sandbox, new_objects_of_ours, objects_named, repo_root, swarm_objects};
 use serde_json::Value;
 

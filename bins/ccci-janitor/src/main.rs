@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use ccci::cli;
 use ccci::error::exit;
 use ccci::ops::janitor::{self, Options};
-use ccci::registry::Registry;
+use ccci::run::registry::Registry;
 
 const BIN: &str = "ccci-janitor";
 

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use ccci::error::exit;
 use ccci::report::{self, Format};
-use ccci::state::{Outcome, write_atomic};
+use ccci::run::state::{Outcome, write_atomic};
 use ccci::{Context, Result, cli};
 
 const BIN: &str = "ccci-report";

@@ -8,8 +8,8 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
-use ccci::naming::{Domain, RecipeName, RunId, StackName};
-use ccci::state::{Assertion, DriverKind, OpRecord, Outcome, RunState, SCHEMA, Source, Versions};
+use ccci::run::naming::{Domain, RecipeName, RunId, StackName};
+use ccci::run::state::{Assertion, DriverKind, OpRecord, Outcome, RunState, SCHEMA, Source, Versions};
 
 const BIN: &str = env!("CARGO_BIN_EXE_ccci-report");
 

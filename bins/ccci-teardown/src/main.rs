@@ -4,9 +4,9 @@ use std::path::PathBuf;
 
 use ccci::cli;
 use ccci::error::exit;
-use ccci::naming::RunId;
 use ccci::ops::teardown;
-use ccci::registry::Registry;
+use ccci::run::naming::RunId;
+use ccci::run::registry::Registry;
 use ccci::{Error, Result};
 
 const BIN: &str = "ccci-teardown";
@@ -88,7 +88,7 @@ fn by_id(id: &RunId, registry: &Registry, sh: &xshell::Shell, progress: &ccci::p
     };
     let mut state = entry.run;
     // An entry is input like a state file: it must belong to this installation.
-    state.check_installation(&ccci::naming::domain_suffix_from_env()?, registry.root())?;
+    state.check_installation(&ccci::run::naming::domain_suffix_from_env()?, registry.root())?;
     // The state is not printed in this mode: there is no pipe to pass it on to.
     let _alive = registry.heartbeat(id, teardown::HOLDER);
     let outcome = teardown::run(&mut state, registry, sh, progress, None);

@@ -10,7 +10,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Context, Error, Result};
-use crate::naming::{Domain, RecipeName, RunId, StackName};
+use crate::run::naming::{Domain, RecipeName, RunId, StackName};
 
 pub const SCHEMA: &str = "ccci.run/v1";
 
@@ -426,7 +426,7 @@ impl RunState {
     /// - the state itself is valid (stack derived from the domain, domain of the run, ...);
     /// - `domain` is exactly `<run_id>.<suffix>` (`CCCI_DOMAIN_SUFFIX`);
     /// - `workspace` is exactly the registry's derivation for the run id under `state_dir`
-    ///   (`CCCI_STATE_DIR`, [`crate::registry::workspace_at`]);
+    ///   (`CCCI_STATE_DIR`, [`crate::run::registry::workspace_at`]);
     /// - `env_file`, if any, and the driver's recipe directory lie inside that workspace
     ///   (no `..`).
     ///
@@ -442,7 +442,7 @@ impl RunState {
                 crate::config::DOMAIN_SUFFIX.name
             )));
         }
-        let workspace = crate::registry::workspace_at(state_dir, &self.run_id);
+        let workspace = crate::run::registry::workspace_at(state_dir, &self.run_id);
         if self.workspace != workspace {
             return Err(Error::bad_input(format!(
                 "field `workspace` is {} but run {} lives at {}: refusing to touch another directory",
@@ -597,7 +597,7 @@ impl StateIo {
     /// before anything else is touched. What every stage on an existing run reads through.
     pub fn read_own(&self) -> Result<RunState> {
         let state = self.read()?;
-        let suffix = crate::naming::domain_suffix_from_env()?;
+        let suffix = crate::run::naming::domain_suffix_from_env()?;
         let state_dir = crate::config::state_dir()?;
         state.check_installation(&suffix, &state_dir)?;
         Ok(state)

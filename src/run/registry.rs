@@ -9,8 +9,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Context, Error, Result};
-use crate::naming::RunId;
-use crate::state::{RunState, write_atomic};
+use crate::run::naming::RunId;
+use crate::run::state::{RunState, write_atomic};
 use crate::time::unix_now;
 
 pub const SCHEMA: &str = "ccci.registry/v1";
@@ -266,7 +266,7 @@ mod tests {
     fn register_save_list_remove() {
         let dir = std::env::temp_dir().join(format!("ccci-reg-{}", std::process::id()));
         let reg = Registry::at(&dir).unwrap();
-        let mut s = crate::state::tests::sample();
+        let mut s = crate::run::state::tests::sample();
         reg.register(&s, "test").unwrap();
         assert!(reg.register(&s, "test").is_err(), "a second registration of one id is refused");
         s.deploys = 1;
@@ -287,7 +287,7 @@ mod tests {
     fn a_kept_lease_is_not_shortened_by_renewals() {
         let dir = std::env::temp_dir().join(format!("ccci-reg-keep-{}", std::process::id()));
         let reg = Registry::at(&dir).unwrap();
-        let s = crate::state::tests::sample();
+        let s = crate::run::state::tests::sample();
         reg.register(&s, "test").unwrap();
         let far = unix_now() + 10 * 3600;
         reg.set_expiry(&s.run_id, far, "keep").unwrap();
@@ -305,7 +305,7 @@ mod tests {
     fn an_entry_holding_another_run_than_its_file_name_is_refused() {
         let dir = std::env::temp_dir().join(format!("ccci-reg-swap-{}", std::process::id()));
         let reg = Registry::at(&dir).unwrap();
-        let s = crate::state::tests::sample();
+        let s = crate::run::state::tests::sample();
         reg.register(&s, "test").unwrap();
         let other = RunId::parse("othr-000000").unwrap();
         fs_err::copy(reg.entry_path(&s.run_id), reg.entry_path(&other)).unwrap();
