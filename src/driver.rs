@@ -9,9 +9,9 @@ use crate::abra::Abra;
 use crate::docker::{self, RUN_LABEL, STACK_LABEL};
 use crate::error::{Context, Error, Kind, Result};
 use crate::progress::Progress;
+use crate::recipe::secrets::AppSecret;
 use crate::recipe::{Compose, EnvFile, checkout};
 use crate::run::state::{BaseRelease, DriverKind, RunState};
-use crate::secrets::AppSecret;
 
 pub trait Driver {
     fn kind(&self) -> DriverKind;
@@ -221,7 +221,7 @@ impl Driver for StackDriver {
         fs_err::write(&path, env.render())?;
         // External secrets named into this stack are the app's own: generate them, as
         // `abra app new --secrets` does. Other external secrets are shared and must pre-exist.
-        for secret in crate::secrets::app_secrets(compose, &state.stack, &env) {
+        for secret in crate::recipe::secrets::app_secrets(compose, &state.stack, &env) {
             if !secret.hints.generate {
                 return Err(operator_secret(&secret));
             }
@@ -239,7 +239,7 @@ impl Driver for StackDriver {
             sh,
             &secret.name,
             &[(STACK_LABEL, state.stack.as_str()), (RUN_LABEL, state.run_id.as_str())],
-            &crate::secrets::generate(&secret.hints)?,
+            &crate::recipe::secrets::generate(&secret.hints)?,
         )
     }
 
@@ -339,7 +339,7 @@ impl Driver for AbraDriver {
         // missing secret and blame the recipe. Say what is missing, as the stack driver does.
         let env = EnvFile::read(&env_file)?;
         if let Some(secret) =
-            crate::secrets::app_secrets(compose, &state.stack, &env).iter().find(|s| !s.hints.generate)
+            crate::recipe::secrets::app_secrets(compose, &state.stack, &env).iter().find(|s| !s.hints.generate)
         {
             return Err(operator_secret(secret));
         }

@@ -5,7 +5,6 @@
 //! per concept.
 
 pub mod abra;
-pub mod backup;
 pub mod bridge;
 pub mod cli;
 pub mod config;
@@ -15,12 +14,10 @@ pub mod docker;
 pub mod driver;
 pub mod error;
 pub mod frontdoor;
-pub mod git;
 pub mod hostaccess;
 pub mod recipe;
 pub mod report;
 pub mod restic;
-pub mod secrets;
 pub mod serving;
 pub mod traefik;
 
@@ -35,7 +32,6 @@ pub mod discovery;
 pub mod generic;
 pub mod preflight;
 pub mod run;
-pub mod source;
 pub mod trust;
 pub mod words;
 

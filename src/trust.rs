@@ -1,7 +1,7 @@
 //! The trust gate: which recipe repositories may run their own, PR-authored code (`tests/<op>/`
 //! checks and `tests/install_steps.sh`) on this host. Default deny: a recipe runs its own code
 //! only when its repository (the identity of the source it was cloned from, see
-//! [`crate::source::Identity`]) is listed in the allowlist. The recipe's name never approves: it
+//! [`crate::recipe::source::Identity`]) is listed in the allowlist. The recipe's name never approves: it
 //! comes from the untrusted side (`--recipe-name`, a fork's last path component). cc-ci's
 //! overlays are maintained here and always run.
 
@@ -10,7 +10,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::source::Identity;
+use crate::recipe::source::Identity;
 
 /// Why a repo-local check or hook was discovered but not run.
 pub const NOT_APPROVED: &str = "not approved: repository not in allowlist";
@@ -93,7 +93,7 @@ mod tests {
     use super::*;
 
     fn id(s: &str) -> Identity {
-        crate::source::RecipeSource::parse(s).unwrap().identity().clone()
+        crate::recipe::source::RecipeSource::parse(s).unwrap().identity().clone()
     }
 
     fn approved(a: &Allowlist, source: &str) -> Option<String> {

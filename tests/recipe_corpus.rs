@@ -7,7 +7,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use ccci::backup;
+use ccci::recipe::backup;
 use ccci::recipe::{Compose, EnvFile, ObjectKind, Port, compose_files, order_release_tags, parse_release_tag};
 
 const STACK: &str = "hell-3fa9c2_ccci_localhost";

@@ -435,7 +435,7 @@ fn export_head(state: &RunState, sh: &Shell, scratch: &Path) -> Result<Option<Pa
         fs_err::remove_dir_all(scratch)?;
     }
     let dest = scratch.join("head");
-    Ok(crate::git::export_subtree(sh, &repo, commit, "", &dest)?.then_some(dest))
+    Ok(crate::recipe::git::export_subtree(sh, &repo, commit, "", &dest)?.then_some(dest))
 }
 
 /// What a check or hook is told about the deployment.

@@ -1,5 +1,5 @@
 //! `ccci-backup`: back the run's deployment up by the backupbot label contract
-//! ([`crate::backup`]) and record the evidence that the backup holds the data, not restic's exit
+//! ([`crate::recipe::backup`]) and record the evidence that the backup holds the data, not restic's exit
 //! code.
 //!
 //! The stack driver's engine, in order: the overlay's plant hooks (`overlays/<recipe>/backup/plant/`,
@@ -18,10 +18,10 @@ use std::time::Duration;
 
 use xshell::Shell;
 
-use crate::backup::{self, Hook, Override, Phase, Plan, ServiceInput};
 use crate::discovery::Overlay;
 use crate::error::{Error, Result};
 use crate::progress::Progress;
+use crate::recipe::backup::{self, Hook, Override, Phase, Plan, ServiceInput};
 use crate::restic::{self, Repo};
 use crate::run::registry::Registry;
 use crate::run::state::{

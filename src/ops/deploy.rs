@@ -7,14 +7,14 @@ use crate::converge;
 use crate::docker;
 use crate::driver::{self, Driver};
 use crate::error::{Error, Kind, Result};
-use crate::git;
 use crate::hostaccess;
 use crate::progress::Progress;
+use crate::recipe::git;
+use crate::recipe::source::RecipeSource;
 use crate::recipe::{self, Compose};
 use crate::run::naming::{self, Domain, RecipeName, RunId, StackName};
 use crate::run::registry::Registry;
 use crate::run::state::{BaseRelease, DriverKind, OpTimer, Outcome, RunState, SCHEMA, Source, UpgradePlan, Versions};
-use crate::source::RecipeSource;
 use crate::trust::Allowlist;
 
 pub const HOLDER: &str = "ccci-deploy";
@@ -35,7 +35,7 @@ impl std::fmt::Debug for Request {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Request")
             .field("driver", &self.driver)
-            .field("source", &crate::source::redact(&self.source))
+            .field("source", &crate::recipe::source::redact(&self.source))
             .field("git_ref", &self.git_ref)
             .field("recipe", &self.recipe)
             .field("upgrade", &self.upgrade)

@@ -40,7 +40,7 @@ pub fn run(sh: &Shell, state: &mut RunState, recipe_dir: &Path, progress: &Progr
     }
     let commit = state.source.commit.clone().ok_or_else(|| Error::env("the head commit is not known yet"))?;
     let head = scratch.join("head");
-    let exported = crate::git::export_subtree(sh, recipe_dir, &commit, "", &head)?;
+    let exported = crate::recipe::git::export_subtree(sh, recipe_dir, &commit, "", &head)?;
     let repo_hook = if exported { discovery::repo_install_steps(&head)? } else { None };
     let hooks: Vec<_> = overlay.install_steps().into_iter().chain(repo_hook).collect();
     if hooks.is_empty() {

@@ -12,9 +12,9 @@ use crate::docker;
 use crate::driver::{self, Driver};
 use crate::error::{Error, Result};
 use crate::progress::Progress;
+use crate::recipe::secrets::AppSecret;
 use crate::recipe::{Compose, EnvFile};
 use crate::run::state::RunState;
-use crate::secrets::AppSecret;
 
 /// What the preparation did or could not do.
 #[derive(Debug, Clone, Default)]
@@ -59,7 +59,7 @@ pub fn for_head(driver: &dyn Driver, sh: &Shell, state: &RunState, progress: &Pr
     let compose = load_with_app_env(&dir, &app_env, state)?;
     let existing = docker::objects(sh, docker::ObjectKind::Secret, &state.stack)?;
     let mut prep = Preparation { added_keys, compose, ..Default::default() };
-    for secret in crate::secrets::app_secrets(&prep.compose, &state.stack, &app_env) {
+    for secret in crate::recipe::secrets::app_secrets(&prep.compose, &state.stack, &app_env) {
         if existing.contains(&secret.name) {
             continue;
         }

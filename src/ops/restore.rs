@@ -17,11 +17,11 @@ use std::time::{Duration, Instant};
 
 use xshell::Shell;
 
-use crate::backup::Phase;
 use crate::discovery::Overlay;
 use crate::error::{Error, Result};
 use crate::ops::backup::{from_swarm, note, read_in_volume, remove_in_volume, run_hooks, write_in_volume};
 use crate::progress::Progress;
+use crate::recipe::backup::Phase;
 use crate::restic;
 use crate::run::registry::Registry;
 use crate::run::state::{Assertion, BackupEvidence, Canary, OpTimer, Outcome, RunState};

@@ -123,7 +123,7 @@ pub struct Source {
     /// (`https://user:token@host/…` is stored as `https://host/…`).
     pub repo: String,
     /// The repository's canonical identity (`host[:port]/owner/name`, or the real path of a local
-    /// repository; see [`crate::source::Identity`]): what the allowlist is compared with.
+    /// repository; see [`crate::recipe::source::Identity`]): what the allowlist is compared with.
     #[serde(default)]
     pub identity: Option<String>,
     /// The allowlist entry that approved the recipe's own code, or `None` (not approved). Set by
@@ -144,8 +144,8 @@ pub struct Source {
 
 impl Source {
     /// The recorded identity, when there is one and it is canonical.
-    pub fn identity(&self) -> Option<crate::source::Identity> {
-        self.identity.as_deref().and_then(|s| crate::source::Identity::parse_canonical(s).ok())
+    pub fn identity(&self) -> Option<crate::recipe::source::Identity> {
+        self.identity.as_deref().and_then(|s| crate::recipe::source::Identity::parse_canonical(s).ok())
     }
 }
 
@@ -340,7 +340,7 @@ pub struct Canary {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct HookRun {
     pub service: String,
-    pub phase: crate::backup::Phase,
+    pub phase: crate::recipe::backup::Phase,
     pub command: String,
     /// The exit status; absent when it could not be run (no running container, a timeout).
     #[serde(default)]
@@ -497,7 +497,7 @@ impl RunState {
             return Err(Error::bad_input(format!("field `source.commit` {c:?} is not a 40-hex commit id")));
         }
         if let Some(id) = &self.source.identity {
-            crate::source::Identity::parse_canonical(id).map_err(|e| e.context("field `source.identity`"))?;
+            crate::recipe::source::Identity::parse_canonical(id).map_err(|e| e.context("field `source.identity`"))?;
         }
         if !self.workspace.is_absolute() {
             return Err(Error::bad_input(format!("field `workspace` {:?} must be an absolute path", self.workspace)));

@@ -10,7 +10,7 @@ use xshell::{Shell, cmd};
 
 use crate::config::given;
 use crate::error::{Context, Error, Kind, Result};
-use crate::source::RecipeSource;
+use crate::recipe::source::RecipeSource;
 
 /// A git ref as given by a user or a CI parameter. Refused when it could be read as an option or
 /// walks out of `refs/`; git's own rules do the rest.

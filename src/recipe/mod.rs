@@ -16,7 +16,11 @@ use serde_yaml_ng::{Mapping, Value};
 
 use crate::error::{Context, Error, Result};
 
+pub mod backup;
 pub mod checkout;
+pub mod git;
+pub mod secrets;
+pub mod source;
 
 // ---------------------------------------------------------------------------------------------
 // Variable substitution

@@ -102,7 +102,7 @@ impl fmt::Display for Identity {
 }
 
 /// Credentials a `https://user:password@…` source carried, percent-decoded as git would. They
-/// reach git only through its environment (see [`crate::git::clone`]); `Debug` hides them.
+/// reach git only through its environment (see [`crate::recipe::git::clone`]); `Debug` hides them.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Credentials {
     pub username: String,
