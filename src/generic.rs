@@ -8,13 +8,13 @@ use std::time::{Duration, Instant};
 
 use xshell::Shell;
 
-use crate::converge;
-use crate::docker;
 use crate::error::Result;
 use crate::frontdoor::{self, FrontDoor};
 use crate::progress::Progress;
 use crate::run::state::{Assertion, Outcome, RunState};
 use crate::serving::{self, StatusPolicy};
+use crate::swarm::converge;
+use crate::swarm::docker;
 
 /// `CCCI_SETTLE_WINDOW`: how long the deployment is watched for restarting tasks (default 10s).
 pub fn settle_window() -> Result<Duration> {

@@ -4,20 +4,13 @@
 //! function of this library and write the run-state back. Everything else lives here, one module
 //! per concept.
 
-pub mod abra;
 pub mod bridge;
 pub mod cli;
 pub mod config;
-pub mod converge;
-pub mod diagnostics;
-pub mod docker;
-pub mod driver;
 pub mod error;
 pub mod frontdoor;
-pub mod hostaccess;
 pub mod recipe;
 pub mod report;
-pub mod restic;
 pub mod serving;
 pub mod traefik;
 
@@ -30,8 +23,8 @@ pub mod time;
 pub mod check;
 pub mod discovery;
 pub mod generic;
-pub mod preflight;
 pub mod run;
+pub mod swarm;
 pub mod trust;
 pub mod words;
 

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use xshell::Shell;
 
-use crate::docker;
 use crate::run::state::{AddressFamily, Assertion, Outcome, PortMode, RunState};
+use crate::swarm::docker;
 use crate::traefik::{Routing, Upstream};
 
 /// Which HTTP statuses count as serving. Default: 2xx and 3xx.

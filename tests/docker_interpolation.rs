@@ -1,7 +1,7 @@
 //! ccci's prediction of a deploy against the docker CLI's own compose loader.
 //!
 //! ccci reads compose files itself (object names, labels, images) to know what a deploy will
-//! create and to prove an upgrade moved. `docker stack config` (through `ccci::docker::stack_config`)
+//! create and to prove an upgrade moved. `docker stack config` (through `ccci::swarm::docker::stack_config`)
 //! runs the very loader `docker stack deploy` uses, without a swarm, so these tests ask it and compare: every interpolation form
 //! real recipes use, one by one, and every recipe of `../shared/recipe-corpus` as a whole.
 //!
@@ -17,7 +17,7 @@ use serde_yaml_ng::Value;
 /// ccci passes through), through ccci's own wrapper — the one the host-access policy reads
 /// recipes with: the loader's output, or its error message.
 fn docker_stack_config(dir: &Path, files: &[String], env: &[(String, String)]) -> Result<Value, String> {
-    match ccci::docker::stack_config(dir, files, env, dir) {
+    match ccci::swarm::docker::stack_config(dir, files, env, dir) {
         Ok(yaml) => Ok(serde_yaml_ng::from_str(&yaml).expect("docker stack config printed YAML")),
         Err(e) => {
             assert_eq!(e.kind(), ccci::Kind::OpFailed, "docker stack config could not run: {e}");
@@ -153,7 +153,7 @@ fn corpus() -> Option<PathBuf> {
 }
 
 /// The variables a deploy interpolates with: the sample, `abra.sh`'s `export X=Y` lines,
-/// `STACK_NAME` and `DOMAIN` (as `ccci::driver::interpolation_env` builds them).
+/// `STACK_NAME` and `DOMAIN` (as `ccci::swarm::driver::interpolation_env` builds them).
 fn deploy_env(dir: &Path, sample: &EnvFile) -> Vec<(String, String)> {
     let mut vars: Vec<(String, String)> = sample.vars().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     if let Ok(text) = std::fs::read_to_string(dir.join("abra.sh")) {

@@ -246,7 +246,7 @@ fn backup_evidence(state: &RunState) -> Vec<Assertion> {
         return err(Outcome::Fail, "the backup op recorded no snapshot".into());
     };
     let repo = match crate::ops::backup::evidence_repo(state) {
-        Ok(r) => crate::restic::Repo { repository: ev.repository.clone(), ..r },
+        Ok(r) => crate::swarm::restic::Repo { repository: ev.repository.clone(), ..r },
         Err(e) => return err(Outcome::Error, e.to_string()),
     };
     let check = || -> crate::Result<(Outcome, String)> {
@@ -263,7 +263,7 @@ fn backup_evidence(state: &RunState) -> Vec<Assertion> {
         let mut bad = vec![];
         for c in &ev.canaries {
             match repo.dump(&snapshot, &c.path)? {
-                Some(b) if crate::restic::sha256(&b) == c.sha256 => {}
+                Some(b) if crate::swarm::restic::sha256(&b) == c.sha256 => {}
                 Some(_) => bad.push(format!("{} has other bytes in the snapshot", c.path.display())),
                 None => bad.push(format!("{} is not in the snapshot", c.path.display())),
             }
@@ -299,7 +299,7 @@ fn plant_upgrade_canaries(state: &mut RunState, sh: &Shell, progress: &Progress)
     let run_id = state.run_id.clone();
     let stack = state.stack.clone();
     let Some(plan) = state.upgrade.as_mut().filter(|p| p.base.is_some() && p.base_failure.is_none()) else { return };
-    let mut names: Vec<String> = match crate::docker::services_with_mounts(sh, &stack) {
+    let mut names: Vec<String> = match crate::swarm::docker::services_with_mounts(sh, &stack) {
         Ok(services) => services.into_iter().flat_map(|(_, m)| m.into_iter().map(|m| m.source)).collect(),
         Err(e) => {
             progress.log(format!("warning: no upgrade canaries: {e}"));
@@ -312,15 +312,15 @@ fn plant_upgrade_canaries(state: &mut RunState, sh: &Shell, progress: &Progress)
     for name in names {
         // Through docker, not the host's volume directory: ccci's user need not be root.
         let file = format!("ccci-upgrade-canary-{run_id}");
-        let planted = crate::docker::volume_mountpoint(sh, &name).and_then(|dir| {
+        let planted = crate::swarm::docker::volume_mountpoint(sh, &name).and_then(|dir| {
             let path = dir.join(&file);
-            let bytes = crate::restic::random_bytes(crate::ops::backup::CANARY_BYTES)?;
-            crate::docker::write_in_volume(sh, &stack, &name, &file, &bytes)?;
+            let bytes = crate::swarm::restic::random_bytes(crate::ops::backup::CANARY_BYTES)?;
+            crate::swarm::docker::write_in_volume(sh, &stack, &name, &file, &bytes)?;
             Ok(crate::run::state::Canary {
                 volume: name.strip_prefix(&stack.prefix()).unwrap_or(&name).to_string(),
                 path,
                 size: bytes.len() as u64,
-                sha256: crate::restic::sha256(&bytes),
+                sha256: crate::swarm::restic::sha256(&bytes),
                 checked: None,
             })
         });
@@ -347,7 +347,7 @@ fn upgrade_canaries(state: &RunState, sh: &Shell) -> Assertion {
     }
     // A volume the head no longer mounts (dropped, renamed) keeps its files on disk but not in
     // the app: that is data lost too.
-    let mounted: Vec<String> = match crate::docker::services_with_mounts(sh, &state.stack) {
+    let mounted: Vec<String> = match crate::swarm::docker::services_with_mounts(sh, &state.stack) {
         Ok(services) => services.into_iter().flat_map(|(_, m)| m.into_iter().map(|m| m.source)).collect(),
         Err(e) => return crate::ops::backup::note(name, Outcome::Error, &e.to_string()),
     };
@@ -363,8 +363,8 @@ fn upgrade_canaries(state: &RunState, sh: &Shell) -> Assertion {
             continue;
         }
         let file = c.path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
-        match crate::docker::read_in_volume(sh, &state.stack, &full, &file) {
-            Ok(Some(b)) if crate::restic::sha256(&b) == c.sha256 => {}
+        match crate::swarm::docker::read_in_volume(sh, &state.stack, &full, &file) {
+            Ok(Some(b)) if crate::swarm::restic::sha256(&b) == c.sha256 => {}
             Ok(Some(_)) => bad.push(format!("volume {}: {} holds other bytes", c.volume, c.path.display())),
             Ok(None) => bad.push(format!("volume {}: {} is gone", c.volume, c.path.display())),
             Err(e) => return crate::ops::backup::note(name, Outcome::Error, &e.to_string()),
@@ -430,7 +430,7 @@ fn run_checks(setup: &Setup, state: &RunState, overlay: &Overlay, sh: &Shell, pr
 /// matter. None when the run has no head commit yet.
 fn export_head(state: &RunState, sh: &Shell, scratch: &Path) -> Result<Option<PathBuf>> {
     let Some(commit) = &state.source.commit else { return Ok(None) };
-    let repo = crate::driver::for_run(state.driver, &state.workspace, &state.recipe)?.recipe_dir();
+    let repo = crate::swarm::driver::for_run(state.driver, &state.workspace, &state.recipe)?.recipe_dir();
     if scratch.exists() {
         fs_err::remove_dir_all(scratch)?;
     }

@@ -22,11 +22,11 @@ use crate::discovery::Overlay;
 use crate::error::{Error, Result};
 use crate::progress::Progress;
 use crate::recipe::backup::{self, Hook, Override, Phase, Plan, ServiceInput};
-use crate::restic::{self, Repo};
 use crate::run::registry::Registry;
 use crate::run::state::{
     Assertion, BackupEvidence, Canary, DriverKind, HookRun, OpTimer, Outcome, RunState, VolumeEvidence,
 };
+use crate::swarm::restic::{self, Repo};
 
 pub const HOLDER: &str = "ccci-backup";
 
@@ -49,7 +49,7 @@ pub fn from_swarm(sh: &Shell, state: &RunState, overlay: &Overlay) -> Result<Swa
     let mut inputs = vec![];
     let mut volume_names = BTreeMap::new();
     let mut services = BTreeMap::new();
-    for (svc, mounts) in crate::docker::services_with_mounts(sh, &state.stack)? {
+    for (svc, mounts) in crate::swarm::docker::services_with_mounts(sh, &state.stack)? {
         let short = svc.name.strip_prefix(&prefix).unwrap_or(&svc.name).to_string();
         let mut m = vec![];
         for mount in mounts {
@@ -160,7 +160,7 @@ fn backup(
         }
         DriverKind::Abra => {
             let abra = abra_of(state)?;
-            abra.probe_flags(sh, crate::abra::BACKUP_FLAGS)?;
+            abra.probe_flags(sh, crate::swarm::abra::BACKUP_FLAGS)?;
             Some(abra)
         }
     };
@@ -170,7 +170,7 @@ fn backup(
     let mut volumes = vec![];
     for v in plan.included() {
         let name = swarm.volume_names.get(&v.volume).cloned().unwrap_or_else(|| v.volume.clone());
-        let mountpoint = crate::docker::volume_mountpoint(sh, &name)?;
+        let mountpoint = crate::swarm::docker::volume_mountpoint(sh, &name)?;
         let paths: Vec<PathBuf> = if v.paths.is_empty() {
             vec![mountpoint.clone()]
         } else {
@@ -311,8 +311,8 @@ pub fn evidence_repo(state: &RunState) -> Result<Repo> {
 }
 
 /// The run's abra, as the abra driver has it.
-pub(crate) fn abra_of(state: &RunState) -> Result<crate::abra::Abra> {
-    Ok(crate::abra::Abra {
+pub(crate) fn abra_of(state: &RunState) -> Result<crate::swarm::abra::Abra> {
+    Ok(crate::swarm::abra::Abra {
         program: crate::config::abra_program(),
         abra_dir: state.workspace.join("abra"),
         server: crate::config::abra_server()?,
@@ -324,7 +324,7 @@ pub(crate) fn abra_of(state: &RunState) -> Result<crate::abra::Abra> {
 /// or `level=error` line fails the op, quoting it, whatever abra's exit status.
 pub(crate) fn run_abra(
     sh: &Shell,
-    abra: &crate::abra::Abra,
+    abra: &crate::swarm::abra::Abra,
     args: &[String],
     progress: &Progress,
     assertions: &mut Vec<Assertion>,
@@ -477,7 +477,7 @@ pub(crate) fn in_volume<'a>(volumes: &'a [VolumeEvidence], volume: &str, path: &
 }
 
 /// Writes `bytes` to the file `path` (a host path under the mountpoint of `volume`) from a
-/// probe container that mounts the volume ([`crate::docker::volume_script`]): a symlink the app
+/// probe container that mounts the volume ([`crate::swarm::docker::volume_script`]): a symlink the app
 /// put anywhere on the way resolves inside that container, never on the host. A new file when
 /// `new`, else an existing regular file; a symlink or other file in the way is the recipe's
 /// failure.
@@ -495,7 +495,7 @@ pub(crate) fn write_in_volume(
 [ -L "$f" ] && exit 5
 if [ "$2" = new ]; then [ -e "$f" ] && exit 4; else [ -f "$f" ] || exit 6; fi
 cat > "$f" || exit 7"#;
-    let (code, _) = crate::docker::volume_script(
+    let (code, _) = crate::swarm::docker::volume_script(
         sh,
         &state.stack,
         name,
@@ -530,7 +530,7 @@ pub(crate) fn read_in_volume(
 ) -> Result<Option<Vec<u8>>> {
     let (name, rel) = in_volume(volumes, volume, path)?;
     let script = r#"f="/v/$1"; [ -L "$f" ] && exit 3; [ -f "$f" ] || exit 3; cat "$f" || exit 7"#;
-    match crate::docker::volume_script(sh, &state.stack, name, None, script, &[&rel], b"")? {
+    match crate::swarm::docker::volume_script(sh, &state.stack, name, None, script, &[&rel], b"")? {
         (0, out) => Ok(Some(out)),
         (3, _) => Ok(None),
         (code, _) => Err(Error::env(format!("reading {} in volume {volume}: exit {code}", path.display()))),
@@ -548,7 +548,7 @@ pub(crate) fn remove_in_volume(
 ) -> Result<bool> {
     let (name, rel) = in_volume(volumes, volume, path)?;
     let script = r#"f="/v/$1"; if [ -e "$f" ] || [ -L "$f" ]; then rm -f "$f" || exit 7; exit 0; fi; exit 3"#;
-    match crate::docker::volume_script(sh, &state.stack, name, None, script, &[&rel], b"")? {
+    match crate::swarm::docker::volume_script(sh, &state.stack, name, None, script, &[&rel], b"")? {
         (0, _) => Ok(true),
         (3, _) => Ok(false),
         (code, _) => Err(Error::env(format!("removing {} in volume {volume}: exit {code}", path.display()))),
@@ -718,10 +718,10 @@ pub fn run_hooks(
 fn exec_hook(sh: &Shell, state: &RunState, hook: &Hook, timeout: Duration) -> Result<(i32, String)> {
     use std::io::Read;
     let service = format!("{}{}", state.stack.prefix(), hook.service);
-    let Some(container) = crate::docker::running_container(sh, &service)? else {
+    let Some(container) = crate::swarm::docker::running_container(sh, &service)? else {
         return Err(Error::failed(format!("no running container of {service} to run it in")));
     };
-    let mut c = crate::docker::command();
+    let mut c = crate::swarm::docker::command();
     c.args(["exec", &container, "sh", "-c", &hook.command]);
     c.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
     let mut child = c.spawn().map_err(|e| Error::env(format!("docker exec: {e}")))?;

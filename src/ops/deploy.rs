@@ -3,11 +3,7 @@
 
 use xshell::Shell;
 
-use crate::converge;
-use crate::docker;
-use crate::driver::{self, Driver};
 use crate::error::{Error, Kind, Result};
-use crate::hostaccess;
 use crate::progress::Progress;
 use crate::recipe::git;
 use crate::recipe::source::RecipeSource;
@@ -15,6 +11,10 @@ use crate::recipe::{self, Compose};
 use crate::run::naming::{self, Domain, RecipeName, RunId, StackName};
 use crate::run::registry::Registry;
 use crate::run::state::{BaseRelease, DriverKind, OpTimer, Outcome, RunState, SCHEMA, Source, UpgradePlan, Versions};
+use crate::swarm::converge;
+use crate::swarm::docker;
+use crate::swarm::driver::{self, Driver};
+use crate::swarm::hostaccess;
 use crate::trust::Allowlist;
 
 pub const HOLDER: &str = "ccci-deploy";
@@ -129,7 +129,7 @@ pub fn prepare(req: &Request, sh: &Shell, progress: &Progress) -> Result<Prepare
 }
 
 /// Before the run registers: every external network, secret and config the head (and the
-/// upgrade base) needs from the operator exists on this swarm ([`crate::preflight`]). Reads the
+/// upgrade base) needs from the operator exists on this swarm ([`crate::swarm::preflight`]). Reads the
 /// recipe in a throwaway clone: nothing of the run exists before its registry entry. When the
 /// recipe cannot be fetched or read here, the run's own deploy says why, as the recipe's fault.
 fn check_operator_objects(
@@ -150,12 +150,12 @@ fn check_operator_objects(
         .and_then(|()| git::resolve(sh, &dir, &state.source.git_ref))
         .and_then(|head| Ok((read(&head)?, head)));
     let Ok((head_compose, head)) = fetched else { return Ok(()) };
-    needed.extend(crate::preflight::operator_provided(&head_compose, &state.stack));
+    needed.extend(crate::swarm::preflight::operator_provided(&head_compose, &state.stack));
     if upgrade
         && let Ok(UpgradePlan { base: Some(base), .. }) = plan_upgrade(sh, &dir, &head)
         && let Ok(c) = read(&base.commit)
     {
-        needed.extend(crate::preflight::operator_provided(&c, &state.stack));
+        needed.extend(crate::swarm::preflight::operator_provided(&c, &state.stack));
     }
     // Joining a network that is not in CCCI_EXTERNAL_NETWORKS is host access for a recipe outside
     // the allowlist: the remedy of a missing one says that too.
@@ -167,7 +167,7 @@ fn check_operator_objects(
         let names: Vec<String> = needed.iter().map(|o| format!("{} {}", o.kind.as_str(), o.name)).collect();
         progress.log(format!("checking what the operator provides: {}", names.join(", ")));
     }
-    crate::preflight::check(sh, &needed, allowed.as_deref())
+    crate::swarm::preflight::check(sh, &needed, allowed.as_deref())
 }
 
 /// Registers the run and deploys it. From here on every problem is recorded in the returned
@@ -194,7 +194,7 @@ pub fn run(prepared: Prepared, sh: &Shell, progress: &Progress) -> Result<(RunSt
         }
     };
     let mut record = record;
-    crate::diagnostics::capture_if_failed(sh, &registry, &state, &mut record);
+    crate::swarm::diagnostics::capture_if_failed(sh, &registry, &state, &mut record);
     state.push_op(record);
     let saved = registry.save(&state, HOLDER).map_err(|e| {
         e.context(format!("the run-state is written, but the registry entry of run {} is not", state.run_id))

@@ -15,12 +15,12 @@ use serde::Serialize;
 use xshell::Shell;
 
 use crate::config;
-use crate::docker;
 use crate::error::Result;
 use crate::progress::Progress;
 use crate::run::naming::{Domain, RecipeName, RunId, StackName};
 use crate::run::registry::Registry;
 use crate::run::state::{DriverKind, Outcome, RunState, SCHEMA, Source, Versions};
+use crate::swarm::docker;
 use crate::time::{rfc3339, unix_now};
 
 pub const HOLDER: &str = "ccci-janitor";

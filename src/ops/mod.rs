@@ -55,7 +55,7 @@ pub fn stage(
         op(&mut state, &registry, &sh)
     };
     if let Some(mut last) = state.ops.pop() {
-        crate::diagnostics::capture_if_failed(&sh, &registry, &state, &mut last);
+        crate::swarm::diagnostics::capture_if_failed(&sh, &registry, &state, &mut last);
         state.ops.push(last);
     }
     // The state goes out first: a registry that cannot be written (a full or read-only disk)

@@ -8,13 +8,13 @@ use std::path::Path;
 
 use xshell::Shell;
 
-use crate::docker;
-use crate::driver::{self, Driver};
 use crate::error::{Error, Result};
 use crate::progress::Progress;
 use crate::recipe::secrets::AppSecret;
 use crate::recipe::{Compose, EnvFile};
 use crate::run::state::RunState;
+use crate::swarm::docker;
+use crate::swarm::driver::{self, Driver};
 
 /// What the preparation did or could not do.
 #[derive(Debug, Clone, Default)]

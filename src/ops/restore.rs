@@ -22,9 +22,9 @@ use crate::error::{Error, Result};
 use crate::ops::backup::{from_swarm, note, read_in_volume, remove_in_volume, run_hooks, write_in_volume};
 use crate::progress::Progress;
 use crate::recipe::backup::Phase;
-use crate::restic;
 use crate::run::registry::Registry;
 use crate::run::state::{Assertion, BackupEvidence, Canary, OpTimer, Outcome, RunState};
+use crate::swarm::restic;
 
 pub const HOLDER: &str = "ccci-restore";
 
@@ -91,7 +91,7 @@ fn restore(
     assertions: &mut Vec<Assertion>,
     evidence: &mut BackupEvidence,
 ) -> Result<String> {
-    let limits = crate::converge::Limits::from_env()?;
+    let limits = crate::swarm::converge::Limits::from_env()?;
     let timeout = limits.timeout;
     let snapshot = evidence.snapshot.clone().unwrap_or_default();
     let overlay = Overlay::load(&state.recipe)?;
@@ -102,7 +102,7 @@ fn restore(
         crate::run::state::DriverKind::Stack => None,
         crate::run::state::DriverKind::Abra => {
             let abra = crate::ops::backup::abra_of(state)?;
-            abra.probe_flags(sh, crate::abra::BACKUP_FLAGS)?;
+            abra.probe_flags(sh, crate::swarm::abra::BACKUP_FLAGS)?;
             Some(abra)
         }
     };
@@ -130,7 +130,7 @@ fn restore(
         let args = abra.restore_args(&state.domain, &snapshot);
         let since = crate::time::now_rfc3339();
         crate::ops::backup::run_abra(sh, abra, &args, progress, assertions)?;
-        let statuses = crate::converge::wait(sh, &state.stack, limits, &since, progress)?;
+        let statuses = crate::swarm::converge::wait(sh, &state.stack, limits, &since, progress)?;
         return finish(state, sh, assertions, evidence, &post_files, statuses, &snapshot, &[]);
     }
     run_hooks(sh, state, plan, Phase::RestorePre, progress, assertions, &mut evidence.hooks)?;
@@ -154,7 +154,7 @@ fn restore(
     }
     for (_, full, _) in &stopped {
         progress.log(format!("scaling {full} to 0 for the restore"));
-        crate::docker::scale(sh, full, 0)?;
+        crate::swarm::docker::scale(sh, full, 0)?;
     }
     for (_, full, _) in &stopped {
         wait_stopped(sh, full, timeout)?;
@@ -169,14 +169,14 @@ fn restore(
     let since = crate::time::now_rfc3339();
     for (_, full, replicas) in &stopped {
         progress.log(format!("scaling {full} back to {replicas}"));
-        crate::docker::scale(sh, full, *replicas)?;
+        crate::swarm::docker::scale(sh, full, *replicas)?;
     }
     restored_result?;
     if !stopped.is_empty() {
-        crate::converge::wait(sh, &state.stack, limits, &since, progress)?;
+        crate::swarm::converge::wait(sh, &state.stack, limits, &since, progress)?;
     }
     run_hooks(sh, state, plan, Phase::RestorePost, progress, assertions, &mut evidence.hooks)?;
-    let statuses = crate::converge::wait(sh, &state.stack, limits, &since, progress)?;
+    let statuses = crate::swarm::converge::wait(sh, &state.stack, limits, &since, progress)?;
     let stopped_names: Vec<String> = stopped.iter().map(|(s, _, _)| s.clone()).collect();
     finish(state, sh, assertions, evidence, &post_files, statuses, &snapshot, &stopped_names)
 }
@@ -189,22 +189,22 @@ fn finish(
     assertions: &mut Vec<Assertion>,
     evidence: &mut BackupEvidence,
     post_files: &[(String, std::path::PathBuf)],
-    statuses: Vec<crate::converge::ServiceStatus>,
+    statuses: Vec<crate::swarm::converge::ServiceStatus>,
     snapshot: &str,
     stopped_names: &[String],
 ) -> Result<String> {
     let paths = evidence.volumes.iter().map(|v| v.paths.len()).sum::<usize>();
     let before = state.deployed.as_ref().and_then(|d| d.settle_from.clone());
-    let mut deployed = crate::converge::observe_converged(sh, &state.stack, &statuses);
+    let mut deployed = crate::swarm::converge::observe_converged(sh, &state.stack, &statuses);
     // The deployment changed only if its running tasks did: otherwise the settle window keeps
     // counting from the last change, and the tasks are still compared with the ones then.
     if let (Some(before), Some(now)) = (before, deployed.settle_from.as_ref())
-        && crate::converge::same_running(&before, now)
+        && crate::swarm::converge::same_running(&before, now)
     {
         deployed.settle_from = Some(before);
     }
     state.deployed = Some(deployed);
-    assertions.push(note("converged after the restore", Outcome::Pass, &crate::converge::summary(&statuses)));
+    assertions.push(note("converged after the restore", Outcome::Pass, &crate::swarm::converge::summary(&statuses)));
 
     assertions.push(canaries_back(sh, state, &evidence.volumes, &mut evidence.canaries));
     // restic restore never deletes: the post-backup files are still there. Recorded, then removed.
@@ -242,7 +242,7 @@ fn finish(
 /// Polls until no container of `service` runs.
 fn wait_stopped(sh: &Shell, service: &str, timeout: Duration) -> Result<()> {
     let start = Instant::now();
-    while crate::docker::running_container(sh, service)?.is_some() {
+    while crate::swarm::docker::running_container(sh, service)?.is_some() {
         if start.elapsed() > timeout {
             return Err(Error::failed(format!(
                 "{service} still runs {} s after it was scaled to 0",
@@ -328,7 +328,8 @@ tar -C /s -cf - . | tar -C /v --numeric-owner -xpf - || exit 8"#;
         if !staged.is_dir() {
             continue;
         }
-        let (code, _) = crate::docker::volume_script(sh, &state.stack, &v.name, Some(&staged), script, &[], b"")?;
+        let (code, _) =
+            crate::swarm::docker::volume_script(sh, &state.stack, &v.name, Some(&staged), script, &[], b"")?;
         if code != 0 {
             return Err(Error::env(format!(
                 "copying the restored files of volume {} into it from {} failed (exit {code})",

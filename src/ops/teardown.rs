@@ -5,12 +5,12 @@ use std::time::{Duration, Instant};
 
 use xshell::Shell;
 
-use crate::docker::{self, ObjectKind};
-use crate::driver;
 use crate::error::{Error, Result};
 use crate::progress::Progress;
 use crate::run::registry::Registry;
 use crate::run::state::{OpTimer, Outcome, RunState};
+use crate::swarm::docker::{self, ObjectKind};
+use crate::swarm::driver;
 
 pub const HOLDER: &str = "ccci-teardown";
 

@@ -5,13 +5,13 @@ use std::collections::BTreeMap;
 
 use xshell::Shell;
 
-use crate::converge;
-use crate::driver::{self, Driver};
 use crate::error::{Error, Result};
 use crate::progress::Progress;
 use crate::recipe::git;
 use crate::run::registry::Registry;
 use crate::run::state::{Assertion, Deployed, OpTimer, Outcome, RunState};
+use crate::swarm::converge;
+use crate::swarm::driver::{self, Driver};
 use crate::words::{list, quoted};
 
 pub const HOLDER: &str = "ccci-upgrade";
@@ -111,8 +111,8 @@ fn upgrade(state: &mut RunState, sh: &Shell, progress: &Progress, assertions: &m
     // app env the redeploy reads (the release's COMPOSE_FILE and values, the head's new keys).
     let env_path = state.env_file.clone().ok_or_else(|| Error::bad_input("the run-state has no env_file"))?;
     let app_env = crate::recipe::EnvFile::read(&env_path).map_err(Error::recipe_fault)?;
-    let host_access = crate::hostaccess::inspect(&dir, &app_env, state, "in the head")?;
-    crate::hostaccess::gate(&host_access, crate::hostaccess::approval(state)?)?;
+    let host_access = crate::swarm::hostaccess::inspect(&dir, &app_env, state, "in the head")?;
+    crate::swarm::hostaccess::gate(&host_access, crate::swarm::hostaccess::approval(state)?)?;
 
     let before = converge::snapshot(sh, &state.stack)?;
     let head_compose = prep.compose.clone();

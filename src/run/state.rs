@@ -464,7 +464,7 @@ impl RunState {
                 workspace.display()
             )));
         }
-        let recipe_dir = crate::driver::recipe_dir(self.driver, &workspace, &self.recipe);
+        let recipe_dir = crate::swarm::driver::recipe_dir(self.driver, &workspace, &self.recipe);
         if !inside(&recipe_dir) {
             return Err(Error::bad_input(format!(
                 "the recipe directory {} is not inside the run's workspace {}",

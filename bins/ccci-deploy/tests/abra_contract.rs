@@ -1,6 +1,6 @@
 //! The abra contract (`docs/abra-contract.md` §0, §1, §7), pinned:
 //!
-//! (a) the exact argv of every abra call `ccci::abra::Abra` builds, and that each flag in it is
+//! (a) the exact argv of every abra call `ccci::swarm::abra::Abra` builds, and that each flag in it is
 //!     in `USED_FLAGS` for its verb (so the start-up probe checks it);
 //! (b) the environment abra gets: `ABRA_DIR` is the run's (a throwaway one for the probe), nothing outside the allow-list, and a
 //!     secret in ccci-deploy's own environment reaches neither abra nor the run-state nor the logs
@@ -18,8 +18,8 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use ccci::abra::{Abra, BACKUP_FLAGS, USED_FLAGS};
 use ccci::run::naming::{Domain, RecipeName};
+use ccci::swarm::abra::{Abra, BACKUP_FLAGS, USED_FLAGS};
 use common::{Run, Sandbox, new_objects_of_ours, objects_named, repo_root, swarm_objects};
 use serde_json::Value;
 

@@ -60,7 +60,7 @@ pub fn problem(obj: &SwarmObject, found: &Found) -> Option<String> {
 
 /// `problem`, plus, for a network a recipe outside the allowlist may not join, that joining it
 /// also needs the operator's leave; for another stack's secret or config, that such a recipe may
-/// not use it at all (`crate::hostaccess`).
+/// not use it at all (`crate::swarm::hostaccess`).
 fn with_allowance(problem: String, obj: &SwarmObject, allowed: Option<&[String]>) -> String {
     match allowed {
         Some(names) if obj.kind == ObjectKind::Network && !names.contains(&obj.name) => format!(
@@ -78,7 +78,7 @@ fn with_allowance(problem: String, obj: &SwarmObject, allowed: Option<&[String]>
 /// Asks docker about `obj`.
 pub fn look(sh: &Shell, obj: &SwarmObject) -> Result<Found> {
     // Swarm services may join the node's `host` network (local scope, always there); whether a
-    // recipe may is the host-access policy's to say (`crate::hostaccess`), as the recipe's fault.
+    // recipe may is the host-access policy's to say (`crate::swarm::hostaccess`), as the recipe's fault.
     if obj.kind == ObjectKind::Network && obj.name == "host" {
         return Ok(Found::Usable);
     }
@@ -88,7 +88,7 @@ pub fn look(sh: &Shell, obj: &SwarmObject) -> Result<Found> {
         args.extend(["--format".into(), "{{.Scope}} {{.Driver}}".into()]);
     }
     args.push(obj.name.clone());
-    let cmd = xshell::cmd!(sh, "docker").args(&args).env_clear().envs(crate::docker::passthrough_env());
+    let cmd = xshell::cmd!(sh, "docker").args(&args).env_clear().envs(crate::swarm::docker::passthrough_env());
     match crate::process::capture(cmd, &format!("docker {kind} inspect {}", obj.name), Kind::Environment) {
         Ok(out) if obj.kind == ObjectKind::Network => {
             let out = out.stdout.trim().to_string();

@@ -4,7 +4,7 @@
 //! the run-state records what was granted.
 //!
 //! The compose files are read by Docker's own loader (`docker stack config`, see
-//! [`crate::docker::stack_config`]): it merges the files, interpolates them and normalises every
+//! [`crate::swarm::docker::stack_config`]): it merges the files, interpolates them and normalises every
 //! spelling (short volume syntax becomes `type: bind` with an absolute source, `~` and `./` are
 //! resolved, external networks get their `name:`), so [`evaluate`] only reads the normalised
 //! form. What counts as host access, and why, is listed in `docs/decisions.md` ("The host-access
@@ -71,7 +71,7 @@ impl Finding {
 
 /// Reads the compose files checked out in `recipe_dir` through `docker stack config`, as a deploy
 /// with the app env `app_env` will (the files its `COMPOSE_FILE` names, interpolated with the
-/// variables of [`crate::driver::interpolation_env`]), and lists what they reach on the host,
+/// variables of [`crate::swarm::driver::interpolation_env`]), and lists what they reach on the host,
 /// each line ending with `place`. Before the app exists, `app_env` is the checkout's
 /// `.env.sample`; for the upgrade, the app env itself (which keeps the base's values).
 ///
@@ -85,8 +85,8 @@ pub fn inspect(
     place: &str,
 ) -> Result<Vec<String>> {
     let files = crate::recipe::compose_files(app_env);
-    let env = crate::driver::interpolation_env(recipe_dir, app_env, state)?;
-    let yaml = crate::docker::stack_config(recipe_dir, &files, &env, recipe_dir)?;
+    let env = crate::swarm::driver::interpolation_env(recipe_dir, app_env, state)?;
+    let yaml = crate::swarm::docker::stack_config(recipe_dir, &files, &env, recipe_dir)?;
     let config: Value = serde_yaml_ng::from_str(&yaml)
         .map_err(|e| Error::env(format!("parsing the output of docker stack config: {e}")))?;
     let checkout = recipe_dir.canonicalize().map_err(|e| Error::env(format!("{}: {e}", recipe_dir.display())))?;
@@ -909,7 +909,7 @@ secrets:
         }
         let names: Vec<String> = files.iter().map(|(n, _)| n.to_string()).collect();
         let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        let yaml = crate::docker::stack_config(&ctx.checkout, &names, &env, &ctx.checkout)?;
+        let yaml = crate::swarm::docker::stack_config(&ctx.checkout, &names, &env, &ctx.checkout)?;
         let v: Value = serde_yaml_ng::from_str(&yaml).unwrap();
         Ok(evaluate(&v, &ctx).iter().map(ToString::to_string).collect())
     }

@@ -6,10 +6,10 @@ use std::path::PathBuf;
 
 use xshell::Shell;
 
-use crate::docker::{self, ObjectKind};
 use crate::error::Result;
 use crate::run::registry::Registry;
 use crate::run::state::{OpRecord, Outcome, RunState};
+use crate::swarm::docker::{self, ObjectKind};
 
 /// Log lines kept per service.
 pub const LOG_LINES: u32 = 200;

@@ -5,13 +5,13 @@ use std::path::{Path, PathBuf};
 
 use xshell::Shell;
 
-use crate::abra::Abra;
-use crate::docker::{self, RUN_LABEL, STACK_LABEL};
 use crate::error::{Context, Error, Kind, Result};
 use crate::progress::Progress;
 use crate::recipe::secrets::AppSecret;
 use crate::recipe::{Compose, EnvFile, checkout};
 use crate::run::state::{BaseRelease, DriverKind, RunState};
+use crate::swarm::abra::Abra;
+use crate::swarm::docker::{self, RUN_LABEL, STACK_LABEL};
 
 pub trait Driver {
     fn kind(&self) -> DriverKind;

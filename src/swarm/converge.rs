@@ -27,13 +27,13 @@ use std::time::{Duration, Instant};
 
 use xshell::Shell;
 
-use crate::docker::{self, Service, Task};
 use crate::error::{Error, Result};
 use crate::progress::Progress;
 use crate::run::naming::StackName;
 #[cfg(test)]
 use crate::run::state::AddressFamily;
 use crate::run::state::{Deployed, DeployedService, PortMode, PublishedPort, SettleBaseline};
+use crate::swarm::docker::{self, Service, Task};
 
 /// Tasks of one service that ended and were replaced since the deploy began after which it
 /// counts as crash-looping. One or two are normal while a dependency (a database) starts.
@@ -526,7 +526,7 @@ pub fn summary(statuses: &[ServiceStatus]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::docker::{Health, RestartPolicy};
+    use crate::swarm::docker::{Health, RestartPolicy};
 
     fn svc(name: &str, replicas: u64) -> Service {
         Service {
