@@ -559,7 +559,7 @@ pub fn check_all_in(lookup: Lookup<'_>) -> Result<()> {
             Some(v) => PROXY_ALLOW_HTTP.flag_value(&v)?,
             None => false,
         };
-        crate::frontdoor::FrontDoor::parse(&url, ca.as_deref(), allow_http)?;
+        crate::checks::frontdoor::FrontDoor::parse(&url, ca.as_deref(), allow_http)?;
     }
     Ok(())
 }
@@ -924,7 +924,7 @@ pub fn keep_on_failure() -> Result<Option<Duration>> {
 }
 
 /// `CCCI_PROXY_URL`, `CCCI_PROXY_CA_FILE` and `CCCI_PROXY_ALLOW_HTTP` as given (each checked
-/// alone; [`crate::frontdoor::FrontDoor::from_env`] checks them together).
+/// alone; [`crate::checks::frontdoor::FrontDoor::from_env`] checks them together).
 pub fn proxy_settings() -> Result<(Option<String>, Option<PathBuf>, bool)> {
     Ok((
         get(&PROXY_URL, Setting::url_value)?,

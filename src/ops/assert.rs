@@ -9,14 +9,14 @@ use std::time::Duration;
 
 use xshell::Shell;
 
-use crate::check;
+use crate::checks::discovery::{self, Found, Origin, Overlay};
+use crate::checks::exec;
+use crate::checks::generic::{self, Floor};
 use crate::config::given;
-use crate::discovery::{self, Found, Origin, Overlay};
 use crate::error::{Error, Result};
-use crate::generic::{self, Floor};
 use crate::progress::Progress;
+use crate::recipe::trust::{self, Allowlist};
 use crate::run::state::{Assertion, OpTimer, Outcome, RunState};
-use crate::trust::{self, Allowlist};
 
 pub const HOLDER: &str = "ccci-assert";
 
@@ -66,7 +66,7 @@ pub fn prepare(tier: &str) -> Result<Setup> {
         tier: tier.to_string(),
         floor: Floor::from_env(&[])?,
         allowlist: Allowlist::load()?,
-        check_timeout: check::timeout_setting()?,
+        check_timeout: exec::timeout_setting()?,
         skip_generic,
     })
 }
@@ -126,7 +126,7 @@ pub fn run(setup: &Setup, state: &mut RunState, sh: &Shell, progress: &Progress)
         }
         None => {
             let floor = Floor {
-                policy: crate::serving::StatusPolicy { also_accept: overlay.settings.accept_status.clone() },
+                policy: crate::checks::serving::StatusPolicy { also_accept: overlay.settings.accept_status.clone() },
                 ..setup.floor.clone()
             };
             // The settle watch runs beside every other check of the op; its verdict goes after
@@ -464,7 +464,7 @@ impl Env<'_> {
         fs_err::set_permissions(&copy, std::fs::Permissions::from_mode(0o444))?;
         let s = self.state;
         let path = |p: &Path| p.display().to_string();
-        let mut env = check::passthrough_env();
+        let mut env = exec::passthrough_env();
         env.extend([
             ("HOME".to_string(), path(&work)),
             ("TMPDIR".to_string(), path(&work)),
@@ -479,7 +479,7 @@ impl Env<'_> {
         if let Some(c) = &s.source.commit {
             env.push((given::COMMIT.into(), c.clone()));
         }
-        let door = crate::frontdoor::FrontDoor::from_env()?;
+        let door = crate::checks::frontdoor::FrontDoor::from_env()?;
         if let Some(url) = app_url(s, door.as_ref()) {
             env.push((given::URL.into(), url));
         }
@@ -517,7 +517,7 @@ pub(crate) fn run_one(
         Err(e) => return not_run(Outcome::Error, format!("preparing its environment: {e}")),
     };
     progress.log(format!("running {}", found.name));
-    let ran = check::run(&found.path, &vars, &work, timeout);
+    let ran = exec::run(&found.path, &vars, &work, timeout);
     progress.log(format!("{}: {}: {}", found.name, ran.result.as_str(), ran.detail));
     Assertion {
         name: found.name.clone(),
@@ -530,10 +530,10 @@ pub(crate) fn run_one(
 
 /// The URL a check can request the app at from this host: through the front door by the run's
 /// domain (the way a visitor comes in), else the app's first port published in host mode here.
-fn app_url(state: &RunState, door: Option<&crate::frontdoor::FrontDoor>) -> Option<String> {
+fn app_url(state: &RunState, door: Option<&crate::checks::frontdoor::FrontDoor>) -> Option<String> {
     match door {
         Some(d) => Some(d.url_for(&state.domain, "/")),
-        None => crate::serving::host_port_url(state),
+        None => crate::checks::serving::host_port_url(state),
     }
 }
 
@@ -618,7 +618,7 @@ mod tests {
     fn the_app_url_goes_through_the_proxy_by_domain_or_to_the_port() {
         let s = deployed_state();
         assert_eq!(app_url(&s, None).as_deref(), Some("http://127.0.0.1:32776/"));
-        let door = |u: &str| crate::frontdoor::FrontDoor::parse(u, None, true).unwrap();
+        let door = |u: &str| crate::checks::frontdoor::FrontDoor::parse(u, None, true).unwrap();
         assert_eq!(
             app_url(&s, Some(&door("http://127.0.0.1:8080"))).as_deref(),
             Some("http://hell-3fa9c2.ccci.localhost:8080/")

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use xshell::Shell;
 
-use crate::discovery::Overlay;
+use crate::checks::discovery::Overlay;
 use crate::error::{Error, Result};
 use crate::progress::Progress;
 use crate::recipe::backup::{self, Hook, Override, Phase, Plan, ServiceInput};
@@ -606,18 +606,18 @@ pub(crate) fn plant(
     assertions: &mut Vec<Assertion>,
 ) -> Result<()> {
     let Some(dir) = &overlay.dir else { return Ok(()) };
-    let found = crate::discovery::checks_in(
+    let found = crate::checks::discovery::checks_in(
         &dir.join(op).join("plant"),
         &format!("overlays/{}/{op}/plant", state.recipe),
-        crate::discovery::Origin::Overlay,
+        crate::checks::discovery::Origin::Overlay,
     )?;
     if found.is_empty() {
         return Ok(());
     }
     let scratch = state.workspace.join("checks").join(format!("{op}-plant"));
     let env = crate::ops::assert::Env { state, op, scratch: &scratch, extra: vec![] };
-    let allowlist = crate::trust::Allowlist::load()?;
-    let timeout = crate::check::timeout_setting()?;
+    let allowlist = crate::recipe::trust::Allowlist::load()?;
+    let timeout = crate::checks::exec::timeout_setting()?;
     for (n, f) in found.iter().enumerate() {
         let a = crate::ops::assert::run_one(f, n + 1, &env, &allowlist, timeout, progress);
         let ok = matches!(a.result, Outcome::Pass | Outcome::Skip);
@@ -641,7 +641,7 @@ pub fn run_hooks(
     assertions: &mut Vec<Assertion>,
     runs: &mut Vec<HookRun>,
 ) -> Result<()> {
-    let timeout = crate::check::timeout_setting()?;
+    let timeout = crate::checks::exec::timeout_setting()?;
     for hook in plan.hooks(phase) {
         progress.log(format!("{} of {}: {}", phase.words(), hook.service, hook.command));
         let started = std::time::Instant::now();

@@ -7,6 +7,7 @@ use crate::error::{Error, Kind, Result};
 use crate::progress::Progress;
 use crate::recipe::git;
 use crate::recipe::source::RecipeSource;
+use crate::recipe::trust::Allowlist;
 use crate::recipe::{self, Compose};
 use crate::run::naming::{self, Domain, RecipeName, RunId, StackName};
 use crate::run::registry::Registry;
@@ -15,7 +16,6 @@ use crate::swarm::converge;
 use crate::swarm::docker;
 use crate::swarm::driver::{self, Driver};
 use crate::swarm::hostaccess;
-use crate::trust::Allowlist;
 
 pub const HOLDER: &str = "ccci-deploy";
 
@@ -73,7 +73,7 @@ pub fn prepare(req: &Request, sh: &Shell, progress: &Progress) -> Result<Prepare
     let limits = converge::Limits::from_env()?;
     crate::run::registry::lease_ttl()?;
     // The later ops' settings too: a bad front door must not be found after the deploy.
-    crate::frontdoor::FrontDoor::from_env()?;
+    crate::checks::frontdoor::FrontDoor::from_env()?;
     crate::config::serving_timeout()?;
     super::install_steps::preflight(&recipe)?;
     // Approval is of the repository cloned, never of the recipe name (which the caller picks).

@@ -8,14 +8,14 @@ use std::path::Path;
 
 use xshell::Shell;
 
-use crate::check;
+use crate::checks::discovery::{self, Overlay};
+use crate::checks::exec;
 use crate::config::given;
-use crate::discovery::{self, Overlay};
 use crate::error::{Error, Result};
 use crate::progress::Progress;
+use crate::recipe::trust::Allowlist;
 use crate::run::naming::RecipeName;
 use crate::run::state::{DriverKind, OpTimer, Outcome, RunState};
-use crate::trust::Allowlist;
 
 pub const OP: &str = "install-steps";
 
@@ -23,7 +23,7 @@ pub const OP: &str = "install-steps";
 pub fn preflight(recipe: &RecipeName) -> Result<()> {
     Overlay::load(recipe)?;
     Allowlist::load()?;
-    check::timeout_setting()?;
+    exec::timeout_setting()?;
     Ok(())
 }
 
@@ -33,7 +33,7 @@ pub fn run(sh: &Shell, state: &mut RunState, recipe_dir: &Path, progress: &Progr
     let timer = OpTimer::start(OP);
     let overlay = Overlay::load(&state.recipe)?;
     let allowlist = Allowlist::load()?;
-    let timeout = check::timeout_setting()?;
+    let timeout = exec::timeout_setting()?;
     let scratch = state.workspace.join(OP);
     if scratch.exists() {
         fs_err::remove_dir_all(&scratch)?;

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use xshell::Shell;
 
-use crate::discovery::Overlay;
+use crate::checks::discovery::Overlay;
 use crate::error::{Error, Result};
 use crate::ops::backup::{from_swarm, note, read_in_volume, remove_in_volume, run_hooks, write_in_volume};
 use crate::progress::Progress;

@@ -21,6 +21,7 @@ pub mod checkout;
 pub mod git;
 pub mod secrets;
 pub mod source;
+pub mod trust;
 
 // ---------------------------------------------------------------------------------------------
 // Variable substitution

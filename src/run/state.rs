@@ -129,7 +129,7 @@ pub struct Source {
     /// The allowlist entry that approved the recipe's own code, or `None` (not approved). Set by
     /// the deploy and by every `ccci-assert`, from the allowlist in effect then.
     #[serde(default)]
-    pub approved_by: Option<crate::trust::Approval>,
+    pub approved_by: Option<crate::recipe::trust::Approval>,
     /// The ref asked for (branch, tag or commit).
     #[serde(rename = "ref")]
     pub git_ref: String,

@@ -103,10 +103,10 @@ pub fn inspect(
 }
 
 /// Whether the trust gate approves the run's repository now: `Some(why)` naming the allowlist
-/// entry, or `None`. The decision is the trust gate's ([`crate::trust::Allowlist::approval`] of
+/// entry, or `None`. The decision is the trust gate's ([`crate::recipe::trust::Allowlist::approval`] of
 /// the recorded source identity); this only words it.
 pub fn approval(state: &RunState) -> Result<Option<String>> {
-    let allowlist = crate::trust::Allowlist::load()?;
+    let allowlist = crate::recipe::trust::Allowlist::load()?;
     Ok(allowlist
         .approval(state.source.identity().as_ref())
         .map(|a| format!("approved: repository {} is in the allowlist ({})", a.entry, a.at)))

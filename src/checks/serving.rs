@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use xshell::Shell;
 
+use crate::checks::traefik::{Routing, Upstream};
 use crate::run::state::{AddressFamily, Assertion, Outcome, PortMode, RunState};
 use crate::swarm::docker;
-use crate::traefik::{Routing, Upstream};
 
 /// Which HTTP statuses count as serving. Default: 2xx and 3xx.
 #[derive(Debug, Clone)]
@@ -114,7 +114,7 @@ pub fn plan(state: &RunState) -> Plan {
     for (svc, s) in &deployed.services {
         let routing = Routing::from_labels(&s.labels);
         for router in &routing.routers {
-            if crate::traefik::rule_routes(&router.rule, domain) {
+            if crate::checks::traefik::rule_routes(&router.rule, domain) {
                 routed.push((svc, s, routing.clone(), router.clone()));
             } else if router.rule.is_empty() {
                 unrouted.push(format!("router {} of {svc} has no rule", router.name));

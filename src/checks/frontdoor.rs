@@ -20,11 +20,11 @@ use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig, TlsProvider};
 use ureq::unversioned::resolver::{ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 
+use crate::checks::serving::StatusPolicy;
 use crate::config;
 use crate::error::{Error, Result};
 use crate::run::naming::Domain;
 use crate::run::state::{Assertion, Outcome};
-use crate::serving::StatusPolicy;
 
 /// The body traefik answers with when no router matches the request.
 pub const TRAEFIK_404: &str = "404 page not found";

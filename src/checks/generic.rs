@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 
 use xshell::Shell;
 
+use crate::checks::frontdoor::{self, FrontDoor};
+use crate::checks::serving::{self, StatusPolicy};
 use crate::error::Result;
-use crate::frontdoor::{self, FrontDoor};
 use crate::progress::Progress;
 use crate::run::state::{Assertion, Outcome, RunState};
-use crate::serving::{self, StatusPolicy};
 use crate::swarm::converge;
 use crate::swarm::docker;
 
