@@ -451,7 +451,7 @@ pub fn ask_tasks(sh: &Shell, state: &RunState, ask: &Ask, policy: &StatusPolicy,
                 return done(
                     Outcome::Error,
                     format!(
-                        "docker could not run the probe {} on {network}: {} (scripts/setup builds the image and creates the attachable proxy network)",
+                        "docker could not run the probe {} on {network}: {} (scripts/setup builds the image and creates the attachable proxy network; on NixOS ccci-probe-image.service loads the image)",
                         docker::PROBE_IMAGE,
                         crate::process::tail(&out.stderr, 2)
                     ),

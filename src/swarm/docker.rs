@@ -783,8 +783,10 @@ pub fn container_health(sh: &Shell, stack: &StackName) -> Result<Vec<ContainerHe
 }
 
 /// The image of the throwaway containers that ask a deployment over HTTP from inside the swarm's
-/// networks: a static busybox built locally by `scripts/build-images`.
-pub const PROBE_IMAGE: &str = "ccci/probe:1";
+/// networks and read and write volumes: a static busybox, never pulled. Named in the file
+/// `probe-image` at the workspace root, which `scripts/build-images` (tagging it here) and the
+/// NixOS module (building and loading it on a host, `nix/probe-image.nix`) read too.
+pub const PROBE_IMAGE: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/probe-image")).trim_ascii_end();
 /// Set on every probe container; teardown force-removes the stack's probes by it.
 pub const PROBE_LABEL: &str = "ccci.probe";
 
@@ -1017,6 +1019,13 @@ pub fn volume_script(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_probe_image_is_one_name_and_tag_from_the_probe_image_file() {
+        let (name, tag) = PROBE_IMAGE.rsplit_once(':').expect("name:tag");
+        assert!(!name.is_empty() && !tag.is_empty() && !tag.contains('/'));
+        assert!(!PROBE_IMAGE.chars().any(char::is_whitespace));
+    }
 
     #[test]
     fn a_containers_bindings_say_which_number_is_which_family() {

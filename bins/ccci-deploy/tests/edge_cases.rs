@@ -124,7 +124,8 @@ fn a_reap_that_failed_is_retried_on_the_next_janitor_pass() {
     let (made, out) = docker(&["volume", "create", "--label", &label, &volume]);
     assert!(made, "{out}");
     let mount = format!("{volume}:/data");
-    let (held, out) = docker(&["run", "-d", "--name", &holder, "-v", &mount, "ccci/probe:1", "sleep", "600"]);
+    let (held, out) =
+        docker(&["run", "-d", "--name", &holder, "-v", &mount, ccci::docker::PROBE_IMAGE, "sleep", "600"]);
     assert!(held, "{out}");
     register(&sd, &state, 1);
 
