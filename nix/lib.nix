@@ -23,6 +23,10 @@
 #            droneRepository, forgeTokenFile, droneTokenFile, interval, lookback, gitBase }
 #                          token files are paths outside the store, handed to the units with
 #                          systemd's LoadCredential= (never in the environment or the store)
+#   probeImage (optional, null: no loader unit) = { archive, idFile, loader, docker }
+#                          the docker-archive of ccci's probe image (../probe-image.nix), a
+#                          file with its image id, an executable running `probeImageLoadScript`
+#                          on them, and the docker package whose CLI it runs
 let
   inherit (builtins)
     attrNames
@@ -53,6 +57,60 @@ rec {
     "ccci-report"
     "ccci-bridge"
   ];
+
+  # The image of ccci's throwaway probe containers (serving checks, volume reads and writes):
+  # `PROBE_IMAGE` in the Rust source reads the same file, so both name the same image.
+  probeImageRef =
+    let
+      words = builtins.match "[[:space:]]*([^[:space:]]+)[[:space:]]*" (builtins.readFile ../probe-image);
+    in
+    if words == null then
+      throw "ccci: the file probe-image must hold one image name"
+    else
+      builtins.head words;
+  probeImageName = builtins.elemAt (probeImageParts probeImageRef) 0;
+  probeImageTag = builtins.elemAt (probeImageParts probeImageRef) 1;
+  probeImageParts =
+    ref:
+    let
+      parts = builtins.match "(.+):([^:/]+)" ref;
+    in
+    if parts == null then throw "ccci: the probe image ${ref} has no :tag" else parts;
+
+  # A sh function printing the image id (`sha256:<hex>`, what `docker image inspect` shows once it
+  # is loaded) of the docker-archive `$1`: the digest of the config file its manifest names.
+  probeImageIdFunction = ''
+    probe_image_id() {
+      config=$(tar -xOf "$1" manifest.json | sed -n 's/.*"Config": *"\([^"]*\)".*/\1/p')
+      [ -n "$config" ] || { echo "probe_image_id: $1 has no manifest.json naming a config" >&2; return 1; }
+      digest=$(tar -xOf "$1" "$config" | sha256sum | cut -d " " -f 1)
+      echo "sha256:$digest"
+    }
+  '';
+
+  # The loader unit's script: loads the docker-archive `archive` unless the image `ref` is already
+  # the one whose id `idFile` holds, then checks that `ref` names that image.
+  probeImageLoadScript =
+    {
+      archive,
+      idFile,
+      ref ? probeImageRef,
+    }:
+    ''
+      set -eu
+      want=$(cat '${idFile}')
+      have=$(docker image inspect --format '{{.Id}}' '${ref}' 2>/dev/null) || have=
+      if [ "$have" = "$want" ]; then
+        echo "${ref} is loaded already ($want)"
+        exit 0
+      fi
+      docker load --quiet --input '${archive}'
+      have=$(docker image inspect --format '{{.Id}}' '${ref}') || {
+        echo "loading ${archive} gave no image ${ref}" >&2
+        exit 1
+      }
+      echo "loaded ${ref} ($have; the archive's id is $want)"
+    '';
 
   # The module installs `envFileText` here; every pipeline step sources it (see `pipeline`).
   envFile = "/etc/ccci/env";
@@ -275,6 +333,39 @@ rec {
 
   bin = s: name: "${s.package}/bin/${name}";
 
+  probeImageUnit = "ccci-probe-image.service";
+  hasProbeImage = s: (s.probeImage or null) != null;
+
+  # Loads the probe image into Docker at boot, before the runner, and again when Docker restarts
+  # (Requires= passes the restart on) or a rebuild changes the image. It only talks to the Docker
+  # socket: no network, no secrets, no state directory.
+  probeImageServices =
+    s:
+    optionalAttrs (hasProbeImage s) {
+      ccci-probe-image = {
+        description = "Load ccci's probe image ${probeImageRef} into Docker";
+        wantedBy = [ "multi-user.target" ];
+        after = [ "docker.service" ];
+        requires = [ "docker.service" ];
+        path = [ s.probeImage.docker ];
+        serviceConfig =
+          removeAttrs (serviceBase s) [
+            "EnvironmentFile"
+            "StateDirectory"
+            "StateDirectoryMode"
+          ]
+          // {
+            Type = "oneshot";
+            RemainAfterExit = true;
+            ExecStart = s.probeImage.loader;
+            TimeoutStartSec = "5min";
+            PrivateNetwork = true;
+            IPAddressDeny = "any";
+            RestrictAddressFamilies = [ "AF_UNIX" ];
+          };
+      };
+    };
+
   # systemd.services: name -> NixOS service definition.
   services =
     s:
@@ -292,16 +383,20 @@ rec {
         timeoutMinutes = 20;
       };
     }
+    // probeImageServices s
     // bridgeServices s
     // optionalAttrs s.runner.enable {
       ccci-drone-runner = {
         description = "Drone exec runner for ccci recipe pipelines";
         wantedBy = [ "multi-user.target" ];
+        # The probe image is loaded before the first build; a failed load does not keep the
+        # runner down (the checks that need the image say which image is missing).
         after = [
           "network-online.target"
           "docker.service"
-        ];
-        wants = [ "network-online.target" ];
+        ]
+        ++ optional (hasProbeImage s) probeImageUnit;
+        wants = [ "network-online.target" ] ++ optional (hasProbeImage s) probeImageUnit;
         requires = [ "docker.service" ];
         # The exec runner hands only PATH and USER of its own environment to steps, so this
         # PATH is how steps find the ccci binaries, abra, docker, git, restic and timeout. The CCCI_*

@@ -1,5 +1,5 @@
-# NixOS module for ccci: the janitor (service + timer), the per-run teardown template and the
-# Drone exec runner that runs the recipe CI pipeline.
+# NixOS module for ccci: the janitor (service + timer), the per-run teardown template, the
+# loader of ccci's probe image and the Drone exec runner that runs the recipe CI pipeline.
 #
 # The module only maps options onto ../lib.nix, whose pure functions build the units and the
 # pipeline; tests/nix/check.sh evaluates those functions without nixpkgs.
@@ -59,6 +59,17 @@ let
     ];
     user = "ccci";
     group = "ccci";
+    probeImage = {
+      archive = "${cfg.probeImage}/image.tar.gz";
+      idFile = "${cfg.probeImage}/id";
+      loader = pkgs.writeShellScript "ccci-probe-image-load" (
+        ccciLib.probeImageLoadScript {
+          archive = "${cfg.probeImage}/image.tar.gz";
+          idFile = "${cfg.probeImage}/id";
+        }
+      );
+      docker = config.virtualisation.docker.package;
+    };
     janitor = {
       inherit (cfg.janitor) enable schedule dryRun;
     };
@@ -142,6 +153,19 @@ in
       '';
     };
 
+    probeImage = mkOption {
+      type = types.package;
+      readOnly = true;
+      default = pkgs.callPackage ../probe-image.nix { };
+      defaultText = literalExpression "the probe image from nix/probe-image.nix";
+      description = ''
+        ccci's probe image (`${ccciLib.probeImageRef}`, a static busybox) as a docker-archive
+        (`image.tar.gz`) with its image id (`id`). The probe containers of serving checks and of
+        every backup and restore volume access run it, never pulled: `ccci-probe-image.service`
+        loads it into Docker at boot, before the runner, unless Docker has that image already.
+      '';
+    };
+
     dockerUserNamespaceRemap = mkOption {
       type = types.bool;
       default = false;
@@ -151,10 +175,11 @@ in
         that escapes its isolation holds no host privilege. Sets
         {option}`virtualisation.docker.daemon.settings` `userns-remap = "dockremap"` and declares
         that user with its subordinate uid and gid ranges. It moves Docker's data to
-        `/var/lib/docker/<uid>.<gid>/`: run `docker swarm init` and `scripts/build-images` again
-        after switching. Breaks recipes that need the host: bind mounts of host paths and the
-        Docker socket (traefik, backup-bot-two), since swarm services cannot opt out with
-        `--userns=host`. See docs/nixos.md.
+        `/var/lib/docker/<uid>.<gid>/`: run `docker swarm init` again after switching
+        (`ccci-probe-image.service` loads the probe image again when Docker restarts). Breaks
+        recipes that need the host: bind mounts of host paths and the Docker socket (traefik,
+        backup-bot-two), since swarm services cannot opt out with `--userns=host`. See
+        docs/nixos.md.
       '';
     };
 

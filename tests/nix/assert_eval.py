@@ -7,10 +7,13 @@ usage: assert_eval.py lib EVAL_JSON ROOT SECRET_SENTINEL
        assert_eval.py flags EVAL_JSON BIN_DIR
        assert_eval.py flake FLAKE_JSON REPO EVAL_JSON
        assert_eval.py package PACKAGE_JSON REPO
+       assert_eval.py probe EVAL_JSON MODULE_JSON REPO ROOT
 """
 
+import glob
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -37,6 +40,9 @@ STEP_KEYS = {"name", "shell", "depends_on", "detach", "environment", "failure", 
 PIPELINE_KEYS = {"kind", "type", "name", "platform", "concurrency", "trigger", "clone", "steps",
                  "workspace", "depends_on", "node"}
 ONESHOTS = ["ccci-janitor", "ccci-teardown@"]
+# Loads the probe image into Docker: no ccci binary, no state, no secrets.
+LOADER = "ccci-probe-image"
+LOADER_UNIT = LOADER + ".service"
 BRIDGE_ENV = {
     "CCCI_BRIDGE_FORGE_URL": "https://git.example.org", "CCCI_BRIDGE_ORG": "coop-cloud",
     "CCCI_BRIDGE_REPOS": "coop-cloud/custom-html,coop-cloud/gitea",
@@ -62,13 +68,14 @@ def lib_checks(ev, root, sentinel):
           len(bad) == len(wanted) and all(any(w in m for m in bad) for w in wanted), bad)
 
     check("lib: unit names", sorted(svc) == ["ccci-bridge", "ccci-drone-runner", "ccci-janitor",
-                                             "ccci-teardown@"]
+                                             LOADER, "ccci-teardown@"]
           and sorted(tim) == ["ccci-bridge", "ccci-janitor"], (sorted(svc), sorted(tim)))
     execs = {n: svc[n]["serviceConfig"]["ExecStart"] for n in svc}
     check("lib: ExecStart paths", execs == {
         "ccci-janitor": root + "/pkg/bin/ccci-janitor",
         "ccci-teardown@": root + "/pkg/bin/ccci-teardown --run %i",
         "ccci-bridge": root + "/pkg/bin/ccci-bridge tick",
+        LOADER: root + "/probe/load",
         "ccci-drone-runner": root + "/runner/bin/drone-runner-exec daemon"}, execs)
     check("lib: dry-run janitor", ev["variants"]["dryRun"]["ccci-janitor"]["serviceConfig"]
           ["ExecStart"] == root + "/pkg/bin/ccci-janitor --dry-run")
@@ -145,12 +152,14 @@ def lib_checks(ev, root, sentinel):
     check("lib: the runner starts with the system and stops its builds with it",
           runner["wantedBy"] == ["multi-user.target"]
           and runner["serviceConfig"]["KillMode"] == "control-group")
-    check("lib: every unit reads secrets from the environment file",
+    check("lib: every unit but the probe image loader reads secrets from the environment file",
           all(s["serviceConfig"].get("EnvironmentFile") == root + "/secrets/ccci.env"
-              for s in svc.values()))
+              for n, s in svc.items() if n != LOADER)
+          and "EnvironmentFile" not in svc[LOADER]["serviceConfig"])
     bad_hardening = {n: {k: s["serviceConfig"].get(k) for k in HARDENING
                          if s["serviceConfig"].get(k) != HARDENING[k]
-                         and not (n == "ccci-bridge" and k == "SupplementaryGroups")}
+                         and not (n == "ccci-bridge" and k == "SupplementaryGroups")
+                         and not (n == LOADER and k == "StateDirectory")}
                      for n, s in svc.items()}
     check("lib: every unit runs as ccci with the docker group, its state dir and hardening",
           all(v == {} for v in bad_hardening.values()), bad_hardening)
@@ -240,7 +249,8 @@ def module_checks(mod, nosecret, paths, nodocker, remap):
     check("module: PATH has ccci, abra, docker, git, restic and coreutils",
           all(u["path"] == ["/nix/store/ccci", "/nix/store/abra", "/nix/store/docker",
                             "/nix/store/git", "/nix/store/restic", "/nix/store/coreutils"]
-              for u in s.values()))
+              for n, u in s.items() if n != LOADER)
+          and s[LOADER]["path"] == ["/nix/store/docker"])
     env = s["ccci-janitor"]["environment"]
     check("module: CCCI_ABRA is abra's bin/abra, the allowlist list becomes a file",
           env["CCCI_ABRA"] == "/nix/store/abra/bin/abra"
@@ -328,6 +338,8 @@ def package_checks(pkg, repo):
     check("package: the source leaves out target/, .git and the Nix files",
           os.path.realpath(pkg["src"]["root"]) == os.path.realpath(repo)
           and {"target", ".git", "nix", "flake.nix"} <= set(minus), minus)
+    check("package: the source keeps probe-image, which the Rust constant PROBE_IMAGE reads",
+          not any(m == "probe-image" or m == "." for m in minus), minus)
     with tempfile.TemporaryDirectory() as out:
         os.makedirs(os.path.join(out, "bin"))
         for b in ["ccci-deploy", "ccci-report", "abra", "fake-abra"]:
@@ -394,6 +406,108 @@ def flag_checks(ev, bindir):
               "exit %s, not in --help: %s" % (out.returncode, missing))
 
 
+def rust_probe_image(repo):
+    """The image the Rust constant `PROBE_IMAGE` names, read from the source wherever it lives:
+    a string literal, or `include_str!` of a file (relative to the .rs file, or to the crate's
+    CARGO_MANIFEST_DIR), trimmed when the source trims it. Returns (image, where)."""
+    found = []
+    for path in glob.glob(os.path.join(repo, "**", "*.rs"), recursive=True):
+        if "/target/" in path or "/.git/" in path:
+            continue
+        with open(path) as f:
+            text = f.read()
+        for m in re.finditer(r"\bconst\s+PROBE_IMAGE\s*:\s*&(?:'static\s+)?str\s*=\s*(.*?);", text, re.S):
+            found.append((path, re.sub(r"\s+", "", m.group(1))))
+    if len(found) != 1:
+        raise ValueError("expected one `const PROBE_IMAGE: &str = ...;` in the Rust source, found %s"
+                         % [os.path.relpath(p, repo) for p, _ in found])
+    path, expr = found[0]
+    where = os.path.relpath(path, repo)
+    m = re.fullmatch(r'"([^"\\]*)"', expr)
+    if m:
+        return m.group(1), where
+    m = re.fullmatch(r'include_str!\((?:concat!\(env!\("CARGO_MANIFEST_DIR"\),"([^"]+)"\)|"([^"]+)")\)'
+                     r'(\.trim(?:_ascii)?(?:_end)?\(\))?', expr)
+    if not m:
+        raise ValueError("%s: PROBE_IMAGE is neither a string literal nor include_str! of a file: %s"
+                         % (where, expr))
+    if m.group(1) is not None:
+        crate = os.path.dirname(path)
+        while not os.path.exists(os.path.join(crate, "Cargo.toml")):
+            crate = os.path.dirname(crate)
+        file = crate + m.group(1)
+    else:
+        file = os.path.join(os.path.dirname(path), m.group(2))
+    with open(file) as f:
+        value = f.read()
+    if m.group(3):
+        value = value.rstrip() if "end" in m.group(3) else value.strip()
+    return value, "%s (from %s)" % (where, os.path.relpath(file, repo))
+
+
+def probe_checks(ev, mod, repo, root):
+    """The probe image the Nix side builds and loads is the one the Rust constant names."""
+    try:
+        ref, where = rust_probe_image(repo)
+    except (OSError, ValueError) as e:
+        check("probe: PROBE_IMAGE is found in the Rust source", False, e)
+        return
+    check("probe: nix/lib.nix names the image PROBE_IMAGE names, %s: %s" % (where, ref),
+          ev["probeImageRef"] == ref
+          and "%s:%s" % (ev["probeImageName"], ev["probeImageTag"]) == ref,
+          (ev["probeImageRef"], ev["probeImageName"], ev["probeImageTag"]))
+    svc = ev["services"]
+    loader, runner = svc.get(LOADER), svc["ccci-drone-runner"]
+    check("probe: lib: %s exists, a oneshot that stays active once the image is loaded" % LOADER_UNIT,
+          loader is not None and loader["serviceConfig"]["Type"] == "oneshot"
+          and loader["serviceConfig"]["RemainAfterExit"] is True
+          and loader["wantedBy"] == ["multi-user.target"], loader)
+    if loader is None:
+        return
+    check("probe: lib: the loader needs Docker and comes after it",
+          loader["requires"] == ["docker.service"] and loader["after"] == ["docker.service"]
+          and loader["path"] == [root + "/docker"], loader)
+    check("probe: lib: the runner wants the loader and starts after it",
+          LOADER_UNIT in runner["after"] and LOADER_UNIT in runner["wants"]
+          and LOADER_UNIT not in runner.get("requires", []), runner)
+    sc = loader["serviceConfig"]
+    check("probe: lib: the loader reaches only the Docker socket (AF_UNIX, no network, no secrets)",
+          sc["RestrictAddressFamilies"] == ["AF_UNIX"] and sc["PrivateNetwork"] is True
+          and sc["IPAddressDeny"] == "any" and "EnvironmentFile" not in sc
+          and "LoadCredential" not in sc and "environment" not in loader, sc)
+    script = ev["probeLoadScript"]
+    check("probe: lib: the loader's script loads the archive unless %s already has its id" % ref,
+          "docker load --quiet --input '%s/probe/image.tar.gz'" % root in script
+          and "want=$(cat '%s/probe/id')" % root in script
+          and "docker image inspect --format '{{.Id}}' '%s'" % ref in script, script)
+    check("probe: lib: minimal settings without a probe image have no loader",
+          LOADER not in ev["variants"]["minimal"]["services"])
+
+    p = mod["probeImage"]
+    ms = mod["systemd"]["services"]
+    name, tag = ref.rsplit(":", 1)
+    args = p["imageArgs"]
+    check("probe: module: dockerTools.buildImage builds %s, tag %s" % (name, tag),
+          args["name"] == name and args["tag"] == tag, args)
+    check("probe: module: the image's root is pkgsStatic.busybox's bin/, its PATH and command sh",
+          args["copyToRoot"]["paths"] == ["/nix/store/busybox-static"]
+          and args["copyToRoot"]["pathsToLink"] == ["/bin"]
+          and args["config"] == {"Env": ["PATH=/bin"], "Cmd": ["/bin/sh"]}, args)
+    check("probe: module: services.ccci.probeImage holds the image and its id",
+          mod["cfg"]["probeImage"] == p["path"] and p["ref"] == ref
+          and 'ln -s %s "$out/image.tar.gz"' % p["image"] in p["script"]
+          and 'probe_image_id %s > "$out/id"' % p["image"] in p["script"], p)
+    loader = ms.get(LOADER)
+    check("probe: module: %s runs the loader script on that image" % LOADER_UNIT,
+          loader is not None and loader["serviceConfig"]["ExecStart"] == p["loader"]
+          and p["loader"] == "/nix/store/writeShellScript-ccci-probe-image-load"
+          and p["loaderText"] == ev["probeLoadScript"].replace(root + "/probe", p["path"])
+          and loader["path"] == ["/nix/store/docker"], (loader, p["loaderText"]))
+    mr = ms["ccci-drone-runner"]
+    check("probe: module: the runner is ordered after the loader and wants it",
+          LOADER_UNIT in mr["after"] and LOADER_UNIT in mr["wants"], mr)
+
+
 def main():
     kind = sys.argv[1]
     if kind == "lib":
@@ -406,6 +520,8 @@ def main():
         flake_checks(load(sys.argv[2]), sys.argv[3], load(sys.argv[4]))
     elif kind == "package":
         package_checks(load(sys.argv[2]), sys.argv[3])
+    elif kind == "probe":
+        probe_checks(load(sys.argv[2]), load(sys.argv[3]), sys.argv[4], sys.argv[5])
     sys.exit(0 if all(results) else 1)
 
 

@@ -1,7 +1,11 @@
 # Test-only: evaluates the pure functions of nix/lib.nix for tests/nix/check.sh, with settings
 # whose store paths are replaced by directories below `root` (where check.sh links the binaries
 # built by cargo, and stubs for abra and the Drone runner).
-{ root }:
+{
+  root,
+  # The tag tests/nix/probe_image_test.sh loads a copy of the probe image under.
+  probeTestRef ? "ccci-nixcheck-probe:test",
+}:
 
 let
   ccci = import ../../nix/lib.nix;
@@ -33,6 +37,12 @@ let
     environmentFile = "${root}/secrets/ccci.env";
     user = "ccci";
     group = "ccci";
+    probeImage = {
+      archive = "${root}/probe/image.tar.gz";
+      idFile = "${root}/probe/id";
+      loader = "${root}/probe/load";
+      docker = "${root}/docker";
+    };
     janitor = {
       enable = true;
       schedule = "*:0/5";
@@ -75,7 +85,25 @@ in
     envFile
     defaultStepMinutes
     killAfterSeconds
+    probeImageRef
+    probeImageName
+    probeImageTag
+    probeImageIdFunction
     ;
+  # The loader unit's script (check.sh writes it to settings.probeImage.loader), and the same
+  # script for a copy of the image under probeTestRef (probe_image_test.sh runs it against the
+  # host's Docker), once with a tag the archive does not carry.
+  probeLoadScript = ccci.probeImageLoadScript { inherit (settings.probeImage) archive idFile; };
+  probeTest = rec {
+    ref = probeTestRef;
+    archive = "${root}/probe-test/image.tar.gz";
+    idFile = "${root}/probe-test/id";
+    script = ccci.probeImageLoadScript { inherit archive idFile ref; };
+    wrongRefScript = ccci.probeImageLoadScript {
+      inherit archive idFile;
+      ref = "${probeTestRef}-absent";
+    };
+  };
   environment = ccci.environment settings;
   # What pipeline steps see: the units' environment and the bridge's forge settings.
   pipelineEnvironment = ccci.environment settings // ccci.bridgePipelineEnvironment settings;
@@ -115,6 +143,7 @@ in
           backupbotPasswordFile = null;
           overlaysDir = null;
           environmentFile = null;
+          probeImage = null;
           janitor = settings.janitor // {
             enable = false;
           };

@@ -73,17 +73,43 @@ let
         s;
   };
 
-  # Store paths stand in for packages; writeText records its name and content.
+  # Store paths stand in for packages; the builders record what they were given.
   pkgs = {
     ccci = "/nix/store/ccci";
     drone-runner-exec = "/nix/store/drone-runner-exec";
     git = "/nix/store/git";
     restic = "/nix/store/restic";
     coreutils = "/nix/store/coreutils";
+    pkgsStatic.busybox = "/nix/store/busybox-static";
     stdenv.hostPlatform.system = "x86_64-linux";
+    callPackage =
+      fn: args:
+      let
+        f = import fn;
+      in
+      f (builtins.intersectAttrs (builtins.functionArgs f) pkgs // args);
     writeText = name: text: {
       outPath = "/nix/store/writeText-${name}";
       inherit text;
+    };
+    writeShellScript = name: text: {
+      outPath = "/nix/store/writeShellScript-${name}";
+      inherit text;
+    };
+    runCommand =
+      name: env: script:
+      (env.passthru or { })
+      // {
+        outPath = "/nix/store/runCommand-${name}";
+        inherit name script;
+      };
+    buildEnv = args: {
+      outPath = "/nix/store/buildEnv-${args.name}";
+      inherit args;
+    };
+    dockerTools.buildImage = args: {
+      outPath = "/nix/store/dockerTools-buildImage-${baseNameOf args.name}.tar.gz";
+      inherit args;
     };
   };
 
@@ -151,6 +177,23 @@ in
     };
   };
   pipelineText = config.services.ccci.runner.pipelineFile.text;
+  # What the module builds and loads as the probe image, and the loader unit's script.
+  probeImage =
+    let
+      p = config.services.ccci.probeImage;
+      loader = module.config.content.systemd.services.ccci-probe-image.serviceConfig.ExecStart;
+    in
+    {
+      # Not `outPath`: toJSON would print only that.
+      path = p.outPath;
+      inherit (p) script ref;
+      image = p.image.outPath;
+      imageArgs = p.image.args // {
+        copyToRoot = p.image.args.copyToRoot.args;
+      };
+      loader = loader.outPath;
+      loaderText = loader.text;
+    };
   enabled = module.config.cond;
   inherit (module.config.content)
     users
