@@ -8,7 +8,7 @@
 //! cell, an HTML `<summary>`, a fenced code block.
 
 use crate::error::{Error, Result};
-use crate::run::state::{Assertion, Outcome, RunState};
+use crate::run::state::{Assertion, OpName, Outcome, RunState};
 
 /// The longest detail a table cell, a terminal line or a JUnit `message` shows.
 const LINE_MAX: usize = 160;
@@ -110,7 +110,7 @@ pub fn verdict_words(state: &RunState) -> &'static str {
 pub fn deploy_once_violation(state: &RunState) -> Option<String> {
     let broken = match state.deploys {
         1 => false,
-        0 => state.last_op("deploy").is_some_and(|d| d.result == Outcome::Pass),
+        0 => state.last_op(OpName::Deploy).is_some_and(|d| d.result == Outcome::Pass),
         _ => true,
     };
     broken.then(|| format!("deploy-once violated (deploys = {})", state.deploys))
@@ -545,7 +545,7 @@ fn rows<'a>(state: &'a RunState, violation: Option<&'a str>) -> Vec<Row<'a>> {
         .ops
         .iter()
         .map(|op| Row {
-            name: &op.op,
+            name: op.op.as_str(),
             result: op.result,
             duration_ms: Some(op.duration_ms),
             started_at: &op.started_at,
@@ -1017,7 +1017,7 @@ mod tests {
     #[test]
     fn the_headlines_name_a_base_release_that_does_not_deploy() {
         let mut s = run();
-        s.ops.retain(|o| o.op == "deploy");
+        s.ops.retain(|o| o.op == OpName::Deploy);
         let serving = assertion("serving app:8080", Outcome::Pass, 3, "GET http://127.0.0.1:32770/ → 200");
         s.ops.push(op("install", Outcome::Pass, 4_100, "1 assertions passed", vec![serving]));
         s.upgrade = Some(crate::run::state::UpgradePlan {

@@ -11,10 +11,10 @@ use super::http::{Forge, StatusState};
 use super::tick::OVERALL_CONTEXT;
 use crate::error::{Error, Result};
 use crate::report;
-use crate::run::state::{Outcome, RunState};
+use crate::run::state::{OpName, Outcome, RunState};
 
 /// The tiers that get a commit status of their own, `ccci/<tier>`.
-pub const TIERS: [&str; 5] = ["install", "upgrade", "backup", "restore", "custom"];
+pub const TIERS: [OpName; 5] = OpName::TIERS;
 
 /// One bridge run as its build parameters name it, each checked for its shape (bad input, exit 2,
 /// otherwise): parameters come from Drone and are never trusted to be well formed.
@@ -124,8 +124,9 @@ fn pull_head(url: &str, pr: u64) -> Result<String> {
 
 /// A tier's status from the run-state: its op records (`deploy` counts for `install`); the worst
 /// of them decides. `None` means the tier did not run.
-fn tier(state: &RunState, name: &str) -> Option<(StatusState, String)> {
-    let ops: Vec<_> = state.ops.iter().filter(|o| o.op == name || (name == "install" && o.op == "deploy")).collect();
+fn tier(state: &RunState, name: &OpName) -> Option<(StatusState, String)> {
+    let ops: Vec<_> =
+        state.ops.iter().filter(|o| o.op == *name || (*name == OpName::Install && o.op == OpName::Deploy)).collect();
     let worst = [Outcome::Error, Outcome::Fail, Outcome::Pass, Outcome::Skip]
         .into_iter()
         .find(|w| ops.iter().any(|o| o.result == *w))?;
@@ -150,7 +151,7 @@ pub fn statuses(state: Option<&RunState>, refusal: Option<&str>) -> Vec<(String,
         let (s, d) = match (state, refusal) {
             (_, Some(r)) => (StatusState::Error, format!("not tested: {r}")),
             (None, None) => (StatusState::Error, "the run recorded nothing (see the build log)".into()),
-            (Some(st), None) => tier(st, t).unwrap_or((StatusState::Success, "not run".into())),
+            (Some(st), None) => tier(st, &t).unwrap_or((StatusState::Success, "not run".into())),
         };
         out.push((format!("ccci/{t}"), s, d));
     }

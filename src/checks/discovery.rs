@@ -13,8 +13,7 @@ use crate::error::{Error, Result};
 use crate::recipe::{EnvFile, checkout};
 use crate::run::naming::RecipeName;
 
-/// The ops a folder of checks can be named for.
-pub const OPS: &[&str] = &["install", "upgrade", "backup", "restore", "custom"];
+use crate::run::state::OpName;
 
 /// The install-steps hook's file name, in an overlay and in a recipe's `tests/`.
 pub const INSTALL_STEPS: &str = "install_steps.sh";
@@ -199,10 +198,11 @@ impl Settings {
             match key {
                 "SKIP_GENERIC" => {
                     for op in items {
-                        if op != "all" && !OPS.contains(&op) {
+                        if op != "all" && OpName::tier(op).is_none() {
+                            let tiers: Vec<&str> = OpName::TIERS.iter().map(OpName::as_str).collect();
                             return Err(Error::bad_input(format!(
                                 "SKIP_GENERIC: unknown op {op:?}: expected `all` or some of {}",
-                                OPS.join(", ")
+                                tiers.join(", ")
                             )));
                         }
                         s.skip_generic.insert(op.to_string());
@@ -389,7 +389,7 @@ mod tests {
         assert!(s.skips_generic("custom") && !s.skips_generic("install"));
         assert_eq!(s.origin, "overlays/hello/settings.env");
         let all = Settings::parse("SKIP_GENERIC=all\n", "x").unwrap();
-        assert!(OPS.iter().all(|op| all.skips_generic(op)));
+        assert!(OpName::TIERS.iter().all(|op| all.skips_generic(op.as_str())));
         let none = Settings::parse("SKIP_GENERIC=\n", "x").unwrap();
         assert!(!none.skips_generic("install"));
     }

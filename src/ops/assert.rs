@@ -16,13 +16,13 @@ use crate::config::given;
 use crate::error::{Error, Result};
 use crate::progress::Progress;
 use crate::recipe::trust::{self, Allowlist};
-use crate::run::state::{Assertion, OpTimer, Outcome, RunState};
+use crate::run::state::{Assertion, OpName, OpTimer, Outcome, RunState};
 
 pub const HOLDER: &str = "ccci-assert";
 
 /// The ops ccci-assert checks. `custom` is not a lifecycle op: its checks (an SSO login, an API
 /// call) run on the deployment as the earlier tiers left it.
-pub const TIERS: &[&str] = discovery::OPS;
+pub const TIERS: [OpName; 5] = OpName::TIERS;
 
 /// The outcome of a set of assertions: any error wins, then any failure; all skipped is a skip.
 pub fn combine(assertions: &[Assertion]) -> Outcome {
@@ -40,14 +40,14 @@ pub fn combine(assertions: &[Assertion]) -> Outcome {
 /// The op a tier's checks are recorded as. Install and custom have no op of their own, so
 /// their checks are the op; later tiers have one (ccci-upgrade records `upgrade`), so their
 /// checks are `assert <tier>`.
-pub fn op_name(tier: &str) -> String {
-    if tier == "install" || tier == "custom" { tier.to_string() } else { format!("assert {tier}") }
+pub fn op_name(tier: &OpName) -> OpName {
+    tier.assert_op()
 }
 
 /// Everything ccci-assert reads from its environment, checked before the run-state is touched.
 #[derive(Debug, Clone)]
 pub struct Setup {
-    tier: String,
+    tier: OpName,
     floor: Floor,
     allowlist: Allowlist,
     check_timeout: Duration,
@@ -57,13 +57,14 @@ pub struct Setup {
 
 /// Reads and checks the settings for `tier`; a malformed one is bad input.
 pub fn prepare(tier: &str) -> Result<Setup> {
-    if !TIERS.contains(&tier) {
-        return Err(Error::bad_input(format!("unknown tier {tier:?}: expected one of {}", TIERS.join(", "))));
-    }
+    let Some(tier) = OpName::tier(tier) else {
+        let tiers: Vec<&str> = TIERS.iter().map(OpName::as_str).collect();
+        return Err(Error::bad_input(format!("unknown tier {tier:?}: expected one of {}", tiers.join(", "))));
+    };
     discovery::overlays_root()?;
-    let skip_generic = crate::config::skip_generic(tier)?.map(|asked| format!("{asked} in the environment"));
+    let skip_generic = crate::config::skip_generic(tier.as_str())?.map(|asked| format!("{asked} in the environment"));
     Ok(Setup {
-        tier: tier.to_string(),
+        tier,
         floor: Floor::from_env(&[])?,
         allowlist: Allowlist::load()?,
         check_timeout: exec::timeout_setting()?,
@@ -73,9 +74,9 @@ pub fn prepare(tier: &str) -> Result<Setup> {
 
 /// Runs the tier's checks and records them as one op; returns its outcome.
 pub fn run(setup: &Setup, state: &mut RunState, sh: &Shell, progress: &Progress) -> Outcome {
-    let tier = setup.tier.as_str();
+    let tier = &setup.tier;
     let op = op_name(tier);
-    let timer = OpTimer::start(&op);
+    let timer = OpTimer::start(op.clone());
     if let Some(v) = state.deploy_once_violation() {
         progress.log(&v);
         state.push_op(timer.finish(Outcome::Error, v, vec![]));
@@ -100,18 +101,18 @@ pub fn run(setup: &Setup, state: &mut RunState, sh: &Shell, progress: &Progress)
 
     let mut assertions = vec![];
     // The upgrade's own proof is not a generic check: no opt-out removes it.
-    if tier == "upgrade" {
+    if *tier == OpName::Upgrade {
         assertions.push(moved_evidence(state));
     }
     // Likewise the backup's and the restore's evidence, read again here.
-    if tier == "backup" {
+    if *tier == OpName::Backup {
         assertions.extend(backup_evidence(state));
     }
-    if tier == "restore" {
+    if *tier == OpName::Restore {
         assertions.push(restore_evidence(state, sh));
     }
     let by_setting =
-        overlay.settings.skips_generic(tier).then(|| format!("SKIP_GENERIC in {}", overlay.settings.origin));
+        overlay.settings.skips_generic(tier.as_str()).then(|| format!("SKIP_GENERIC in {}", overlay.settings.origin));
     let mut settle = None;
     match setup.skip_generic.clone().or(by_setting) {
         Some(who) => {
@@ -136,7 +137,7 @@ pub fn run(setup: &Setup, state: &mut RunState, sh: &Shell, progress: &Progress)
         }
     }
     assertions.extend(run_checks(setup, state, &overlay, sh, progress));
-    if tier == "upgrade" {
+    if *tier == OpName::Upgrade {
         assertions.push(upgrade_canaries(state, sh));
     }
     if let Some((watch, at)) = settle {
@@ -146,7 +147,7 @@ pub fn run(setup: &Setup, state: &mut RunState, sh: &Shell, progress: &Progress)
     }
 
     let outcome = combine(&assertions);
-    if tier == "install" && outcome == Outcome::Pass {
+    if *tier == OpName::Install && outcome == Outcome::Pass {
         plant_upgrade_canaries(state, sh, progress);
     }
     state.push_op(timer.finish(outcome, summary(&assertions), assertions));
@@ -193,23 +194,23 @@ pub fn op_detail(done: &str, outcome: Outcome, assertions: &[Assertion]) -> Stri
 }
 
 /// Why a tier has nothing to check: its op did not happen, or the run is dead.
-fn skip_reason(tier: &str, state: &RunState) -> Option<String> {
-    let result = |op: &str| state.last_op(op).map(|r| r.result);
-    match result("deploy") {
+fn skip_reason(tier: &OpName, state: &RunState) -> Option<String> {
+    let result = |op: OpName| state.last_op(op).map(|r| r.result);
+    match result(OpName::Deploy) {
         Some(Outcome::Pass) => {}
         Some(r) => return Some(format!("deploy did not pass ({})", r.as_str())),
         None => return Some("the run has no deploy".into()),
     }
-    if tier == "install" {
+    if *tier == OpName::Install {
         return None;
     }
-    if let Some(r) = result("install").filter(|r| *r != Outcome::Pass) {
+    if let Some(r) = result(OpName::Install).filter(|r| *r != Outcome::Pass) {
         return Some(format!("install failed ({})", r.as_str()));
     }
-    if tier == "custom" {
+    if *tier == OpName::Custom {
         return None;
     }
-    match state.last_op(tier) {
+    match state.last_op(tier.clone()) {
         None => Some(format!("{tier} did not run")),
         Some(r) if r.result == Outcome::Skip => {
             Some(format!("{tier} was skipped: {}", r.detail.strip_prefix("skipped: ").unwrap_or(&r.detail)))
@@ -221,7 +222,8 @@ fn skip_reason(tier: &str, state: &RunState) -> Option<String> {
 
 /// The upgrade op's verdict on whether the deployment moved to the head.
 fn moved_evidence(state: &RunState) -> Assertion {
-    let found = state.last_op("upgrade").and_then(|r| r.assertions.iter().find(|a| a.name == "moved to the head"));
+    let found =
+        state.last_op(OpName::Upgrade).and_then(|r| r.assertions.iter().find(|a| a.name == "moved to the head"));
     match found {
         Some(a) => Assertion { name: "moved to the head".into(), ..a.clone() },
         None => Assertion {
@@ -239,7 +241,7 @@ fn moved_evidence(state: &RunState) -> Assertion {
 fn backup_evidence(state: &RunState) -> Vec<Assertion> {
     let name = "backup evidence";
     let err = |result, detail: String| vec![crate::ops::backup::note(name, result, &detail)];
-    let Some(ev) = state.last_op("backup").and_then(|r| r.backup.clone()) else {
+    let Some(ev) = state.last_op(OpName::Backup).and_then(|r| r.backup.clone()) else {
         return err(Outcome::Error, "the backup op recorded no evidence".into());
     };
     let Some(snapshot) = ev.snapshot.clone() else {
@@ -384,7 +386,7 @@ fn upgrade_canaries(state: &RunState, sh: &Shell) -> Assertion {
 
 /// Every canary of the backup holds its planted bytes again, read from the volumes now.
 fn restore_evidence(state: &RunState, sh: &Shell) -> Assertion {
-    match state.last_op("restore").and_then(|r| r.backup.clone()) {
+    match state.last_op(OpName::Restore).and_then(|r| r.backup.clone()) {
         Some(mut ev) => crate::ops::restore::canaries_back(sh, state, &ev.volumes, &mut ev.canaries),
         None => crate::ops::backup::note("canaries restored", Outcome::Error, "the restore op recorded no evidence"),
     }
@@ -586,10 +588,10 @@ mod tests {
 
     #[test]
     fn ops_are_named_for_their_tier() {
-        assert_eq!(op_name("install"), "install");
-        assert_eq!(op_name("custom"), "custom");
-        assert_eq!(op_name("upgrade"), "assert upgrade");
-        assert_eq!(op_name("backup"), "assert backup");
+        assert_eq!(op_name(&OpName::Install).as_str(), "install");
+        assert_eq!(op_name(&OpName::Custom).as_str(), "custom");
+        assert_eq!(op_name(&OpName::Upgrade).as_str(), "assert upgrade");
+        assert_eq!(op_name(&OpName::Backup).as_str(), "assert backup");
     }
 
     fn deployed_state() -> RunState {
@@ -635,7 +637,7 @@ mod tests {
     fn with_ops(ops: &[(&str, Outcome)]) -> RunState {
         let mut s = crate::run::state::tests::sample();
         s.deploys = 1;
-        s.ops = ops.iter().map(|(op, r)| OpTimer::start(op).finish(*r, "d", vec![])).collect();
+        s.ops = ops.iter().map(|(op, r)| OpTimer::start((*op).into()).finish(*r, "d", vec![])).collect();
         s
     }
 
@@ -644,13 +646,13 @@ mod tests {
         use Outcome::*;
         let s = with_ops(&[("deploy", Pass), ("install", Fail)]);
         for tier in ["upgrade", "backup", "restore", "custom"] {
-            assert_eq!(skip_reason(tier, &s).as_deref(), Some("install failed (fail)"), "{tier}");
+            assert_eq!(skip_reason(&tier.into(), &s).as_deref(), Some("install failed (fail)"), "{tier}");
         }
         let s = with_ops(&[("deploy", Pass), ("install", Pass), ("upgrade", Fail)]);
-        assert_eq!(skip_reason("upgrade", &s).as_deref(), Some("upgrade did not pass (fail)"));
-        assert_eq!(skip_reason("custom", &s), None, "custom is independent of the upgrade");
-        assert_eq!(skip_reason("backup", &s).as_deref(), Some("backup did not run"));
+        assert_eq!(skip_reason(&"upgrade".into(), &s).as_deref(), Some("upgrade did not pass (fail)"));
+        assert_eq!(skip_reason(&"custom".into(), &s), None, "custom is independent of the upgrade");
+        assert_eq!(skip_reason(&"backup".into(), &s).as_deref(), Some("backup did not run"));
         let s = with_ops(&[("deploy", Error)]);
-        assert_eq!(skip_reason("install", &s).as_deref(), Some("deploy did not pass (error)"));
+        assert_eq!(skip_reason(&"install".into(), &s).as_deref(), Some("deploy did not pass (error)"));
     }
 }

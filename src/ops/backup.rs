@@ -24,7 +24,7 @@ use crate::progress::Progress;
 use crate::recipe::backup::{self, Hook, Override, Phase, Plan, ServiceInput};
 use crate::run::registry::Registry;
 use crate::run::state::{
-    Assertion, BackupEvidence, Canary, DriverKind, HookRun, OpTimer, Outcome, RunState, VolumeEvidence,
+    Assertion, BackupEvidence, Canary, DriverKind, HookRun, OpName, OpTimer, Outcome, RunState, VolumeEvidence,
 };
 use crate::swarm::restic::{self, Repo};
 
@@ -66,12 +66,12 @@ pub fn from_swarm(sh: &Shell, state: &RunState, overlay: &Overlay) -> Result<Swa
 
 /// Why backup (and so restore) has nothing to do, before the swarm is asked.
 fn skip_reason(state: &RunState) -> Option<String> {
-    match state.last_op("deploy").map(|r| r.result) {
+    match state.last_op(OpName::Deploy).map(|r| r.result) {
         Some(Outcome::Pass) => {}
         Some(r) => return Some(format!("deploy did not pass ({})", r.as_str())),
         None => return Some("the run has no deploy".into()),
     }
-    match state.last_op("install").map(|r| r.result) {
+    match state.last_op(OpName::Install).map(|r| r.result) {
         Some(Outcome::Pass) | None => None,
         Some(r) => Some(format!("install failed ({})", r.as_str())),
     }
@@ -79,7 +79,7 @@ fn skip_reason(state: &RunState) -> Option<String> {
 
 /// Runs the backup and records the `backup` op; returns its outcome.
 pub fn run(state: &mut RunState, registry: &Registry, sh: &Shell, progress: &Progress) -> Outcome {
-    let timer = OpTimer::start("backup");
+    let timer = OpTimer::start(OpName::Backup);
     let _ = registry.renew(&state.run_id, HOLDER);
     if let Some(v) = state.deploy_once_violation() {
         state.push_op(timer.finish(Outcome::Error, v, vec![]));
@@ -180,7 +180,7 @@ fn backup(
     }
 
     // Plant hooks of the overlay, then the recipe's pre-hooks.
-    plant(state, &overlay, "backup", progress, assertions)?;
+    plant(state, &overlay, OpName::Backup, progress, assertions)?;
     if abra.is_none() {
         run_hooks(sh, state, plan, Phase::BackupPre, progress, assertions, &mut evidence.hooks)?;
     }
@@ -601,11 +601,12 @@ fn labelled_paths(plan: &Plan, volumes: &[VolumeEvidence], nodes: &[restic::Node
 pub(crate) fn plant(
     state: &RunState,
     overlay: &Overlay,
-    op: &str,
+    op: OpName,
     progress: &Progress,
     assertions: &mut Vec<Assertion>,
 ) -> Result<()> {
     let Some(dir) = &overlay.dir else { return Ok(()) };
+    let op = op.as_str();
     let found = crate::checks::discovery::checks_in(
         &dir.join(op).join("plant"),
         &format!("overlays/{}/{op}/plant", state.recipe),

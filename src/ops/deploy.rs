@@ -11,7 +11,9 @@ use crate::recipe::trust::Allowlist;
 use crate::recipe::{self, Compose};
 use crate::run::naming::{self, Domain, RecipeName, RunId, StackName};
 use crate::run::registry::Registry;
-use crate::run::state::{BaseRelease, DriverKind, OpTimer, Outcome, RunState, SCHEMA, Source, UpgradePlan, Versions};
+use crate::run::state::{
+    BaseRelease, DriverKind, OpName, OpTimer, Outcome, RunState, SCHEMA, Source, UpgradePlan, Versions,
+};
 use crate::swarm::converge;
 use crate::swarm::docker;
 use crate::swarm::driver::{self, Driver};
@@ -178,7 +180,7 @@ pub fn run(prepared: Prepared, sh: &Shell, progress: &Progress) -> Result<(RunSt
     registry.register(&state, HOLDER)?;
     let _alive = registry.heartbeat(&state.run_id, HOLDER);
     progress.log(format!("registered run {} ({}, driver {})", state.run_id, state.domain, state.driver.as_str()));
-    let timer = OpTimer::start("deploy");
+    let timer = OpTimer::start(OpName::Deploy);
     let result = deploy(&mut state, &source, &registry, driver.as_ref(), sh, limits, upgrade, progress);
     let record = match result {
         Ok(detail) => timer.finish(Outcome::Pass, detail, vec![]),

@@ -15,9 +15,9 @@ use crate::error::{Error, Result};
 use crate::progress::Progress;
 use crate::recipe::trust::Allowlist;
 use crate::run::naming::RecipeName;
-use crate::run::state::{DriverKind, OpTimer, Outcome, RunState};
+use crate::run::state::{DriverKind, OpName, OpTimer, Outcome, RunState};
 
-pub const OP: &str = "install-steps";
+pub const OP: OpName = OpName::InstallSteps;
 
 /// Checks the settings the hook will need, before the run exists (bad ones are bad input).
 pub fn preflight(recipe: &RecipeName) -> Result<()> {
@@ -34,7 +34,7 @@ pub fn run(sh: &Shell, state: &mut RunState, recipe_dir: &Path, progress: &Progr
     let overlay = Overlay::load(&state.recipe)?;
     let allowlist = Allowlist::load()?;
     let timeout = exec::timeout_setting()?;
-    let scratch = state.workspace.join(OP);
+    let scratch = state.workspace.join(OP.as_str());
     if scratch.exists() {
         fs_err::remove_dir_all(&scratch)?;
     }
@@ -56,7 +56,7 @@ pub fn run(sh: &Shell, state: &mut RunState, recipe_dir: &Path, progress: &Progr
         extra.push(("ABRA_DIR".to_string(), state.workspace.join("abra").display().to_string()));
     }
     let snapshot = state.clone();
-    let env = super::assert::Env { state: &snapshot, op: OP, scratch: &scratch, extra };
+    let env = super::assert::Env { state: &snapshot, op: OpName::InstallSteps.as_str(), scratch: &scratch, extra };
     let assertions: Vec<_> = hooks
         .iter()
         .enumerate()

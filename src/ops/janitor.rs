@@ -19,7 +19,7 @@ use crate::error::Result;
 use crate::progress::Progress;
 use crate::run::naming::{Domain, RecipeName, RunId, StackName};
 use crate::run::registry::Registry;
-use crate::run::state::{DriverKind, Outcome, RunState, SCHEMA, Source, Versions};
+use crate::run::state::{DriverKind, OpName, Outcome, RunState, SCHEMA, Source, Versions};
 use crate::swarm::docker;
 use crate::time::{rfc3339, unix_now};
 
@@ -262,7 +262,7 @@ fn reap(job: Job, opts: &Options, registry: &Registry) -> Action {
         Ok(sh) => {
             let mut state = state;
             let outcome = super::teardown::run(&mut state, registry, &sh, &progress, None);
-            let detail = state.last_op("teardown").map(|r| r.detail.clone()).unwrap_or_default();
+            let detail = state.last_op(OpName::Teardown).map(|r| r.detail.clone()).unwrap_or_default();
             action("reap", &stack, outcome.as_str(), detail)
         }
         Err(e) => action("reap", &stack, Outcome::Error.as_str(), e.to_string()),

@@ -10,6 +10,8 @@ pub mod restore;
 pub mod teardown;
 pub mod upgrade;
 
+pub use crate::run::state::OpName;
+
 use crate::error::{Error, Kind};
 use crate::run::state::Outcome;
 
@@ -38,7 +40,7 @@ pub fn stage(
     // Teardown may run again (it is idempotent); no other stage may act on a run that is gone, and
     // none may record on it: that would bring a forgotten run back into the registry.
     if holder != teardown::HOLDER
-        && let Some(t) = state.ops.iter().rev().find(|o| o.op == "teardown" && o.result != Outcome::Skip)
+        && let Some(t) = state.ops.iter().rev().find(|o| o.op == OpName::Teardown && o.result != Outcome::Skip)
     {
         return Err(Error::bad_input(format!(
             "run {} was torn down at {} (teardown {}): there is no deployment to act on; start a new run with ccci-deploy",

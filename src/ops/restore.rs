@@ -23,13 +23,13 @@ use crate::ops::backup::{from_swarm, note, read_in_volume, remove_in_volume, run
 use crate::progress::Progress;
 use crate::recipe::backup::Phase;
 use crate::run::registry::Registry;
-use crate::run::state::{Assertion, BackupEvidence, Canary, OpTimer, Outcome, RunState};
+use crate::run::state::{Assertion, BackupEvidence, Canary, OpName, OpTimer, Outcome, RunState};
 use crate::swarm::restic;
 
 pub const HOLDER: &str = "ccci-restore";
 
 fn skip_reason(state: &RunState) -> Option<String> {
-    match state.last_op("backup") {
+    match state.last_op(OpName::Backup) {
         None => Some("backup did not run".into()),
         Some(r) if r.result == Outcome::Skip => Some(format!("backup was skipped: {}", r.detail)),
         Some(r) if r.result != Outcome::Pass => Some(format!("backup did not pass ({})", r.result.as_str())),
@@ -42,7 +42,7 @@ fn skip_reason(state: &RunState) -> Option<String> {
 
 /// Runs the restore and records the `restore` op; returns its outcome.
 pub fn run(state: &mut RunState, registry: &Registry, sh: &Shell, progress: &Progress) -> Outcome {
-    let timer = OpTimer::start("restore");
+    let timer = OpTimer::start(OpName::Restore);
     let _ = registry.renew(&state.run_id, HOLDER);
     if let Some(v) = state.deploy_once_violation() {
         state.push_op(timer.finish(Outcome::Error, v, vec![]));
@@ -53,7 +53,7 @@ pub fn run(state: &mut RunState, registry: &Registry, sh: &Shell, progress: &Pro
         state.push_op(timer.finish(Outcome::Skip, why, vec![]));
         return Outcome::Skip;
     }
-    let backed_up = state.last_op("backup").and_then(|r| r.backup.clone()).expect("checked by skip_reason");
+    let backed_up = state.last_op(OpName::Backup).and_then(|r| r.backup.clone()).expect("checked by skip_reason");
     let mut evidence = BackupEvidence {
         engine: backed_up.engine.clone(),
         repository: backed_up.repository.clone(),
@@ -124,7 +124,7 @@ fn restore(
     }
     progress.log(format!("changed {} canaries, wrote {} post-backup files", evidence.canaries.len(), post_files.len()));
 
-    crate::ops::backup::plant(state, &overlay, "restore", progress, assertions)?;
+    crate::ops::backup::plant(state, &overlay, OpName::Restore, progress, assertions)?;
     if let Some(abra) = &abra {
         // backup-bot-two runs the restore hooks and writes the files itself.
         let args = abra.restore_args(&state.domain, &snapshot);

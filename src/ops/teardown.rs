@@ -8,7 +8,7 @@ use xshell::Shell;
 use crate::error::{Error, Result};
 use crate::progress::Progress;
 use crate::run::registry::Registry;
-use crate::run::state::{OpTimer, Outcome, RunState};
+use crate::run::state::{OpName, OpTimer, Outcome, RunState};
 use crate::swarm::docker::{self, ObjectKind};
 use crate::swarm::driver;
 
@@ -23,7 +23,7 @@ pub fn run(
     progress: &Progress,
     keep: Option<Duration>,
 ) -> Outcome {
-    let timer = OpTimer::start("teardown");
+    let timer = OpTimer::start(OpName::Teardown);
     let _ = registry.renew(&state.run_id, HOLDER);
     if let Some(ttl) = keep
         && let Some(failed) = state.ops.iter().find(|o| matches!(o.result, Outcome::Fail | Outcome::Error))

@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::progress::Progress;
 use crate::recipe::git;
 use crate::run::registry::Registry;
-use crate::run::state::{Assertion, Deployed, OpTimer, Outcome, RunState};
+use crate::run::state::{Assertion, Deployed, OpName, OpTimer, Outcome, RunState};
 use crate::swarm::converge;
 use crate::swarm::driver::{self, Driver};
 use crate::words::{list, quoted};
@@ -18,7 +18,7 @@ pub const HOLDER: &str = "ccci-upgrade";
 
 /// Runs the upgrade and records the `upgrade` op; returns its outcome.
 pub fn run(state: &mut RunState, registry: &Registry, sh: &Shell, progress: &Progress) -> Outcome {
-    let timer = OpTimer::start("upgrade");
+    let timer = OpTimer::start(OpName::Upgrade);
     let _ = registry.renew(&state.run_id, HOLDER);
     if let Some(v) = state.deploy_once_violation() {
         state.push_op(timer.finish(Outcome::Error, v, vec![]));
@@ -52,12 +52,12 @@ pub fn run(state: &mut RunState, registry: &Registry, sh: &Shell, progress: &Pro
 }
 
 fn skip_reason(state: &RunState) -> Option<String> {
-    match state.last_op("deploy").map(|r| r.result) {
+    match state.last_op(OpName::Deploy).map(|r| r.result) {
         Some(Outcome::Pass) => {}
         Some(r) => return Some(format!("deploy did not pass ({})", r.as_str())),
         None => return Some("the run has no deploy".into()),
     }
-    if let Some(r) = state.last_op("install").map(|r| r.result)
+    if let Some(r) = state.last_op(OpName::Install).map(|r| r.result)
         && r != Outcome::Pass
     {
         return Some(format!("install failed ({})", r.as_str()));

@@ -265,10 +265,114 @@ impl Outcome {
     }
 }
 
+/// An op's name as the run-state records it (`ops[].op`), written as today's strings: the stages'
+/// ops, the asserts' (named for their tier) and the tiers themselves (`ccci-assert <tier>`, the
+/// overlay directories, `CCCI_OP`). A name this version does not know is kept as written.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub enum OpName {
+    /// The install-steps hooks, recorded by `ccci-deploy` when a hook exists.
+    InstallSteps,
+    Deploy,
+    /// `ccci-assert install` (a tier).
+    Install,
+    /// `ccci-upgrade`, and the tier.
+    Upgrade,
+    /// `ccci-assert upgrade`.
+    AssertUpgrade,
+    Backup,
+    AssertBackup,
+    Restore,
+    AssertRestore,
+    /// `ccci-assert custom` (a tier).
+    Custom,
+    Teardown,
+    /// A name this version does not know.
+    Other(String),
+}
+
+impl OpName {
+    /// The tiers `ccci-assert` checks, in pipe order.
+    pub const TIERS: [OpName; 5] = [OpName::Install, OpName::Upgrade, OpName::Backup, OpName::Restore, OpName::Custom];
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            OpName::InstallSteps => "install-steps",
+            OpName::Deploy => "deploy",
+            OpName::Install => "install",
+            OpName::Upgrade => "upgrade",
+            OpName::AssertUpgrade => "assert upgrade",
+            OpName::Backup => "backup",
+            OpName::AssertBackup => "assert backup",
+            OpName::Restore => "restore",
+            OpName::AssertRestore => "assert restore",
+            OpName::Custom => "custom",
+            OpName::Teardown => "teardown",
+            OpName::Other(s) => s,
+        }
+    }
+
+    /// The tier named `s`, if it is one.
+    pub fn tier(s: &str) -> Option<OpName> {
+        OpName::TIERS.into_iter().find(|t| t.as_str() == s)
+    }
+
+    /// The op `ccci-assert` records for this tier: `install` and `custom` are their own; the
+    /// others are `assert <tier>`, beside the op they check.
+    pub fn assert_op(&self) -> OpName {
+        match self {
+            OpName::Upgrade => OpName::AssertUpgrade,
+            OpName::Backup => OpName::AssertBackup,
+            OpName::Restore => OpName::AssertRestore,
+            other => other.clone(),
+        }
+    }
+}
+
+impl From<String> for OpName {
+    fn from(s: String) -> OpName {
+        const KNOWN: [OpName; 11] = [
+            OpName::InstallSteps,
+            OpName::Deploy,
+            OpName::Install,
+            OpName::Upgrade,
+            OpName::AssertUpgrade,
+            OpName::Backup,
+            OpName::AssertBackup,
+            OpName::Restore,
+            OpName::AssertRestore,
+            OpName::Custom,
+            OpName::Teardown,
+        ];
+        KNOWN.into_iter().find(|k| k.as_str() == s).unwrap_or(OpName::Other(s))
+    }
+}
+
+impl From<&str> for OpName {
+    fn from(s: &str) -> OpName {
+        OpName::from(s.to_string())
+    }
+}
+
+impl From<OpName> for String {
+    fn from(op: OpName) -> String {
+        match op {
+            OpName::Other(s) => s,
+            known => known.as_str().to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for OpName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct OpRecord {
     /// `deploy`, `install`, `upgrade`, `teardown`, ... (assert ops are named for their tier).
-    pub op: String,
+    pub op: OpName,
     pub result: Outcome,
     pub started_at: String,
     pub duration_ms: u64,
@@ -365,14 +469,14 @@ pub struct Assertion {
 
 /// Measures one op from its start; turned into an [`OpRecord`] when it ends.
 pub struct OpTimer {
-    op: String,
+    op: OpName,
     started_at: String,
     started: Instant,
 }
 
 impl OpTimer {
-    pub fn start(op: &str) -> OpTimer {
-        OpTimer { op: op.to_string(), started_at: crate::time::now_rfc3339(), started: Instant::now() }
+    pub fn start(op: OpName) -> OpTimer {
+        OpTimer { op, started_at: crate::time::now_rfc3339(), started: Instant::now() }
     }
     pub fn finish(self, result: Outcome, detail: impl Into<String>, assertions: Vec<Assertion>) -> OpRecord {
         OpRecord {
@@ -518,13 +622,13 @@ impl RunState {
     /// `Some(reason)` when the deploy-once rule is broken: a run that deployed must have
     /// deployed exactly once; an in-place redeploy is not a deploy.
     pub fn deploy_once_violation(&self) -> Option<String> {
-        let deployed = self.last_op("deploy").is_some_and(|d| d.result == Outcome::Pass);
+        let deployed = self.last_op(OpName::Deploy).is_some_and(|d| d.result == Outcome::Pass);
         (self.deploys > 1 || (deployed && self.deploys != 1))
             .then(|| format!("deploy-once violated: deploys = {}", self.deploys))
     }
 
     /// The latest record of `op`, if it ran.
-    pub fn last_op(&self, op: &str) -> Option<&OpRecord> {
+    pub fn last_op(&self, op: OpName) -> Option<&OpRecord> {
         self.ops.iter().rev().find(|r| r.op == op)
     }
 }
@@ -640,6 +744,24 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 
 #[cfg(test)]
 pub(crate) mod tests {
+    #[test]
+    fn op_names_are_written_as_before_and_an_unknown_one_is_kept() {
+        for (op, text) in [
+            (OpName::InstallSteps, "install-steps"),
+            (OpName::Deploy, "deploy"),
+            (OpName::AssertUpgrade, "assert upgrade"),
+            (OpName::Teardown, "teardown"),
+        ] {
+            assert_eq!(serde_json::to_value(&op).unwrap(), serde_json::json!(text));
+            assert_eq!(serde_json::from_value::<OpName>(serde_json::json!(text)).unwrap(), op);
+        }
+        let later: OpName = serde_json::from_value(serde_json::json!("a later op")).unwrap();
+        assert_eq!(later, OpName::Other("a later op".into()));
+        assert_eq!(serde_json::to_value(&later).unwrap(), serde_json::json!("a later op"));
+        assert_eq!(OpName::tier("restore"), Some(OpName::Restore));
+        assert_eq!(OpName::tier("deploy"), None);
+    }
+
     use super::*;
 
     pub fn sample() -> RunState {

@@ -20,7 +20,7 @@ pub fn capture_if_failed(sh: &Shell, registry: &Registry, state: &RunState, reco
     if !matches!(record.result, Outcome::Fail | Outcome::Error) {
         return;
     }
-    if let Ok(files) = capture(sh, registry, state, &record.op) {
+    if let Ok(files) = capture(sh, registry, state, record.op.as_str()) {
         record.artifacts = files;
     }
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use ccci::cli;
 use ccci::ops::deploy::{self, Request};
 use ccci::run::naming::RecipeName;
-use ccci::run::state::DriverKind;
+use ccci::run::state::{DriverKind, OpName};
 use ccci::{Error, Result};
 
 const BIN: &str = "ccci-deploy";
@@ -125,6 +125,6 @@ fn run(req: &Request, io: &ccci::run::state::StateIo, progress: &ccci::progress:
     let (state, saved) = deploy::run(prepared, &sh, progress)?;
     io.write(&state)?;
     saved?;
-    let outcome = state.last_op("deploy").map(|r| r.result).unwrap_or(ccci::run::state::Outcome::Error);
+    let outcome = state.last_op(OpName::Deploy).map(|r| r.result).unwrap_or(ccci::run::state::Outcome::Error);
     Ok(outcome.exit_code())
 }
