@@ -125,7 +125,7 @@ fn a_reap_that_failed_is_retried_on_the_next_janitor_pass() {
     assert!(made, "{out}");
     let mount = format!("{volume}:/data");
     let (held, out) =
-        docker(&["run", "-d", "--name", &holder, "-v", &mount, ccci::docker::PROBE_IMAGE, "sleep", "600"]);
+        docker(&["run", "-d", "--name", &holder, "-v", &mount, ccci::swarm::docker::PROBE_IMAGE, "sleep", "600"]);
     assert!(held, "{out}");
     register(&sd, &state, 1);
 

@@ -223,7 +223,7 @@ fn a_probe_left_running_by_a_killed_check_is_removed_by_teardown() {
         let out = Command::new("docker")
             .args(["run", "-d", "--pull", "never", "--name", &format!("{stack}_probe_1_0")])
             .args(["--label", &format!("com.docker.stack.namespace={stack}"), "--label", "ccci.probe=1"])
-            .args([ccci::docker::PROBE_IMAGE, "sleep", "600"])
+            .args([ccci::swarm::docker::PROBE_IMAGE, "sleep", "600"])
             .output()
             .unwrap();
         assert!(out.status.success(), "docker run: {}", String::from_utf8_lossy(&out.stderr));
