@@ -33,14 +33,11 @@ pub fn timeout_setting() -> Result<Duration> {
     crate::config::duration(&crate::config::CHECK_TIMEOUT)
 }
 
-/// The variables of ccci's own environment that a check also gets: `PATH`, so it finds the
-/// tools ccci finds, and the Docker client's connection settings. Nothing else passes: a token
-/// in the CI step's environment must not reach PR-authored code.
+/// The variables of ccci's own environment that a check also gets ([`inherit::CHECK`]): `PATH`,
+/// so it finds the tools ccci finds, and the Docker client's connection settings. Nothing else
+/// passes: a token in the CI step's environment must not reach PR-authored code.
 pub fn passthrough_env() -> Vec<(String, String)> {
-    ["PATH", "DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_CONFIG", "DOCKER_CERT_PATH", "DOCKER_TLS_VERIFY"]
-        .iter()
-        .filter_map(|k| Some((k.to_string(), std::env::var(k).ok()?)))
-        .collect()
+    crate::process::child_env(crate::process::inherit::CHECK)
 }
 
 /// How one run of a check ended.

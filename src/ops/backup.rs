@@ -717,47 +717,29 @@ pub fn run_hooks(
 /// No running container is the recipe's failure (its service is down); a hook still running
 /// after `timeout` is killed and fails.
 fn exec_hook(sh: &Shell, state: &RunState, hook: &Hook, timeout: Duration) -> Result<(i32, String)> {
-    use std::io::Read;
+    use crate::process::{ChildError, run_with_timeout};
     let service = format!("{}{}", state.stack.prefix(), hook.service);
     let Some(container) = crate::swarm::docker::running_container(sh, &service)? else {
         return Err(Error::failed(format!("no running container of {service} to run it in")));
     };
     let mut c = crate::swarm::docker::command();
     c.args(["exec", &container, "sh", "-c", &hook.command]);
-    c.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
-    let mut child = c.spawn().map_err(|e| Error::env(format!("docker exec: {e}")))?;
-    let (mut out, mut err) = (child.stdout.take().expect("piped"), child.stderr.take().expect("piped"));
-    let out_t = std::thread::spawn(move || {
-        let mut b = vec![];
-        let _ = out.read_to_end(&mut b);
-        b
-    });
-    let err_t = std::thread::spawn(move || {
-        let mut b = vec![];
-        let _ = err.read_to_end(&mut b);
-        b
-    });
-    let start = std::time::Instant::now();
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(st)) => break st,
-            Ok(None) if start.elapsed() > timeout => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(Error::failed(format!(
-                    "still running after {} s ({}); stopped waiting",
-                    timeout.as_secs(),
-                    crate::config::CHECK_TIMEOUT.name
-                )));
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(50)),
-            Err(e) => return Err(Error::env(format!("waiting for docker exec: {e}"))),
+    let finished = match run_with_timeout(&mut c, timeout, Duration::from_millis(50)) {
+        Ok(Some(f)) => f,
+        Ok(None) => {
+            return Err(Error::failed(format!(
+                "still running after {} s ({}); stopped waiting",
+                timeout.as_secs(),
+                crate::config::CHECK_TIMEOUT.name
+            )));
         }
+        Err(ChildError::Spawn(e)) => return Err(Error::env(format!("docker exec: {e}"))),
+        Err(ChildError::Wait(e)) => return Err(Error::env(format!("waiting for docker exec: {e}"))),
     };
-    let mut text = String::from_utf8_lossy(&out_t.join().unwrap_or_default()).into_owned();
-    text.push_str(&String::from_utf8_lossy(&err_t.join().unwrap_or_default()));
+    let mut text = String::from_utf8_lossy(&finished.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&finished.stderr));
     let text = crate::process::tail_bytes(&text, 4096);
-    match status.code() {
+    match finished.status.code() {
         // docker exec: 126/127 when sh cannot be started in the container.
         Some(code) => Ok((code, text)),
         None => Err(Error::env(format!("docker exec was killed by a signal: {}", crate::process::tail(&text, 2)))),

@@ -83,17 +83,12 @@ impl Drop for GitHome {
 }
 
 /// git with nothing of ccci's environment but `PATH` (and `SSH_AUTH_SOCK`, for an operator's
-/// ssh agent): no `GIT_CONFIG_PARAMETERS`, `GIT_DIR`, `GIT_SSH_COMMAND`, `GIT_EXEC_PATH`, no
-/// system or global config, an empty `HOME`, never a prompt, only the allowed transports. Like
-/// docker and abra (`docker::passthrough_env`), git gets what ccci decides, not what the step
-/// inherited.
+/// ssh agent; [`crate::process::inherit::GIT`]): no `GIT_CONFIG_PARAMETERS`, `GIT_DIR`,
+/// `GIT_SSH_COMMAND`, `GIT_EXEC_PATH`, no system or global config, an empty `HOME`, never a
+/// prompt, only the allowed transports. Like docker and abra, git gets what ccci decides, not what
+/// the step inherited.
 fn git<'a>(sh: &'a Shell, home: &GitHome) -> xshell::Cmd<'a> {
-    let mut c = cmd!(sh, "git").env_clear();
-    for k in ["PATH", "SSH_AUTH_SOCK"] {
-        if let Some(v) = std::env::var_os(k) {
-            c = c.env(k, v);
-        }
-    }
+    let mut c = crate::process::cleared(cmd!(sh, "git"), crate::process::inherit::GIT);
     c = c
         .env("HOME", &home.0)
         .env("GIT_CONFIG_NOSYSTEM", "1")

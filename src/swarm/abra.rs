@@ -134,7 +134,7 @@ impl Abra {
     /// the caller's environment never reach abra (or the recipe's `abra.sh`, which abra sources).
     pub fn env(&self) -> Vec<(String, String)> {
         let mut env = vec![("ABRA_DIR".to_string(), self.abra_dir.display().to_string())];
-        env.extend(crate::swarm::docker::passthrough_env());
+        env.extend(crate::process::child_env(crate::process::inherit::DOCKER));
         env
     }
 

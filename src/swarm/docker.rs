@@ -10,7 +10,7 @@ use serde_json::Value;
 use xshell::{Shell, cmd};
 
 use crate::error::{Error, Kind, Result};
-use crate::process::capture;
+use crate::process::{ChildError, capture, inherit, run_with_timeout};
 use crate::run::naming::StackName;
 use crate::run::state::AddressFamily;
 
@@ -18,19 +18,10 @@ pub const STACK_LABEL: &str = "com.docker.stack.namespace";
 /// Set on every object ccci itself creates (secrets of the stack driver), naming the run.
 pub const RUN_LABEL: &str = "ccci.run";
 
-/// What the docker CLI (and abra, which talks to the same daemon) needs from ccci's environment,
-/// and nothing else: `docker stack deploy` interpolates compose files from its environment and
-/// abra sources the recipe's `abra.sh`, so a host variable (a token, say) must not reach either.
-const PASSTHROUGH_ENV: &[&str] =
-    &["PATH", "HOME", "DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_CONFIG", "DOCKER_CERT_PATH", "DOCKER_TLS_VERIFY"];
-
-/// The variables of [`PASSTHROUGH_ENV`] that are set, with their values.
-pub fn passthrough_env() -> Vec<(String, String)> {
-    PASSTHROUGH_ENV.iter().filter_map(|k| Some((k.to_string(), std::env::var(k).ok()?))).collect()
-}
-
-fn docker(sh: &Shell) -> xshell::Cmd<'_> {
-    cmd!(sh, "docker").env_clear().envs(passthrough_env())
+/// docker with a cleared environment and only what the docker CLI needs of ccci's
+/// ([`inherit::DOCKER`]).
+pub(crate) fn docker(sh: &Shell) -> xshell::Cmd<'_> {
+    crate::process::cleared(cmd!(sh, "docker"), inherit::DOCKER)
 }
 
 /// Fails with an environment error unless this node is an active swarm manager.
@@ -89,52 +80,33 @@ pub fn check_stack_config(sh: &Shell) -> Result<()> {
 }
 
 /// `docker stack config` of `files` (relative to `dir`), with exactly the environment
-/// `docker stack deploy` gets ([`passthrough_env`] plus `env`): the compose Docker would deploy,
+/// `docker stack deploy` gets ([`inherit::DOCKER`] plus `env`): the compose Docker would deploy,
 /// merged, interpolated and normalised (long volume syntax, absolute paths), as YAML text.
 ///
 /// Errors: a compose Docker refuses is the recipe's failure (`OpFailed`), quoting Docker. Docker
 /// reads `env_file`s while loading, and its message may quote such a file: when the message names
 /// a path outside `checkout`, it is withheld and only the path is given. Killed after 60 s.
 pub fn stack_config(dir: &Path, files: &[String], env: &[(String, String)], checkout: &Path) -> Result<String> {
-    use std::io::Read;
-    let mut cmd = std::process::Command::new("docker");
-    cmd.current_dir(dir).env_clear().envs(passthrough_env()).envs(env.iter().map(|(k, v)| (k, v)));
+    let mut cmd = command();
+    cmd.current_dir(dir).envs(env.iter().map(|(k, v)| (k, v)));
     cmd.args(["stack", "config"]);
     for f in files {
         cmd.arg("--compose-file").arg(f);
     }
-    cmd.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
-    let mut child = cmd.spawn().map_err(|e| Error::env(format!("running docker stack config: {e}")))?;
-    let (mut out, mut err) = (child.stdout.take().expect("piped"), child.stderr.take().expect("piped"));
-    let out_t = std::thread::spawn(move || {
-        let mut b = vec![];
-        let _ = out.read_to_end(&mut b);
-        b
-    });
-    let err_t = std::thread::spawn(move || {
-        let mut b = vec![];
-        let _ = err.read_to_end(&mut b);
-        b
-    });
-    let start = std::time::Instant::now();
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(st)) => break st,
-            Ok(None) if start.elapsed() > STACK_CONFIG_TIMEOUT => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(Error::failed(format!(
-                    "docker stack config did not finish within {} s: does a compose file read from a device or a pipe?",
-                    STACK_CONFIG_TIMEOUT.as_secs()
-                )));
-            }
-            Ok(None) => std::thread::sleep(std::time::Duration::from_millis(20)),
-            Err(e) => return Err(Error::env(format!("waiting for docker stack config: {e}"))),
+    let finished = match run_with_timeout(&mut cmd, STACK_CONFIG_TIMEOUT, std::time::Duration::from_millis(20)) {
+        Ok(Some(f)) => f,
+        Ok(None) => {
+            return Err(Error::failed(format!(
+                "docker stack config did not finish within {} s: does a compose file read from a device or a pipe?",
+                STACK_CONFIG_TIMEOUT.as_secs()
+            )));
         }
+        Err(ChildError::Spawn(e)) => return Err(Error::env(format!("running docker stack config: {e}"))),
+        Err(ChildError::Wait(e)) => return Err(Error::env(format!("waiting for docker stack config: {e}"))),
     };
-    let stdout = String::from_utf8_lossy(&out_t.join().unwrap_or_default()).into_owned();
-    let stderr = String::from_utf8_lossy(&err_t.join().unwrap_or_default()).into_owned();
-    if status.success() {
+    let stdout = String::from_utf8_lossy(&finished.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&finished.stderr).into_owned();
+    if finished.status.success() {
         return Ok(stdout);
     }
     let said = crate::process::tail(&stderr, 6);
@@ -503,9 +475,7 @@ impl Events {
     pub fn follow(stack: &StackName, at_most: std::time::Duration) -> Option<Events> {
         let until = crate::time::unix_now().saturating_add(at_most.as_secs() + 5);
         use std::io::BufRead;
-        let mut child = std::process::Command::new("docker")
-            .env_clear()
-            .envs(passthrough_env())
+        let mut child = command()
             // Service events carry no labels, so the stack is picked out here: its containers by
             // label, its services by name.
             .args(["events", "--until", &until.to_string()])
@@ -920,12 +890,11 @@ pub fn scale(sh: &Shell, service: &str, replicas: u64) -> Result<()> {
     Ok(())
 }
 
-/// The docker command line with exactly ccci's passthrough environment, for callers that need a
-/// `std::process::Command` (a timeout, raw bytes).
+/// The docker command line with a cleared environment and only what the docker CLI needs of
+/// ccci's ([`inherit::DOCKER`]), for callers that need a `std::process::Command` (a timeout, raw
+/// bytes).
 pub fn command() -> std::process::Command {
-    let mut c = std::process::Command::new("docker");
-    c.env_clear().envs(passthrough_env());
-    c
+    crate::process::command("docker", inherit::DOCKER)
 }
 
 /// Writes `bytes` to the file `name` at the root of volume `volume`, from a throwaway container

@@ -88,7 +88,7 @@ pub fn look(sh: &Shell, obj: &SwarmObject) -> Result<Found> {
         args.extend(["--format".into(), "{{.Scope}} {{.Driver}}".into()]);
     }
     args.push(obj.name.clone());
-    let cmd = xshell::cmd!(sh, "docker").args(&args).env_clear().envs(crate::swarm::docker::passthrough_env());
+    let cmd = crate::swarm::docker::docker(sh).args(&args);
     match crate::process::capture(cmd, &format!("docker {kind} inspect {}", obj.name), Kind::Environment) {
         Ok(out) if obj.kind == ObjectKind::Network => {
             let out = out.stdout.trim().to_string();

@@ -64,11 +64,7 @@ impl Repo {
     }
 
     fn command(&self) -> Command {
-        let mut c = Command::new(&self.program);
-        c.env_clear();
-        if let Ok(p) = std::env::var("PATH") {
-            c.env("PATH", p);
-        }
+        let mut c = crate::process::command(&self.program, crate::process::inherit::RESTIC);
         c.env("RESTIC_REPOSITORY", &self.repository)
             .env("RESTIC_PASSWORD_FILE", &self.password_file)
             .env("RESTIC_CACHE_DIR", &self.cache)
