@@ -1,9 +1,10 @@
 //! Where checks and install-steps hooks come from, and an overlay's per-recipe settings.
 //!
-//! Three sources, in this order: the generic floor (built into ccci-assert, `generic.rs`);
-//! cc-ci's overlays at `<overlays>/<recipe>/<op>/` (maintained in this project, always run);
-//! the recipe's own `tests/<op>/` at the PR head commit (run only for recipes in the allowlist,
-//! `trust.rs`). A folder of checks works like run-parts: every file in it, in name order.
+//! Three sources, in this order: the generic floor (built into ccci-assert,
+//! [`generic`](crate::checks::generic)); cc-ci's overlays at `<overlays>/<recipe>/<op>/`
+//! (maintained in this project, always run); the recipe's own `tests/<op>/` at the PR head commit
+//! (run only for recipes in the allowlist, [`trust`](crate::recipe::trust)). A folder of checks
+//! works like run-parts: every file in it, in name order.
 
 use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;
