@@ -10,7 +10,9 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use ccci::recipe::{Compose, EnvFile, compose_files, substitute};
+use ccci::recipe::compose::Compose;
+use ccci::recipe::env_file::{EnvFile, compose_files};
+use ccci::recipe::interpolate::substitute;
 use serde_yaml_ng::Value;
 
 /// `docker stack config` of `files` in `dir` with exactly `env` (plus the docker client settings
@@ -153,7 +155,7 @@ fn corpus() -> Option<PathBuf> {
 }
 
 /// The variables a deploy interpolates with: the sample, `abra.sh`'s `export X=Y` lines,
-/// `STACK_NAME` and `DOMAIN` (as `ccci::swarm::driver::interpolation_env` builds them).
+/// `STACK_NAME` and `DOMAIN` (as `ccci::recipe::load::interpolation_env` builds them).
 fn deploy_env(dir: &Path, sample: &EnvFile) -> Vec<(String, String)> {
     let mut vars: Vec<(String, String)> = sample.vars().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     if let Ok(text) = std::fs::read_to_string(dir.join("abra.sh")) {

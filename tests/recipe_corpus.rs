@@ -1,14 +1,16 @@
 //! `ccci::recipe` against real Co-op Cloud recipe files from `../shared/recipe-corpus`.
 //!
 //! The corpus lives outside the repository, so a fresh clone doesn't have it: every test then
-//! prints `SKIPPED <test>: …` on stderr (visible even when cargo captures test output) and passes. The unit tests in `src/recipe.rs` cover each rule with inline fixtures;
+//! prints `SKIPPED <test>: …` on stderr (visible even when cargo captures test output) and passes. The unit tests in `src/recipe/` cover each rule with inline fixtures;
 //! these tests check that the rules add up to the right answers on files written by others.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use ccci::recipe::backup;
-use ccci::recipe::{Compose, EnvFile, ObjectKind, Port, compose_files, order_release_tags, parse_release_tag};
+use ccci::recipe::compose::{Compose, ObjectKind, Port};
+use ccci::recipe::env_file::{EnvFile, compose_files};
+use ccci::recipe::release::{order_release_tags, parse_release_tag};
 
 const STACK: &str = "hell-3fa9c2_ccci_localhost";
 

@@ -11,7 +11,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::recipe::{EnvFile, checkout};
+use crate::recipe::checkout;
+use crate::recipe::env_file::EnvFile;
 use crate::run::naming::RecipeName;
 
 use crate::run::state::OpName;

@@ -5,10 +5,12 @@ use xshell::Shell;
 
 use crate::error::{Error, Kind, Result};
 use crate::progress::Progress;
+use crate::recipe::compose::Compose;
 use crate::recipe::git;
+use crate::recipe::load::{self, check_names, read_recipe};
+use crate::recipe::release;
 use crate::recipe::source::RecipeSource;
 use crate::recipe::trust::Allowlist;
-use crate::recipe::{self, Compose};
 use crate::run::naming::{self, Domain, RecipeName, RunId, StackName};
 use crate::run::registry::Registry;
 use crate::run::state::{
@@ -231,7 +233,7 @@ fn deploy(
     let head_compose = read_recipe(&recipe_dir, state)?;
     check_names(&head_compose, state)?;
     // ccci-upgrade deploys the head later: its host access is judged now, with the base's.
-    let head_sample = driver::new_app_env(driver::env_sample(&recipe_dir)?, state);
+    let head_sample = load::new_app_env(load::env_sample(&recipe_dir)?, state);
     let mut host_access = hostaccess::inspect(&recipe_dir, &head_sample, state, "in the head")?;
 
     let mut base = if upgrade {
@@ -251,7 +253,7 @@ fn deploy(
             git::checkout_clean(sh, &recipe_dir, &b.commit)?;
             let c = read_recipe(&recipe_dir, state)?;
             check_names(&c, state)?;
-            let base_sample = driver::new_app_env(driver::env_sample(&recipe_dir)?, state);
+            let base_sample = load::new_app_env(load::env_sample(&recipe_dir)?, state);
             let mut found = hostaccess::inspect(&recipe_dir, &base_sample, state, &format!("in release {}", b.tag))?;
             // The upgrade deploys the head with the app env made from this release's sample
             // (its COMPOSE_FILE and values kept, the head's new keys added): judged with the base.
@@ -404,7 +406,7 @@ fn deploy_head_alone(
 pub fn plan_upgrade(sh: &Shell, repo: &std::path::Path, head: &str) -> Result<UpgradePlan> {
     let mut candidates = vec![];
     for tag in git::tags(sh, repo)? {
-        let Some(release) = recipe::parse_release_tag(&tag.name) else { continue };
+        let Some(release) = release::parse_release_tag(&tag.name) else { continue };
         if tag.commit != head && git::is_ancestor(sh, repo, &tag.commit, head)? {
             candidates.push((release, tag));
         }
@@ -429,43 +431,6 @@ pub fn plan_upgrade(sh: &Shell, repo: &std::path::Path, head: &str) -> Result<Up
             reason: "no previous release: the head is deployed and upgrade will be skipped".into(),
         },
     })
-}
-
-/// Reads the recipe as the deploy will see it: `.env.sample` plus STACK_NAME and DOMAIN.
-pub fn read_recipe(recipe_dir: &std::path::Path, state: &RunState) -> Result<Compose> {
-    let sample = driver::env_sample(recipe_dir)?;
-    let files = recipe::compose_files(&sample);
-    let env = driver::interpolation_env(recipe_dir, &sample, state)?;
-    let lookup = driver::lookup(&env);
-    Compose::load(recipe_dir, &files, &lookup).map_err(|e| e.recipe_fault().context("reading the recipe"))
-}
-
-/// Refuses, before anything is created on the swarm, names Docker would refuse.
-pub fn check_names(compose: &Compose, state: &RunState) -> Result<()> {
-    let mut problems = vec![];
-    for svc in compose.services.keys() {
-        if let Err(e) = naming::check_object_name("service", &format!("{}_{svc}", state.stack)) {
-            problems.push(e.to_string());
-        }
-    }
-    for obj in compose.swarm_object_names(state.stack.as_str()) {
-        if (obj.kind == "secret" || obj.kind == "config")
-            && let Err(e) = naming::check_object_name(obj.kind.as_str(), &obj.name)
-        {
-            problems.push(e.to_string());
-        }
-    }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        // An unset variable is the usual cause of a malformed name: say which.
-        let unset = if compose.unset.is_empty() {
-            String::new()
-        } else {
-            format!(" (variables with no value: {})", compose.unset.join(", "))
-        };
-        Err(Error::failed(format!("refusing to deploy: {}{unset}", problems.join("; "))))
-    }
 }
 
 #[cfg(test)]

@@ -10,11 +10,13 @@ use xshell::Shell;
 
 use crate::error::{Error, Result};
 use crate::progress::Progress;
+use crate::recipe::compose::Compose;
+use crate::recipe::env_file::EnvFile;
+use crate::recipe::load;
 use crate::recipe::secrets::AppSecret;
-use crate::recipe::{Compose, EnvFile};
 use crate::run::state::RunState;
 use crate::swarm::docker;
-use crate::swarm::driver::{self, Driver};
+use crate::swarm::driver::Driver;
 
 /// What the preparation did or could not do.
 #[derive(Debug, Clone, Default)]
@@ -50,13 +52,13 @@ pub fn for_head(driver: &dyn Driver, sh: &Shell, state: &RunState, progress: &Pr
     let env_path = state.env_file.clone().ok_or_else(|| Error::bad_input("the run-state has no env_file"))?;
     // Made from the recipe's sample (and edited by its hooks): bad content is the recipe's fault.
     let mut app_env = EnvFile::read(&env_path).map_err(Error::recipe_fault)?;
-    let sample = driver::env_sample(&dir)?;
+    let sample = load::env_sample(&dir)?;
     let added_keys = app_env.add_missing(&sample);
     if !added_keys.is_empty() {
         append_lines(&env_path, &app_env, &added_keys)?;
         progress.log(format!("added the head's new env keys to the app env: {}", added_keys.join(", ")));
     }
-    let compose = load_with_app_env(&dir, &app_env, state)?;
+    let compose = load::load_with_app_env(&dir, &app_env, state)?;
     let existing = docker::objects(sh, docker::ObjectKind::Secret, &state.stack)?;
     let mut prep = Preparation { added_keys, compose, ..Default::default() };
     for secret in crate::recipe::secrets::app_secrets(&prep.compose, &state.stack, &app_env) {
@@ -71,14 +73,6 @@ pub fn for_head(driver: &dyn Driver, sh: &Shell, state: &RunState, progress: &Pr
         prep.generated.push(secret.name);
     }
     Ok(prep)
-}
-
-/// The compose files of the checked-out tree, interpolated with the app env as the deploy will.
-pub fn load_with_app_env(dir: &Path, app_env: &EnvFile, state: &RunState) -> Result<Compose> {
-    let files = crate::recipe::compose_files(app_env);
-    let env = driver::interpolation_env(dir, app_env, state)?;
-    Compose::load(dir, &files, &driver::lookup(&env))
-        .map_err(|e| Error::failed(e.message().to_string()).context("reading the head's recipe"))
 }
 
 /// Appends `keys` of `env` to the file as `KEY=VALUE # hint` lines, leaving every other line of

@@ -110,7 +110,7 @@ fn upgrade(state: &mut RunState, sh: &Shell, progress: &Progress, assertions: &m
     // The deploy judged the head already; it is judged again, just before the redeploy, with the
     // app env the redeploy reads (the release's COMPOSE_FILE and values, the head's new keys).
     let env_path = state.env_file.clone().ok_or_else(|| Error::bad_input("the run-state has no env_file"))?;
-    let app_env = crate::recipe::EnvFile::read(&env_path).map_err(Error::recipe_fault)?;
+    let app_env = crate::recipe::env_file::EnvFile::read(&env_path).map_err(Error::recipe_fault)?;
     let host_access = crate::swarm::hostaccess::inspect(&dir, &app_env, state, "in the head")?;
     crate::swarm::hostaccess::gate(&host_access, crate::swarm::hostaccess::approval(state)?)?;
 
@@ -154,7 +154,7 @@ fn moved(
     driver: &dyn Driver,
     head: &str,
     dirty: bool,
-    head_compose: &crate::recipe::Compose,
+    head_compose: &crate::recipe::compose::Compose,
     after: &Deployed,
 ) -> Assertion {
     let mut problems = vec![];

@@ -281,7 +281,7 @@ pub fn plan(services: &[ServiceInput], overrule: Option<&Override>) -> Result<Pl
 }
 
 /// The contract's inputs from a loaded compose (labels already interpolated by the loader).
-pub fn inputs_from_compose(compose: &crate::recipe::Compose) -> Vec<ServiceInput> {
+pub fn inputs_from_compose(compose: &crate::recipe::compose::Compose) -> Vec<ServiceInput> {
     compose
         .services
         .iter()

@@ -9,7 +9,8 @@
 use std::io::Read;
 
 use crate::error::{Error, Result};
-use crate::recipe::{Compose, EnvFile};
+use crate::recipe::compose::Compose;
+use crate::recipe::env_file::EnvFile;
 
 /// What a trailing comment of a `SECRET_<KEY>_VERSION` line asks of the generated value.
 ///

@@ -71,7 +71,7 @@ impl Finding {
 
 /// Reads the compose files checked out in `recipe_dir` through `docker stack config`, as a deploy
 /// with the app env `app_env` will (the files its `COMPOSE_FILE` names, interpolated with the
-/// variables of [`crate::swarm::driver::interpolation_env`]), and lists what they reach on the host,
+/// variables of [`crate::recipe::load::interpolation_env`]), and lists what they reach on the host,
 /// each line ending with `place`. Before the app exists, `app_env` is the checkout's
 /// `.env.sample`; for the upgrade, the app env itself (which keeps the base's values).
 ///
@@ -80,12 +80,12 @@ impl Finding {
 /// `CCCI_EXTERNAL_NETWORKS`.
 pub fn inspect(
     recipe_dir: &Path,
-    app_env: &crate::recipe::EnvFile,
+    app_env: &crate::recipe::env_file::EnvFile,
     state: &RunState,
     place: &str,
 ) -> Result<Vec<String>> {
-    let files = crate::recipe::compose_files(app_env);
-    let env = crate::swarm::driver::interpolation_env(recipe_dir, app_env, state)?;
+    let files = crate::recipe::env_file::compose_files(app_env);
+    let env = crate::recipe::load::interpolation_env(recipe_dir, app_env, state)?;
     let yaml = crate::swarm::docker::stack_config(recipe_dir, &files, &env, recipe_dir)?;
     let config: Value = serde_yaml_ng::from_str(&yaml)
         .map_err(|e| Error::env(format!("parsing the output of docker stack config: {e}")))?;

@@ -9,7 +9,7 @@
 use xshell::Shell;
 
 use crate::error::{Error, Kind, Result};
-use crate::recipe::{Compose, ObjectKind, SwarmObject};
+use crate::recipe::compose::{Compose, ObjectKind, SwarmObject};
 use crate::run::naming::StackName;
 
 /// The external objects of `compose` that the operator must provide: external, and not named
@@ -148,19 +148,19 @@ mod tests {
         {
             c.networks.insert(
                 key.into(),
-                crate::recipe::ObjectDecl { name: name.map(String::from), external, ..Default::default() },
+                crate::recipe::compose::ObjectDecl { name: name.map(String::from), external, ..Default::default() },
             );
         }
         c.secrets.insert(
             "api_key".into(),
-            crate::recipe::ObjectDecl {
+            crate::recipe::compose::ObjectDecl {
                 name: Some("hell-3fa9c2_ci_example_org_api_key_v1".into()),
                 external: true,
                 ..Default::default()
             },
         );
-        c.secrets.insert("smtp".into(), crate::recipe::ObjectDecl { external: true, ..Default::default() });
-        c.volumes.insert("shared".into(), crate::recipe::ObjectDecl { external: true, ..Default::default() });
+        c.secrets.insert("smtp".into(), crate::recipe::compose::ObjectDecl { external: true, ..Default::default() });
+        c.volumes.insert("shared".into(), crate::recipe::compose::ObjectDecl { external: true, ..Default::default() });
         let names: Vec<String> =
             operator_provided(&c, &stack).iter().map(|o| format!("{} {}", o.kind.as_str(), o.name)).collect();
         assert_eq!(names, ["secret smtp", "network ccci_case_absent_net", "network proxy"]);

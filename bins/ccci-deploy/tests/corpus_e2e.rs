@@ -166,12 +166,13 @@ fn images_and_ports(root: &Path) -> (BTreeSet<String>, BTreeSet<u16>) {
     for case in CASES {
         for folder in [case.base_dir, case.head_dir] {
             let dir = root.join(case.recipe).join(folder);
-            let sample = ccci::recipe::EnvFile::read(&dir.join(".env.sample")).unwrap();
+            let sample = ccci::recipe::env_file::EnvFile::read(&dir.join(".env.sample")).unwrap();
             let env = |k: &str| match k {
                 "STACK_NAME" => Some("s".to_string()),
                 _ => sample.get(k).map(str::to_owned),
             };
-            let c = ccci::recipe::Compose::load(&dir, &ccci::recipe::compose_files(&sample), &env).unwrap();
+            let c = ccci::recipe::compose::Compose::load(&dir, &ccci::recipe::env_file::compose_files(&sample), &env)
+                .unwrap();
             for s in c.services.values() {
                 images.extend(s.image.clone());
                 for (k, v) in &s.deploy_labels {
