@@ -223,7 +223,7 @@ pub const SETTLE_WINDOW: Setting = Setting {
     name: "CCCI_SETTLE_WINDOW",
     default: "`10s`",
     accepts: Accepts::Duration { default: 10, min: 0, max: HOUR },
-    meaning: "how long the generic checks watch for restarting tasks, counted from the convergence of the last deploy, redeploy or restore (an assert that starts later looks once); `0` skips that check",
+    meaning: "how long the generic checks watch for restarting tasks, counted from the last change of the tasks that the last deploy, redeploy or restore saw before it converged (an assert that starts later looks once); `0` skips that check",
 };
 pub const SKIP_GENERIC: Setting = Setting {
     name: "CCCI_SKIP_GENERIC",

@@ -89,10 +89,12 @@ pub const SETTLE_POLL: Duration = Duration::from_millis(500);
 /// `window` counted from that moment: a service that converged and then crash-loops (or is
 /// restarted by an unhealthy check) fails.
 ///
-/// The moment is the run-state's `deployed.settle_from` (the convergence of the last deploy,
-/// redeploy or restore, with the tasks then). Quiet time that already passed counts: an assert
-/// that starts after the window closed looks once, and passes only if no task changed since the
-/// convergence; one that starts inside it watches until the window closes, then looks once more.
+/// The moment is the run-state's `deployed.settle_from`: the first look of the last deploy's,
+/// redeploy's or restore's convergence wait that saw the tasks as they were when it converged
+/// (every look after it, at least every quarter second, saw them unchanged), with the tasks then.
+/// Quiet time that already passed counts: an assert that starts after the window closed looks
+/// once, and passes only if no task changed since; one that starts inside it watches until the
+/// window closes, then looks once more.
 /// Without a recorded baseline the window counts from the first look. Runs beside the op's other
 /// checks (see [`Settle`]), so its waiting overlaps theirs.
 pub fn settled(state: &RunState, sh: &Shell, window: Duration) -> Assertion {
@@ -128,7 +130,7 @@ pub fn settled(state: &RunState, sh: &Shell, window: Duration) -> Assertion {
         std::thread::sleep(SETTLE_POLL.min(Duration::from_millis(left)));
     };
     let watched = Duration::from_millis(crate::time::unix_now_ms().saturating_sub(base.at_ms)).as_secs_f64();
-    let since = if since_convergence { "since the deployment converged" } else { "while watched" };
+    let since = if since_convergence { "since the deployment last changed" } else { "while watched" };
     if restarts.is_empty() {
         assertion(
             name,
@@ -160,7 +162,8 @@ impl Settle {
     /// Starts watching `state`'s deployment for `window` ([`settled`]) on a thread of its own.
     pub fn start(state: &RunState, window: Duration, progress: &Progress) -> Settle {
         if !window.is_zero() {
-            progress.log(format!("watching for restarts for {}s since the deployment converged", window.as_secs_f64()));
+            progress
+                .log(format!("watching for restarts for {}s since the deployment last changed", window.as_secs_f64()));
         }
         let state = state.clone();
         let handle = std::thread::spawn(move || match Shell::new() {

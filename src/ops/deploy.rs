@@ -311,8 +311,8 @@ fn deploy(
     let deployed = driver
         .deploy(sh, state, base.as_ref(), progress)
         .and_then(|()| converge::wait(sh, &state.stack, limits, &since, progress));
-    let statuses = match (deployed, &base) {
-        (Ok(statuses), _) => statuses,
+    let converged = match (deployed, &base) {
+        (Ok(converged), _) => converged,
         // The release is broken, not the head: the head is still tested, by itself.
         (Err(e), Some(b)) if e.kind() == Kind::OpFailed => {
             return deploy_head_alone(state, registry, driver, sh, limits, &head_compose, b, e, progress);
@@ -320,7 +320,8 @@ fn deploy(
         (Err(e), Some(b)) => return Err(e.context(format!("deploying release {}, the upgrade base", b.tag))),
         (Err(e), None) => return Err(e),
     };
-    state.deployed = Some(converge::observe_converged(sh, &state.stack, &statuses));
+    state.deployed = Some(converge::observe_converged(sh, &state.stack, &converged));
+    let statuses = converged.statuses;
     let what = match &base {
         Some(b) => format!("release {} (base for the upgrade)", b.tag),
         None => commit[..8.min(commit.len())].to_string(),
@@ -388,11 +389,12 @@ fn deploy_head_alone(
     let since = crate::time::now_rfc3339();
     state.deploys += 1;
     registry.save(state, HOLDER)?;
-    let statuses = driver
+    let converged = driver
         .deploy(sh, state, None, progress)
         .and_then(|()| converge::wait(sh, &state.stack, limits, &since, progress))
         .map_err(|e| e.context(format!("the head, deployed by itself because {named}")))?;
-    state.deployed = Some(converge::observe_converged(sh, &state.stack, &statuses));
+    state.deployed = Some(converge::observe_converged(sh, &state.stack, &converged));
+    let statuses = converged.statuses;
     // The release first: a report line cut in the middle keeps both ends.
     Ok(format!(
         "{named}; deployed {} once, by itself: {}",

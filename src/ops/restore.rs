@@ -130,8 +130,8 @@ fn restore(
         let args = abra.restore_args(&state.domain, &snapshot);
         let since = crate::time::now_rfc3339();
         crate::ops::backup::run_abra(sh, abra, &args, progress, assertions)?;
-        let statuses = crate::swarm::converge::wait(sh, &state.stack, limits, &since, progress)?;
-        return finish(state, sh, assertions, evidence, &post_files, statuses, &snapshot, &[]);
+        let converged = crate::swarm::converge::wait(sh, &state.stack, limits, &since, progress)?;
+        return finish(state, sh, assertions, evidence, &post_files, converged, &snapshot, &[]);
     }
     run_hooks(sh, state, plan, Phase::RestorePre, progress, assertions, &mut evidence.hooks)?;
 
@@ -176,9 +176,9 @@ fn restore(
         crate::swarm::converge::wait(sh, &state.stack, limits, &since, progress)?;
     }
     run_hooks(sh, state, plan, Phase::RestorePost, progress, assertions, &mut evidence.hooks)?;
-    let statuses = crate::swarm::converge::wait(sh, &state.stack, limits, &since, progress)?;
+    let converged = crate::swarm::converge::wait(sh, &state.stack, limits, &since, progress)?;
     let stopped_names: Vec<String> = stopped.iter().map(|(s, _, _)| s.clone()).collect();
-    finish(state, sh, assertions, evidence, &post_files, statuses, &snapshot, &stopped_names)
+    finish(state, sh, assertions, evidence, &post_files, converged, &snapshot, &stopped_names)
 }
 
 /// After the restore and the convergence: the canaries, the post-backup files, the op's words.
@@ -189,13 +189,14 @@ fn finish(
     assertions: &mut Vec<Assertion>,
     evidence: &mut BackupEvidence,
     post_files: &[(String, std::path::PathBuf)],
-    statuses: Vec<crate::swarm::converge::ServiceStatus>,
+    converged: crate::swarm::converge::Converged,
     snapshot: &str,
     stopped_names: &[String],
 ) -> Result<String> {
     let paths = evidence.volumes.iter().map(|v| v.paths.len()).sum::<usize>();
     let before = state.deployed.as_ref().and_then(|d| d.settle_from.clone());
-    let mut deployed = crate::swarm::converge::observe_converged(sh, &state.stack, &statuses);
+    let mut deployed = crate::swarm::converge::observe_converged(sh, &state.stack, &converged);
+    let statuses = converged.statuses;
     // The deployment changed only if its running tasks did: otherwise the settle window keeps
     // counting from the last change, and the tasks are still compared with the ones then.
     if let (Some(before), Some(now)) = (before, deployed.settle_from.as_ref())

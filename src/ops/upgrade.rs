@@ -119,8 +119,8 @@ fn upgrade(state: &mut RunState, sh: &Shell, progress: &Progress, assertions: &m
 
     let since = crate::time::now_rfc3339();
     driver.redeploy(sh, state, progress)?;
-    let statuses = match converge::wait(sh, &state.stack, limits, &since, progress) {
-        Ok(statuses) => statuses,
+    let converged = match converge::wait(sh, &state.stack, limits, &since, progress) {
+        Ok(converged) => converged,
         Err(e) => {
             // What the failed upgrade left running is what teardown and the report must see.
             if let Ok(deployed) = converge::snapshot(sh, &state.stack) {
@@ -129,7 +129,8 @@ fn upgrade(state: &mut RunState, sh: &Shell, progress: &Progress, assertions: &m
             return Err(e);
         }
     };
-    let after = converge::observe_converged(sh, &state.stack, &statuses);
+    let after = converge::observe_converged(sh, &state.stack, &converged);
+    let statuses = converged.statuses;
     state.deployed = Some(after.clone());
     assertions.push(Assertion {
         name: "converged after the redeploy".into(),

@@ -158,16 +158,23 @@ pub fn ended_reason(task: &Task) -> String {
     if task.state == "complete" { health } else { format!("{own}; {health}") }
 }
 
+/// What a [`wait`] converged on.
+#[derive(Debug, Clone)]
+pub struct Converged {
+    /// The services and their tasks at the look that saw the stack converged.
+    pub statuses: Vec<ServiceStatus>,
+    /// When the wait first saw the tasks as they are at the end (ccci's clock, Unix
+    /// milliseconds): from this look on, every look of the wait (one per event of the stack, at
+    /// least every [`POLL`]) found the same tasks in the same states ([`unchanged`]). Earlier
+    /// than the convergence when swarm holds an update open after its last task started (the
+    /// update's `monitor` period, 5 s by default).
+    pub unchanged_since_ms: u64,
+}
+
 /// Polls until every service of `stack` runs its desired replicas (or is done), or fails. Only
 /// tasks created at or after `since` (RFC 3339) count as failures, so a redeploy is not blamed
 /// for old tasks.
-pub fn wait(
-    sh: &Shell,
-    stack: &StackName,
-    limits: Limits,
-    since: &str,
-    progress: &Progress,
-) -> Result<Vec<ServiceStatus>> {
+pub fn wait(sh: &Shell, stack: &StackName, limits: Limits, since: &str, progress: &Progress) -> Result<Converged> {
     let start = Instant::now();
     let mut last_report = Instant::now();
     let since_unix = crate::time::parse_rfc3339(since).unwrap_or(0);
@@ -177,13 +184,23 @@ pub fn wait(
     // docker's events wake the wait early; the poll still bounds it (and is all there is when
     // docker events cannot be followed).
     let events = docker::Events::follow(stack, limits.timeout);
+    // The tasks as last seen, and since when they have been so.
+    let mut quiet: Option<(u64, TaskStates)> = None;
     loop {
         let statuses = look(sh, stack)?;
+        // Taken after the look: whatever it saw had happened by then.
+        let seen_at = crate::time::unix_now_ms();
+        let tasks = task_states(&statuses);
+        let since_ms = match quiet {
+            Some((at, before)) if unchanged(&before, &tasks) => at,
+            _ => seen_at,
+        };
+        quiet = Some((since_ms, tasks));
         let verdict = judge(&statuses, since_unix, &mut memory, start.elapsed(), limits.pending);
         match verdict {
             Verdict::Converged => {
                 progress.log(format!("converged in {:.1}s: {}", start.elapsed().as_secs_f64(), summary(&statuses)));
-                return Ok(statuses);
+                return Ok(Converged { statuses, unchanged_since_ms: since_ms });
             }
             Verdict::Failed(why) => return Err(Error::failed(why)),
             Verdict::Waiting(why) => {
@@ -210,6 +227,24 @@ pub fn wait(
             None => std::thread::sleep(POLL),
         }
     }
+}
+
+/// Every task of a look by id: (current state, desired state).
+type TaskStates = BTreeMap<String, (String, String)>;
+
+/// The [`TaskStates`] of `statuses`.
+fn task_states(statuses: &[ServiceStatus]) -> TaskStates {
+    statuses.iter().flat_map(|s| &s.tasks).map(|t| (t.id.clone(), (t.state.clone(), t.desired_state.clone()))).collect()
+}
+
+/// Whether nothing happened to the tasks between two looks: every task seen `now` was seen
+/// `before`, in the same state and desired state; a task seen before and gone now had ended
+/// (swarm forgets old tasks beyond its task history limit). Stricter than the settle check,
+/// which also lets a one-shot or periodic job end or start: so the quiet time a wait hands on
+/// never covers anything the settle check would have called a restart.
+fn unchanged(before: &TaskStates, now: &TaskStates) -> bool {
+    now.iter().all(|(id, states)| before.get(id) == Some(states))
+        && before.iter().all(|(id, (state, _))| now.contains_key(id) || docker::is_ended(state))
 }
 
 /// One look at the stack's services and tasks.
@@ -472,12 +507,13 @@ pub fn observe(sh: &Shell, stack: &StackName, statuses: &[ServiceStatus]) -> Dep
     Deployed { observed_at: crate::time::now_rfc3339(), services, settle_from: None }
 }
 
-/// [`observe`] of the statuses a [`wait`] converged on, recording them as the moment the
-/// deployment last changed ([`SettleBaseline`]): the settle window of the next asserts counts
-/// from here.
-pub fn observe_converged(sh: &Shell, stack: &StackName, statuses: &[ServiceStatus]) -> Deployed {
-    let settle = baseline(statuses, crate::time::unix_now_ms());
-    Deployed { settle_from: Some(settle), ..observe(sh, stack, statuses) }
+/// [`observe`] of the statuses a [`wait`] converged on, recording the moment the deployment
+/// last changed ([`SettleBaseline`]): the first look of the wait that saw its tasks as they are
+/// at the end ([`Converged::unchanged_since_ms`]). The settle window of the next asserts counts
+/// from there.
+pub fn observe_converged(sh: &Shell, stack: &StackName, converged: &Converged) -> Deployed {
+    let settle = baseline(&converged.statuses, converged.unchanged_since_ms);
+    Deployed { settle_from: Some(settle), ..observe(sh, stack, &converged.statuses) }
 }
 
 /// Whether two baselines have the same running tasks (the deployment did not change between).
@@ -654,6 +690,34 @@ mod tests {
         other.running = vec!["run2".into()];
         assert!(!same_running(&b, &other), "another running task is a change");
         assert_eq!((b.at_ms, b.running, b.known), (42, vec!["run1".to_string()], vec!["run1".into(), "old1".into()]));
+    }
+
+    #[test]
+    fn the_tasks_are_unchanged_only_when_no_task_started_stopped_or_moved_on() {
+        let mut new = task("running", "running", "", T1);
+        new.id = "new1".into();
+        let mut old = ended("old1", "shutdown", 137, 1);
+        old.desired_state = "shutdown".into();
+        let before = task_states(&[status(vec![new.clone(), old.clone()], 1)]);
+        // The same tasks in the same states; then the ended one forgotten by swarm.
+        assert!(unchanged(&before, &task_states(&[status(vec![new.clone(), old.clone()], 1)])));
+        assert!(unchanged(&before, &task_states(&[status(vec![new.clone()], 1)])));
+        // A running task gone, ended, or told to stop; a new task, even one not running yet.
+        assert!(!unchanged(&before, &task_states(&[status(vec![old.clone()], 1)])));
+        let mut failed = new.clone();
+        failed.state = "failed".into();
+        assert!(!unchanged(&before, &task_states(&[status(vec![failed, old.clone()], 1)])));
+        let mut stopping = new.clone();
+        stopping.desired_state = "shutdown".into();
+        assert!(!unchanged(&before, &task_states(&[status(vec![stopping, old.clone()], 1)])));
+        let mut next = task("preparing", "running", "", T1);
+        next.id = "new2".into();
+        assert!(!unchanged(&before, &task_states(&[status(vec![new.clone(), old.clone(), next], 1)])));
+        // A task that was starting and now runs: the deployment changed then.
+        let mut starting = new.clone();
+        starting.state = "starting".into();
+        let before = task_states(&[status(vec![starting, old.clone()], 1)]);
+        assert!(!unchanged(&before, &task_states(&[status(vec![new, old], 1)])));
     }
 
     #[test]

@@ -13,8 +13,10 @@
 //! - a missing external network or secret is the environment's error before the run registers;
 //! - a base release that does not deploy is named, and the head is still tested by itself;
 //! - the upgrade's "changed since the base" reads as plain words in the report;
-//! - the settle window counts from the convergence: a restart between the convergence and a
-//!   later assert fails it, and an assert after the window closed looks once instead of waiting.
+//! - the settle window counts from the last change of the tasks: a restart between the
+//!   convergence and a later assert fails it, and an assert after the window closed looks once
+//!   instead of waiting; after an upgrade it counts from the new task's start (swarm closes the
+//!   update seconds later), and a restart after the update closed still fails assert upgrade.
 
 mod common;
 
@@ -266,7 +268,7 @@ fn a_task_that_restarted_after_the_convergence_fails_the_settle_check_of_an_asse
     let settled = assertion(install, "no restarts while settling");
     assert_eq!(settled["result"], "fail", "{settled}");
     let why = settled["detail"].as_str().unwrap();
-    assert!(why.contains("since the deployment converged") && why.contains("exit code 3"), "{why}");
+    assert!(why.contains("since the deployment last changed") && why.contains("exit code 3"), "{why}");
     c.teardown();
 }
 
@@ -285,7 +287,7 @@ fn an_assert_that_starts_after_the_settle_window_closed_does_not_wait_again() {
     assert_eq!(i.code, Some(0), "{}\n{install:#}", i.stderr);
     let settled = assertion(install, "no restarts while settling");
     assert_eq!(settled["result"], "pass", "{settled}");
-    assert!(settled["detail"].as_str().unwrap().contains("since the deployment converged"), "{settled}");
+    assert!(settled["detail"].as_str().unwrap().contains("since the deployment last changed"), "{settled}");
     // One look, not another 6 s of watching.
     assert!(settled["duration_ms"].as_u64().unwrap() < 3000, "{settled}");
     assert!(took < Duration::from_secs(6), "the assert took {took:?}");
@@ -294,6 +296,59 @@ fn an_assert_that_starts_after_the_settle_window_closed_does_not_wait_again() {
     assert_eq!(c2.code, Some(0), "{}", c2.stderr);
     let s = c.state();
     assert_eq!(assertion(op(&s, "custom"), "no restarts while settling")["result"], "pass");
+    c.teardown();
+}
+
+/// The head's app serves, and its first task fails `crash_after` seconds after it started (a
+/// marker on its volume says it crashed already); the base serves throughout.
+fn head_crashes_once(crash_after: u32) -> String {
+    format!(
+        r#"version: "3.8"
+services:
+  app:
+    image: ccci-hello:1
+    command: ["sh", "-c", "mkdir -p /w && echo ok > /w/index.html && if [ -e /data/head-crashed ]; then exec httpd -f -p 8080 -h /w; fi; touch /data/head-crashed; httpd -p 8080 -h /w; sleep {crash_after}; exit 3"]
+    ports: [{{target: 8080, mode: host}}]
+    volumes: [data:/data]
+    deploy:
+      restart_policy: {{condition: any, delay: 1s}}
+volumes:
+  data:
+"#
+    )
+}
+
+#[test]
+fn an_upgrades_settle_window_counts_from_its_last_task_starting_and_still_catches_a_later_restart() {
+    let c = Case::new("upsettle").named("upse").set("CCCI_SETTLE_WINDOW", "10s");
+    let base = "version: \"3.8\"\nservices:\n  app:\n    image: ccci-hello:1\n    command: [\"sh\", \"-c\", \"mkdir -p /w && echo ok > /w/index.html && exec httpd -f -p 8080 -h /w\"]\n    ports: [{target: 8080, mode: host}]\n    volumes: [data:/data]\nvolumes:\n  data:\n";
+    c.commit(base, Some("1.0.0+1"));
+    // Swarm closes the update 5 s (its default monitor period) after the new task started; the
+    // task fails 3 s later, inside the window counted from its start.
+    c.commit(&head_crashes_once(8), None);
+    let d = c.deploy(true);
+    assert_eq!(d.code, Some(0), "{}", d.stderr);
+    let i = c.step("ccci-assert", &["install"]);
+    assert_eq!(i.code, Some(0), "{}", i.stderr);
+    let u = c.step("ccci-upgrade", &[]);
+    let upgraded_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    let s = c.state();
+    assert_eq!(u.code, Some(0), "{}\n{s:#}", u.stderr);
+    // The window counts from the new task's start as the wait saw it, not from the update's end.
+    let at = s["deployed"]["settle_from"]["at_ms"].as_u64().unwrap();
+    assert!(
+        upgraded_ms.saturating_sub(at) >= 3000,
+        "settle_from {at} is only {} ms before the upgrade ended",
+        upgraded_ms - at
+    );
+    let a = c.step("ccci-assert", &["upgrade"]);
+    let s = c.state();
+    let asserted = op(&s, "assert upgrade");
+    assert_eq!(a.code, Some(1), "{}\n{asserted:#}", a.stderr);
+    let settled = assertion(asserted, "no restarts while settling");
+    assert_eq!(settled["result"], "fail", "{settled}");
+    let why = settled["detail"].as_str().unwrap();
+    assert!(why.contains("since the deployment last changed") && why.contains("exit code 3"), "{why}");
     c.teardown();
 }
 
