@@ -7,13 +7,16 @@
 //!
 //! Needs the docker CLI (no daemon, no swarm). The corpus part says on stderr when it skips.
 
-use std::io::Write;
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use ccci::recipe::compose::Compose;
 use ccci::recipe::env_file::{EnvFile, compose_files};
 use ccci::recipe::interpolate::substitute;
 use serde_yaml_ng::Value;
+
+use common::{Sandbox, corpus};
 
 /// `docker stack config` of `files` in `dir` with exactly `env` (plus the docker client settings
 /// ccci passes through), through ccci's own wrapper — the one the host-access policy reads
@@ -35,24 +38,6 @@ fn text(v: &Value) -> Option<String> {
         Value::Number(n) => Some(n.to_string()),
         Value::Null => Some(String::new()),
         _ => None,
-    }
-}
-
-/// A scratch directory removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        let p = std::env::temp_dir().join(format!("ccci-interp-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        Scratch(p)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
@@ -97,7 +82,7 @@ const FORMS: &[&str] = &[
 
 #[test]
 fn each_interpolation_form_gives_what_docker_stack_config_gives() {
-    let scratch = Scratch::new("forms");
+    let scratch = Sandbox::new("interpolation-forms");
     let mut mismatches = vec![];
     let mut checked = 0;
     for v in [Some("val"), Some(""), None] {
@@ -114,8 +99,8 @@ fn each_interpolation_form_gives_what_docker_stack_config_gives() {
             // JSON is YAML: the form goes in as one exact string scalar.
             let doc =
                 serde_json::json!({ "services": { "a": { "image": "x", "deploy": { "labels": { "l": form } } } } });
-            std::fs::write(scratch.0.join("compose.yml"), doc.to_string()).unwrap();
-            let docker = docker_stack_config(&scratch.0, &["compose.yml".to_string()], &env)
+            std::fs::write(scratch.root.join("compose.yml"), doc.to_string()).unwrap();
+            let docker = docker_stack_config(&scratch.root, &["compose.yml".to_string()], &env)
                 .map(|v| text(&v["services"]["a"]["deploy"]["labels"]["l"]).unwrap_or_default());
             let ccci = substitute(form, &lookup).map(|s| s.value).map_err(|e| e.message().to_string());
             checked += 1;
@@ -137,22 +122,6 @@ fn each_interpolation_form_gives_what_docker_stack_config_gives() {
 // ---------------------------------------------------------------------------------------------
 // The corpus
 // ---------------------------------------------------------------------------------------------
-
-/// `../shared/recipe-corpus`, or `None` after saying on the test process's real stderr (not the
-/// captured one) that the tests using it skip, and why.
-fn corpus() -> Option<PathBuf> {
-    let test = std::thread::current().name().unwrap_or("a docker_interpolation test").to_string();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/recipe-corpus");
-    if root.is_dir() {
-        return Some(root);
-    }
-    let _ = writeln!(
-        std::io::stderr(),
-        "SKIPPED {test}: the recipe corpus is not at {} (a clone without ../shared); nothing was checked",
-        root.display()
-    );
-    None
-}
 
 /// The variables a deploy interpolates with: the sample, `abra.sh`'s `export X=Y` lines,
 /// `STACK_NAME` and `DOMAIN` (as `ccci::recipe::load::interpolation_env` builds them).

@@ -4,32 +4,18 @@
 //! prints `SKIPPED <test>: …` on stderr (visible even when cargo captures test output) and passes. The unit tests in `src/recipe/` cover each rule with inline fixtures;
 //! these tests check that the rules add up to the right answers on files written by others.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 
 use ccci::recipe::backup;
 use ccci::recipe::compose::{Compose, ObjectKind, Port};
 use ccci::recipe::env_file::{EnvFile, compose_files};
 use ccci::recipe::release::{order_release_tags, parse_release_tag};
 
-const STACK: &str = "hell-3fa9c2_ccci_localhost";
+use common::corpus;
 
-/// `../shared/recipe-corpus`, or `None` after saying so on the test process's real stderr (the
-/// test harness captures only `eprintln!`): a skipped check must never look like a passed one.
-fn corpus() -> Option<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/recipe-corpus");
-    if root.is_dir() {
-        Some(root)
-    } else {
-        let test = std::thread::current().name().unwrap_or("a recipe_corpus test").to_string();
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED {test}: the recipe corpus is not at {} (a clone without ../shared); nothing was checked",
-            root.display()
-        );
-        None
-    }
-}
+const STACK: &str = "hell-3fa9c2_ccci_localhost";
 
 /// The env as abra would interpolate with it: the app env plus `STACK_NAME` and extras.
 fn lookup<'a>(env: &'a EnvFile, extra: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use common::{Sandbox, domain_suffix, repo_root};
+use common::{Sandbox, docker_lines, domain_suffix, left_on_swarm, make_repo};
 
 const LEASE_TTL_SECS: u64 = 3;
 
@@ -78,30 +78,6 @@ fn announced_run(lines: &[String]) -> String {
         .iter()
         .find_map(|l| l.split("registered run ").nth(1)?.split_whitespace().next().map(String::from))
         .unwrap_or_else(|| panic!("no run was registered:\n{}", lines.join("\n")))
-}
-
-fn docker_lines(args: &[&str]) -> Vec<String> {
-    let out = Command::new("docker").args(args).output().expect("docker is needed");
-    assert!(out.status.success(), "docker {args:?}");
-    String::from_utf8_lossy(&out.stdout).lines().map(String::from).collect()
-}
-
-/// Everything of `stack` on this node.
-fn left_on_swarm(stack: &str) -> Vec<String> {
-    let label = format!("label=com.docker.stack.namespace={stack}");
-    let prefix = format!("{stack}_");
-    let mut left = vec![];
-    for kind in ["service", "secret", "config", "network", "volume"] {
-        left.extend(
-            docker_lines(&[kind, "ls", "--format", "{{.Name}}"])
-                .into_iter()
-                .filter(|n| n.starts_with(&prefix))
-                .map(|n| format!("{kind} {n}")),
-        );
-        left.extend(docker_lines(&[kind, "ls", "-q", "--filter", &label]).into_iter().map(|n| format!("{kind} {n}")));
-    }
-    left.extend(docker_lines(&["ps", "-aq", "--filter", &label]).into_iter().map(|c| format!("container {c}")));
-    left
 }
 
 fn stack_of(run: &str) -> String {
@@ -288,12 +264,7 @@ fn one_janitor_pass_reaps_every_killed_run_and_spares_the_rest() {
                 let (env, sb) = (&env, &sb);
                 scope.spawn(move || {
                     let repo = sb.root.join(format!("repo-{i}"));
-                    let made = Command::new(repo_root().join("examples/hello/make-repo"))
-                        .arg(&repo)
-                        .arg(case.variant)
-                        .output()
-                        .unwrap();
-                    assert!(made.status.success());
+                    make_repo(&repo, Some(case.variant));
                     let state = sb.root.join(format!("run-{i}.json"));
                     ((case.kill)(env, &repo, &state), case)
                 })

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use common::{Sandbox, bin, repo_root};
+use common::{Sandbox, bin, make_repo, read_state};
 
 fn cmd(state_dir: &Path, name: &str) -> Command {
     let mut c = common::ccci(state_dir, name);
@@ -31,15 +31,7 @@ fn a_failed_run_is_kept_with_its_diagnostics_then_reaped() {
     let sb = Sandbox::new("keep");
     let sd = sb.state_dir();
     let repo = sb.root.join("repo");
-    assert!(
-        Command::new(repo_root().join("examples/hello/make-repo"))
-            .arg(&repo)
-            .arg("not-serving")
-            .output()
-            .unwrap()
-            .status
-            .success()
-    );
+    make_repo(&repo, Some("not-serving"));
     let state = sb.root.join("run.json");
     let step = |name: &str, args: &[&str], extra: &[(&str, &str)]| {
         let mut c = cmd(&sd, name);
@@ -50,7 +42,7 @@ fn a_failed_run_is_kept_with_its_diagnostics_then_reaped() {
         let out = c.output().unwrap();
         (out.status.code().unwrap(), String::from_utf8_lossy(&out.stderr).into_owned())
     };
-    let read = || -> Value { serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap() };
+    let read = || -> Value { read_state(&state) };
 
     let (code, err) = step(
         "ccci-deploy",

@@ -5,13 +5,15 @@
 //! status states limited to the four Gitea accepts. Drone's Build is checked against the JSON
 //! fields of `core/build.go`.
 
-mod support;
+mod common;
+#[path = "common/forge.rs"]
+mod forge;
 
+use forge::{FBuild, FComment, FPull, FStatus, build_json, comment_json, pull_json, push_json, status_json};
 use serde_json::Value;
-use support::fake::{FBuild, FComment, FPull, FStatus, build_json, comment_json, pull_json, push_json, status_json};
 
 fn swagger() -> Value {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/support/gitea-swagger-subset.json");
+    let path = common::repo_root().join("tests/support/gitea-swagger-subset.json");
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 

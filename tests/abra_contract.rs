@@ -9,8 +9,7 @@
 //!     a flag: exit 3 naming the flag and the verb, nothing created;
 //! (d) abra missing: exit 3 and a hint to set `CCCI_ABRA`.
 //!
-//! Needs docker with an active swarm; run with `cargo test --workspace` so that every ccci
-//! binary is built.
+//! Needs docker with an active swarm, and the binaries `cargo build --workspace` builds.
 
 mod common;
 
@@ -20,7 +19,7 @@ use std::time::Duration;
 
 use ccci::run::naming::{Domain, RecipeName};
 use ccci::swarm::abra::{Abra, BACKUP_FLAGS, USED_FLAGS};
-use common::{Run, Sandbox, new_objects_of_ours, objects_named, repo_root, swarm_objects};
+use common::{Run, Sandbox, left_on_swarm, make_repo, new_objects_of_ours, repo_root, swarm_objects};
 use serde_json::Value;
 
 const LIMIT: Duration = Duration::from_secs(120);
@@ -351,8 +350,7 @@ fn recorded(calls: &Path) -> Vec<Call> {
 fn make_recipe(sb: &Sandbox) -> PathBuf {
     let dest = sb.root.join("src/hello");
     std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
-    let out = std::process::Command::new(repo_root().join("examples/hello/make-repo")).arg(&dest).output().unwrap();
-    assert!(out.status.success(), "make-repo: {}", String::from_utf8_lossy(&out.stderr));
+    make_repo(&dest, None);
     dest
 }
 
@@ -459,7 +457,7 @@ fn abra_gets_its_dir_and_no_secret_of_the_caller() {
     }
     assert!(!state_text.contains(PLANTED), "the planted secret is in the run-state");
     assert!(!ran.stderr.contains(PLANTED), "the planted secret is in the log:\n{}", ran.stderr);
-    assert!(objects_named(&stack).is_empty(), "app new failed: nothing of {stack} may be on the swarm");
+    assert!(left_on_swarm(&stack).is_empty(), "app new failed: nothing of {stack} may be on the swarm");
 
     // Teardown cleans the registry entry and the workspace of the failed run.
     let td = Run::new("ccci-teardown", &["--state", state_file.to_str().unwrap()], &cwd, &home)

@@ -1,25 +1,18 @@
 //! `ccci-bridge` as a process: settings checked up front, exit codes, one line on failure, and
 //! nothing changed when the forge cannot be reached.
 
-mod support;
+mod common;
+#[path = "common/forge.rs"]
+mod forge;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-use support::fake::{FPull, Fake, World};
-
-fn sandbox(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("ccci-bridge-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    std::fs::write(d.join("forge.token"), "forge-secret-1\n").unwrap();
-    std::fs::write(d.join("drone.token"), "drone-secret-2\n").unwrap();
-    d
-}
+use forge::{FPull, Fake, World, sandbox_with_tokens};
 
 /// The bridge with only `settings` in its environment (plus PATH).
 fn run(dir: &Path, args: &[&str], settings: &[(&str, String)]) -> (i32, String, String) {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_ccci-bridge"));
+    let mut c = Command::new(common::bin("ccci-bridge"));
     c.args(args).env_clear().env("PATH", std::env::var_os("PATH").unwrap()).env("HOME", dir);
     for (k, v) in settings {
         c.env(k, v);
@@ -54,7 +47,8 @@ fn dead_port() -> u16 {
 
 #[test]
 fn a_tick_against_an_unreachable_forge_exits_3_with_one_line_and_changes_nothing() {
-    let dir = sandbox("unreachable");
+    let sb = sandbox_with_tokens("bridge-cli-unreachable");
+    let dir = sb.root.clone();
     let url = format!("http://127.0.0.1:{}", dead_port());
     let (code, stdout, stderr) = run(&dir, &["tick"], &settings(&dir, &url, &url));
     assert_eq!(code, 3, "{stderr}");
@@ -71,7 +65,8 @@ fn a_tick_against_an_unreachable_forge_exits_3_with_one_line_and_changes_nothing
 
 #[test]
 fn missing_or_bad_settings_are_refused_with_exit_2_naming_the_setting() {
-    let dir = sandbox("settings");
+    let sb = sandbox_with_tokens("bridge-cli-settings");
+    let dir = sb.root.clone();
     let good = settings(&dir, "http://127.0.0.1:1", "http://127.0.0.1:1");
     let cases: Vec<(&str, Option<&str>, &str)> = vec![
         ("CCCI_BRIDGE_FORGE_URL", None, "CCCI_BRIDGE_FORGE_URL is not set"),
@@ -110,7 +105,8 @@ fn missing_or_bad_settings_are_refused_with_exit_2_naming_the_setting() {
 
 #[test]
 fn usage_errors_exit_2_and_help_exits_0() {
-    let dir = sandbox("usage");
+    let sb = sandbox_with_tokens("bridge-cli-usage");
+    let dir = sb.root.clone();
     for args in [&[][..], &["frobnicate"], &["tick", "--bogus"], &["check-config", "--dry-run"]] {
         let (code, _, stderr) = run(&dir, args, &[]);
         assert_eq!(code, 2, "{args:?}: {stderr}");
@@ -141,7 +137,8 @@ fn world() -> World {
 
 #[test]
 fn dry_run_prints_the_decisions_and_sends_no_write() {
-    let dir = sandbox("dry");
+    let sb = sandbox_with_tokens("bridge-cli-dry");
+    let dir = sb.root.clone();
     let fake = Fake::start(world());
     fake.with(|w| w.comment("coop-cloud/hello", 7, "alice", "!testme"));
     let (code, stdout, stderr) =
@@ -163,7 +160,8 @@ fn dry_run_prints_the_decisions_and_sends_no_write() {
 
 #[test]
 fn check_config_names_what_the_tokens_cannot_do() {
-    let dir = sandbox("check");
+    let sb = sandbox_with_tokens("bridge-cli-check");
+    let dir = sb.root.clone();
     let fake = Fake::start(world());
     let s = settings(&dir, &fake.forge_url(), &fake.drone_url());
     let (code, stdout, stderr) = run(&dir, &["check-config"], &s);

@@ -11,7 +11,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Run, Sandbox, marker, new_objects_of_ours, swarm_objects};
+use common::{Run, Sandbox, git, marker, new_objects_of_ours, run_state, swarm_objects};
 use serde_json::{Value, json};
 
 const LIMIT: Duration = Duration::from_secs(60);
@@ -119,24 +119,7 @@ fn run_id() -> String {
 
 /// A valid run-state (no deploy recorded), in the sandbox's namespace.
 fn valid_state(sb: &Sandbox) -> Value {
-    let id = run_id();
-    let domain = format!("{id}.{}", common::domain_suffix());
-    json!({
-        "schema": "ccci.run/v1",
-        "run_id": id,
-        "recipe": "hello",
-        "driver": "stack",
-        "source": {"repo": sb.root.join("src/hello"), "ref": "main", "commit": null, "nar_hash": null},
-        "domain": domain,
-        "stack": domain.replace('.', "_"),
-        "workspace": sb.state_dir().join("work").join(&id),
-        "env_file": null,
-        "created_at": "2026-01-01T00:00:00Z",
-        "deploys": 0,
-        "deployed": null,
-        "ops": [],
-        "versions": {"ccci": "0.1.0", "abra": null}
-    })
+    run_state(&run_id(), &sb.state_dir(), &sb.root.join("src/hello"))
 }
 
 fn text(v: &Value) -> String {
@@ -1003,17 +986,6 @@ fn assert_after_a_kept_teardown_is_not_refused() {
 // ---------------------------------------------------------------------------------------------
 // States pointing outside this installation, with something there to lose
 // ---------------------------------------------------------------------------------------------
-
-fn git(dir: &std::path::Path, args: &[&str]) -> String {
-    let out = std::process::Command::new("git")
-        .args(["-c", "user.name=ccci test", "-c", "user.email=test@ccci.invalid", "-c", "init.defaultBranch=main"])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("git");
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
 
 /// A state that ccci-upgrade would act on (deployed, an upgrade planned), whose workspace is
 /// `victim`: a directory of someone else's, holding a git tree with an untracked file and a

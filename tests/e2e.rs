@@ -3,46 +3,31 @@
 //! Needs Docker in swarm mode and the example image (`scripts/setup`); without them these tests
 //! fail, they do not skip.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
 
 use serde_json::Value;
 
-fn bin(name: &str) -> PathBuf {
-    let p = Path::new(env!("CARGO_BIN_EXE_ccci-deploy")).with_file_name(name);
-    assert!(p.exists(), "{} is not built: run `cargo build --workspace`", p.display());
-    p
-}
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
-}
+use common::{Sandbox, assertion, ccci, docker_lines, left_on_swarm, make_repo, op, read_state};
 
 struct Run {
-    dir: PathBuf,
-    state_dir: PathBuf,
+    sb: Sandbox,
     state_file: PathBuf,
 }
 
 impl Run {
     fn new(name: &str, variant: &str) -> Run {
-        let dir = std::env::temp_dir().join(format!("ccci-e2e-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let out =
-            Command::new(root().join("examples/hello/make-repo")).arg(dir.join("hello")).arg(variant).output().unwrap();
-        assert!(out.status.success(), "make-repo: {}", String::from_utf8_lossy(&out.stderr));
-        Run { state_dir: dir.join("state"), state_file: dir.join("run.json"), dir }
+        let sb = Sandbox::new(&format!("e2e-{name}"));
+        make_repo(&sb.root.join("hello"), Some(variant));
+        Run { state_file: sb.root.join("run.json"), sb }
     }
 
+    /// A binary with the clean environment of [`common::ccci`] and this suite's timeouts.
     fn cmd(&self, name: &str) -> Command {
-        let mut c = Command::new(bin(name));
-        c.env("CCCI_STATE_DIR", &self.state_dir)
-            .env("CCCI_ABRA", root().join("tests/support/abra"))
-            .env("CCCI_SERVING_TIMEOUT", "8s")
-            .env("CCCI_SETTLE_WINDOW", "2s")
-            .env("CCCI_DEPLOY_TIMEOUT", "90s")
-            .stdin(Stdio::null());
+        let mut c = ccci(&self.sb.state_dir(), name);
+        c.env("CCCI_SERVING_TIMEOUT", "8s").env("CCCI_SETTLE_WINDOW", "2s").env("CCCI_DEPLOY_TIMEOUT", "90s");
         c
     }
 
@@ -52,7 +37,7 @@ impl Run {
             c.arg("--no-upgrade");
         }
         c.args(["--driver", driver, "--recipe-name", "hello", "--ref", "main", "--recipe"])
-            .arg(self.dir.join("hello"))
+            .arg(self.sb.root.join("hello"))
             .arg("--state")
             .arg(&self.state_file)
             .output()
@@ -64,52 +49,22 @@ impl Run {
     }
 
     fn state(&self) -> Value {
-        serde_json::from_str(&std::fs::read_to_string(&self.state_file).unwrap()).unwrap()
+        read_state(&self.state_file)
+    }
+
+    /// Run ids in the registry.
+    fn registered(&self) -> Vec<String> {
+        self.sb.entries("runs").into_iter().filter(|n| n.ends_with(".json")).collect()
     }
 }
 
 impl Drop for Run {
     fn drop(&mut self) {
         // A failing assertion must not leak the deployment: tear down whatever the state names.
-        if self.state_file.exists() && !registered(&self.state_dir).is_empty() {
+        if self.state_file.exists() && !self.registered().is_empty() {
             let _ = self.step("ccci-teardown", &[]);
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-/// Run ids in the registry (the lock file is not a run).
-fn registered(state_dir: &Path) -> Vec<String> {
-    let Ok(dir) = state_dir.join("runs").read_dir() else { return vec![] };
-    dir.filter_map(|e| e.ok()?.file_name().into_string().ok()).filter(|n| n.ends_with(".json")).collect()
-}
-
-fn op<'a>(state: &'a Value, name: &str) -> &'a Value {
-    state["ops"].as_array().unwrap().iter().rev().find(|o| o["op"] == name).unwrap_or_else(|| panic!("no op {name}"))
-}
-
-fn docker_lines(args: &[&str]) -> Vec<String> {
-    let out = Command::new("docker").args(args).output().expect("docker must be installed for the e2e tests");
-    assert!(out.status.success(), "docker {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).lines().map(String::from).collect()
-}
-
-/// Nothing with the stack's label or name prefix is left: services, tasks' containers, volumes,
-/// secrets, configs, networks.
-fn assert_nothing_left(stack: &str) {
-    let label = format!("label=com.docker.stack.namespace={stack}");
-    let prefix = format!("{stack}_");
-    let mut left = vec![];
-    for kind in ["service", "secret", "config", "network", "volume"] {
-        for name in docker_lines(&[kind, "ls", "--format", "{{.Name}}"]) {
-            if name.starts_with(&prefix) {
-                left.push(format!("{kind} {name}"));
-            }
-        }
-        left.extend(docker_lines(&[kind, "ls", "-q", "--filter", &label]).into_iter().map(|n| format!("{kind} {n}")));
-    }
-    left.extend(docker_lines(&["ps", "-aq", "--filter", &label]).into_iter().map(|c| format!("container {c}")));
-    assert!(left.is_empty(), "left on the swarm after teardown: {left:?}");
 }
 
 fn stderr(o: &Output) -> String {
@@ -152,9 +107,10 @@ fn full_pipe_with(
     let state = run.state();
     assert_eq!(t.status.code(), Some(0), "teardown: {}", stderr(&t));
     assert_eq!(op(&state, "teardown")["result"], "pass");
-    assert_nothing_left(state["stack"].as_str().unwrap());
-    assert_eq!(registered(&run.state_dir), Vec::<String>::new(), "registry entry left behind");
-    assert!(!run.state_dir.join("work").join(state["run_id"].as_str().unwrap()).exists(), "workspace left behind");
+    let left = left_on_swarm(state["stack"].as_str().unwrap());
+    assert!(left.is_empty(), "left on the swarm after teardown: {left:?}");
+    assert_eq!(run.registered(), Vec::<String>::new(), "registry entry left behind");
+    assert!(!run.sb.state_dir().join("work").join(state["run_id"].as_str().unwrap()).exists(), "workspace left behind");
     (state, codes)
 }
 
@@ -270,15 +226,6 @@ fn a_config_name_broken_by_an_unset_variable_is_refused_before_deploying() {
     );
     assert!(detail.contains("variables with no value: INDEX_VERSION"), "{detail}");
     assert_eq!(s["deploys"], 0, "nothing was deployed");
-}
-
-fn assertion<'a>(op: &'a Value, name: &str) -> &'a Value {
-    op["assertions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["name"] == name)
-        .unwrap_or_else(|| panic!("no {name} in {op}"))
 }
 
 #[test]

@@ -4,14 +4,14 @@
 //! the PyPI `junitparser` a dashboard would use); without python3 a small well-formedness check
 //! written here stands in. It runs every time anyway.
 
+mod common;
+
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
 use ccci::run::naming::{Domain, RecipeName, RunId, StackName};
 use ccci::run::state::{Assertion, DriverKind, OpRecord, Outcome, RunState, SCHEMA, Source, Versions};
-
-const BIN: &str = env!("CARGO_BIN_EXE_ccci-report");
 
 const HOSTILE: &str =
     "bad <script>alert(1)</script> | ]]> & \"q\" @admin ``` \u{1b}[31mred\u{1b}[0m \u{0}\u{8}\nline two";
@@ -94,7 +94,7 @@ fn passing() -> RunState {
 }
 
 fn run(args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(BIN)
+    let mut child = Command::new(common::bin("ccci-report"))
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -8,8 +8,8 @@ mod common;
 
 use std::path::Path;
 
-use common::{Sandbox, marker};
-use serde_json::{Value, json};
+use common::{Sandbox, marker, registry_entry, run_state};
+use serde_json::Value;
 
 fn id(prefix: &str) -> String {
     format!("{prefix}-{}", &marker()[..6])
@@ -17,27 +17,11 @@ fn id(prefix: &str) -> String {
 
 /// A registry entry for run `run` under `suffix`, its lease long expired.
 fn entry(sb: &Sandbox, run: &str, suffix: &str) -> Value {
+    let mut state = run_state(run, &sb.state_dir(), Path::new("/nowhere"));
     let domain = format!("{run}.{suffix}");
-    json!({
-        "schema": "ccci.registry/v1",
-        "lease": {"expires_at": 1, "renewed_at": 1, "holder": "ccci-deploy pid 1"},
-        "run": {
-            "schema": "ccci.run/v1",
-            "run_id": run,
-            "recipe": "hello",
-            "driver": "stack",
-            "source": {"repo": "/nowhere", "ref": "main", "commit": null, "nar_hash": null},
-            "domain": domain,
-            "stack": domain.replace('.', "_"),
-            "workspace": sb.state_dir().join("work").join(run),
-            "env_file": null,
-            "created_at": "2026-01-01T00:00:00Z",
-            "deploys": 0,
-            "deployed": null,
-            "ops": [],
-            "versions": {"ccci": "0.1.0", "abra": null}
-        }
-    })
+    state["stack"] = domain.replace('.', "_").into();
+    state["domain"] = domain.into();
+    registry_entry(&state, 1)
 }
 
 fn write(path: &Path, text: impl AsRef<[u8]>) {

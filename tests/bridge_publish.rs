@@ -2,26 +2,19 @@
 //! left the organisation or whose pull request moved, and `publish` edits the bridge's status
 //! comment in place and sets one status per tier plus the overall one, replacing a re-run's.
 
-mod support;
+mod common;
+#[path = "common/forge.rs"]
+mod forge;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use support::fake::{FPull, Fake, World};
+use forge::{FPull, Fake, World, sandbox_with_tokens};
 
 const REPO: &str = "coop-cloud/hello";
 
-fn sandbox(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("ccci-bridge-publish-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    std::fs::write(d.join("forge.token"), "forge-secret-1\n").unwrap();
-    std::fs::write(d.join("drone.token"), "drone-secret-2\n").unwrap();
-    d
-}
-
 fn bridge(dir: &Path, fake: &Fake, args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_ccci-bridge"))
+    let out = Command::new(common::bin("ccci-bridge"))
         .args(args)
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap())
@@ -104,7 +97,8 @@ fn run_args<'a>(req: &'a str, head: &'a str) -> Vec<&'a str> {
 
 #[test]
 fn publish_edits_the_status_comment_in_place_and_sets_one_status_per_tier_replacing_a_rerun() {
-    let dir = sandbox("publish");
+    let sb = sandbox_with_tokens("bridge-publish-publish");
+    let dir = sb.root.clone();
     let head = "ab".repeat(20);
     let fake = Fake::start(world(&head));
     let c = fake.with(|w| w.comment(REPO, 7, "alice", "!testme"));
@@ -163,7 +157,8 @@ fn publish_edits_the_status_comment_in_place_and_sets_one_status_per_tier_replac
 
 #[test]
 fn verify_refuses_a_requester_who_left_and_a_head_that_moved_and_publish_says_so() {
-    let dir = sandbox("verify");
+    let sb = sandbox_with_tokens("bridge-publish-verify");
+    let dir = sb.root.clone();
     let (base, head) = base_repository(&dir);
     let fake = Fake::start(world(&head));
     let req = "0123456789abcdef";

@@ -8,12 +8,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::Duration;
 
 use ccci::config::{Accepts, SETTINGS, Setting};
-use common::{Run, Sandbox};
+use common::{Mount, Run, Sandbox, run_state};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
@@ -122,51 +121,16 @@ fn a_state_dir_that_is_not_writable_is_refused_before_anything_is_created() {
 
 /// A directory mounted read-only (a tmpfs remounted `ro`), holding `run.json`: writable by no
 /// one, root included. Unmounted when dropped.
-struct ReadOnlyDir(PathBuf);
-
-impl ReadOnlyDir {
-    fn new(at: &Path, state: &str) -> ReadOnlyDir {
-        std::fs::create_dir_all(at).unwrap();
-        let mount = |args: &[&str]| {
-            let out = Command::new("mount").args(args).arg(at).output().unwrap();
-            assert!(out.status.success(), "mount {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        };
-        mount(&["-t", "tmpfs", "-o", "size=1m", "tmpfs"]);
-        let d = ReadOnlyDir(at.to_path_buf());
-        std::fs::write(at.join("run.json"), state).unwrap();
-        mount(&["-o", "remount,ro"]);
-        d
-    }
-}
-
-impl Drop for ReadOnlyDir {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-    }
+fn read_only_dir(at: &Path, state: &str) -> Mount {
+    let m = Mount::tmpfs(at, "1m");
+    std::fs::write(at.join("run.json"), state).unwrap();
+    m.remount_read_only();
+    m
 }
 
 /// A well-formed run-state of a run that is not registered.
 fn some_state(sb: &Sandbox) -> String {
-    let id = format!("sett-{}", &common::marker()[..6]);
-    let suffix = common::domain_suffix();
-    let domain = format!("{id}.{suffix}");
-    serde_json::json!({
-        "schema": "ccci.run/v1",
-        "run_id": id,
-        "recipe": "hello",
-        "driver": "stack",
-        "source": {"repo": sb.root.join("src/hello"), "ref": "main", "commit": null, "nar_hash": null},
-        "domain": domain,
-        "stack": domain.replace('.', "_"),
-        "workspace": sb.state_dir().join("work").join(&id),
-        "env_file": null,
-        "created_at": "2026-01-01T00:00:00Z",
-        "deploys": 0,
-        "deployed": null,
-        "ops": [],
-        "versions": {"ccci": "0.1.0", "abra": null}
-    })
-    .to_string()
+    run_state(&format!("sett-{}", &common::marker()[..6]), &sb.state_dir(), &sb.root.join("src/hello")).to_string()
 }
 
 #[test]
@@ -182,7 +146,7 @@ fn every_binary_with_state_refuses_a_state_file_whose_directory_does_not_exist()
 #[test]
 fn every_binary_with_state_refuses_a_state_file_it_could_not_write_back() {
     let sb = Sandbox::new("settings-state-ro");
-    let ro = ReadOnlyDir::new(&sb.root.join("ro"), &some_state(&sb));
+    let ro = read_only_dir(&sb.root.join("ro"), &some_state(&sb));
     let file = ro.0.join("run.json").display().to_string();
     for (bin, mut args) in invocations(&sb).into_iter().filter(|(b, _)| *b != "ccci-janitor") {
         args.extend(["--state".to_string(), file.clone()]);

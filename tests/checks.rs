@@ -18,37 +18,16 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use common::{Ran, Run, Sandbox, domain_suffix, marker, objects_named, repo_root};
+use common::{
+    Ran, Run, Sandbox, assertion, copy_dir, domain_suffix, git, left_on_swarm, make_repo, marker, op, read_state,
+    repo_root, write_exec,
+};
 
 const NOT_APPROVED: &str = "not approved: repository not in allowlist";
 const LIMIT: Duration = Duration::from_secs(240);
 
 fn secret() -> String {
     format!("planted-secret-{}", marker())
-}
-
-fn write_exec(path: &Path, body: &str) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, body).unwrap();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
-}
-
-fn git(repo: &Path, args: &[&str]) {
-    let out = Command::new("git").arg("-C").arg(repo).args(args).output().unwrap();
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dest = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dest);
-        } else {
-            std::fs::copy(e.path(), &dest).unwrap();
-        }
-    }
 }
 
 /// One run of the example recipe, with its canaries, overlays and allowlists, in a sandbox.
@@ -70,8 +49,7 @@ impl Pipe {
     fn new(name: &str, driver: &'static str) -> Pipe {
         let sb = Sandbox::new(name);
         let repo = sb.root.join("hello");
-        let out = Command::new(repo_root().join("examples/hello/make-repo")).arg(&repo).arg("ok").output().unwrap();
-        assert!(out.status.success(), "make-repo: {}", String::from_utf8_lossy(&out.stderr));
+        make_repo(&repo, Some("ok"));
         let canary = sb.dir("canary");
         let marker_of = |what: &str| format!("#!/bin/sh\nenv > '{}/repo-{what}.env'\n", canary.display());
         write_exec(&repo.join("tests/install/10-canary"), &(marker_of("install") + "echo canary ran\n"));
@@ -152,7 +130,7 @@ impl Pipe {
     }
 
     fn state(&self) -> Value {
-        serde_json::from_str(&std::fs::read_to_string(&self.state_file).unwrap()).unwrap()
+        read_state(&self.state_file)
     }
 
     fn canary_ran(&self, what: &str) -> bool {
@@ -164,9 +142,9 @@ impl Pipe {
         let t = self.step("ccci-teardown", &[], &self.deny, &[]);
         let s = self.state();
         assert_eq!(t.code, Some(0), "teardown: {}", t.stderr);
-        assert_eq!(last_op(&s, "teardown")["result"], "pass");
+        assert_eq!(op(&s, "teardown")["result"], "pass");
         let stack = s["stack"].as_str().unwrap();
-        assert_eq!(objects_named(stack), Vec::<String>::new(), "left on the swarm");
+        assert_eq!(left_on_swarm(stack), Vec::<String>::new(), "left on the swarm");
         assert_eq!(self.sb.entries("runs"), Vec::<String>::new(), "registry entry left");
         assert_eq!(self.sb.entries("work"), Vec::<String>::new(), "workspace left");
         s
@@ -180,23 +158,6 @@ impl Drop for Pipe {
             let _ = self.step("ccci-teardown", &[], &self.deny, &[]);
         }
     }
-}
-
-fn ops<'a>(state: &'a Value, name: &str) -> Vec<&'a Value> {
-    state["ops"].as_array().unwrap().iter().filter(|o| o["op"] == name).collect()
-}
-
-fn last_op<'a>(state: &'a Value, name: &str) -> &'a Value {
-    ops(state, name).pop().unwrap_or_else(|| panic!("no op {name} in {state:#}"))
-}
-
-fn assertion<'a>(op: &'a Value, name: &str) -> &'a Value {
-    op["assertions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["name"] == name)
-        .unwrap_or_else(|| panic!("no assertion {name} in {op:#}"))
 }
 
 fn names(op: &Value) -> Vec<String> {
@@ -262,7 +223,7 @@ fn trust_gate_overlays_opt_outs_and_timeouts_on_one_deployment() {
     let d = p.deploy(&p.deny);
     assert_eq!(d.code, Some(0), "deploy: {}", d.stderr);
     let s = p.state();
-    let hooks = last_op(&s, "install-steps");
+    let hooks = op(&s, "install-steps");
     assert_eq!(hooks["result"], "pass", "{hooks:#}");
     assert_eq!(assertion(hooks, "overlays/hello/install_steps.sh")["result"], "pass");
     assert_eq!(assertion(hooks, "overlays/hello/install_steps.sh")["detail"], "app env ready");
@@ -281,7 +242,7 @@ fn trust_gate_overlays_opt_outs_and_timeouts_on_one_deployment() {
     assert_eq!(i.code, Some(0), "install: {}", i.stderr);
     let s = p.state();
     assert_eq!(s["deploys"], 1);
-    let install = last_op(&s, "install");
+    let install = op(&s, "install");
     assert_eq!(install["result"], "pass", "{install:#}");
     let mut expected: Vec<String> = GENERIC.iter().map(|n| n.to_string()).collect();
     expected.extend(
@@ -325,7 +286,7 @@ fn trust_gate_overlays_opt_outs_and_timeouts_on_one_deployment() {
     let au = p.step("ccci-assert", &["upgrade"], &p.deny, &[]);
     assert_eq!(au.code, Some(0), "assert upgrade: {}", au.stderr);
     let s = p.state();
-    let au = last_op(&s, "assert upgrade");
+    let au = op(&s, "assert upgrade");
     assert_eq!(au["result"], "pass", "{au:#}");
     assert_eq!(names(au)[0], "moved to the head");
     assert_eq!(assertion(au, "overlays/hello/upgrade/10-page-is-the-head")["result"], "pass");
@@ -348,7 +309,7 @@ fn trust_gate_overlays_opt_outs_and_timeouts_on_one_deployment() {
     assert!(started.elapsed() < Duration::from_secs(60), "took {:?}", started.elapsed());
     assert_eq!(c.code, Some(3), "custom with a hanging check errors: {}", c.stderr);
     let s = p.state();
-    let custom = last_op(&s, "custom");
+    let custom = op(&s, "custom");
     assert_eq!(custom["result"], "error");
     let hung = assertion(custom, "overlays/hello/custom/50-hang");
     assert_eq!(hung["result"], "error");
@@ -372,19 +333,19 @@ fn trust_gate_overlays_opt_outs_and_timeouts_on_one_deployment() {
         let r = p.step("ccci-assert", &["custom"], &p.approve, &[(var_name, "1")]);
         assert_eq!(r.code, Some(0), "{var_name}: {}", r.stderr);
         let s = p.state();
-        let custom = last_op(&s, "custom");
+        let custom = op(&s, "custom");
         assert_eq!(generic_skipped_for(custom).as_deref(), Some(format!("skipped: {says}").as_str()), "{custom:#}");
     }
     // An opt-out for another op leaves this one alone.
     let r = p.step("ccci-assert", &["custom"], &p.approve, &[("CCCI_SKIP_GENERIC_INSTALL", "1")]);
     assert_eq!(r.code, Some(0), "{}", r.stderr);
-    assert!(generic_skipped_for(last_op(&p.state(), "custom")).is_none());
+    assert!(generic_skipped_for(op(&p.state(), "custom")).is_none());
     std::fs::write(p.overlays.join("hello/settings.env"), "# hello's custom checks cover it\nSKIP_GENERIC=custom\n")
         .unwrap();
     let r = p.step("ccci-assert", &["custom"], &p.approve, &[]);
     assert_eq!(r.code, Some(0), "settings: {}", r.stderr);
     let s = p.state();
-    let custom = last_op(&s, "custom");
+    let custom = op(&s, "custom");
     assert_eq!(
         generic_skipped_for(custom).as_deref(),
         Some("skipped: opted out by SKIP_GENERIC in overlays/hello/settings.env")
@@ -407,10 +368,10 @@ fn trust_gate_overlays_opt_outs_and_timeouts_on_one_deployment() {
     let c = p.step("ccci-assert", &["custom"], &p.approve, &[]);
     assert_eq!(c.code, Some(0), "{}", c.stderr);
     let s = p.state();
-    let failed = assertion(last_op(&s, "install"), "overlays/hello/install/90-fails");
+    let failed = assertion(op(&s, "install"), "overlays/hello/install/90-fails");
     assert_eq!(failed["detail"], "failed (exit 1): the admin page is missing");
-    assert_eq!(last_op(&s, "custom")["result"], "skip");
-    assert_eq!(last_op(&s, "custom")["detail"], "skipped: install failed (fail)");
+    assert_eq!(op(&s, "custom")["result"], "skip");
+    assert_eq!(op(&s, "custom")["detail"], "skipped: install failed (fail)");
 
     let s = p.teardown();
     assert_eq!(s["deploys"], 1, "one deployment for everything");
@@ -446,14 +407,14 @@ fn approved_install_steps_run_and_a_failing_hook_fails_the_deploy() {
     let d = p.deploy(&p.approve);
     assert_eq!(d.code, Some(1), "deploy: {}", d.stderr);
     let s = p.state();
-    let hooks = last_op(&s, "install-steps");
+    let hooks = op(&s, "install-steps");
     assert_eq!(hooks["result"], "fail", "{hooks:#}");
     let hook = assertion(hooks, "tests/install_steps.sh");
     assert_eq!(hook["detail"], "failed (exit 1): cannot seed the database");
     assert_eq!(hook["output"], "seeding...\ncannot seed the database\n");
     assert!(p.canary_ran("install-steps"), "the approved hook did not run");
     assert_eq!(s["source"]["approved_by"]["entry"], p.identity().as_str());
-    let deploy = last_op(&s, "deploy");
+    let deploy = op(&s, "deploy");
     assert_eq!(deploy["result"], "fail");
     let detail = deploy["detail"].as_str().unwrap();
     assert!(
@@ -467,11 +428,11 @@ fn approved_install_steps_run_and_a_failing_hook_fails_the_deploy() {
     assert_eq!(Some(env_file), s["env_file"].as_str());
     assert!(var(&env, "ABRA_DIR").is_some_and(|d| env_file.starts_with(d)), "{env:?}");
 
-    for (tier, op) in [("install", "install"), ("custom", "custom")] {
+    for (tier, name) in [("install", "install"), ("custom", "custom")] {
         let r = p.step("ccci-assert", &[tier], &p.approve, &[]);
         assert_eq!(r.code, Some(0), "{}", r.stderr);
         let s = p.state();
-        assert_eq!(last_op(&s, op)["detail"], "skipped: deploy did not pass (fail)");
+        assert_eq!(op(&s, name)["detail"], "skipped: deploy did not pass (fail)");
     }
     assert!(!p.canary_ran("install") && !p.canary_ran("custom"), "nothing runs on a dead deployment");
     p.teardown();
@@ -494,12 +455,12 @@ fn a_fork_named_like_an_approved_recipe_runs_none_of_its_code() {
     assert_eq!(s["recipe"], "hello");
     assert_eq!(s["source"]["identity"], std::fs::canonicalize(&fork).unwrap().display().to_string());
     assert_eq!(s["source"]["approved_by"], Value::Null);
-    let repo_hook = assertion(last_op(&s, "install-steps"), "tests/install_steps.sh");
+    let repo_hook = assertion(op(&s, "install-steps"), "tests/install_steps.sh");
     assert_eq!((repo_hook["result"].as_str(), repo_hook["detail"].as_str()), (Some("skip"), Some(NOT_APPROVED)));
     let i = p.step("ccci-assert", &["install"], &p.approve, &[]);
     assert_eq!(i.code, Some(0), "{}", i.stderr);
     let s = p.state();
-    let canary = assertion(last_op(&s, "install"), "tests/install/10-canary");
+    let canary = assertion(op(&s, "install"), "tests/install/10-canary");
     assert_eq!((canary["result"].as_str(), canary["detail"].as_str()), (Some("skip"), Some(NOT_APPROVED)));
     assert_eq!(s["source"]["approved_by"], Value::Null);
     assert!(!p.canary_ran("install-steps") && !p.canary_ran("install"), "the fork's code ran");
@@ -573,7 +534,7 @@ fn a_hostile_git_environment_runs_no_command_and_the_deploy_still_works() {
     assert_eq!(planted, Vec::<String>::new(), "commands planted for git ran; deploy stderr:\n{}", d.stderr);
     assert_eq!(d.code, Some(0), "deploy: {}", d.stderr);
     let s = p.state();
-    assert_eq!(last_op(&s, "deploy")["result"], "pass");
+    assert_eq!(op(&s, "deploy")["result"], "pass");
     let head = Command::new("git").arg("-C").arg(&p.repo).args(["rev-parse", "HEAD"]).output().unwrap();
     assert_eq!(s["source"]["commit"], String::from_utf8_lossy(&head.stdout).trim(), "the real head, not the decoy");
     // The later steps run git in the checkout too (the upgrade's checkout and clean).

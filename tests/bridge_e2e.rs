@@ -5,31 +5,23 @@
 //! the report and the per-tier statuses. Needs Docker in swarm mode and the example image
 //! (`scripts/setup`); without them it fails, it does not skip.
 
-mod support;
+mod common;
+#[path = "common/forge.rs"]
+mod forge;
 
-use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
 use ccci::bridge::core::Window;
 use ccci::bridge::http::Token;
 use ccci::bridge::tick::{self, Hooks, Settings};
-use support::fake::{FPull, Fake, World};
+use common::{Sandbox, bin, git, make_repo, marker, repo_root};
+use forge::{FPull, Fake, World};
 
 const REPO: &str = "coop-cloud/hello";
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
-}
-
-fn marker() -> String {
-    let mut b = [0u8; 4];
-    std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut b)).unwrap();
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-/// Tears down whatever run this test registered, whatever happened.
+/// Tears down whatever run this test registered, whatever happened (before its sandbox goes).
 struct Cleanup {
     dir: PathBuf,
     env_file: PathBuf,
@@ -41,7 +33,7 @@ impl Drop for Cleanup {
             for e in runs.flatten() {
                 let name = e.file_name().to_string_lossy().into_owned();
                 if let Some(id) = name.strip_suffix(".json") {
-                    let bin = Path::new(env!("CARGO_BIN_EXE_ccci-bridge")).with_file_name("ccci-teardown");
+                    let bin = bin("ccci-teardown");
                     let _ = Command::new("sh")
                         .arg("-c")
                         .arg(format!(". '{}' && '{}' --run '{id}'", self.env_file.display(), bin.display()))
@@ -49,14 +41,13 @@ impl Drop for Cleanup {
                 }
             }
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
 #[test]
 fn a_testme_comment_runs_the_real_pipeline_once_and_its_report_and_tier_statuses_land_on_the_pull_request() {
-    let m = marker();
-    let dir = std::env::temp_dir().join(format!("ccci-bridge-e2e-{m}"));
+    let sb = Sandbox::new("bridge-e2e");
+    let dir = sb.root.clone();
     std::fs::create_dir_all(dir.join("git/coop-cloud")).unwrap();
     let env_file = dir.join("etc-ccci-env");
     let _cleanup = Cleanup { dir: dir.clone(), env_file: env_file.clone() };
@@ -65,15 +56,9 @@ fn a_testme_comment_runs_the_real_pipeline_once_and_its_report_and_tier_statuses
     // The head declares no backup labels, so the backup and restore tiers are skipped (and
     // published as such): this test is about the loop around the ops, not about backups.
     let repo = dir.join("git/coop-cloud/hello.git");
-    let out = Command::new(root().join("examples/hello/make-repo")).arg(&repo).arg("no-backup").output().unwrap();
-    assert!(out.status.success(), "make-repo: {}", String::from_utf8_lossy(&out.stderr));
-    let git = |args: &[&str]| {
-        let o = Command::new("git").arg("-C").arg(&repo).args(args).output().unwrap();
-        assert!(o.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&o.stderr));
-        String::from_utf8_lossy(&o.stdout).trim().to_string()
-    };
-    let head = git(&["rev-parse", "HEAD"]);
-    git(&["update-ref", "refs/pull/1/head", &head]);
+    make_repo(&repo, Some("no-backup"));
+    let head = git(&repo, &["rev-parse", "HEAD"]);
+    git(&repo, &["update-ref", "refs/pull/1/head", &head]);
 
     std::fs::write(dir.join("forge.token"), "forge-secret-e2e\n").unwrap();
     std::fs::write(dir.join("drone.token"), "drone-secret-e2e\n").unwrap();
@@ -115,8 +100,8 @@ fn a_testme_comment_runs_the_real_pipeline_once_and_its_report_and_tier_statuses
     // What /etc/ccci/env holds on such a host, for this test's own runs.
     let env = [
         ("CCCI_STATE_DIR", dir.join("state").display().to_string()),
-        ("CCCI_DOMAIN_SUFFIX", format!("b{m}.localhost")),
-        ("CCCI_ABRA", root().join("tests/support/abra").display().to_string()),
+        ("CCCI_DOMAIN_SUFFIX", format!("b{}.localhost", marker())),
+        ("CCCI_ABRA", repo_root().join("tests/support/abra").display().to_string()),
         ("CCCI_SERVING_TIMEOUT", "8s".into()),
         ("CCCI_SETTLE_WINDOW", "2s".into()),
         ("CCCI_DEPLOY_TIMEOUT", "90s".into()),
@@ -134,15 +119,13 @@ fn a_testme_comment_runs_the_real_pipeline_once_and_its_report_and_tier_statuses
         params.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect();
     build_params.insert("DRONE_BUILD_LINK".into(), link.clone().into());
     std::fs::write(dir.join("params.json"), serde_json::Value::Object(build_params).to_string()).unwrap();
-    let bins = Path::new(env!("CARGO_BIN_EXE_ccci-bridge")).parent().unwrap().to_path_buf();
-    for b in
-        ["ccci-deploy", "ccci-assert", "ccci-upgrade", "ccci-backup", "ccci-restore", "ccci-teardown", "ccci-report"]
-    {
-        assert!(bins.join(b).exists(), "{b} is not built: run `cargo build --workspace`");
-    }
+    // The binaries the pipeline calls, each built and fresh.
+    let binaries =
+        ["ccci-deploy", "ccci-assert", "ccci-upgrade", "ccci-backup", "ccci-restore", "ccci-teardown", "ccci-report"];
+    let bins = binaries.map(bin)[0].parent().unwrap().to_path_buf();
     let ran = Command::new("python3")
-        .arg(root().join("bins/ccci-bridge/tests/support/run_pipeline.py"))
-        .arg(root().join("nix/recipe-ci.drone.yml"))
+        .arg(repo_root().join("tests/common/run_pipeline.py"))
+        .arg(repo_root().join("nix/recipe-ci.drone.yml"))
         .arg(dir.join("params.json"))
         .arg(&env_file)
         .arg(format!("{}:/usr/local/bin:/usr/bin:/bin", bins.display()))

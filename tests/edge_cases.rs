@@ -7,68 +7,21 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use common::{Sandbox, repo_root};
+use common::{Mount, Sandbox, git, make_repo, registry_entry, run_state};
 
 fn docker(args: &[&str]) -> (bool, String) {
     let out = Command::new("docker").args(args).output().expect("running docker");
     (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
 }
 
-fn ok(c: &mut Command) -> std::process::Output {
-    let out = c.output().expect("running a command");
-    assert!(out.status.success(), "{c:?}: {}", String::from_utf8_lossy(&out.stderr));
-    out
-}
-
-/// A mount (tmpfs or bind) undone when dropped.
-struct Mount(PathBuf);
-
-impl Mount {
-    fn tmpfs(at: &Path, size: &str) -> Mount {
-        std::fs::create_dir_all(at).unwrap();
-        ok(Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"]).arg(at));
-        Mount(at.to_path_buf())
-    }
-
-    /// `at` bound onto itself read-only: nothing under it can be written, by root either.
-    fn read_only(at: &Path) -> Mount {
-        ok(Command::new("mount").arg("--bind").arg(at).arg(at));
-        let m = Mount(at.to_path_buf());
-        ok(Command::new("mount").args(["-o", "remount,bind,ro"]).arg(at));
-        m
-    }
-}
-
-impl Drop for Mount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-    }
-}
-
 /// A run-state of a run `id` that deployed nothing, with its workspace where the registry puts it.
 fn state_of(id: &str, sd: &Path, sb: &Sandbox) -> Value {
-    let domain = format!("{id}.{}", common::domain_suffix());
-    json!({
-        "schema": "ccci.run/v1",
-        "run_id": id,
-        "recipe": "hello",
-        "driver": "stack",
-        "source": {"repo": sb.root.join("src/hello"), "ref": "main", "commit": null, "nar_hash": null},
-        "domain": domain,
-        "stack": domain.replace('.', "_"),
-        "workspace": sd.join("work").join(id),
-        "env_file": null,
-        "created_at": "2026-01-01T00:00:00Z",
-        "deploys": 0,
-        "deployed": null,
-        "ops": [],
-        "versions": {"ccci": "0.1.0", "abra": null}
-    })
+    run_state(id, sd, &sb.root.join("src/hello"))
 }
 
 /// Registers `state` by hand, with a lease that expires at `expires_at` (Unix seconds).
@@ -76,11 +29,7 @@ fn register(sd: &Path, state: &Value, expires_at: u64) {
     let runs = sd.join("runs");
     std::fs::create_dir_all(&runs).unwrap();
     std::fs::create_dir_all(sd.join("work")).unwrap();
-    let entry = json!({
-        "schema": "ccci.registry/v1",
-        "lease": {"expires_at": expires_at, "renewed_at": 1, "holder": "test"},
-        "run": state,
-    });
+    let entry = registry_entry(state, expires_at);
     let id = state["run_id"].as_str().unwrap();
     std::fs::write(runs.join(format!("{id}.json")), entry.to_string()).unwrap();
 }
@@ -189,11 +138,10 @@ fn a_stage_that_cannot_save_the_registry_still_writes_its_run_state_and_exits_3(
 /// The example recipe's repository at `dest`, with `.env.sample` replaced by `sample` at the
 /// head of main.
 fn recipe_with_env_sample(dest: &Path, sample: &[u8]) {
-    ok(Command::new(repo_root().join("examples/hello/make-repo")).arg(dest).arg("single-release"));
+    make_repo(dest, Some("single-release"));
     std::fs::write(dest.join(".env.sample"), sample).unwrap();
-    let git = |args: &[&str]| ok(Command::new("git").arg("-C").arg(dest).args(args));
-    git(&["add", ".env.sample"]);
-    git(&["-c", "user.email=ccci@example.invalid", "-c", "user.name=ccci", "commit", "-qm", "env sample"]);
+    git(dest, &["add", ".env.sample"]);
+    git(dest, &["commit", "-qm", "env sample"]);
 }
 
 /// `ccci-deploy` of `repo` at main: (exit code, run-state on stdout, stderr). Tears the run down
@@ -247,14 +195,13 @@ fn an_env_sample_that_is_not_utf8_is_the_recipes_failure() {
 fn a_disk_that_fills_up_during_the_clone_is_the_environments_error() {
     let sb = Sandbox::new("disk-full");
     let repo = sb.root.join("repo");
-    ok(Command::new(repo_root().join("examples/hello/make-repo")).arg(&repo).arg("single-release"));
+    make_repo(&repo, Some("single-release"));
     // 3 MB that do not compress, for a state directory of 1 MB.
     let mut noise = vec![0u8; 3_000_000];
     std::fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut noise)).unwrap();
     std::fs::write(repo.join("blob.bin"), noise).unwrap();
-    let git = |args: &[&str]| ok(Command::new("git").arg("-C").arg(&repo).args(args));
-    git(&["add", "blob.bin"]);
-    git(&["-c", "user.email=ccci@example.invalid", "-c", "user.name=ccci", "commit", "-qm", "big"]);
+    git(&repo, &["add", "blob.bin"]);
+    git(&repo, &["commit", "-qm", "big"]);
     let sd = sb.state_dir();
     let _full = Mount::tmpfs(&sd, "1m");
     let (code, state, err) = deploy(&sd, &repo);

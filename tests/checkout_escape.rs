@@ -10,19 +10,13 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
 
-use common::{Ran, Run, Sandbox, domain_suffix, marker, objects_named, repo_root};
+use common::{Ran, Run, Sandbox, domain_suffix, git, left_on_swarm, make_repo, marker, op};
 
 const LIMIT: Duration = Duration::from_secs(240);
-
-fn git(repo: &Path, args: &[&str]) {
-    let out = Command::new("git").arg("-C").arg(repo).args(args).output().unwrap();
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
 
 fn content_marker() -> String {
     format!("hostcontent{}", marker())
@@ -62,8 +56,7 @@ impl Escape {
             std::fs::write(host.join(d).join(name_marker()), content_marker()).unwrap();
         }
         let repo = sb.root.join("hello");
-        let out = Command::new(repo_root().join("examples/hello/make-repo")).arg(&repo).arg("ok").output().unwrap();
-        assert!(out.status.success(), "make-repo: {}", String::from_utf8_lossy(&out.stderr));
+        make_repo(&repo, Some("ok"));
         edit(&repo);
         for (path, target) in links {
             let p = repo.join(path);
@@ -127,7 +120,7 @@ impl Escape {
         }
         let (t, s) = self.step("ccci-teardown", &[]);
         assert_eq!(t.code, Some(0), "teardown: {}", t.stderr);
-        assert_eq!(objects_named(s["stack"].as_str().unwrap()), Vec::<String>::new(), "left on the swarm");
+        assert_eq!(left_on_swarm(s["stack"].as_str().unwrap()), Vec::<String>::new(), "left on the swarm");
         let seen = self.seen.borrow();
         assert!(!seen.contains(&content_marker()), "the host file's content reached an output:\n{seen}");
         assert!(!seen.contains(&name_marker()), "a host file's name reached an output:\n{seen}");
@@ -141,10 +134,6 @@ impl Drop for Escape {
             let _ = self.step("ccci-teardown", &[]);
         }
     }
-}
-
-fn op<'a>(state: &'a Value, name: &str) -> &'a Value {
-    state["ops"].as_array().unwrap().iter().rev().find(|o| o["op"] == name).unwrap_or_else(|| panic!("no {name}"))
 }
 
 /// The deploy reads `file` first and refuses it: `fail`, exit 1, naming it and where it points,

@@ -20,20 +20,17 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use common::{Ran, Run, Sandbox, domain_suffix, marker, new_objects_of_ours, objects_named, swarm_objects};
+use common::{
+    Ran, Run, Sandbox, assertion, domain_suffix, git, left_on_swarm, marker, new_objects_of_ours, op, read_state,
+    swarm_objects,
+};
 
 const LIMIT: Duration = Duration::from_secs(240);
-
-fn git(repo: &Path, args: &[&str]) {
-    let out = Command::new("git").arg("-C").arg(repo).args(args).output().unwrap();
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
 
 /// A recipe repository in a sandbox, and the run's stages on it with one state file.
 struct Case {
@@ -125,7 +122,7 @@ impl Case {
     }
 
     fn state(&self) -> Value {
-        serde_json::from_str(&std::fs::read_to_string(&self.state_file).unwrap()).unwrap()
+        read_state(&self.state_file)
     }
 
     /// Teardown passes and nothing of the run is left.
@@ -133,7 +130,7 @@ impl Case {
         let t = self.step("ccci-teardown", &[]);
         assert_eq!(t.code, Some(0), "teardown: {}", t.stderr);
         let stack = self.state()["stack"].as_str().unwrap().to_string();
-        assert_eq!(objects_named(&stack), Vec::<String>::new(), "left on the swarm");
+        assert_eq!(left_on_swarm(&stack), Vec::<String>::new(), "left on the swarm");
         assert_eq!(self.sb.entries("runs"), Vec::<String>::new(), "registry entry left");
     }
 }
@@ -147,27 +144,8 @@ impl Drop for Case {
     }
 }
 
-fn op<'a>(state: &'a Value, name: &str) -> &'a Value {
-    state["ops"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .rev()
-        .find(|o| o["op"] == name)
-        .unwrap_or_else(|| panic!("no op {name} in {state:#}"))
-}
-
 fn detail(state: &Value, name: &str) -> String {
     op(state, name)["detail"].as_str().unwrap().to_string()
-}
-
-fn assertion<'a>(op: &'a Value, name: &str) -> &'a Value {
-    op["assertions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["name"] == name)
-        .unwrap_or_else(|| panic!("no {name} in {op:#}"))
 }
 
 /// The example's web app: busybox httpd on 8080, published in host mode.

@@ -16,15 +16,10 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use common::{Ran, Run, Sandbox, domain_suffix, objects_named, repo_root};
+use common::{Ran, Run, Sandbox, domain_suffix, git, left_on_swarm, make_repo, op, read_state};
 
 const LIMIT: Duration = Duration::from_secs(180);
 const NEEDS: &str = "host access needs the recipe in the allowlist";
-
-fn git(repo: &Path, args: &[&str]) {
-    let out = Command::new("git").arg("-C").arg(repo).args(args).output().unwrap();
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
 
 /// An edit of the example's `compose.yml`: `(after, insert)` pairs, each inserting `insert`
 /// after the first line equal to `after`, and lines appended at the end.
@@ -88,8 +83,7 @@ impl Pipe {
     fn with(name: &str, commits: impl FnOnce(&Path)) -> Pipe {
         let sb = Sandbox::new(name);
         let repo = sb.root.join("hello");
-        let out = Command::new(repo_root().join("examples/hello/make-repo")).arg(&repo).arg("ok").output().unwrap();
-        assert!(out.status.success(), "make-repo: {}", String::from_utf8_lossy(&out.stderr));
+        make_repo(&repo, Some("ok"));
         commits(&repo);
         let deny = sb.root.join("allowlist-empty");
         std::fs::write(&deny, "# nothing approved\n").unwrap();
@@ -127,7 +121,7 @@ impl Pipe {
     }
 
     fn state(&self) -> Value {
-        serde_json::from_str(&std::fs::read_to_string(&self.state_file).unwrap()).unwrap()
+        read_state(&self.state_file)
     }
 
     /// Teardown, then nothing of the run is left: on the swarm, in the registry, on disk.
@@ -135,8 +129,8 @@ impl Pipe {
         let t = self.step("ccci-teardown", &[]);
         let s = self.state();
         assert_eq!(t.code, Some(0), "teardown: {}", t.stderr);
-        assert_eq!(last_op(&s, "teardown")["result"], "pass");
-        assert_eq!(objects_named(s["stack"].as_str().unwrap()), Vec::<String>::new(), "left on the swarm");
+        assert_eq!(op(&s, "teardown")["result"], "pass");
+        assert_eq!(left_on_swarm(s["stack"].as_str().unwrap()), Vec::<String>::new(), "left on the swarm");
         assert_eq!(self.sb.entries("runs"), Vec::<String>::new(), "registry entry left");
         assert_eq!(self.sb.entries("work"), Vec::<String>::new(), "workspace left");
         s
@@ -152,10 +146,6 @@ impl Drop for Pipe {
     }
 }
 
-fn last_op<'a>(state: &'a Value, name: &str) -> &'a Value {
-    state["ops"].as_array().unwrap().iter().rev().find(|o| o["op"] == name).unwrap_or_else(|| panic!("no op {name}"))
-}
-
 /// The recipe (not approved) is refused before anything is created, with `line` as the whole
 /// detail and on stderr, and teardown leaves nothing.
 fn refused(name: &str, edit: &Edit, into: Place, line: impl Fn(&Path) -> String) {
@@ -166,7 +156,7 @@ fn refused_pipe(p: Pipe, line: impl Fn(&Path) -> String) {
     let d = p.deploy(&p.deny, &[]);
     assert_eq!(d.code, Some(1), "deploy: {}", d.stderr);
     let s = p.state();
-    let deploy = last_op(&s, "deploy");
+    let deploy = op(&s, "deploy");
     assert_eq!(deploy["result"], "fail", "{deploy:#}");
     let recipe_dir = Path::new(s["workspace"].as_str().unwrap()).join("recipe");
     let want = line(&recipe_dir);
@@ -175,7 +165,7 @@ fn refused_pipe(p: Pipe, line: impl Fn(&Path) -> String) {
     assert_eq!(s["deploys"], 0, "nothing was deployed");
     assert!(s["env_file"].is_null(), "no app was created: {s:#}");
     assert!(s["host_access"].is_null(), "nothing was granted: {s:#}");
-    assert_eq!(objects_named(s["stack"].as_str().unwrap()), Vec::<String>::new(), "nothing on the swarm");
+    assert_eq!(left_on_swarm(s["stack"].as_str().unwrap()), Vec::<String>::new(), "nothing on the swarm");
     let workspace: Vec<String> = std::fs::read_dir(s["workspace"].as_str().unwrap())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -192,7 +182,7 @@ fn base_refused(p: Pipe, line: impl Fn(&Path) -> String, absent: impl Fn(&Value)
     let d = p.deploy(&p.deny, &[]);
     let s = p.state();
     assert_eq!(d.code, Some(0), "deploy: {}\n{s:#}", d.stderr);
-    let deploy = last_op(&s, "deploy");
+    let deploy = op(&s, "deploy");
     assert_eq!(deploy["result"], "pass", "{deploy:#}");
     let recipe_dir = Path::new(s["workspace"].as_str().unwrap()).join("recipe");
     let want = line(&recipe_dir);
@@ -373,7 +363,7 @@ fn an_upgrade_judges_the_head_again_with_the_app_env_it_deploys_with() {
     let u = p.step("ccci-upgrade", &[]);
     assert_eq!(u.code, Some(1), "upgrade: {}", u.stderr);
     let s = p.state();
-    let upgrade = last_op(&s, "upgrade");
+    let upgrade = op(&s, "upgrade");
     assert_eq!(upgrade["result"], "fail");
     assert_eq!(upgrade["detail"], format!("service app mounts the host path / (volumes, in the head) — {NEEDS}"));
     // The release still runs: nothing of the head was deployed.
@@ -393,7 +383,7 @@ fn an_approved_recipe_mounts_the_docker_socket_and_the_grant_is_recorded() {
     let d = p.deploy(&p.approve, &["--no-upgrade"]);
     assert_eq!(d.code, Some(0), "deploy: {}", d.stderr);
     let s = p.state();
-    assert_eq!(last_op(&s, "deploy")["result"], "pass");
+    assert_eq!(op(&s, "deploy")["result"], "pass");
     let granted = &s["host_access"];
     assert_eq!(
         granted["granted"],
@@ -468,7 +458,7 @@ services:
         fn drop(&mut self) {
             let _ = Command::new("docker").args(["stack", "rm", &self.0]).output();
             for _ in 0..100 {
-                if objects_named(&self.0).is_empty() {
+                if left_on_swarm(&self.0).is_empty() {
                     return;
                 }
                 std::thread::sleep(Duration::from_millis(200));
@@ -557,11 +547,11 @@ fn a_recipe_variable_pointing_docker_at_its_own_programs_runs_nothing_on_the_hos
         assert!(!marker.exists(), "the recipe's docker ran: {}", d.stderr);
         assert_eq!(d.code, Some(1), "deploy: {}", d.stderr);
         let s = p.state();
-        let deploy = last_op(&s, "deploy");
+        let deploy = op(&s, "deploy");
         assert_eq!(deploy["result"], "fail", "{deploy:#}");
         assert!(deploy["detail"].as_str().unwrap().contains(&want), "{deploy:#}");
         assert_eq!(s["deploys"], 0, "nothing was deployed");
-        assert_eq!(objects_named(s["stack"].as_str().unwrap()), Vec::<String>::new(), "nothing on the swarm");
+        assert_eq!(left_on_swarm(s["stack"].as_str().unwrap()), Vec::<String>::new(), "nothing on the swarm");
         p.teardown();
     }
 }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Sandbox, ccci, objects_named};
+use common::{Sandbox, ccci, git, left_on_swarm, read_state};
 use serde_json::Value;
 
 const LIMIT: Duration = Duration::from_secs(240);
@@ -38,13 +38,9 @@ fn recipe(dir: &Path, service_extra: &str, deploy_labels: &[&str], broken: bool)
     std::fs::write(repo.join("compose.yml"), compose).unwrap();
     std::fs::write(repo.join(".env.sample"), "TYPE=serving\nDOMAIN=serving.example.com\nLETS_ENCRYPT_ENV=production\n")
         .unwrap();
-    let git = |args: &[&str]| {
-        let out = Command::new("git").args(args).current_dir(&repo).output().unwrap();
-        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    };
-    git(&["init", "-q", "-b", "main"]);
-    git(&["-c", "user.email=t@example.invalid", "-c", "user.name=t", "add", "-A"]);
-    git(&["-c", "user.email=t@example.invalid", "-c", "user.name=t", "commit", "-q", "-m", "head"]);
+    git(&repo, &["init", "-q", "-b", "main"]);
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-q", "-m", "head"]);
     repo
 }
 
@@ -86,18 +82,13 @@ fn pipe_with(
     );
     assert_eq!(d.status.code(), Some(0), "deploy: {}", String::from_utf8_lossy(&d.stderr));
     let install = step("ccci-assert", &["install"]).status.code().unwrap();
-    let deployed: Value = serde_json::from_str(&std::fs::read_to_string(&state_file).unwrap()).unwrap();
+    let deployed = read_state(&state_file);
     before_teardown(deployed["stack"].as_str().unwrap());
     let t = step("ccci-teardown", &[]);
     assert_eq!(t.status.code(), Some(0), "teardown: {}", String::from_utf8_lossy(&t.stderr));
-    let state: Value = serde_json::from_str(&std::fs::read_to_string(&state_file).unwrap()).unwrap();
+    let state = read_state(&state_file);
     let stack = state["stack"].as_str().unwrap();
-    assert_eq!(objects_named(stack), Vec::<String>::new(), "left on the swarm");
-    let probes = Command::new("docker")
-        .args(["ps", "-aq", "--filter", &format!("label=com.docker.stack.namespace={stack}")])
-        .output()
-        .unwrap();
-    assert_eq!(String::from_utf8_lossy(&probes.stdout).trim(), "", "containers (probes) left");
+    assert_eq!(left_on_swarm(stack), Vec::<String>::new(), "left on the swarm (containers and probes included)");
     let report = step("ccci-report", &[]);
     (state, install, String::from_utf8_lossy(&report.stdout).into_owned())
 }
@@ -254,8 +245,7 @@ fn a_network_shared_with_traefik_that_is_not_attachable_is_asked_from_inside_the
     let compose = std::fs::read_to_string(repo.join("compose.yml")).unwrap()
         + &format!("networks:\n  edge:\n    external: true\n    name: {}\n", net.0);
     std::fs::write(repo.join("compose.yml"), compose).unwrap();
-    let git = |args: &[&str]| Command::new("git").args(args).current_dir(&repo).output().unwrap();
-    git(&["-c", "user.email=t@example.invalid", "-c", "user.name=t", "commit", "-qam", "edge network"]);
+    git(&repo, &["commit", "-qam", "edge network"]);
     let networks = format!("proxy,{}", net.0);
     let (state, install, report) = pipe_with(&sb, &repo, &[("CCCI_EXTERNAL_NETWORKS", &networks)], |_| {});
     assert_eq!(install, 0, "{report}");

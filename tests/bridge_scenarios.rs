@@ -1,15 +1,17 @@
-//! The bridge's real HTTP client and tick against the fake forge + Drone (tests/support/fake.rs,
+//! The bridge's real HTTP client and tick against the fake forge + Drone (tests/common/forge.rs,
 //! a TEST DOUBLE on loopback): what is sent, and the scenarios of crashes, failures, lost state
 //! and moved heads.
 
-mod support;
+mod common;
+#[path = "common/forge.rs"]
+mod forge;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use ccci::bridge::core::Window;
 use ccci::bridge::tick::{self, CRASH, Hooks, Outcome, Settings};
-use support::fake::{FPull, Fake, Fault, FaultKind, World};
+use common::Sandbox;
+use forge::{FPull, Fake, Fault, FaultKind, World};
 
 const REPO: &str = "coop-cloud/hello";
 const CI: &str = "coop-cloud/recipe-ci";
@@ -21,14 +23,8 @@ const T0: u64 = 1_800_000_000;
 
 struct Env {
     fake: Fake,
-    dir: PathBuf,
+    sb: Sandbox,
     settings: Settings,
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
 }
 
 fn env(name: &str) -> Env {
@@ -46,9 +42,8 @@ fn env(name: &str) -> Env {
     w.pulls.insert((REPO.into(), 8), FPull { open: true, head: NEW_HEAD.into(), fork: false, pushes: vec![] });
     w.pulls.insert((REPO.into(), 9), FPull { open: true, head: "a".repeat(40), fork: false, pushes: vec![] });
     let fake = Fake::start(w);
-    let dir = std::env::temp_dir().join(format!("ccci-bridge-test-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let sb = Sandbox::new(&format!("bridge-{name}"));
+    let dir = sb.root.clone();
     std::fs::write(dir.join("forge.token"), format!("{FORGE_TOKEN}\n")).unwrap();
     std::fs::write(dir.join("drone.token"), DRONE_TOKEN).unwrap();
     let read = |f: &str, what: &str| ccci::bridge::http::Token::read(&dir.join(f), what).unwrap();
@@ -64,7 +59,7 @@ fn env(name: &str) -> Env {
         window: Window { lookback: 7200, overlap: 60 },
         timeout: Duration::from_secs(1),
     };
-    Env { fake, dir, settings }
+    Env { fake, sb, settings }
 }
 
 impl Env {
@@ -153,7 +148,7 @@ fn a_members_testme_starts_one_build_with_the_fixed_parameters_and_tokens_only_i
     e.later(10);
     assert!(e.tick().actions.is_empty());
     assert_eq!(e.builds(), 1);
-    let state = std::fs::read_to_string(e.dir.join("state/state.json")).unwrap();
+    let state = std::fs::read_to_string(e.sb.root.join("state/state.json")).unwrap();
     assert!(!state.contains(FORGE_TOKEN) && !state.contains(DRONE_TOKEN));
 }
 
@@ -172,7 +167,7 @@ fn a_crash_between_the_build_request_and_the_state_save_leaves_exactly_one_build
     e.later(30);
     e.tick();
     assert_eq!(e.builds(), 1, "the next ticks found the build by its request id");
-    let state = std::fs::read_to_string(e.dir.join("state/state.json")).unwrap();
+    let state = std::fs::read_to_string(e.sb.root.join("state/state.json")).unwrap();
     assert!(state.contains("\"build\": 1"), "{state}");
 }
 
@@ -253,13 +248,13 @@ fn a_deleted_state_file_is_rebuilt_from_the_markers_and_nothing_is_fired_again()
     e.tick();
     assert_eq!(e.builds(), 1);
     let comments = e.fake.with(|w| w.comments.len());
-    std::fs::remove_file(e.dir.join("state/state.json")).unwrap();
+    std::fs::remove_file(e.sb.root.join("state/state.json")).unwrap();
     e.later(60);
     let out = e.tick();
     assert!(out.actions.is_empty(), "{:?}", out.actions);
     assert_eq!(e.builds(), 1);
     assert_eq!(e.fake.with(|w| w.comments.len()), comments, "no reply twice");
-    let state = std::fs::read_to_string(e.dir.join("state/state.json")).unwrap();
+    let state = std::fs::read_to_string(e.sb.root.join("state/state.json")).unwrap();
     assert!(state.contains("\"build\": 1"), "the run came back from its marker: {state}");
 }
 
@@ -364,5 +359,5 @@ fn a_dry_run_only_reads() {
     assert_eq!(out.actions.len(), 1, "{:?}", out.actions);
     assert!(out.actions[0].contains("start run"));
     assert!(e.fake.with(|w| w.requests.iter().all(|r| r.method == "GET")));
-    assert!(!e.dir.join("state").exists(), "no state written");
+    assert!(!e.sb.root.join("state").exists(), "no state written");
 }

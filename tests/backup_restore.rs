@@ -9,7 +9,7 @@ mod common;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use common::{Sandbox, ccci, repo_root};
+use common::{Sandbox, assertion, ccci, left_on_swarm, make_repo, op, read_state, repo_root, write_exec};
 use serde_json::Value;
 
 struct Run {
@@ -23,12 +23,7 @@ struct Run {
 impl Run {
     fn new(name: &str, variant: &str) -> Run {
         let sb = Sandbox::new(name);
-        let out = Command::new(repo_root().join("examples/hello/make-repo"))
-            .arg(sb.root.join("hello"))
-            .arg(variant)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "make-repo: {}", String::from_utf8_lossy(&out.stderr));
+        make_repo(&sb.root.join("hello"), Some(variant));
         let state_file = sb.root.join("run.json");
         Run { sb, state_file, upgrade: false, driver: "stack" }
     }
@@ -45,19 +40,15 @@ impl Run {
         self.driver = "abra";
         let repo = self.sb.dir("backupbot-repo");
         std::fs::write(self.sb.root.join("backupbot-password"), "a backupbot password\n").unwrap();
-        let wrapper = self.sb.root.join("abra");
-        std::fs::write(
-            &wrapper,
-            format!(
+        write_exec(
+            &self.sb.root.join("abra"),
+            &format!(
                 "#!/bin/sh\nexec env ABRA_DOUBLE_DROP_FLAG='{flag}' ABRA_DOUBLE_BACKUP_REPOSITORY='{}' ABRA_DOUBLE_BACKUP_PASSWORD_FILE='{}' '{}' \"$@\"\n",
                 repo.display(),
                 self.sb.root.join("backupbot-password").display(),
                 repo_root().join("tests/support/abra").display()
             ),
-        )
-        .unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+        );
         self
     }
 
@@ -101,7 +92,7 @@ impl Run {
     }
 
     fn state(&self) -> Value {
-        serde_json::from_str(&std::fs::read_to_string(&self.state_file).unwrap()).unwrap()
+        read_state(&self.state_file)
     }
 
     /// Deploy, assert install, then `stages` (binary, args) in order; returns their exit codes.
@@ -118,7 +109,7 @@ impl Run {
         assert_eq!(t.status.code(), Some(0), "teardown: {}", String::from_utf8_lossy(&t.stderr));
         let s = self.state();
         let stack = s["stack"].as_str().unwrap();
-        let left = common::objects_named(stack);
+        let left = left_on_swarm(stack);
         assert!(left.is_empty(), "left on the swarm: {left:?}");
         assert!(!self.sb.state_dir().join("work").join(s["run_id"].as_str().unwrap()).exists(), "workspace left");
         s
@@ -139,19 +130,6 @@ const BACKUP: (&str, &[&str]) = ("ccci-backup", &[]);
 const ASSERT_BACKUP: (&str, &[&str]) = ("ccci-assert", &["backup"]);
 const RESTORE: (&str, &[&str]) = ("ccci-restore", &[]);
 const ASSERT_RESTORE: (&str, &[&str]) = ("ccci-assert", &["restore"]);
-
-fn op<'a>(state: &'a Value, name: &str) -> &'a Value {
-    state["ops"].as_array().unwrap().iter().rev().find(|o| o["op"] == name).unwrap_or_else(|| panic!("no op {name}"))
-}
-
-fn assertion<'a>(op: &'a Value, name: &str) -> &'a Value {
-    op["assertions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["name"] == name)
-        .unwrap_or_else(|| panic!("no {name} in {op:#}"))
-}
 
 fn report(state_file: &std::path::Path, format: &str) -> String {
     let out = Command::new(common::bin("ccci-report"))

@@ -24,12 +24,12 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
-use common::Sandbox;
+use common::{Sandbox, assertion, copy_dir, corpus, git, left_on_swarm, op, read_state, write_exec};
 
 /// Corpus recipes the stand-in cannot run, and why.
 const EXCLUDED: &[(&str, &str)] = &[(
@@ -91,41 +91,8 @@ const CASES: &[Case] = &[
     },
 ];
 
-/// `../shared/recipe-corpus`, or `None` after a `SKIPPED` line on the real stderr (cargo
-/// captures only `eprintln!`), so a skip never passes for a check.
-fn corpus() -> Option<PathBuf> {
-    let root = common::repo_root().join("../shared/recipe-corpus");
-    if root.is_dir() {
-        return Some(root);
-    }
-    let test = std::thread::current().name().unwrap_or("corpus_e2e").to_string();
-    let _ = writeln!(
-        std::io::stderr(),
-        "SKIPPED {test}: the recipe corpus is not at {} (a clone without ../shared); no real recipe was deployed",
-        root.display()
-    );
-    None
-}
-
 fn docker(args: &[&str]) -> std::process::Output {
     Command::new("docker").args(args).stdin(Stdio::null()).output().expect("docker is needed")
-}
-
-fn git(dir: &Path, args: &[&str]) {
-    let out = Command::new("git").args(args).current_dir(dir).output().unwrap();
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    for e in std::fs::read_dir(from).unwrap().flatten() {
-        let dest = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            std::fs::create_dir_all(&dest).unwrap();
-            copy_dir(&e.path(), &dest);
-        } else {
-            std::fs::copy(e.path(), dest).unwrap();
-        }
-    }
 }
 
 /// Replaces the work tree (everything but `.git`) with the corpus folder plus the stubs.
@@ -205,11 +172,7 @@ fn tag_standins(images: &BTreeSet<String>, ports: &BTreeSet<u16>, sb: &Sandbox) 
     for a in String::from_utf8_lossy(&applets.stdout).lines().filter(|a| !a.is_empty() && *a != "busybox") {
         std::os::unix::fs::symlink("busybox", root.join("bin").join(a)).unwrap();
     }
-    let script = |name: &str, text: &str| {
-        let p = root.join(name);
-        std::fs::write(&p, text).unwrap();
-        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    };
+    let script = |name: &str, text: &str| write_exec(&root.join(name), text);
     let ports_line: Vec<String> = ports.iter().map(u16::to_string).collect();
     script(
         "serve",
@@ -294,19 +257,6 @@ impl Drop for Standins {
     }
 }
 
-fn op<'a>(state: &'a Value, name: &str) -> &'a Value {
-    state["ops"].as_array().unwrap().iter().rev().find(|o| o["op"] == name).unwrap_or_else(|| panic!("no op {name}"))
-}
-
-fn assertion<'a>(op: &'a Value, name: &str) -> &'a Value {
-    op["assertions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["name"] == name)
-        .unwrap_or_else(|| panic!("no {name} in {op}"))
-}
-
 /// The pipe on one case; returns the final state, the exit codes before teardown and teardown's.
 fn pipe(case: &Case, repo: &Path, state_dir: &Path) -> (Value, Vec<i32>, i32) {
     let state_file = state_dir.with_extension("json");
@@ -327,13 +277,13 @@ fn pipe(case: &Case, repo: &Path, state_dir: &Path) -> (Value, Vec<i32>, i32) {
     {
         codes.push(step(name, args));
     }
-    let state: Value = serde_json::from_str(&std::fs::read_to_string(&state_file).unwrap()).unwrap();
+    let state: Value = read_state(&state_file);
     let mut secrets = vec![];
     for (svc, path, _, _) in case.secrets {
         secrets.push(mounted_secret(state["stack"].as_str().unwrap(), svc, path));
     }
     let teardown = step("ccci-teardown", &[]);
-    let state: Value = serde_json::from_str(&std::fs::read_to_string(&state_file).unwrap()).unwrap();
+    let state: Value = read_state(&state_file);
     for ((_, path, len, hex), value) in case.secrets.iter().zip(secrets) {
         assert_eq!(value.len(), *len, "{}: {path}: length", case.recipe);
         if *hex {
@@ -378,7 +328,7 @@ fn assert_verdict(case: &Case, s: &Value, codes: &[i32], teardown: i32) {
     assert_eq!(op(s, "assert upgrade")["result"], "pass", "{name}");
     assert_eq!(op(s, "teardown")["result"], "pass", "{name}");
     let stack = s["stack"].as_str().unwrap();
-    assert_eq!(common::objects_named(stack), Vec::<String>::new(), "{name}: left on the swarm");
+    assert_eq!(left_on_swarm(stack), Vec::<String>::new(), "{name}: left on the swarm");
 }
 
 #[test]

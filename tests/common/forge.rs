@@ -1,6 +1,6 @@
 //! TEST DOUBLE: a fake Gitea/Forgejo API v1 and Drone API on loopback, serving only the subset
 //! `ccci-bridge` uses. Its answers are shaped like the forge's published API description (the
-//! vendored subset in `tests/support/gitea-swagger-subset.json`; `contract.rs` checks every
+//! vendored subset in `tests/support/gitea-swagger-subset.json`; `bridge_contract.rs` checks every
 //! fixture against it) and Drone's `core/build.go`. It records every request (method, path,
 //! query, headers, body) so tests can assert what was sent, and injects failures: an HTTP status,
 //! a timeout, a redirect, an answer lost after the effect happened, or Drone answering `null`.
@@ -18,6 +18,15 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 pub type Unix = u64;
+
+/// A sandbox holding the bridge's token files, `forge.token` (`forge-secret-1`) and
+/// `drone.token` (`drone-secret-2`).
+pub fn sandbox_with_tokens(name: &str) -> crate::common::Sandbox {
+    let sb = crate::common::Sandbox::new(name);
+    std::fs::write(sb.root.join("forge.token"), "forge-secret-1\n").unwrap();
+    std::fs::write(sb.root.join("drone.token"), "drone-secret-2\n").unwrap();
+    sb
+}
 
 #[derive(Debug, Clone)]
 pub struct FComment {

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use common::{Sandbox, domain_suffix, repo_root};
+use common::{Sandbox, left_on_swarm, make_repo};
 
 fn cmd(state_dir: &Path, name: &str) -> Command {
     let mut c = common::ccci(state_dir, name);
@@ -20,7 +20,7 @@ fn cmd(state_dir: &Path, name: &str) -> Command {
 
 fn pipe(sb: &Sandbox, i: usize, driver: &str) -> (Value, Vec<i32>) {
     let repo = sb.root.join(format!("repo-{i}"));
-    assert!(Command::new(repo_root().join("examples/hello/make-repo")).arg(&repo).output().unwrap().status.success());
+    make_repo(&repo, None);
     let state = sb.root.join(format!("run-{i}.json"));
     let sd = sb.state_dir();
     let mut codes = vec![];
@@ -84,11 +84,8 @@ fn a_janitor_every_two_seconds_never_reaps_a_live_run() {
         .filter(|n| n.ends_with(".json"))
         .collect();
     assert!(left.is_empty(), "registry entries left: {left:?}");
-    let out = Command::new(repo_root().join("scripts/leftovers")).output().unwrap();
-    let mine: Vec<_> = String::from_utf8_lossy(&out.stderr)
-        .lines()
-        .filter(|l| l.contains(&domain_suffix().replace('.', "_")))
-        .map(String::from)
-        .collect();
-    assert!(mine.is_empty(), "{mine:?}");
+    for (state, _) in &results {
+        let left = left_on_swarm(state["stack"].as_str().unwrap());
+        assert!(left.is_empty(), "{}: left on the swarm: {left:?}", state["run_id"]);
+    }
 }
