@@ -54,6 +54,32 @@ pub fn state_in(file: Option<PathBuf>) -> StateIo {
     }
 }
 
+/// The whole `main` of a stage binary whose one option is `--state FILE` (`ccci-upgrade`,
+/// `ccci-backup`, `ccci-restore`): `--help` and `--version`, the arguments, [`preflight`], then
+/// `op` on the run in the stage frame ([`crate::ops::stage`]).
+pub fn stage_main(
+    bin: &'static str,
+    help: &'static str,
+    holder: &'static str,
+    op: fn(&mut crate::run::state::RunState, &xshell::Shell, &Progress) -> crate::run::state::Outcome,
+) -> ! {
+    main(bin, |progress| {
+        let mut state_file = None;
+        let mut p = lexopt::Parser::from_env();
+        while let Some(arg) = p.next().map_err(|e| usage(bin, e))? {
+            use lexopt::prelude::*;
+            match arg {
+                Long("state") => state_file = Some(PathBuf::from(p.value().map_err(|e| usage(bin, e))?)),
+                Short('h') | Long("help") => return Ok(print_help(help)),
+                Short('V') | Long("version") => return Ok(print_version(bin)),
+                _ => return Err(unexpected(bin, arg)),
+            }
+        }
+        let io = preflight(state_file)?;
+        crate::ops::stage(crate::ops::Run::Piped(&io), holder, progress, |state, _registry, sh| op(state, sh, progress))
+    })
+}
+
 /// What every op binary checks after its arguments and before anything else: every `CCCI_*`
 /// setting ([`crate::config::check_all`]) and that `--state FILE` can be written back. Bad input
 /// (exit 2) with one line naming the setting or the file; nothing was created.

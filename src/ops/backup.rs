@@ -22,7 +22,6 @@ use crate::checks::discovery::Overlay;
 use crate::error::{Error, Result};
 use crate::progress::Progress;
 use crate::recipe::backup::{self, Hook, Override, Phase, Plan, ServiceInput};
-use crate::run::registry::Registry;
 use crate::run::state::{
     Assertion, BackupEvidence, Canary, DriverKind, HookRun, OpName, OpTimer, Outcome, RunState, VolumeEvidence,
 };
@@ -78,9 +77,8 @@ fn skip_reason(state: &RunState) -> Option<String> {
 }
 
 /// Runs the backup and records the `backup` op; returns its outcome.
-pub fn run(state: &mut RunState, registry: &Registry, sh: &Shell, progress: &Progress) -> Outcome {
+pub fn run(state: &mut RunState, sh: &Shell, progress: &Progress) -> Outcome {
     let timer = OpTimer::start(OpName::Backup);
-    let _ = registry.renew(&state.run_id, HOLDER);
     if let Some(v) = state.deploy_once_violation() {
         state.push_op(timer.finish(Outcome::Error, v, vec![]));
         return Outcome::Error;
@@ -116,7 +114,6 @@ pub fn run(state: &mut RunState, registry: &Registry, sh: &Shell, progress: &Pro
         record.backup = Some(evidence);
     }
     state.push_op(record);
-    let _ = registry.save(state, HOLDER);
     outcome
 }
 

@@ -51,9 +51,22 @@ impl std::fmt::Debug for Request {
 /// and nothing has been created.
 pub struct Prepared {
     state: RunState,
+    registry: Registry,
+    deploy: Deploy,
+}
+
+impl Prepared {
+    /// The new run, the registry it is to be registered in (by the stage frame,
+    /// [`super::Run::New`]), and what [`run`] needs besides.
+    pub fn into_parts(self) -> (RunState, Registry, Deploy) {
+        (self.state, self.registry, self.deploy)
+    }
+}
+
+/// What the deploy needs beside the run-state and the registry.
+pub struct Deploy {
     /// The parsed source: what git clones, and the credentials for it (kept out of the state).
     source: RecipeSource,
-    registry: Registry,
     driver: Box<dyn Driver>,
     limits: converge::Limits,
     upgrade: bool,
@@ -129,7 +142,7 @@ pub fn prepare(req: &Request, sh: &Shell, progress: &Progress) -> Result<Prepare
         versions: Versions { ccci: env!("CARGO_PKG_VERSION").into(), abra: abra_version },
     };
     check_operator_objects(sh, &state, &source, req.upgrade, progress)?;
-    Ok(Prepared { state, source, registry, driver, limits, upgrade: req.upgrade })
+    Ok(Prepared { state, registry, deploy: Deploy { source, driver, limits, upgrade: req.upgrade } })
 }
 
 /// Before the run registers: every external network, secret and config the head (and the
@@ -174,16 +187,14 @@ fn check_operator_objects(
     crate::swarm::preflight::check(sh, &needed, allowed.as_deref())
 }
 
-/// Registers the run and deploys it. From here on every problem is recorded in the returned
-/// state (the op's result), never lost: teardown acts on what the state says. The second value
-/// is the final registry save: when it failed, the caller still writes the state out first.
-pub fn run(prepared: Prepared, sh: &Shell, progress: &Progress) -> Result<(RunState, Result<()>)> {
-    let Prepared { mut state, source, registry, driver, limits, upgrade } = prepared;
-    registry.register(&state, HOLDER)?;
-    let _alive = registry.heartbeat(&state.run_id, HOLDER);
+/// Deploys the run the stage frame registered, and records the `deploy` op; returns its outcome.
+/// Every problem is recorded in the state (the op's result), never lost: teardown acts on what
+/// the state says.
+pub fn run(d: Deploy, state: &mut RunState, registry: &Registry, sh: &Shell, progress: &Progress) -> Outcome {
+    let Deploy { source, driver, limits, upgrade } = d;
     progress.log(format!("registered run {} ({}, driver {})", state.run_id, state.domain, state.driver.as_str()));
     let timer = OpTimer::start(OpName::Deploy);
-    let result = deploy(&mut state, &source, &registry, driver.as_ref(), sh, limits, upgrade, progress);
+    let result = deploy(state, &source, registry, driver.as_ref(), sh, limits, upgrade, progress);
     let record = match result {
         Ok(detail) => timer.finish(Outcome::Pass, detail, vec![]),
         Err(e) => {
@@ -197,13 +208,9 @@ pub fn run(prepared: Prepared, sh: &Shell, progress: &Progress) -> Result<(RunSt
             timer.finish(super::outcome_of(&e), e.to_string(), vec![])
         }
     };
-    let mut record = record;
-    crate::swarm::diagnostics::capture_if_failed(sh, &registry, &state, &mut record);
+    let outcome = record.result;
     state.push_op(record);
-    let saved = registry.save(&state, HOLDER).map_err(|e| {
-        e.context(format!("the run-state is written, but the registry entry of run {} is not", state.run_id))
-    });
-    Ok((state, saved))
+    outcome
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -262,6 +262,9 @@ fn reap(job: Job, opts: &Options, registry: &Registry) -> Action {
         Ok(sh) => {
             let mut state = state;
             let outcome = super::teardown::run(&mut state, registry, &sh, &progress, None);
+            // What the teardown recorded stays with a run it did not forget (as every stage's
+            // frame saves it, [`super::stage`]).
+            let _ = registry.save(&state, super::teardown::HOLDER);
             let detail = state.last_op(OpName::Teardown).map(|r| r.detail.clone()).unwrap_or_default();
             action("reap", &stack, outcome.as_str(), detail)
         }

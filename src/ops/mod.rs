@@ -12,8 +12,13 @@ pub mod upgrade;
 
 pub use crate::run::state::OpName;
 
-use crate::error::{Error, Kind};
-use crate::run::state::Outcome;
+use xshell::Shell;
+
+use crate::error::{Error, Kind, exit};
+use crate::progress::Progress;
+use crate::run::naming::RunId;
+use crate::run::registry::Registry;
+use crate::run::state::{Outcome, RunState, StateIo};
 
 /// How an op's error lands in the run-state: the recipe failing is `fail`, anything else
 /// (docker, git, abra, disk, a broken input discovered late) is `error`.
@@ -24,38 +29,63 @@ pub fn outcome_of(e: &Error) -> Outcome {
     }
 }
 
-/// One stage of the pipe on an existing run: reads the run-state, keeps the run's lease alive
-/// while `op` works, captures diagnostics if the op it recorded failed, stores the state in the
-/// registry and writes it out. Returns the exit code for the op's outcome; an environment error
-/// (exit 3) when the registry could not be saved, after the state was written out all the same.
+/// Where a stage's run comes from, and where its run-state goes afterwards.
+pub enum Run<'a> {
+    /// The pipe or `--state FILE` (every stage after deploy): read and checked to be this
+    /// installation's before the registry is opened (which creates `$CCCI_STATE_DIR`: bad input
+    /// changes nothing), and written back.
+    Piped(&'a StateIo),
+    /// A run that does not exist yet (deploy): registered in `registry` before the op, written to
+    /// the `StateIo`.
+    New(Box<RunState>, Registry, &'a StateIo),
+    /// A registered run, from its registry entry alone (`ccci-teardown --run`): checked to be
+    /// this installation's; its state is not written anywhere but the registry.
+    Registered(&'a RunId),
+}
+
+/// The one frame of every stage: it reads the run ([`Run`]), keeps the run's lease alive while
+/// `op` works and records its op, saves the run-state in the registry as soon as the op is done
+/// (renewing the lease), and, for a state that is passed on, captures diagnostics if the op
+/// failed, writes the state out and saves it again. Ops do none of that themselves: they record
+/// their op and return its outcome (deploy, the one long op that creates things, also saves its
+/// progress as it goes, so that a deploy killed halfway is reaped by what it had done). Returns
+/// the exit code for that outcome; an environment error (exit 3) when the registry could not be
+/// saved, after the state was written out all the same.
 pub fn stage(
-    io: &crate::run::state::StateIo,
+    run: Run<'_>,
     holder: &'static str,
-    progress: &crate::progress::Progress,
-    op: impl FnOnce(&mut crate::run::state::RunState, &crate::run::registry::Registry, &xshell::Shell) -> Outcome,
+    progress: &Progress,
+    op: impl FnOnce(&mut RunState, &Registry, &Shell) -> Outcome,
 ) -> crate::Result<i32> {
-    // Checked before the registry is opened (which creates $CCCI_STATE_DIR): bad input changes
-    // nothing.
-    let mut state = io.read_own()?;
-    // Teardown may run again (it is idempotent); no other stage may act on a run that is gone, and
-    // none may record on it: that would bring a forgotten run back into the registry.
-    if holder != teardown::HOLDER
-        && let Some(t) = state.ops.iter().rev().find(|o| o.op == OpName::Teardown && o.result != Outcome::Skip)
-    {
-        return Err(Error::bad_input(format!(
-            "run {} was torn down at {} (teardown {}): there is no deployment to act on; start a new run with ccci-deploy",
-            state.run_id,
-            t.started_at,
-            t.result.as_str()
-        )));
-    }
-    progress.set_run(state.run_id.as_str());
-    let registry = crate::run::registry::Registry::open()?;
-    let sh = xshell::Shell::new()?;
-    let outcome = {
-        let _alive = registry.heartbeat(&state.run_id, holder);
-        op(&mut state, &registry, &sh)
+    let (mut state, registry, out) = match run {
+        Run::Piped(io) => {
+            let state = io.read_own()?;
+            refuse_torn_down(&state, holder)?;
+            progress.set_run(state.run_id.as_str());
+            (state, Registry::open()?, Some(io))
+        }
+        Run::New(state, registry, io) => {
+            registry.register(&state, holder)?;
+            (*state, registry, Some(io))
+        }
+        Run::Registered(id) => {
+            progress.set_run(id.as_str());
+            let registry = Registry::open()?;
+            let Some(entry) = registry.load(id)? else {
+                progress.log("not registered: nothing to tear down");
+                return Ok(exit::PASS);
+            };
+            // An entry is input like a state file: it must belong to this installation.
+            entry.run.check_installation(&crate::run::naming::domain_suffix_from_env()?, registry.root())?;
+            (entry.run, registry, None)
+        }
     };
+    let sh = Shell::new()?;
+    let _alive = registry.heartbeat(&state.run_id, holder);
+    let outcome = op(&mut state, &registry, &sh);
+    // What the op recorded reaches the registry before anything else can fail or take long.
+    let _ = registry.save(&state, holder);
+    let Some(io) = out else { return Ok(outcome.exit_code()) };
     if let Some(mut last) = state.ops.pop() {
         crate::swarm::diagnostics::capture_if_failed(&sh, &registry, &state, &mut last);
         state.ops.push(last);
@@ -67,4 +97,20 @@ pub fn stage(
         e.context(format!("the run-state is written, but the registry entry of run {} is not", state.run_id))
     })?;
     Ok(outcome.exit_code())
+}
+
+/// Teardown may run again (it is idempotent); no other stage may act on a run that is gone, and
+/// none may record on it: that would bring a forgotten run back into the registry.
+fn refuse_torn_down(state: &RunState, holder: &str) -> crate::Result<()> {
+    if holder != teardown::HOLDER
+        && let Some(t) = state.ops.iter().rev().find(|o| o.op == OpName::Teardown && o.result != Outcome::Skip)
+    {
+        return Err(Error::bad_input(format!(
+            "run {} was torn down at {} (teardown {}): there is no deployment to act on; start a new run with ccci-deploy",
+            state.run_id,
+            t.started_at,
+            t.result.as_str()
+        )));
+    }
+    Ok(())
 }

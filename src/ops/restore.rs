@@ -22,7 +22,6 @@ use crate::error::{Error, Result};
 use crate::ops::backup::{from_swarm, note, read_in_volume, remove_in_volume, run_hooks, write_in_volume};
 use crate::progress::Progress;
 use crate::recipe::backup::Phase;
-use crate::run::registry::Registry;
 use crate::run::state::{Assertion, BackupEvidence, Canary, OpName, OpTimer, Outcome, RunState};
 use crate::swarm::restic;
 
@@ -41,9 +40,8 @@ fn skip_reason(state: &RunState) -> Option<String> {
 }
 
 /// Runs the restore and records the `restore` op; returns its outcome.
-pub fn run(state: &mut RunState, registry: &Registry, sh: &Shell, progress: &Progress) -> Outcome {
+pub fn run(state: &mut RunState, sh: &Shell, progress: &Progress) -> Outcome {
     let timer = OpTimer::start(OpName::Restore);
-    let _ = registry.renew(&state.run_id, HOLDER);
     if let Some(v) = state.deploy_once_violation() {
         state.push_op(timer.finish(Outcome::Error, v, vec![]));
         return Outcome::Error;
@@ -80,7 +78,6 @@ pub fn run(state: &mut RunState, registry: &Registry, sh: &Shell, progress: &Pro
     let mut record = timer.finish(outcome, detail, assertions);
     record.backup = Some(evidence);
     state.push_op(record);
-    let _ = registry.save(state, HOLDER);
     outcome
 }
 

@@ -24,7 +24,6 @@ pub fn run(
     keep: Option<Duration>,
 ) -> Outcome {
     let timer = OpTimer::start(OpName::Teardown);
-    let _ = registry.renew(&state.run_id, HOLDER);
     if let Some(ttl) = keep
         && let Some(failed) = state.ops.iter().find(|o| matches!(o.result, Outcome::Fail | Outcome::Error))
     {
@@ -36,7 +35,6 @@ pub fn run(
             failed.result.as_str(),
             crate::config::KEEP_ON_FAILURE.name
         );
-        let _ = registry.save(state, HOLDER);
         if let Err(e) = registry.set_expiry(&state.run_id, until, HOLDER) {
             state.push_op(timer.finish(Outcome::Error, format!("could not extend the lease: {e}"), vec![]));
             return Outcome::Error;
@@ -64,16 +62,14 @@ pub fn run(
         }
     };
     state.push_op(timer.finish(outcome, detail, vec![]));
-    if outcome == Outcome::Pass {
-        if let Err(e) = forget(state, registry) {
-            progress.log(format!("could not remove the run's files: {e}"));
-            let last = state.ops.last_mut().expect("just pushed");
-            last.result = Outcome::Error;
-            last.detail = e.to_string();
-            return Outcome::Error;
-        }
-    } else {
-        let _ = registry.save(state, HOLDER);
+    if outcome == Outcome::Pass
+        && let Err(e) = forget(state, registry)
+    {
+        progress.log(format!("could not remove the run's files: {e}"));
+        let last = state.ops.last_mut().expect("just pushed");
+        last.result = Outcome::Error;
+        last.detail = e.to_string();
+        return Outcome::Error;
     }
     outcome
 }

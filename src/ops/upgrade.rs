@@ -8,7 +8,6 @@ use xshell::Shell;
 use crate::error::{Error, Result};
 use crate::progress::Progress;
 use crate::recipe::git;
-use crate::run::registry::Registry;
 use crate::run::state::{Assertion, Deployed, OpName, OpTimer, Outcome, RunState};
 use crate::swarm::converge;
 use crate::swarm::driver::{self, Driver};
@@ -17,9 +16,8 @@ use crate::words::{list, quoted};
 pub const HOLDER: &str = "ccci-upgrade";
 
 /// Runs the upgrade and records the `upgrade` op; returns its outcome.
-pub fn run(state: &mut RunState, registry: &Registry, sh: &Shell, progress: &Progress) -> Outcome {
+pub fn run(state: &mut RunState, sh: &Shell, progress: &Progress) -> Outcome {
     let timer = OpTimer::start(OpName::Upgrade);
-    let _ = registry.renew(&state.run_id, HOLDER);
     if let Some(v) = state.deploy_once_violation() {
         state.push_op(timer.finish(Outcome::Error, v, vec![]));
         return Outcome::Error;
@@ -27,7 +25,6 @@ pub fn run(state: &mut RunState, registry: &Registry, sh: &Shell, progress: &Pro
     if let Some(why) = skip_reason(state) {
         progress.log(format!("upgrade skipped: {why}"));
         state.push_op(timer.finish(Outcome::Skip, why, vec![]));
-        let _ = registry.save(state, HOLDER);
         return Outcome::Skip;
     }
     let mut assertions = vec![];
@@ -47,7 +44,6 @@ pub fn run(state: &mut RunState, registry: &Registry, sh: &Shell, progress: &Pro
         }
     };
     state.push_op(timer.finish(outcome, detail, assertions));
-    let _ = registry.save(state, HOLDER);
     outcome
 }
 

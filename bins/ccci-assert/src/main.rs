@@ -86,6 +86,8 @@ fn main() {
         let tier = tier.ok_or_else(|| Error::bad_input(format!("missing OP (see {BIN} --help)")))?;
         let io = cli::preflight(state_file)?;
         let setup = assert::prepare(&tier)?;
-        ccci::ops::stage(&io, assert::HOLDER, progress, |state, _registry, sh| assert::run(&setup, state, sh, progress))
+        ccci::ops::stage(ccci::ops::Run::Piped(&io), assert::HOLDER, progress, |state, _registry, sh| {
+            assert::run(&setup, state, sh, progress)
+        })
     })
 }

@@ -1,7 +1,5 @@
 //! ccci-backup: back the run's deployment up by its backupbot labels, with evidence.
 
-use std::path::PathBuf;
-
 use ccci::cli;
 use ccci::ops::backup;
 
@@ -57,21 +55,5 @@ or docker broke).
 ";
 
 fn main() {
-    cli::main(BIN, |progress| {
-        let mut state_file = None;
-        let mut p = lexopt::Parser::from_env();
-        while let Some(arg) = p.next().map_err(|e| cli::usage(BIN, e))? {
-            use lexopt::prelude::*;
-            match arg {
-                Long("state") => state_file = Some(PathBuf::from(p.value().map_err(|e| cli::usage(BIN, e))?)),
-                Short('h') | Long("help") => return Ok(cli::print_help(HELP)),
-                Short('V') | Long("version") => return Ok(cli::print_version(BIN)),
-                _ => return Err(cli::unexpected(BIN, arg)),
-            }
-        }
-        let io = cli::preflight(state_file)?;
-        ccci::ops::stage(&io, backup::HOLDER, progress, |state, registry, sh| {
-            backup::run(state, registry, sh, progress)
-        })
-    })
+    cli::stage_main(BIN, HELP, backup::HOLDER, backup::run)
 }

@@ -3,9 +3,10 @@
 use std::path::PathBuf;
 
 use ccci::cli;
+use ccci::ops;
 use ccci::ops::deploy::{self, Request};
 use ccci::run::naming::RecipeName;
-use ccci::run::state::{DriverKind, OpName};
+use ccci::run::state::DriverKind;
 use ccci::{Error, Result};
 
 const BIN: &str = "ccci-deploy";
@@ -121,10 +122,8 @@ fn main() {
 
 fn run(req: &Request, io: &ccci::run::state::StateIo, progress: &ccci::progress::Progress) -> Result<i32> {
     let sh = xshell::Shell::new()?;
-    let prepared = deploy::prepare(req, &sh, progress)?;
-    let (state, saved) = deploy::run(prepared, &sh, progress)?;
-    io.write(&state)?;
-    saved?;
-    let outcome = state.last_op(OpName::Deploy).map(|r| r.result).unwrap_or(ccci::run::state::Outcome::Error);
-    Ok(outcome.exit_code())
+    let (state, registry, d) = deploy::prepare(req, &sh, progress)?.into_parts();
+    ops::stage(ops::Run::New(Box::new(state), registry, io), deploy::HOLDER, progress, |state, registry, sh| {
+        deploy::run(d, state, registry, sh, progress)
+    })
 }

@@ -1,7 +1,5 @@
 //! ccci-restore: restore the snapshot the backup made, by id, and prove the data came back.
 
-use std::path::PathBuf;
-
 use ccci::cli;
 use ccci::ops::restore;
 
@@ -48,21 +46,5 @@ or docker broke).
 ";
 
 fn main() {
-    cli::main(BIN, |progress| {
-        let mut state_file = None;
-        let mut p = lexopt::Parser::from_env();
-        while let Some(arg) = p.next().map_err(|e| cli::usage(BIN, e))? {
-            use lexopt::prelude::*;
-            match arg {
-                Long("state") => state_file = Some(PathBuf::from(p.value().map_err(|e| cli::usage(BIN, e))?)),
-                Short('h') | Long("help") => return Ok(cli::print_help(HELP)),
-                Short('V') | Long("version") => return Ok(cli::print_version(BIN)),
-                _ => return Err(cli::unexpected(BIN, arg)),
-            }
-        }
-        let io = cli::preflight(state_file)?;
-        ccci::ops::stage(&io, restore::HOLDER, progress, |state, registry, sh| {
-            restore::run(state, registry, sh, progress)
-        })
-    })
+    cli::stage_main(BIN, HELP, restore::HOLDER, restore::run)
 }

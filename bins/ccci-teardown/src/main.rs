@@ -2,12 +2,10 @@
 
 use std::path::PathBuf;
 
+use ccci::Error;
 use ccci::cli;
-use ccci::error::exit;
-use ccci::ops::teardown;
+use ccci::ops::{self, teardown};
 use ccci::run::naming::RunId;
-use ccci::run::registry::Registry;
-use ccci::{Error, Result};
 
 const BIN: &str = "ccci-teardown";
 
@@ -66,31 +64,14 @@ fn main() {
         }
         let io = cli::preflight(state_file)?;
         let keep = ccci::config::keep_on_failure()?;
-        match run_id {
-            // An explicit request to reap one run (an operator, a systemd unit): never kept.
-            Some(id) => by_id(&id, &Registry::open()?, &xshell::Shell::new()?, progress),
-            None => {
-                // The state is read (and validated) before the registry is opened, which creates
-                // $CCCI_STATE_DIR: bad input must change nothing outside.
-                ccci::ops::stage(&io, teardown::HOLDER, progress, |state, registry, sh| {
-                    teardown::run(state, registry, sh, progress, keep)
-                })
-            }
-        }
+        // An explicit request to reap one run (an operator, a systemd unit): never kept. Its state
+        // is not printed: there is no pipe to pass it on to.
+        let (run, keep) = match &run_id {
+            Some(id) => (ops::Run::Registered(id), None),
+            None => (ops::Run::Piped(&io), keep),
+        };
+        ops::stage(run, teardown::HOLDER, progress, |state, registry, sh| {
+            teardown::run(state, registry, sh, progress, keep)
+        })
     })
-}
-
-fn by_id(id: &RunId, registry: &Registry, sh: &xshell::Shell, progress: &ccci::progress::Progress) -> Result<i32> {
-    progress.set_run(id.as_str());
-    let Some(entry) = registry.load(id)? else {
-        progress.log("not registered: nothing to tear down");
-        return Ok(exit::PASS);
-    };
-    let mut state = entry.run;
-    // An entry is input like a state file: it must belong to this installation.
-    state.check_installation(&ccci::run::naming::domain_suffix_from_env()?, registry.root())?;
-    // The state is not printed in this mode: there is no pipe to pass it on to.
-    let _alive = registry.heartbeat(id, teardown::HOLDER);
-    let outcome = teardown::run(&mut state, registry, sh, progress, None);
-    Ok(outcome.exit_code())
 }

@@ -1,7 +1,5 @@
 //! ccci-upgrade: move the run's deployment in place from the base release to the PR head.
 
-use std::path::PathBuf;
-
 use ccci::cli;
 use ccci::ops::upgrade;
 
@@ -43,21 +41,5 @@ installation: its domain not <run id>.$CCCI_DOMAIN_SUFFIX, its workspace not the
 ";
 
 fn main() {
-    cli::main(BIN, |progress| {
-        let mut state_file = None;
-        let mut p = lexopt::Parser::from_env();
-        while let Some(arg) = p.next().map_err(|e| cli::usage(BIN, e))? {
-            use lexopt::prelude::*;
-            match arg {
-                Long("state") => state_file = Some(PathBuf::from(p.value().map_err(|e| cli::usage(BIN, e))?)),
-                Short('h') | Long("help") => return Ok(cli::print_help(HELP)),
-                Short('V') | Long("version") => return Ok(cli::print_version(BIN)),
-                _ => return Err(cli::unexpected(BIN, arg)),
-            }
-        }
-        let io = cli::preflight(state_file)?;
-        ccci::ops::stage(&io, upgrade::HOLDER, progress, |state, registry, sh| {
-            upgrade::run(state, registry, sh, progress)
-        })
-    })
+    cli::stage_main(BIN, HELP, upgrade::HOLDER, upgrade::run)
 }
