@@ -188,6 +188,8 @@ fn slow_stops(state: &RunState, seen: &std::collections::BTreeMap<String, Durati
 /// of the stack is left or `timeout` passes; returns what is left. Each pass lists every kind at
 /// once (a thread per kind) and removes what it found in parallel; docker reports networks and
 /// volumes in use for a while after the last container went, so it retries every half second.
+/// A pass in which everything it found was removed is followed at once by the pass that checks
+/// that nothing is left.
 fn sweep(sh: &Shell, state: &RunState, timeout: Duration, progress: &Progress) -> Result<Vec<String>> {
     let start = Instant::now();
     loop {
@@ -198,27 +200,34 @@ fn sweep(sh: &Shell, state: &RunState, timeout: Duration, progress: &Progress) -
             return Ok(left);
         }
         let late = start.elapsed() > timeout / 2;
-        let said: Vec<Option<String>> = std::thread::scope(|scope| {
+        let said: Vec<(bool, Option<String>)> = std::thread::scope(|scope| {
             let removals: Vec<_> = found
                 .iter()
                 .flat_map(|(kind, names)| names.iter().map(move |name| (*kind, name)))
                 .map(|(kind, name)| {
                     scope.spawn(move || {
                         match Shell::new().map_err(Error::from).and_then(|sh| docker::remove(&sh, kind, name)) {
-                            Ok(()) => Some(format!("removed {} {name}", kind.as_str())),
+                            Ok(()) => (true, Some(format!("removed {} {name}", kind.as_str()))),
                             // Still in use: the next pass tries again; said once it is late.
-                            Err(e) if late => Some(e.to_string()),
-                            Err(_) => None,
+                            Err(e) if late => (false, Some(e.to_string())),
+                            Err(_) => (false, None),
                         }
                     })
                 })
                 .collect();
-            removals.into_iter().map(|h| h.join().unwrap_or(None)).collect()
+            removals.into_iter().map(|h| h.join().unwrap_or((false, None))).collect()
         });
-        for line in said.into_iter().flatten() {
-            progress.log(line);
+        // Something still in use waits a moment before the next pass; when every removal
+        // succeeded (and no container was left) the next pass is only the check that nothing is.
+        let retry = !containers.is_empty() || said.iter().any(|(removed, _)| !removed);
+        for (_, line) in said {
+            if let Some(line) = line {
+                progress.log(line);
+            }
         }
-        std::thread::sleep(Duration::from_millis(500));
+        if retry {
+            std::thread::sleep(Duration::from_millis(500));
+        }
     }
 }
 
