@@ -151,7 +151,7 @@ mod tests {
 
     #[test]
     fn a_child_gets_only_the_allowed_variables_that_are_set() {
-        let env = child_env(&["PATH", "CCCI_NOT_SET_ANYWHERE"]);
+        let env = child_env(&["PATH", "UNSET_IN_THIS_TEST_4242"]);
         assert_eq!(env.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(), ["PATH"]);
         let out = command("env", inherit::RESTIC).output().unwrap();
         let names: Vec<String> = String::from_utf8_lossy(&out.stdout)
