@@ -93,8 +93,8 @@ pub fn run(state: &mut RunState, sh: &Shell, progress: &Progress) -> Outcome {
     let result = backup(state, sh, progress, &mut assertions, &mut evidence);
     let (outcome, detail) = match result {
         Ok(Some(done)) => {
-            let outcome = crate::ops::assert::combine(&assertions);
-            (outcome, crate::ops::assert::op_detail(&done, outcome, &assertions))
+            let outcome = crate::checks::run::combine(&assertions);
+            (outcome, crate::checks::run::op_detail(&done, outcome, &assertions))
         }
         Ok(None) => {
             let why = assertions.pop().map(|a| a.detail).unwrap_or_default();
@@ -105,7 +105,7 @@ pub fn run(state: &mut RunState, sh: &Shell, progress: &Progress) -> Outcome {
             progress.log(format!("backup {}: {e}", super::outcome_of(&e).as_str()));
             let outcome = super::outcome_of(&e);
             let outcome =
-                if crate::ops::assert::combine(&assertions) == Outcome::Fail { Outcome::Fail } else { outcome };
+                if crate::checks::run::combine(&assertions) == Outcome::Fail { Outcome::Fail } else { outcome };
             (outcome, e.to_string())
         }
     };
@@ -613,11 +613,11 @@ pub(crate) fn plant(
         return Ok(());
     }
     let scratch = state.workspace.join("checks").join(format!("{op}-plant"));
-    let env = crate::ops::assert::Env { state, op, scratch: &scratch, extra: vec![] };
+    let env = crate::checks::run::Env { state, op, scratch: &scratch, extra: vec![] };
     let allowlist = crate::recipe::trust::Allowlist::load()?;
     let timeout = crate::checks::exec::timeout_setting()?;
     for (n, f) in found.iter().enumerate() {
-        let a = crate::ops::assert::run_one(f, n + 1, &env, &allowlist, timeout, progress);
+        let a = crate::checks::run::run_one(f, n + 1, &env, &allowlist, timeout, progress);
         let ok = matches!(a.result, Outcome::Pass | Outcome::Skip);
         let detail = a.detail.clone();
         assertions.push(a);

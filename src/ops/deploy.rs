@@ -92,7 +92,7 @@ pub fn prepare(req: &Request, sh: &Shell, progress: &Progress) -> Result<Prepare
     // The later ops' settings too: a bad front door must not be found after the deploy.
     crate::checks::frontdoor::FrontDoor::from_env()?;
     crate::config::serving_timeout()?;
-    super::install_steps::preflight(&recipe)?;
+    crate::checks::install_steps::preflight(&recipe)?;
     // Approval is of the repository cloned, never of the recipe name (which the caller picks).
     let approved_by = Allowlist::load()?.approval(Some(source.identity()));
     let state_dir = crate::config::state_dir()?;
@@ -310,7 +310,7 @@ fn deploy(
     let env_file = driver.create_app(sh, state, &compose, base.as_ref(), progress)?;
     state.env_file = Some(env_file);
     registry.save(state, HOLDER)?;
-    super::install_steps::run(sh, state, &recipe_dir, progress)?;
+    crate::checks::install_steps::run(sh, state, &recipe_dir, progress)?;
 
     let since = crate::time::now_rfc3339();
     state.deploys += 1;
@@ -391,7 +391,7 @@ fn deploy_head_alone(
     let env_file = driver.create_app(sh, state, head_compose, None, progress)?;
     state.env_file = Some(env_file);
     registry.save(state, HOLDER)?;
-    super::install_steps::run(sh, state, &recipe_dir, progress)?;
+    crate::checks::install_steps::run(sh, state, &recipe_dir, progress)?;
 
     let since = crate::time::now_rfc3339();
     state.deploys += 1;

@@ -3,7 +3,6 @@
 pub mod assert;
 pub mod backup;
 pub mod deploy;
-pub mod install_steps;
 pub mod janitor;
 pub mod prepare;
 pub mod restore;

@@ -64,14 +64,14 @@ pub fn run(state: &mut RunState, sh: &Shell, progress: &Progress) -> Outcome {
     let result = restore(state, sh, progress, &mut assertions, &mut evidence);
     let (outcome, detail) = match result {
         Ok(done) => {
-            let outcome = crate::ops::assert::combine(&assertions);
-            (outcome, crate::ops::assert::op_detail(&done, outcome, &assertions))
+            let outcome = crate::checks::run::combine(&assertions);
+            (outcome, crate::checks::run::op_detail(&done, outcome, &assertions))
         }
         Err(e) => {
             progress.log(format!("restore {}: {e}", super::outcome_of(&e).as_str()));
             let outcome = super::outcome_of(&e);
             let outcome =
-                if crate::ops::assert::combine(&assertions) == Outcome::Fail { Outcome::Fail } else { outcome };
+                if crate::checks::run::combine(&assertions) == Outcome::Fail { Outcome::Fail } else { outcome };
             (outcome, e.to_string())
         }
     };

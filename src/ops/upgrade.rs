@@ -31,8 +31,8 @@ pub fn run(state: &mut RunState, sh: &Shell, progress: &Progress) -> Outcome {
     let result = upgrade(state, sh, progress, &mut assertions);
     let (outcome, detail) = match result {
         Ok(Done::Redeployed(detail)) => {
-            let outcome = crate::ops::assert::combine(&assertions);
-            (outcome, crate::ops::assert::op_detail(&detail, outcome, &assertions))
+            let outcome = crate::checks::run::combine(&assertions);
+            (outcome, crate::checks::run::op_detail(&detail, outcome, &assertions))
         }
         Ok(Done::NotTestable(why)) => {
             progress.log(format!("upgrade skipped: {why}"));

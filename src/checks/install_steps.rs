@@ -10,6 +10,7 @@ use xshell::Shell;
 
 use crate::checks::discovery::{self, Overlay};
 use crate::checks::exec;
+use crate::checks::run::{Env, combine, run_one};
 use crate::config::given;
 use crate::error::{Error, Result};
 use crate::progress::Progress;
@@ -56,13 +57,10 @@ pub fn run(sh: &Shell, state: &mut RunState, recipe_dir: &Path, progress: &Progr
         extra.push(("ABRA_DIR".to_string(), state.workspace.join("abra").display().to_string()));
     }
     let snapshot = state.clone();
-    let env = super::assert::Env { state: &snapshot, op: OpName::InstallSteps.as_str(), scratch: &scratch, extra };
-    let assertions: Vec<_> = hooks
-        .iter()
-        .enumerate()
-        .map(|(n, hook)| super::assert::run_one(hook, n + 1, &env, &allowlist, timeout, progress))
-        .collect();
-    let outcome = super::assert::combine(&assertions);
+    let env = Env { state: &snapshot, op: OpName::InstallSteps.as_str(), scratch: &scratch, extra };
+    let assertions: Vec<_> =
+        hooks.iter().enumerate().map(|(n, hook)| run_one(hook, n + 1, &env, &allowlist, timeout, progress)).collect();
+    let outcome = combine(&assertions);
     let failed: Vec<String> = assertions
         .iter()
         .filter(|a| matches!(a.result, Outcome::Fail | Outcome::Error))
