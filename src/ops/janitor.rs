@@ -283,7 +283,7 @@ fn reap(job: Job, opts: &Options, registry: &Registry) -> Action {
     }
     drop(claim);
     if result.result == "pass" {
-        let _ = fs_err::remove_file(registry.runs_dir().join(format!(".{id}.reap")));
+        registry.remove_reap_claim(&id);
     }
     result
 }

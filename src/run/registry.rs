@@ -155,13 +155,23 @@ impl Registry {
     /// An exclusive, non-blocking claim on reaping one run, so two janitors never reap the same
     /// run at once. `None` when someone else holds it.
     pub fn claim_reap(&self, id: &RunId) -> Result<Option<fs_err::File>> {
-        let path = self.runs_dir().join(format!(".{id}.reap"));
+        let path = self.reap_claim_path(id);
         let f = fs_err::OpenOptions::new().create(true).truncate(false).write(true).open(&path)?;
         match f.file().try_lock() {
             Ok(()) => Ok(Some(f)),
             Err(std::fs::TryLockError::WouldBlock) => Ok(None),
             Err(std::fs::TryLockError::Error(e)) => Err(Error::env(format!("locking {}: {e}", path.display()))),
         }
+    }
+
+    /// Removes the claim file of a run that is gone, once its claim (from [`Registry::claim_reap`])
+    /// is dropped; one that cannot be removed is left for the next pass.
+    pub fn remove_reap_claim(&self, id: &RunId) {
+        let _ = fs_err::remove_file(self.reap_claim_path(id));
+    }
+
+    fn reap_claim_path(&self, id: &RunId) -> PathBuf {
+        self.runs_dir().join(format!(".{id}.reap"))
     }
 
     /// Sets the lease to expire at `expires_at` (keep-on-failure).
