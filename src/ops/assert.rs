@@ -346,7 +346,7 @@ fn run_checks(setup: &Setup, state: &RunState, overlay: &Overlay, sh: &Shell, pr
     // A refusal of the recipe's tree is the recipe's `fail`; anything else an `error`.
     let error = |name: String, e: Error| Assertion {
         name,
-        result: super::outcome_of(&e),
+        result: Outcome::of(&e),
         detail: e.to_string(),
         duration_ms: 0,
         output: None,

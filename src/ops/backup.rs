@@ -102,8 +102,8 @@ pub fn run(state: &mut RunState, sh: &Shell, progress: &Progress) -> Outcome {
             (Outcome::Skip, why)
         }
         Err(e) => {
-            progress.log(format!("backup {}: {e}", super::outcome_of(&e).as_str()));
-            let outcome = super::outcome_of(&e);
+            progress.log(format!("backup {}: {e}", Outcome::of(&e).as_str()));
+            let outcome = Outcome::of(&e);
             let outcome =
                 if crate::checks::run::combine(&assertions) == Outcome::Fail { Outcome::Fail } else { outcome };
             (outcome, e.to_string())
@@ -335,7 +335,7 @@ pub(crate) fn run_abra(
             let ms = started.elapsed().as_millis() as u64;
             assertions.push(Assertion {
                 name,
-                result: super::outcome_of(&e),
+                result: Outcome::of(&e),
                 detail: e.to_string(),
                 duration_ms: ms,
                 output: None,
@@ -691,7 +691,7 @@ pub fn run_hooks(
                 let why = format!("{} of {} (`{}`): {e}", phase.words(), hook.service, hook.command);
                 assertions.push(Assertion {
                     name,
-                    result: super::outcome_of(&e),
+                    result: Outcome::of(&e),
                     detail: why.clone(),
                     duration_ms: ms,
                     output: None,

@@ -198,14 +198,14 @@ pub fn run(d: Deploy, state: &mut RunState, registry: &Registry, sh: &Shell, pro
     let record = match result {
         Ok(detail) => timer.finish(Outcome::Pass, detail, vec![]),
         Err(e) => {
-            progress.log(format!("deploy {}: {e}", super::outcome_of(&e).as_str()));
+            progress.log(format!("deploy {}: {e}", Outcome::of(&e).as_str()));
             // Record whatever did reach the swarm, so the report and teardown can see it.
             if state.deploys > 0
                 && let Ok(statuses) = converge::look(sh, &state.stack)
             {
                 state.deployed = Some(converge::observe(sh, &state.stack, &statuses));
             }
-            timer.finish(super::outcome_of(&e), e.to_string(), vec![])
+            timer.finish(Outcome::of(&e), e.to_string(), vec![])
         }
     };
     let outcome = record.result;

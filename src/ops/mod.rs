@@ -13,20 +13,11 @@ pub use crate::run::state::OpName;
 
 use xshell::Shell;
 
-use crate::error::{Error, Kind, exit};
+use crate::error::{Error, exit};
 use crate::progress::Progress;
 use crate::run::naming::RunId;
 use crate::run::registry::Registry;
 use crate::run::state::{Outcome, RunState, StateIo};
-
-/// How an op's error lands in the run-state: the recipe failing is `fail`, anything else
-/// (docker, git, abra, disk, a broken input discovered late) is `error`.
-pub fn outcome_of(e: &Error) -> Outcome {
-    match e.kind() {
-        Kind::OpFailed => Outcome::Fail,
-        Kind::BadInput | Kind::Environment => Outcome::Error,
-    }
-}
 
 /// Where a stage's run comes from, and where its run-state goes afterwards.
 pub enum Run<'a> {

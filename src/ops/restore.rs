@@ -68,8 +68,8 @@ pub fn run(state: &mut RunState, sh: &Shell, progress: &Progress) -> Outcome {
             (outcome, crate::checks::run::op_detail(&done, outcome, &assertions))
         }
         Err(e) => {
-            progress.log(format!("restore {}: {e}", super::outcome_of(&e).as_str()));
-            let outcome = super::outcome_of(&e);
+            progress.log(format!("restore {}: {e}", Outcome::of(&e).as_str()));
+            let outcome = Outcome::of(&e);
             let outcome =
                 if crate::checks::run::combine(&assertions) == Outcome::Fail { Outcome::Fail } else { outcome };
             (outcome, e.to_string())

@@ -58,7 +58,7 @@ pub fn run(
         }
         Err(e) => {
             progress.log(format!("teardown error: {e}"));
-            (super::outcome_of(&e), e.to_string())
+            (Outcome::of(&e), e.to_string())
         }
     };
     state.push_op(timer.finish(outcome, detail, vec![]));

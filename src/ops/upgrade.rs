@@ -39,8 +39,8 @@ pub fn run(state: &mut RunState, sh: &Shell, progress: &Progress) -> Outcome {
             (Outcome::Skip, why)
         }
         Err(e) => {
-            progress.log(format!("upgrade {}: {e}", super::outcome_of(&e).as_str()));
-            (super::outcome_of(&e), e.to_string())
+            progress.log(format!("upgrade {}: {e}", Outcome::of(&e).as_str()));
+            (Outcome::of(&e), e.to_string())
         }
     };
     state.push_op(timer.finish(outcome, detail, assertions));

@@ -255,6 +255,14 @@ impl Outcome {
             Outcome::Error => "error",
         }
     }
+    /// How an op's error lands in the run-state: the recipe failing is `fail`, anything else
+    /// (docker, git, abra, disk, a broken input discovered late) is `error`.
+    pub fn of(e: &crate::error::Error) -> Outcome {
+        match e.kind() {
+            crate::error::Kind::OpFailed => Outcome::Fail,
+            crate::error::Kind::BadInput | crate::error::Kind::Environment => Outcome::Error,
+        }
+    }
     /// The exit code a binary returns for its op's outcome.
     pub fn exit_code(self) -> i32 {
         match self {
