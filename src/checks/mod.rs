@@ -9,10 +9,13 @@
 //! - [`generic`]: what is checked on every deployment with no configuration;
 //! - [`serving`]: "is it serving?", asked the way traefik reaches the app;
 //! - [`traefik`]: what a service's traefik labels say about how a visitor reaches it;
-//! - [`frontdoor`]: the operator's proxy, asked the way a visitor's browser asks it.
+//! - [`frontdoor`]: the operator's proxy, asked the way a visitor's browser asks it;
+//! - [`backup`]: what backup, restore and their asserts share: the contract as the swarm has it,
+//!   the hooks and abra's backup verbs recorded as assertions, the canaries and the evidence.
 //!
 //! This floor uses the kit, the run, the recipe and the swarm floors; it knows nothing of ops.
 
+pub mod backup;
 pub mod discovery;
 pub mod exec;
 pub mod frontdoor;

@@ -188,19 +188,19 @@ fn moved_evidence(state: &RunState) -> Assertion {
 /// the recorded snapshot is there, tagged with this run, and holds every canary's exact bytes.
 fn backup_evidence(state: &RunState) -> Vec<Assertion> {
     let name = "backup evidence";
-    let err = |result, detail: String| vec![crate::ops::backup::note(name, result, &detail)];
+    let err = |result, detail: String| vec![crate::checks::backup::note(name, result, &detail)];
     let Some(ev) = state.last_op(OpName::Backup).and_then(|r| r.backup.clone()) else {
         return err(Outcome::Error, "the backup op recorded no evidence".into());
     };
     let Some(snapshot) = ev.snapshot.clone() else {
         return err(Outcome::Fail, "the backup op recorded no snapshot".into());
     };
-    let repo = match crate::ops::backup::evidence_repo(state) {
+    let repo = match crate::checks::backup::evidence_repo(state) {
         Ok(r) => crate::swarm::restic::Repo { repository: ev.repository.clone(), ..r },
         Err(e) => return err(Outcome::Error, e.to_string()),
     };
     let check = || -> crate::Result<(Outcome, String)> {
-        let tags = crate::ops::backup::run_tags(state);
+        let tags = crate::checks::backup::run_tags(state);
         let Some(s) = repo.snapshots()?.into_iter().find(|s| s.id == snapshot) else {
             return Ok((Outcome::Fail, format!("snapshot {snapshot} is not in {}", ev.repository.display())));
         };
@@ -264,7 +264,7 @@ fn plant_upgrade_canaries(state: &mut RunState, sh: &Shell, progress: &Progress)
         let file = format!("ccci-upgrade-canary-{run_id}");
         let planted = crate::swarm::docker::volume_mountpoint(sh, &name).and_then(|dir| {
             let path = dir.join(&file);
-            let bytes = crate::swarm::restic::random_bytes(crate::ops::backup::CANARY_BYTES)?;
+            let bytes = crate::swarm::restic::random_bytes(crate::checks::backup::CANARY_BYTES)?;
             crate::swarm::docker::write_in_volume(sh, &stack, &name, &file, &bytes)?;
             Ok(crate::run::state::Canary {
                 volume: name.strip_prefix(&stack.prefix()).unwrap_or(&name).to_string(),
@@ -289,7 +289,7 @@ fn upgrade_canaries(state: &RunState, sh: &Shell) -> Assertion {
     let name = "volume data kept by the upgrade";
     let canaries = state.upgrade.as_ref().map(|p| p.canaries.clone()).unwrap_or_default();
     if canaries.is_empty() {
-        return crate::ops::backup::note(
+        return crate::checks::backup::note(
             name,
             Outcome::Skip,
             "no canary was planted before the upgrade: the stack has no named volume, or none could be written (see the install stage's log)",
@@ -299,7 +299,7 @@ fn upgrade_canaries(state: &RunState, sh: &Shell) -> Assertion {
     // the app: that is data lost too.
     let mounted: Vec<String> = match crate::swarm::docker::services_with_mounts(sh, &state.stack) {
         Ok(services) => services.into_iter().flat_map(|(_, m)| m.into_iter().map(|m| m.source)).collect(),
-        Err(e) => return crate::ops::backup::note(name, Outcome::Error, &e.to_string()),
+        Err(e) => return crate::checks::backup::note(name, Outcome::Error, &e.to_string()),
     };
     let prefix = state.stack.prefix();
     let mut bad = vec![];
@@ -317,26 +317,26 @@ fn upgrade_canaries(state: &RunState, sh: &Shell) -> Assertion {
             Ok(Some(b)) if crate::swarm::restic::sha256(&b) == c.sha256 => {}
             Ok(Some(_)) => bad.push(format!("volume {}: {} holds other bytes", c.volume, c.path.display())),
             Ok(None) => bad.push(format!("volume {}: {} is gone", c.volume, c.path.display())),
-            Err(e) => return crate::ops::backup::note(name, Outcome::Error, &e.to_string()),
+            Err(e) => return crate::checks::backup::note(name, Outcome::Error, &e.to_string()),
         }
     }
     let volumes: Vec<&str> = canaries.iter().map(|c| c.volume.as_str()).collect();
     if bad.is_empty() {
-        crate::ops::backup::note(
+        crate::checks::backup::note(
             name,
             Outcome::Pass,
             &format!("the canary planted before the upgrade is intact in {}", volumes.join(", ")),
         )
     } else {
-        crate::ops::backup::note(name, Outcome::Fail, &format!("the upgrade lost data: {}", bad.join("; ")))
+        crate::checks::backup::note(name, Outcome::Fail, &format!("the upgrade lost data: {}", bad.join("; ")))
     }
 }
 
 /// Every canary of the backup holds its planted bytes again, read from the volumes now.
 fn restore_evidence(state: &RunState, sh: &Shell) -> Assertion {
     match state.last_op(OpName::Restore).and_then(|r| r.backup.clone()) {
-        Some(mut ev) => crate::ops::restore::canaries_back(sh, state, &ev.volumes, &mut ev.canaries),
-        None => crate::ops::backup::note("canaries restored", Outcome::Error, "the restore op recorded no evidence"),
+        Some(mut ev) => crate::checks::backup::canaries_back(sh, state, &ev.volumes, &mut ev.canaries),
+        None => crate::checks::backup::note("canaries restored", Outcome::Error, "the restore op recorded no evidence"),
     }
 }
 

@@ -12,56 +12,24 @@
 //! from restic's JSON: exactly one new snapshot tagged with this run, at least one file from each
 //! included volume, each canary's exact bytes (`restic dump`), every labelled path non-empty.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use xshell::Shell;
 
+use crate::checks::backup::{
+    CANARY_BYTES, abra_of, canary_names, evidence_repo, from_swarm, note, plant, run_abra, run_hooks, run_tags,
+};
 use crate::checks::discovery::Overlay;
 use crate::error::{Error, Result};
 use crate::progress::Progress;
-use crate::recipe::backup::{self, Hook, Override, Phase, Plan, ServiceInput};
+use crate::recipe::backup::{Phase, Plan};
 use crate::run::state::{
-    Assertion, BackupEvidence, Canary, DriverKind, HookRun, OpName, OpTimer, Outcome, RunState, VolumeEvidence,
+    Assertion, BackupEvidence, Canary, DriverKind, OpName, OpTimer, Outcome, RunState, VolumeEvidence,
 };
 use crate::swarm::restic::{self, Repo};
+use crate::swarm::volume::{within_volume, write_in_volume};
 
 pub const HOLDER: &str = "ccci-backup";
-
-/// How many random bytes a file canary holds.
-pub const CANARY_BYTES: usize = 64;
-
-/// The stack's contract as the swarm has it: labels as deployed (interpolated by Docker), volume
-/// mounts from the services' specs.
-pub struct Swarm {
-    pub plan: Plan,
-    /// Compose volume key → swarm volume name.
-    pub volume_names: BTreeMap<String, String>,
-    /// Short service name → (swarm service name, replicas; None for a global service).
-    pub services: BTreeMap<String, (String, Option<u64>)>,
-}
-
-/// Reads the services of the run's stack and merges their labels with the overlay's override.
-pub fn from_swarm(sh: &Shell, state: &RunState, overlay: &Overlay) -> Result<Swarm> {
-    let prefix = state.stack.prefix();
-    let mut inputs = vec![];
-    let mut volume_names = BTreeMap::new();
-    let mut services = BTreeMap::new();
-    for (svc, mounts) in crate::swarm::docker::services_with_mounts(sh, &state.stack)? {
-        let short = svc.name.strip_prefix(&prefix).unwrap_or(&svc.name).to_string();
-        let mut m = vec![];
-        for mount in mounts {
-            let key = mount.source.strip_prefix(&prefix).unwrap_or(&mount.source).to_string();
-            volume_names.insert(key.clone(), mount.source.clone());
-            m.push((key, mount.target));
-        }
-        services.insert(short.clone(), (svc.name.clone(), svc.replicas));
-        inputs.push(ServiceInput { name: short, labels: svc.labels.clone(), mounts: m });
-    }
-    let overrule = overlay.settings.backup.map(|capable| Override { capable, origin: overlay.settings.origin.clone() });
-    Ok(Swarm { plan: backup::plan(&inputs, overrule.as_ref())?, volume_names, services })
-}
 
 /// Why backup (and so restore) has nothing to do, before the swarm is asked.
 fn skip_reason(state: &RunState) -> Option<String> {
@@ -280,97 +248,8 @@ fn backup(
     Ok(Some(format!("snapshot {}: {}", &snapshot[..8.min(snapshot.len())], summary.join("; "))))
 }
 
-/// The tags the run's snapshot carries: the stack and `ccci-run:<run id>` (stack driver); the
-/// stack, as backup-bot-two tags an app's snapshots (abra driver).
-pub fn run_tags(state: &RunState) -> Vec<String> {
-    match state.driver {
-        DriverKind::Stack => vec![state.stack.to_string(), format!("ccci-run:{}", state.run_id)],
-        DriverKind::Abra => vec![state.stack.to_string()],
-    }
-}
-
-/// The repository the run's evidence is read from: the run's own (stack driver), or
-/// backup-bot-two's (`CCCI_BACKUPBOT_REPOSITORY`, `CCCI_BACKUPBOT_PASSWORD_FILE`; abra driver;
-/// unset is the environment's error). Its cache is in the run's workspace either way.
-pub fn evidence_repo(state: &RunState) -> Result<Repo> {
-    let own = Repo::per_run(&state.workspace)?;
-    match state.driver {
-        DriverKind::Stack => Ok(own),
-        DriverKind::Abra => match crate::config::backupbot()? {
-            (Some(repository), Some(password_file)) => Ok(Repo { repository, password_file, ..own }),
-            _ => Err(Error::env(format!(
-                "the abra driver's backup evidence is read from backup-bot-two's repository: set {} and {}",
-                crate::config::BACKUPBOT_REPOSITORY.name,
-                crate::config::BACKUPBOT_PASSWORD_FILE.name
-            ))),
-        },
-    }
-}
-
-/// The run's abra, as the abra driver has it.
-pub(crate) fn abra_of(state: &RunState) -> Result<crate::swarm::abra::Abra> {
-    Ok(crate::swarm::abra::Abra {
-        program: crate::config::abra_program(),
-        abra_dir: state.workspace.join("abra"),
-        server: crate::config::abra_server()?,
-    })
-}
-
-/// Runs one abra backup verb and records it as an assertion with its output. backup-bot-two
-/// logs a failed hook (or a missing path) as an error and carries on [contract B4]: an `ERRO`
-/// or `level=error` line fails the op, quoting it, whatever abra's exit status.
-pub(crate) fn run_abra(
-    sh: &Shell,
-    abra: &crate::swarm::abra::Abra,
-    args: &[String],
-    progress: &Progress,
-    assertions: &mut Vec<Assertion>,
-) -> Result<()> {
-    let name = format!("abra {}", args.iter().take_while(|a| !a.contains('.')).cloned().collect::<Vec<_>>().join(" "));
-    progress.log(format!("abra {}", args.join(" ")));
-    let started = std::time::Instant::now();
-    let out = match abra.run(sh, args, crate::error::Kind::OpFailed) {
-        Ok(out) => out,
-        Err(e) => {
-            let ms = started.elapsed().as_millis() as u64;
-            assertions.push(Assertion {
-                name,
-                result: Outcome::of(&e),
-                detail: e.to_string(),
-                duration_ms: ms,
-                output: None,
-            });
-            return Err(e);
-        }
-    };
-    let text = format!("{}{}", out.stdout, out.stderr);
-    let output = Some(crate::process::tail_bytes(&text, 4096)).filter(|o| !o.is_empty());
-    let ms = started.elapsed().as_millis() as u64;
-    if let Some(line) = text
-        .lines()
-        .map(str::trim)
-        .find(|l| l.starts_with("ERRO") || l.contains("level=error") || l.contains("\"level\":\"error\""))
-    {
-        let why = format!("{name} logged an error: {line}");
-        assertions.push(Assertion { name, result: Outcome::Fail, detail: why.clone(), duration_ms: ms, output });
-        return Err(Error::failed(why));
-    }
-    assertions.push(Assertion {
-        name,
-        result: Outcome::Pass,
-        detail: "exited 0, no error logged".into(),
-        duration_ms: ms,
-        output,
-    });
-    Ok(())
-}
-
 fn list_paths(volumes: &[VolumeEvidence]) -> String {
     volumes.iter().flat_map(|v| v.paths.iter()).map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
-}
-
-pub(crate) fn note(name: &str, result: Outcome, detail: &str) -> Assertion {
-    Assertion { name: name.into(), result, detail: detail.into(), duration_ms: 0, output: None }
 }
 
 /// Counts each volume's files and bytes in the snapshot; every included volume must have given
@@ -444,118 +323,6 @@ fn canaries_in_snapshot(repo: &Repo, snapshot: &str, canaries: &mut [Canary]) ->
     })
 }
 
-/// Fails (the recipe's fault) when `path`, under the volume's host directory `mountpoint`,
-/// resolves outside it: the app owns what is in its volumes, and a symlink there (`dump ->
-/// /etc`) would make the host read or write its own files. A path that does not exist is fine.
-pub(crate) fn within_volume(volume: &str, mountpoint: &Path, path: &Path) -> Result<()> {
-    let root = fs_err::canonicalize(mountpoint)?;
-    match std::fs::canonicalize(path) {
-        Ok(real) if !real.starts_with(&root) => Err(Error::failed(format!(
-            "volume {volume}: {} resolves to {}, outside the volume (a symlink the app wrote): refused, not followed",
-            path.display(),
-            real.display()
-        ))),
-        _ => Ok(()),
-    }
-}
-
-/// Where the host path `path` (under the mountpoint of the backed-up volume `volume`, a compose
-/// key) is: the volume's swarm name and the path relative to the volume's root. Errors
-/// (environment) when the evidence has no such volume or the path is not under it.
-pub(crate) fn in_volume<'a>(volumes: &'a [VolumeEvidence], volume: &str, path: &Path) -> Result<(&'a str, String)> {
-    let v = volumes
-        .iter()
-        .find(|v| v.volume == volume)
-        .ok_or_else(|| Error::env(format!("the backup evidence has no volume {volume} (for {})", path.display())))?;
-    let rel = path.strip_prefix(&v.mountpoint).map_err(|_| {
-        Error::env(format!("{} is not under volume {volume}'s directory {}", path.display(), v.mountpoint.display()))
-    })?;
-    Ok((v.name.as_str(), rel.display().to_string()))
-}
-
-/// Writes `bytes` to the file `path` (a host path under the mountpoint of `volume`) from a
-/// probe container that mounts the volume ([`crate::swarm::docker::volume_script`]): a symlink the app
-/// put anywhere on the way resolves inside that container, never on the host. A new file when
-/// `new`, else an existing regular file; a symlink or other file in the way is the recipe's
-/// failure.
-pub(crate) fn write_in_volume(
-    sh: &Shell,
-    state: &RunState,
-    volumes: &[VolumeEvidence],
-    volume: &str,
-    path: &Path,
-    bytes: &[u8],
-    new: bool,
-) -> Result<()> {
-    let (name, rel) = in_volume(volumes, volume, path)?;
-    let script = r#"f="/v/$1"
-[ -L "$f" ] && exit 5
-if [ "$2" = new ]; then [ -e "$f" ] && exit 4; else [ -f "$f" ] || exit 6; fi
-cat > "$f" || exit 7"#;
-    let (code, _) = crate::swarm::docker::volume_script(
-        sh,
-        &state.stack,
-        name,
-        None,
-        script,
-        &[&rel, if new { "new" } else { "existing" }],
-        bytes,
-    )?;
-    let refused = |why: &str| {
-        Error::failed(format!("volume {volume}: {} {why}: refused, not followed or replaced", path.display()))
-    };
-    match code {
-        0 => Ok(()),
-        5 => Err(refused("is a symlink the app wrote")),
-        4 => Err(refused("already exists (the app wrote it)")),
-        6 => Err(refused("is not a regular file")),
-        _ => Err(Error::failed(format!(
-            "volume {volume}: {} could not be written (its directory is gone or not a directory)",
-            path.display()
-        ))),
-    }
-}
-
-/// The bytes of the regular file `path` in a volume, read through a probe container like
-/// [`write_in_volume`] writes; `None` when there is none (a symlink there counts as none).
-pub(crate) fn read_in_volume(
-    sh: &Shell,
-    state: &RunState,
-    volumes: &[VolumeEvidence],
-    volume: &str,
-    path: &Path,
-) -> Result<Option<Vec<u8>>> {
-    let (name, rel) = in_volume(volumes, volume, path)?;
-    let script = r#"f="/v/$1"; [ -L "$f" ] && exit 3; [ -f "$f" ] || exit 3; cat "$f" || exit 7"#;
-    match crate::swarm::docker::volume_script(sh, &state.stack, name, None, script, &[&rel], b"")? {
-        (0, out) => Ok(Some(out)),
-        (3, _) => Ok(None),
-        (code, _) => Err(Error::env(format!("reading {} in volume {volume}: exit {code}", path.display()))),
-    }
-}
-
-/// Removes `path` from a volume through a probe container (never following a symlink there);
-/// true when something was there.
-pub(crate) fn remove_in_volume(
-    sh: &Shell,
-    state: &RunState,
-    volumes: &[VolumeEvidence],
-    volume: &str,
-    path: &Path,
-) -> Result<bool> {
-    let (name, rel) = in_volume(volumes, volume, path)?;
-    let script = r#"f="/v/$1"; if [ -e "$f" ] || [ -L "$f" ]; then rm -f "$f" || exit 7; exit 0; fi; exit 3"#;
-    match crate::swarm::docker::volume_script(sh, &state.stack, name, None, script, &[&rel], b"")? {
-        (0, _) => Ok(true),
-        (3, _) => Ok(false),
-        (code, _) => Err(Error::env(format!("removing {} in volume {volume}: exit {code}", path.display()))),
-    }
-}
-
-pub(crate) fn canary_names(canaries: &[Canary]) -> String {
-    canaries.iter().map(|c| c.path.display().to_string()).collect::<Vec<_>>().join(", ")
-}
-
 /// Every path a `.path` label names is in the snapshot and non-empty: a file of at least one
 /// byte, or a directory with at least one file besides ccci's canaries.
 fn labelled_paths(plan: &Plan, volumes: &[VolumeEvidence], nodes: &[restic::Node]) -> Assertion {
@@ -589,156 +356,5 @@ fn labelled_paths(plan: &Plan, volumes: &[VolumeEvidence], nodes: &[restic::Node
         (true, true) => note("labelled paths non-empty", Outcome::Skip, "no path label: whole volumes were backed up"),
         (_, true) => note("labelled paths non-empty", Outcome::Pass, &checked.join("; ")),
         _ => note("labelled paths non-empty", Outcome::Fail, &bad.join("; ")),
-    }
-}
-
-/// The overlay's plant hooks for `op` (`overlays/<recipe>/<op>/plant/`, run like checks), each
-/// recorded as an assertion: before the backup they plant an application-level canary, before
-/// the restore they change it. One that does not pass stops the op.
-pub(crate) fn plant(
-    state: &RunState,
-    overlay: &Overlay,
-    op: OpName,
-    progress: &Progress,
-    assertions: &mut Vec<Assertion>,
-) -> Result<()> {
-    let Some(dir) = &overlay.dir else { return Ok(()) };
-    let op = op.as_str();
-    let found = crate::checks::discovery::checks_in(
-        &dir.join(op).join("plant"),
-        &format!("overlays/{}/{op}/plant", state.recipe),
-        crate::checks::discovery::Origin::Overlay,
-    )?;
-    if found.is_empty() {
-        return Ok(());
-    }
-    let scratch = state.workspace.join("checks").join(format!("{op}-plant"));
-    let env = crate::checks::run::Env { state, op, scratch: &scratch, extra: vec![] };
-    let allowlist = crate::recipe::trust::Allowlist::load()?;
-    let timeout = crate::checks::exec::timeout_setting()?;
-    for (n, f) in found.iter().enumerate() {
-        let a = crate::checks::run::run_one(f, n + 1, &env, &allowlist, timeout, progress);
-        let ok = matches!(a.result, Outcome::Pass | Outcome::Skip);
-        let detail = a.detail.clone();
-        assertions.push(a);
-        if !ok {
-            return Err(Error::failed(format!("plant hook {} did not pass: {detail}", f.name)));
-        }
-    }
-    Ok(())
-}
-
-/// Runs the hooks of `phase`, each recorded as an assertion (with its output) and in the
-/// evidence; the first that exits non-zero fails the op, quoting its output.
-pub fn run_hooks(
-    sh: &Shell,
-    state: &RunState,
-    plan: &Plan,
-    phase: Phase,
-    progress: &Progress,
-    assertions: &mut Vec<Assertion>,
-    runs: &mut Vec<HookRun>,
-) -> Result<()> {
-    let timeout = crate::checks::exec::timeout_setting()?;
-    for hook in plan.hooks(phase) {
-        progress.log(format!("{} of {}: {}", phase.words(), hook.service, hook.command));
-        let started = std::time::Instant::now();
-        let ran = exec_hook(sh, state, hook, timeout);
-        let ms = started.elapsed().as_millis() as u64;
-        let name = format!("{} {}", phase.words(), hook.service);
-        match ran {
-            Ok((0, output)) => {
-                assertions.push(Assertion {
-                    name,
-                    result: Outcome::Pass,
-                    detail: format!("`{}` exited 0", hook.command),
-                    duration_ms: ms,
-                    output: Some(output.clone()).filter(|o| !o.is_empty()),
-                });
-                runs.push(HookRun {
-                    service: hook.service.clone(),
-                    phase,
-                    command: hook.command.clone(),
-                    exit: Some(0),
-                    output,
-                });
-            }
-            Ok((code, output)) => {
-                let why = format!(
-                    "{} of {} (`{}`) exited {code}: {}",
-                    phase.words(),
-                    hook.service,
-                    hook.command,
-                    crate::process::tail(&output, 3)
-                );
-                assertions.push(Assertion {
-                    name,
-                    result: Outcome::Fail,
-                    detail: why.clone(),
-                    duration_ms: ms,
-                    output: Some(output.clone()).filter(|o| !o.is_empty()),
-                });
-                runs.push(HookRun {
-                    service: hook.service.clone(),
-                    phase,
-                    command: hook.command.clone(),
-                    exit: Some(code),
-                    output,
-                });
-                return Err(Error::failed(why));
-            }
-            Err(e) => {
-                let why = format!("{} of {} (`{}`): {e}", phase.words(), hook.service, hook.command);
-                assertions.push(Assertion {
-                    name,
-                    result: Outcome::of(&e),
-                    detail: why.clone(),
-                    duration_ms: ms,
-                    output: None,
-                });
-                runs.push(HookRun {
-                    service: hook.service.clone(),
-                    phase,
-                    command: hook.command.clone(),
-                    exit: None,
-                    output: String::new(),
-                });
-                return Err(Error::new(e.kind(), why));
-            }
-        }
-    }
-    Ok(())
-}
-
-/// `docker exec <a running task of the service> sh -c COMMAND`: (exit code, output tail).
-/// No running container is the recipe's failure (its service is down); a hook still running
-/// after `timeout` is killed and fails.
-fn exec_hook(sh: &Shell, state: &RunState, hook: &Hook, timeout: Duration) -> Result<(i32, String)> {
-    use crate::process::{ChildError, run_with_timeout};
-    let service = format!("{}{}", state.stack.prefix(), hook.service);
-    let Some(container) = crate::swarm::docker::running_container(sh, &service)? else {
-        return Err(Error::failed(format!("no running container of {service} to run it in")));
-    };
-    let mut c = crate::swarm::docker::command();
-    c.args(["exec", &container, "sh", "-c", &hook.command]);
-    let finished = match run_with_timeout(&mut c, timeout, Duration::from_millis(50)) {
-        Ok(Some(f)) => f,
-        Ok(None) => {
-            return Err(Error::failed(format!(
-                "still running after {} s ({}); stopped waiting",
-                timeout.as_secs(),
-                crate::config::CHECK_TIMEOUT.name
-            )));
-        }
-        Err(ChildError::Spawn(e)) => return Err(Error::env(format!("docker exec: {e}"))),
-        Err(ChildError::Wait(e)) => return Err(Error::env(format!("waiting for docker exec: {e}"))),
-    };
-    let mut text = String::from_utf8_lossy(&finished.stdout).into_owned();
-    text.push_str(&String::from_utf8_lossy(&finished.stderr));
-    let text = crate::process::tail_bytes(&text, 4096);
-    match finished.status.code() {
-        // docker exec: 126/127 when sh cannot be started in the container.
-        Some(code) => Ok((code, text)),
-        None => Err(Error::env(format!("docker exec was killed by a signal: {}", crate::process::tail(&text, 2)))),
     }
 }

@@ -17,13 +17,14 @@ use std::time::{Duration, Instant};
 
 use xshell::Shell;
 
+use crate::checks::backup::{canaries_back, from_swarm, note, run_hooks};
 use crate::checks::discovery::Overlay;
 use crate::error::{Error, Result};
-use crate::ops::backup::{from_swarm, note, read_in_volume, remove_in_volume, run_hooks, write_in_volume};
 use crate::progress::Progress;
 use crate::recipe::backup::Phase;
 use crate::run::state::{Assertion, BackupEvidence, Canary, OpName, OpTimer, Outcome, RunState};
 use crate::swarm::restic;
+use crate::swarm::volume::{remove_in_volume, write_in_volume};
 
 pub const HOLDER: &str = "ccci-restore";
 
@@ -94,11 +95,11 @@ fn restore(
     let overlay = Overlay::load(&state.recipe)?;
     let swarm = from_swarm(sh, state, &overlay)?;
     let plan = &swarm.plan;
-    let repo = crate::ops::backup::evidence_repo(state)?;
+    let repo = crate::checks::backup::evidence_repo(state)?;
     let abra = match state.driver {
         crate::run::state::DriverKind::Stack => None,
         crate::run::state::DriverKind::Abra => {
-            let abra = crate::ops::backup::abra_of(state)?;
+            let abra = crate::checks::backup::abra_of(state)?;
             abra.probe_flags(sh, crate::swarm::abra::BACKUP_FLAGS)?;
             Some(abra)
         }
@@ -109,7 +110,7 @@ fn restore(
     let post_name = format!("ccci-post-backup-{}", state.run_id);
     let mut post_files = vec![];
     for c in &evidence.canaries {
-        let bytes = restic::random_bytes(crate::ops::backup::CANARY_BYTES)?;
+        let bytes = restic::random_bytes(crate::checks::backup::CANARY_BYTES)?;
         write_in_volume(sh, state, &evidence.volumes, &c.volume, &c.path, &bytes, false)?;
         if let Some(dir) = c.path.parent() {
             let p = (c.volume.clone(), dir.join(&post_name));
@@ -121,12 +122,12 @@ fn restore(
     }
     progress.log(format!("changed {} canaries, wrote {} post-backup files", evidence.canaries.len(), post_files.len()));
 
-    crate::ops::backup::plant(state, &overlay, OpName::Restore, progress, assertions)?;
+    crate::checks::backup::plant(state, &overlay, OpName::Restore, progress, assertions)?;
     if let Some(abra) = &abra {
         // backup-bot-two runs the restore hooks and writes the files itself.
         let args = abra.restore_args(&state.domain, &snapshot);
         let since = crate::time::now_rfc3339();
-        crate::ops::backup::run_abra(sh, abra, &args, progress, assertions)?;
+        crate::checks::backup::run_abra(sh, abra, &args, progress, assertions)?;
         let converged = crate::swarm::converge::wait(sh, &state.stack, limits, &since, progress)?;
         return finish(state, sh, assertions, evidence, &post_files, converged, &snapshot, &[]);
     }
@@ -250,51 +251,6 @@ fn wait_stopped(sh: &Shell, service: &str, timeout: Duration) -> Result<()> {
         std::thread::sleep(Duration::from_millis(500));
     }
     Ok(())
-}
-
-/// Each canary has its planted bytes again (compared by sha256, read through a probe container
-/// that mounts its volume), marking each checked.
-pub fn canaries_back(
-    sh: &Shell,
-    state: &RunState,
-    volumes: &[crate::run::state::VolumeEvidence],
-    canaries: &mut [Canary],
-) -> Assertion {
-    if canaries.is_empty() {
-        return note("canaries restored", Outcome::Skip, "no file canary was planted (every included path is a file)");
-    }
-    let mut bad = vec![];
-    for c in canaries.iter_mut() {
-        let ok = match read_in_volume(sh, state, volumes, &c.volume, &c.path) {
-            Ok(Some(bytes)) if restic::sha256(&bytes) == c.sha256 => true,
-            Ok(Some(bytes)) => {
-                bad.push(format!("{} does not hold its planted bytes ({} bytes)", c.path.display(), bytes.len()));
-                false
-            }
-            Ok(None) => {
-                bad.push(format!("{} is gone", c.path.display()));
-                false
-            }
-            Err(e) => {
-                bad.push(format!("{} cannot be read: {e}", c.path.display()));
-                false
-            }
-        };
-        c.checked = Some(if ok { Outcome::Pass } else { Outcome::Fail });
-    }
-    if bad.is_empty() {
-        note(
-            "canaries restored",
-            Outcome::Pass,
-            &format!(
-                "{} canaries hold their planted bytes again: {}",
-                canaries.len(),
-                crate::ops::backup::canary_names(canaries)
-            ),
-        )
-    } else {
-        note("canaries restored", Outcome::Fail, &bad.join("; "))
-    }
 }
 
 /// Restores snapshot `id` with the host's restic into a fresh staging directory of the run's

@@ -9,7 +9,8 @@
 //! - [`hostaccess`]: what a recipe's compose files may ask of the host;
 //! - [`preflight`]: what the operator must provide before a recipe can deploy;
 //! - [`diagnostics`]: what the swarm said when an op failed;
-//! - [`restic`]: the host's `restic`, the stack driver's backup engine and evidence reader.
+//! - [`restic`]: the host's `restic`, the stack driver's backup engine and evidence reader;
+//! - [`volume`]: files inside a run's volumes, reached through a probe container.
 //!
 //! This floor uses the kit, the run and the recipe floors; it knows nothing of checks or ops.
 
@@ -21,3 +22,4 @@ pub mod driver;
 pub mod hostaccess;
 pub mod preflight;
 pub mod restic;
+pub mod volume;
