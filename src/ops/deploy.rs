@@ -369,7 +369,7 @@ fn deploy_head_alone(
 ) -> Result<String> {
     let named = note_base_failure(state, base, &failure);
     progress.log(format!("{named}; removing what it created and deploying the head by itself"));
-    let left = super::teardown::remove_deployment(state, sh, progress)
+    let left = crate::swarm::remove::remove_deployment(state, sh, progress)
         .map_err(|e| e.context(format!("{named}; removing what it created")))?
         .left;
     if !left.is_empty() {
