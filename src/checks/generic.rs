@@ -423,6 +423,7 @@ mod tests {
                 created_at: String::new(),
                 update_state: None,
                 update_message: None,
+                stop_grace: docker::DEFAULT_STOP_GRACE,
                 ingress_ports: vec![],
                 restart: docker::RestartPolicy {
                     condition: condition.into(),

@@ -578,6 +578,7 @@ mod tests {
             update_message: None,
             ingress_ports: vec![],
             restart: RestartPolicy::default(),
+            stop_grace: crate::swarm::docker::DEFAULT_STOP_GRACE,
         }
     }
 

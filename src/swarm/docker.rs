@@ -152,7 +152,13 @@ pub struct Service {
     pub ingress_ports: Vec<(u16, u16)>,
     /// `deploy.restart_policy` as swarm applies it.
     pub restart: RestartPolicy,
+    /// `stop_grace_period`: how long swarm waits after the stop signal before it kills a task's
+    /// container ([`DEFAULT_STOP_GRACE`] when the spec says nothing).
+    pub stop_grace: std::time::Duration,
 }
+
+/// Swarm's stop grace period when a service does not set one (compose `stop_grace_period`).
+pub const DEFAULT_STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// What swarm does when a task of a service ends (`Spec.TaskTemplate.RestartPolicy`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -271,6 +277,10 @@ fn parse_service(v: &Value) -> Service {
         update_message: str_at(v, &["UpdateStatus", "Message"]).map(String::from),
         ingress_ports: ingress_ports(v),
         restart: parse_restart(spec),
+        stop_grace: spec["TaskTemplate"]["ContainerSpec"]["StopGracePeriod"]
+            .as_u64()
+            .map(std::time::Duration::from_nanos)
+            .unwrap_or(DEFAULT_STOP_GRACE),
     }
 }
 
@@ -790,6 +800,24 @@ pub fn probe(sh: &Shell, stack: &StackName, name: &str, network: &str, argv: &[S
 
 /// Force-removes the stack's probe containers (a probe whose client was killed may outlive it).
 /// Returns how many there were.
+/// Stops a container of a removed service the way swarm's agent would (its stop signal, then
+/// SIGKILL after `grace`) and removes it once it has exited; a container already gone (the agent
+/// got there first) is no error. Returns docker's words when something else went wrong.
+pub fn stop_and_remove(sh: &Shell, id: &str, grace: std::time::Duration) -> Option<String> {
+    // `docker stop` counts whole seconds: rounded up, the app gets at least its grace period.
+    let secs = (grace.as_secs() + u64::from(grace.subsec_nanos() > 0)).to_string();
+    for args in [vec!["stop", "-t", &secs, id], vec!["rm", id]] {
+        let what = format!("docker {}", args.join(" "));
+        match capture(docker(sh).args(&args), &what, Kind::Environment) {
+            Ok(_) => {}
+            // Gone, or being removed by the agent: either way it goes.
+            Err(e) if is_not_found(e.message()) || e.message().contains("already in progress") => return None,
+            Err(e) => return Some(e.to_string()),
+        }
+    }
+    None
+}
+
 pub fn remove_probes(sh: &Shell, stack: &StackName) -> Result<usize> {
     let ids = list_ids(
         sh,

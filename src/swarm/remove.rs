@@ -3,6 +3,7 @@
 //! still there afterwards. What ccci-teardown (and the janitor, through it) runs, and what a
 //! deploy runs to remove a base release that did not deploy before it deploys the head.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use xshell::Shell;
@@ -29,6 +30,9 @@ pub fn remove_deployment(state: &RunState, sh: &Shell, progress: &Progress) -> R
     let driver = driver::for_run(state.driver, &state.workspace, &state.recipe)?;
     let stack = &state.stack;
 
+    // Each service's stop grace period, read while the services are still there.
+    let graces: BTreeMap<String, Duration> =
+        docker::services(sh, stack).unwrap_or_default().into_iter().map(|s| (s.name, s.stop_grace)).collect();
     if let Err(e) = driver.undeploy(sh, state, progress) {
         progress.log(format!("undeploy said: {e}; removing the services directly"));
     }
@@ -41,7 +45,7 @@ pub fn remove_deployment(state: &RunState, sh: &Shell, progress: &Progress) -> R
     if probes > 0 {
         progress.log(format!("removed {probes} probe containers"));
     }
-    let slow = wait_gone(sh, state, timeout, progress)?;
+    let slow = wait_gone(sh, state, timeout, &graces, progress)?;
 
     if let Err(e) = driver.remove_app_data(sh, state, progress) {
         progress.log(format!("{e}; sweeping directly"));
@@ -56,13 +60,26 @@ pub fn remove_deployment(state: &RunState, sh: &Shell, progress: &Progress) -> R
 /// Looks, whenever docker reports an event of the stack and at least every quarter second, until
 /// no service, task or container of the stack remains:
 /// volumes cannot be removed while any container, even a stopped one, still references them.
-/// When a service's containers took about its stop grace period or longer to go, says so: that
-/// time is the app's (it ignores SIGTERM and is killed when the grace period ends), not ccci's.
-fn wait_gone(sh: &Shell, state: &RunState, timeout: Duration, progress: &Progress) -> Result<Vec<String>> {
+/// Once no service of the stack is left, stops and removes each container of the stack itself
+/// ([`docker::stop_and_remove`], with its service's stop grace period from `graces`) rather than
+/// waiting for swarm's agent, which sends the stop signal seconds after the service went and
+/// removes the container seconds after it exited; the app still gets its signal and its whole
+/// grace period. When a service's containers took about its stop grace period or longer to go,
+/// says so: that time is the app's (it ignores SIGTERM and is killed when the grace period
+/// ends), not ccci's.
+fn wait_gone(
+    sh: &Shell,
+    state: &RunState,
+    timeout: Duration,
+    graces: &BTreeMap<String, Duration>,
+    progress: &Progress,
+) -> Result<Vec<String>> {
     let start = Instant::now();
     let mut last_log = Instant::now();
     // Per service: when its last container was seen.
-    let mut seen: std::collections::BTreeMap<String, Duration> = Default::default();
+    let mut seen: BTreeMap<String, Duration> = Default::default();
+    // Containers being stopped and removed, each on a thread of its own.
+    let mut stopping: BTreeMap<String, std::thread::JoinHandle<Option<String>>> = Default::default();
     // docker's events (a container dying, destroyed) wake the wait; the poll bounds it.
     let events = docker::Events::follow(&state.stack, timeout);
     loop {
@@ -71,7 +88,27 @@ fn wait_gone(sh: &Shell, state: &RunState, timeout: Duration, progress: &Progres
         for (_, service) in &containers {
             seen.insert(service.clone(), start.elapsed());
         }
+        // With a service left, swarm would start a container stopped here again.
+        if services.is_empty() {
+            for (id, service) in &containers {
+                if stopping.contains_key(id) {
+                    continue;
+                }
+                let grace = graces.get(service).copied().unwrap_or(docker::DEFAULT_STOP_GRACE);
+                let id_ = id.clone();
+                let handle = std::thread::spawn(move || match Shell::new() {
+                    Ok(sh) => docker::stop_and_remove(&sh, &id_, grace),
+                    Err(e) => Some(e.to_string()),
+                });
+                stopping.insert(id.clone(), handle);
+            }
+        }
         if services.is_empty() && containers.is_empty() {
+            for (id, handle) in stopping {
+                if let Some(e) = handle.join().unwrap_or(None) {
+                    progress.log(format!("stopping container {}: {e}", &id[..12.min(id.len())]));
+                }
+            }
             progress.log(format!(
                 "no service or container of the stack is left after {:.1}s",
                 start.elapsed().as_secs_f64()
@@ -109,7 +146,7 @@ const STOP_GRACE: Duration = Duration::from_secs(10);
 
 /// "app took 10.3 s to stop: it ignores SIGTERM …" for every service whose containers were still
 /// there a stop grace period (less a half second of polling) after the undeploy.
-fn slow_stops(state: &RunState, seen: &std::collections::BTreeMap<String, Duration>) -> Vec<String> {
+fn slow_stops(state: &RunState, seen: &BTreeMap<String, Duration>) -> Vec<String> {
     let prefix = state.stack.prefix();
     seen.iter()
         .filter(|(_, last)| **last + Duration::from_millis(500) >= STOP_GRACE)
