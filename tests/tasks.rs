@@ -16,7 +16,10 @@
 //! - the settle window counts from the last change of the tasks: a restart between the
 //!   convergence and a later assert fails it, and an assert after the window closed looks once
 //!   instead of waiting; after an upgrade it counts from the new task's start (swarm closes the
-//!   update seconds later), and a restart after the update closed still fails assert upgrade.
+//!   update seconds later), and a restart after the update closed still fails assert upgrade;
+//! - teardown stops each container with its service's stop signal and grace period as soon as
+//!   the services are gone: an app that exits on SIGTERM does so, one that ignores it is killed
+//!   when its own grace period ends and is named.
 
 mod common;
 
@@ -328,6 +331,54 @@ fn an_upgrades_settle_window_counts_from_its_last_task_starting_and_still_catche
     let why = settled["detail"].as_str().unwrap();
     assert!(why.contains("since the deployment last changed") && why.contains("exit code 3"), "{why}");
     c.teardown();
+}
+
+#[test]
+fn teardown_stops_each_container_with_its_services_signal_and_grace_period_and_names_one_that_ignores_it() {
+    let c = Case::new("stopping").named("stop");
+    // app: busybox httpd as PID 1 ignores SIGTERM, and its grace period is 3 s; calm exits 0
+    // a second after SIGTERM, within swarm's default 10 s.
+    let compose = format!(
+        "version: \"3.8\"\nservices:\n{APP}    stop_grace_period: 3s\n  calm:\n    image: ccci-hello:1\n    command: [\"sh\", \"-c\", \"trap 'sleep 1; exit 0' TERM; while :; do sleep 0.2; done\"]\n"
+    );
+    c.commit(&compose, None);
+    let d = c.deploy(false);
+    assert_eq!(d.code, Some(0), "{}", d.stderr);
+    let stack = c.state()["stack"].as_str().unwrap().to_string();
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs().to_string();
+    c.teardown();
+    let s = c.state();
+    let teardown = op(&s, "teardown");
+    let why = teardown["detail"].as_str().unwrap();
+    // Named with its own grace period, and killed when it ended: not a swarm agent's seconds later.
+    let took: f64 = why
+        .split("app took ")
+        .nth(1)
+        .and_then(|r| {
+            r.split("s to stop: it ignores SIGTERM (it is killed when its stop grace period, 3 s, ends)").next()
+        })
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("app not named as ignoring SIGTERM: {why}"));
+    assert!((2.5..6.0).contains(&took), "app took {took}s: {why}");
+    assert!(!why.contains("calm took"), "{why}");
+    // How each container ended, as docker recorded it: calm stopped by its own hand, app killed.
+    let until = (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 1).to_string();
+    let label = format!("label=com.docker.stack.namespace={stack}");
+    let died = common::docker_lines(&[
+        "events",
+        "--since",
+        &since,
+        "--until",
+        &until,
+        "--filter",
+        "event=die",
+        "--filter",
+        &label,
+        "--format",
+        "{{index .Actor.Attributes \"com.docker.swarm.service.name\"}} {{.Actor.Attributes.exitCode}}",
+    ]);
+    assert!(died.contains(&format!("{stack}_calm 0")), "{died:?}");
+    assert!(died.contains(&format!("{stack}_app 137")), "{died:?}");
 }
 
 #[test]

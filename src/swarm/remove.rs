@@ -113,7 +113,7 @@ fn wait_gone(
                 "no service or container of the stack is left after {:.1}s",
                 start.elapsed().as_secs_f64()
             ));
-            let slow = slow_stops(state, &seen);
+            let slow = slow_stops(state, &seen, graces);
             for s in &slow {
                 progress.log(s);
             }
@@ -141,21 +141,22 @@ fn wait_gone(
     }
 }
 
-/// Swarm's default stop grace period (compose `stop_grace_period`): SIGTERM, then SIGKILL.
-const STOP_GRACE: Duration = Duration::from_secs(10);
-
 /// "app took 10.3 s to stop: it ignores SIGTERM …" for every service whose containers were still
-/// there a stop grace period (less a half second of polling) after the undeploy.
-fn slow_stops(state: &RunState, seen: &BTreeMap<String, Duration>) -> Vec<String> {
+/// there its stop grace period (`graces`, else swarm's default; less a half second of polling)
+/// after the undeploy.
+fn slow_stops(state: &RunState, seen: &BTreeMap<String, Duration>, graces: &BTreeMap<String, Duration>) -> Vec<String> {
     let prefix = state.stack.prefix();
     seen.iter()
-        .filter(|(_, last)| **last + Duration::from_millis(500) >= STOP_GRACE)
-        .map(|(service, last)| {
-            let short = service.strip_prefix(&prefix).unwrap_or(service);
-            format!(
-                "{short} took {:.1}s to stop: it ignores SIGTERM (swarm kills it when its stop grace period, 10 s unless stop_grace_period says otherwise, ends)",
-                last.as_secs_f64()
-            )
+        .filter_map(|(service, last)| {
+            let grace = graces.get(service).copied().unwrap_or(docker::DEFAULT_STOP_GRACE);
+            (*last + Duration::from_millis(500) >= grace).then(|| {
+                let short = service.strip_prefix(&prefix).unwrap_or(service);
+                format!(
+                    "{short} took {:.1}s to stop: it ignores SIGTERM (it is killed when its stop grace period, {} s, ends)",
+                    last.as_secs_f64(),
+                    grace.as_secs_f64()
+                )
+            })
         })
         .collect()
 }
@@ -228,14 +229,21 @@ mod tests {
     fn a_service_whose_containers_outlived_the_stop_grace_period_is_named_as_ignoring_sigterm() {
         let state = crate::run::state::tests::sample();
         let prefix = state.stack.prefix();
-        let seen: std::collections::BTreeMap<String, Duration> = [
+        let seen: BTreeMap<String, Duration> = [
             (format!("{prefix}app"), Duration::from_millis(10_300)),
             (format!("{prefix}db"), Duration::from_millis(1_200)),
+            (format!("{prefix}worker"), Duration::from_millis(3_100)),
         ]
         .into();
-        let slow = slow_stops(&state, &seen);
-        assert_eq!(slow.len(), 1, "{slow:?}");
-        assert!(slow[0].starts_with("app took 10.3s to stop: it ignores SIGTERM"), "{slow:?}");
+        // The worker's stop grace period is 3 s: it waited it out too.
+        let graces: BTreeMap<String, Duration> = [(format!("{prefix}worker"), Duration::from_secs(3))].into();
+        let slow = slow_stops(&state, &seen, &graces);
+        assert_eq!(slow.len(), 2, "{slow:?}");
+        assert_eq!(
+            slow[0],
+            "app took 10.3s to stop: it ignores SIGTERM (it is killed when its stop grace period, 10 s, ends)"
+        );
+        assert!(slow[1].starts_with("worker took 3.1s to stop: it ignores SIGTERM"), "{slow:?}");
     }
 
     #[test]
