@@ -4,7 +4,6 @@ pub mod assert;
 pub mod backup;
 pub mod deploy;
 pub mod janitor;
-pub mod prepare;
 pub mod restore;
 pub mod teardown;
 pub mod upgrade;

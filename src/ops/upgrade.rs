@@ -85,7 +85,7 @@ fn upgrade(state: &mut RunState, sh: &Shell, progress: &Progress, assertions: &m
     // abra's release deploy moved the tree to the base: put the head back, exactly.
     git::checkout_clean(sh, &dir, &head)?;
     // The head's new env keys and secrets, as an operator upgrading by hand would add them.
-    let prep = crate::ops::prepare::for_head(driver.as_ref(), sh, state, progress)?;
+    let prep = crate::swarm::prepare::for_head(driver.as_ref(), sh, state, progress)?;
     if !prep.operator_secrets.is_empty() {
         let names: Vec<String> =
             prep.operator_secrets.iter().map(|s| format!("{} ({} generate=false)", s.name, s.version_var)).collect();

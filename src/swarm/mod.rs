@@ -8,6 +8,7 @@
 //! - [`driver`]: the two ways a run deploys (`docker stack deploy` or `abra`), behind one trait;
 //! - [`hostaccess`]: what a recipe's compose files may ask of the host;
 //! - [`preflight`]: what the operator must provide before a recipe can deploy;
+//! - [`prepare`]: preparing a deployed app for the head before the in-place upgrade;
 //! - [`remove`]: removing a run's deployment and saying what is left;
 //! - [`diagnostics`]: what the swarm said when an op failed;
 //! - [`restic`]: the host's `restic`, the stack driver's backup engine and evidence reader;
@@ -22,6 +23,7 @@ pub mod docker;
 pub mod driver;
 pub mod hostaccess;
 pub mod preflight;
+pub mod prepare;
 pub mod remove;
 pub mod restic;
 pub mod volume;
