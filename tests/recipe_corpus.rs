@@ -9,9 +9,10 @@ mod common;
 use std::path::Path;
 
 use ccci::recipe::backup;
-use ccci::recipe::compose::{Compose, ObjectKind, Port};
+use ccci::recipe::compose::{Compose, Port};
 use ccci::recipe::env_file::{EnvFile, compose_files};
 use ccci::recipe::release::{order_release_tags, parse_release_tag};
+use ccci::run::naming::ObjectKind;
 
 use common::corpus;
 

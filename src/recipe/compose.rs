@@ -12,6 +12,7 @@ use serde_yaml_ng::{Mapping, Value};
 use crate::error::{Context, Error, Result};
 use crate::recipe::checkout;
 use crate::recipe::interpolate::{excerpt, substitute};
+use crate::run::naming::ObjectKind;
 
 /// A recipe's compose app after reading every compose file in order, substituting and merging.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -70,45 +71,6 @@ pub struct ObjectDecl {
     pub external: bool,
     pub file: Option<String>,
     pub labels: BTreeMap<String, String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ObjectKind {
-    Secret,
-    Config,
-    Volume,
-    Network,
-}
-
-impl ObjectKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ObjectKind::Secret => "secret",
-            ObjectKind::Config => "config",
-            ObjectKind::Volume => "volume",
-            ObjectKind::Network => "network",
-        }
-    }
-}
-
-// Callers think of kinds as the words docker uses (`kind == "secret"`); let them.
-impl PartialEq<str> for ObjectKind {
-    fn eq(&self, other: &str) -> bool {
-        self.as_str() == other
-    }
-}
-
-impl PartialEq<&str> for ObjectKind {
-    fn eq(&self, other: &&str) -> bool {
-        self.as_str() == *other
-    }
-}
-
-impl fmt::Display for ObjectKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
 }
 
 /// A top-level object as it will be named on the swarm.

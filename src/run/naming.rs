@@ -199,6 +199,54 @@ pub fn domain_suffix_from_env() -> Result<Domain> {
     crate::config::domain_suffix()
 }
 
+/// The kinds of object a stack has on the swarm: what a recipe's compose files declare (secrets,
+/// configs, volumes, networks) and what teardown removes (those and the services).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ObjectKind {
+    Service,
+    Secret,
+    Config,
+    Volume,
+    Network,
+}
+
+impl ObjectKind {
+    /// Every kind in the order teardown removes them: the services first, the volumes last.
+    pub const ALL: [ObjectKind; 5] =
+        [ObjectKind::Service, ObjectKind::Secret, ObjectKind::Config, ObjectKind::Network, ObjectKind::Volume];
+
+    /// The word docker uses for the kind (`docker secret ls`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ObjectKind::Service => "service",
+            ObjectKind::Secret => "secret",
+            ObjectKind::Config => "config",
+            ObjectKind::Volume => "volume",
+            ObjectKind::Network => "network",
+        }
+    }
+}
+
+// Callers think of kinds as the words docker uses (`kind == "secret"`); let them.
+impl PartialEq<str> for ObjectKind {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for ObjectKind {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl fmt::Display for ObjectKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One swarm object name the recipe will produce, checked against Docker's limits: the length
 /// (services 63, others 64), and for secrets and configs swarm's character rule (only
 /// `[a-zA-Z0-9-_.]`, first and last a letter or digit), which an unset version variable

@@ -7,9 +7,10 @@ use std::path::PathBuf;
 use xshell::Shell;
 
 use crate::error::Result;
+use crate::run::naming::ObjectKind;
 use crate::run::registry::Registry;
 use crate::run::state::{OpRecord, Outcome, RunState};
-use crate::swarm::docker::{self, ObjectKind};
+use crate::swarm::docker;
 
 /// Log lines kept per service.
 pub const LOG_LINES: u32 = 200;

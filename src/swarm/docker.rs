@@ -11,7 +11,7 @@ use xshell::{Shell, cmd};
 
 use crate::error::{Error, Kind, Result};
 use crate::process::{ChildError, capture, inherit, run_with_timeout};
-use crate::run::naming::StackName;
+use crate::run::naming::{ObjectKind, StackName};
 use crate::run::state::AddressFamily;
 
 pub const STACK_LABEL: &str = "com.docker.stack.namespace";
@@ -541,30 +541,6 @@ impl Drop for Events {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// The swarm object kinds teardown removes, in removal order after the services.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ObjectKind {
-    Service,
-    Secret,
-    Config,
-    Network,
-    Volume,
-}
-
-impl ObjectKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ObjectKind::Service => "service",
-            ObjectKind::Secret => "secret",
-            ObjectKind::Config => "config",
-            ObjectKind::Network => "network",
-            ObjectKind::Volume => "volume",
-        }
-    }
-    pub const ALL: [ObjectKind; 5] =
-        [ObjectKind::Service, ObjectKind::Secret, ObjectKind::Config, ObjectKind::Network, ObjectKind::Volume];
 }
 
 /// Names of the objects of `kind` that belong to the stack: by label, or by the `<stack>_` prefix.

@@ -163,7 +163,7 @@ impl Driver for StackDriver {
     fn undeploy(&self, sh: &Shell, state: &RunState, progress: &Progress) -> Result<()> {
         for s in docker::services(sh, &state.stack)? {
             progress.log(format!("removing service {}", s.name));
-            docker::remove(sh, docker::ObjectKind::Service, &s.name)?;
+            docker::remove(sh, crate::run::naming::ObjectKind::Service, &s.name)?;
         }
         Ok(())
     }

@@ -9,7 +9,8 @@
 use xshell::Shell;
 
 use crate::error::{Error, Kind, Result};
-use crate::recipe::compose::{Compose, ObjectKind, SwarmObject};
+use crate::recipe::compose::{Compose, SwarmObject};
+use crate::run::naming::ObjectKind;
 use crate::run::naming::StackName;
 
 /// The external objects of `compose` that the operator must provide: external, and not named
@@ -52,6 +53,8 @@ pub fn problem(obj: &SwarmObject, found: &Found) -> Option<String> {
             "external config {name} missing on this swarm: create it with docker config create {name} FILE"
         )),
         (Found::Missing, ObjectKind::Volume) => None,
+        // Compose files declare no service as an external object.
+        (Found::Missing, ObjectKind::Service) => None,
         (Found::NotSwarmScoped { driver, scope }, _) => Some(format!(
             "external network {name} on this swarm is not swarm-scoped (driver {driver}, scope {scope}): remove it and create it with docker network create -d overlay --attachable {name}"
         )),

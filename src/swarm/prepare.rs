@@ -59,7 +59,7 @@ pub fn for_head(driver: &dyn Driver, sh: &Shell, state: &RunState, progress: &Pr
         progress.log(format!("added the head's new env keys to the app env: {}", added_keys.join(", ")));
     }
     let compose = load::load_with_app_env(&dir, &app_env, state)?;
-    let existing = docker::objects(sh, docker::ObjectKind::Secret, &state.stack)?;
+    let existing = docker::objects(sh, crate::run::naming::ObjectKind::Secret, &state.stack)?;
     let mut prep = Preparation { added_keys, compose, ..Default::default() };
     for secret in crate::recipe::secrets::app_secrets(&prep.compose, &state.stack, &app_env) {
         if existing.contains(&secret.name) {

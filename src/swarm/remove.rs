@@ -10,8 +10,9 @@ use xshell::Shell;
 
 use crate::error::{Error, Result};
 use crate::progress::Progress;
+use crate::run::naming::ObjectKind;
 use crate::run::state::RunState;
-use crate::swarm::docker::{self, ObjectKind};
+use crate::swarm::docker;
 use crate::swarm::driver;
 
 /// What [`remove_deployment`] leaves and noticed.
