@@ -8,7 +8,7 @@
 //! cell, an HTML `<summary>`, a fenced code block.
 
 use crate::error::{Error, Result};
-use crate::run::state::{Assertion, OpName, Outcome, RunState};
+use crate::run::state::{Assertion, Outcome, RunState};
 
 /// The longest detail a table cell, a terminal line or a JUnit `message` shows.
 const LINE_MAX: usize = 160;
@@ -56,7 +56,7 @@ impl Format {
 /// them into the op's result).
 pub fn verdict(state: &RunState) -> Outcome {
     let any = |o: Outcome| state.ops.iter().any(|op| op.result == o);
-    if any(Outcome::Error) || deploy_once_violation(state).is_some() {
+    if any(Outcome::Error) || state.deploy_once_violation().is_some() {
         Outcome::Error
     } else if any(Outcome::Fail) {
         Outcome::Fail
@@ -102,23 +102,9 @@ pub fn verdict_words(state: &RunState) -> &'static str {
     }
 }
 
-/// "deploy-once violated (deploys = N)" when the run broke the one-deploy rule.
-///
-/// More than one deploy always breaks it. Zero breaks it only when the deploy op passed: a deploy
-/// refused or failed before it reached the swarm (names too long, clone failed) made no deploy,
-/// and that is the deploy op's own fail or error, not a harness bug to report on top.
-pub fn deploy_once_violation(state: &RunState) -> Option<String> {
-    let broken = match state.deploys {
-        1 => false,
-        0 => state.last_op(OpName::Deploy).is_some_and(|d| d.result == Outcome::Pass),
-        _ => true,
-    };
-    broken.then(|| format!("deploy-once violated (deploys = {})", state.deploys))
-}
-
 /// The terminal summary: a header, the verdict, then one line per op and per assertion.
 pub fn text(state: &RunState) -> String {
-    let violation = deploy_once_violation(state);
+    let violation = state.deploy_once_violation();
     let rows = rows(state, violation.as_deref());
     let mut out = vec![
         format!(
@@ -187,7 +173,7 @@ fn text_line(result: Outcome, name: &str, width: usize, duration: &str, detail: 
 /// JUnit XML: one `<testsuite>` per op, one `<testcase>` per assertion (an op without assertions
 /// is one testcase named after it), and a `deploy-once` suite when that rule broke.
 pub fn junit(state: &RunState) -> String {
-    let violation = deploy_once_violation(state);
+    let violation = state.deploy_once_violation();
     let properties = [
         ("recipe", state.recipe.to_string()),
         ("run_id", state.run_id.to_string()),
@@ -362,7 +348,7 @@ impl Counts {
 
 /// The PR comment: a verdict headline, a summary table, then a collapsible section per op.
 pub fn markdown(state: &RunState) -> String {
-    let violation = deploy_once_violation(state);
+    let violation = state.deploy_once_violation();
     let rows = rows(state, violation.as_deref());
     let v = verdict(state);
     let unchecked = serving_unchecked(state);
@@ -778,7 +764,7 @@ fn fenced(cleaned: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::run::state::OpRecord;
+    use crate::run::state::{OpName, OpRecord};
 
     const HOSTILE: &str = "bad <script>alert(1)</script> | ]]> & \"q\" 'a' @admin [x](javascript:alert(1)) ``` \u{1b}[31mred\u{1b}[0m \u{1b}]8;;http://evil\u{7} \u{202e}gnp.exe\u{0}\nsecond line\r\nthird";
 
@@ -922,21 +908,21 @@ mod tests {
     fn deploy_once() {
         let mut s = with_results(&[]);
         s.ops = vec![op("deploy", Outcome::Pass, 1, "", vec![]), op("install", Outcome::Pass, 1, "", vec![])];
-        assert_eq!(deploy_once_violation(&s), None);
+        assert_eq!(s.deploy_once_violation(), None);
         assert_eq!(verdict(&s), Outcome::Pass);
 
         s.deploys = 2;
-        assert_eq!(deploy_once_violation(&s).as_deref(), Some("deploy-once violated (deploys = 2)"));
+        assert_eq!(s.deploy_once_violation().as_deref(), Some("deploy-once violated (deploys = 2)"));
         assert_eq!(verdict(&s), Outcome::Error);
 
         s.deploys = 0;
         assert_eq!(verdict(&s), Outcome::Error, "a passed deploy that counted no deploy");
         s.ops[0].result = Outcome::Fail;
-        assert_eq!(deploy_once_violation(&s), None, "refused before reaching the swarm: the deploy's own fail");
+        assert_eq!(s.deploy_once_violation(), None, "refused before reaching the swarm: the deploy's own fail");
         assert_eq!(verdict(&s), Outcome::Fail);
 
         s.ops.clear();
-        assert_eq!(deploy_once_violation(&s), None, "no deploy op, no deploy");
+        assert_eq!(s.deploy_once_violation(), None, "no deploy op, no deploy");
 
         let mut s = run();
         s.deploys = 3;

@@ -627,12 +627,19 @@ impl RunState {
         self.ops.push(record);
     }
 
-    /// `Some(reason)` when the deploy-once rule is broken: a run that deployed must have
-    /// deployed exactly once; an in-place redeploy is not a deploy.
+    /// "deploy-once violated (deploys = N)" when the run broke the deploy-once rule: a run that
+    /// deployed must have deployed exactly once; an in-place redeploy is not a deploy.
+    ///
+    /// More than one deploy always breaks it. Zero breaks it only when the deploy op passed: a
+    /// deploy refused or failed before it reached the swarm (names too long, clone failed) made no
+    /// deploy, and that is the deploy op's own fail or error, not a harness bug to report on top.
     pub fn deploy_once_violation(&self) -> Option<String> {
-        let deployed = self.last_op(OpName::Deploy).is_some_and(|d| d.result == Outcome::Pass);
-        (self.deploys > 1 || (deployed && self.deploys != 1))
-            .then(|| format!("deploy-once violated: deploys = {}", self.deploys))
+        let broken = match self.deploys {
+            1 => false,
+            0 => self.last_op(OpName::Deploy).is_some_and(|d| d.result == Outcome::Pass),
+            _ => true,
+        };
+        broken.then(|| format!("deploy-once violated (deploys = {})", self.deploys))
     }
 
     /// The latest record of `op`, if it ran.
