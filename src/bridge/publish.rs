@@ -177,7 +177,7 @@ pub fn body(state: Option<&RunState>, refusal: Option<&str>, link: Option<&str>,
     let report = match (state, refusal) {
         (_, Some(r)) => format!("**ccci: not tested.** {r}\n"),
         (None, None) => "**ccci: the run errored before it recorded anything.** See the build log.\n".to_string(),
-        (Some(st), None) => report::markdown(st),
+        (Some(st), None) => report::markdown::markdown(st),
     };
     let link = link.map_or(String::new(), |l| format!("\nBuild: {l}\n"));
     format!("{}{link}\n{marker}\n", report.trim_end_matches('\n').to_string() + "\n")

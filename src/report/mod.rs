@@ -2,25 +2,26 @@
 //! a Markdown PR comment. How to read each one: `docs/reports.md`.
 //!
 //! Names and details come from recipe output and PR-authored checks, so every string is hostile
-//! text. [`clean`] first drops ANSI colour sequences and shows every other control character (and
+//! text. [`escape::clean`] first drops ANSI colour sequences and shows every other control character (and
 //! the bidi overrides that make text display in another order than it reads) as `\u{..}`; then
 //! each format escapes for where the string lands: an XML attribute or text node, a Markdown table
 //! cell, an HTML `<summary>`, a fenced code block.
+//!
+//! - this module: the verdict, its words and caveats, and what every format shows (the rows);
+//! - [`text`], [`junit`], [`markdown`]: one format each;
+//! - [`escape`]: making hostile text inert, for each place a string lands.
+//!
+//! This floor reads a run-state and nothing else: it runs no op and asks no tool.
+
+pub mod escape;
+pub mod junit;
+pub mod markdown;
+pub mod text;
+
+use escape::{LINE_MAX, clean, line};
 
 use crate::error::{Error, Result};
 use crate::run::state::{Assertion, Outcome, RunState};
-
-/// The longest detail a table cell, a terminal line or a JUnit `message` shows.
-const LINE_MAX: usize = 160;
-/// The longest detail one Markdown `<details>` block shows: GitHub refuses comments over 65536
-/// characters, and the JUnit report keeps every detail in full anyway.
-const BLOCK_MAX: usize = 4000;
-/// The longest check output one Markdown block shows, and all of them together: the comment
-/// must stay under GitHub's limit however many checks print.
-const OUTPUT_BLOCK_MAX: usize = 2000;
-const OUTPUT_TOTAL_MAX: usize = 30_000;
-/// Lines of a failing check's output the terminal summary shows under it.
-const TEXT_OUTPUT_LINES: usize = 5;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -41,9 +42,9 @@ impl Format {
 
     pub fn render(self, state: &RunState) -> String {
         match self {
-            Format::Text => text(state),
-            Format::Junit => junit(state),
-            Format::Markdown => markdown(state),
+            Format::Text => text::text(state),
+            Format::Junit => junit::junit(state),
+            Format::Markdown => markdown::markdown(state),
         }
     }
 }
@@ -100,410 +101,6 @@ pub fn verdict_words(state: &RunState) -> &'static str {
         Outcome::Skip => "tested nothing",
         Outcome::Error => "errored",
     }
-}
-
-/// The terminal summary: a header, the verdict, then one line per op and per assertion.
-pub fn text(state: &RunState) -> String {
-    let violation = state.deploy_once_violation();
-    let rows = rows(state, violation.as_deref());
-    let mut out = vec![
-        format!(
-            "ccci run {} · recipe {} · commit {} (ref {}) · driver {} · deploys {}",
-            state.run_id,
-            state.recipe,
-            short_commit(state),
-            line(&state.source.git_ref, LINE_MAX),
-            state.driver.as_str(),
-            state.deploys
-        ),
-        match serving_unchecked(state) {
-            Some(why) => format!(
-                "verdict: {} ({}): {}{}",
-                verdict_words(state),
-                tally(state),
-                line(&why, LINE_MAX),
-                base_note(state, line)
-            ),
-            None => format!("verdict: {} ({}){}", upper(verdict(state)), tally(state), base_note(state, line)),
-        },
-    ];
-    if let Some(h) = host_access(state) {
-        out.push(line(&h, LINE_MAX * 4));
-    }
-    out.push(String::new());
-    let names: Vec<(String, Vec<String>)> = rows
-        .iter()
-        .map(|r| (line(r.name, 40), r.assertions.iter().map(|a| format!("  {}", line(&a.name, 40))).collect()))
-        .collect();
-    let width = names.iter().flat_map(|(op, asserts)| std::iter::once(op).chain(asserts)).map(|n| n.chars().count());
-    let width = width.max().unwrap_or(0);
-    for (row, (name, assert_names)) in rows.iter().zip(&names) {
-        let duration = row.duration_ms.map(human_duration).unwrap_or_default();
-        out.push(text_line(row.result, name, width, &duration, row.detail));
-        if !row.artifacts.is_empty() {
-            let paths: Vec<String> = row.artifacts.iter().map(|p| line(&p.display().to_string(), LINE_MAX)).collect();
-            out.push(format!("{:7}diagnostics: {}", "", paths.join(", ")));
-        }
-        for (a, name) in row.assertions.iter().zip(assert_names) {
-            out.push(text_line(a.result, name, width, &human_duration(a.duration_ms), &a.detail));
-            if matches!(a.result, Outcome::Fail | Outcome::Error)
-                && let Some(o) = &a.output
-            {
-                out.extend(last_lines(o, TEXT_OUTPUT_LINES).into_iter().map(|l| format!("{:9}| {l}", "")));
-            }
-        }
-    }
-    if rows.is_empty() {
-        out.push("no op recorded".into());
-    }
-    out.join("\n") + "\n"
-}
-
-/// The host access the run was granted, on one line: `host access granted (why): a; b`.
-fn host_access(state: &RunState) -> Option<String> {
-    let h = state.host_access.as_ref()?;
-    Some(format!("host access granted ({}): {}", h.reason, h.granted.join("; ")))
-}
-
-fn text_line(result: Outcome, name: &str, width: usize, duration: &str, detail: &str) -> String {
-    let line = format!("{:<5}  {name:<width$}  {duration:>7}  {}", upper(result), line(detail, LINE_MAX));
-    line.trim_end().to_string()
-}
-
-/// JUnit XML: one `<testsuite>` per op, one `<testcase>` per assertion (an op without assertions
-/// is one testcase named after it), and a `deploy-once` suite when that rule broke.
-pub fn junit(state: &RunState) -> String {
-    let violation = state.deploy_once_violation();
-    let properties = [
-        ("recipe", state.recipe.to_string()),
-        ("run_id", state.run_id.to_string()),
-        ("ref", state.source.git_ref.clone()),
-        ("commit", state.source.commit.clone().unwrap_or_default()),
-        ("driver", state.driver.as_str().to_string()),
-        ("deploys", state.deploys.to_string()),
-        (
-            "verdict",
-            match serving_unchecked(state) {
-                Some(why) => format!("{}: {}", verdict_words(state), line(&why, LINE_MAX)),
-                None => verdict_words(state).to_string(),
-            },
-        ),
-    ]
-    .into_iter()
-    .chain(host_access(state).map(|h| ("host_access", h)))
-    .collect::<Vec<_>>();
-    let (mut suites, mut total, mut total_ms) = (vec![], Counts::default(), 0);
-    for row in rows(state, violation.as_deref()) {
-        let classname = format!("{}.{}", state.recipe, row.name);
-        let cases = junit_cases(&row);
-        let counts = Counts::of(&cases);
-        total.add(&counts);
-        total_ms += row.duration_ms.unwrap_or(0);
-        let mut suite = vec![format!(
-            "  <testsuite name=\"{}\" {} time=\"{}\"{}>",
-            xml_attr(row.name),
-            counts.attributes(),
-            seconds(row.duration_ms.unwrap_or(0)),
-            if row.started_at.is_empty() {
-                String::new()
-            } else {
-                format!(" timestamp=\"{}\"", xml_attr(row.started_at))
-            }
-        )];
-        suite.push("    <properties>".into());
-        for (name, value) in &properties {
-            suite.push(format!("      <property name=\"{name}\" value=\"{}\"/>", xml_attr(value)));
-        }
-        suite.push("    </properties>".into());
-        for case in &cases {
-            suite.push(junit_case(case, &classname));
-        }
-        suite.push("  </testsuite>".into());
-        suites.push(suite.join("\n"));
-    }
-    let mut out = vec![
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>".to_string(),
-        format!(
-            "<testsuites name=\"{}\" {} time=\"{}\">",
-            xml_attr(&format!("ccci {} {}", state.recipe, state.run_id)),
-            total.attributes(),
-            seconds(total_ms)
-        ),
-    ];
-    out.extend(suites);
-    out.push("</testsuites>".into());
-    out.join("\n") + "\n"
-}
-
-struct Case<'a> {
-    name: &'a str,
-    result: Outcome,
-    duration_ms: u64,
-    detail: &'a str,
-    /// What a check printed (the end of it).
-    output: Option<&'a str>,
-}
-
-fn junit_cases<'a>(row: &Row<'a>) -> Vec<Case<'a>> {
-    let op = Case {
-        name: row.name,
-        result: row.result,
-        duration_ms: row.duration_ms.unwrap_or(0),
-        detail: row.detail,
-        output: None,
-    };
-    if row.assertions.is_empty() {
-        return vec![op];
-    }
-    let mut cases: Vec<Case> = row
-        .assertions
-        .iter()
-        .map(|a| Case {
-            name: &a.name,
-            result: a.result,
-            duration_ms: a.duration_ms,
-            detail: &a.detail,
-            output: a.output.as_deref(),
-        })
-        .collect();
-    // An op can fail or error outside its assertions (the tier broke before or after them); a
-    // dashboard must not show that suite green, so the op gets a testcase of its own.
-    let bad = matches!(row.result, Outcome::Fail | Outcome::Error);
-    if bad && !cases.iter().any(|c| c.result == row.result) {
-        cases.push(op);
-    }
-    cases
-}
-
-fn junit_case(case: &Case, classname: &str) -> String {
-    let open = format!(
-        "    <testcase name=\"{}\" classname=\"{}\" time=\"{}\"",
-        xml_attr(case.name),
-        xml_attr(classname),
-        seconds(case.duration_ms)
-    );
-    let full = clean(case.detail, false);
-    // A check's output goes to <system-out>, where JUnit viewers show what a test printed.
-    let output = case.output.map(|o| clean(o, false)).filter(|o| !o.is_empty());
-    let system_out = |text: &str| format!("\n      <system-out>{}</system-out>", xml_text(text));
-    let element = match case.result {
-        Outcome::Pass if full.is_empty() && output.is_none() => return format!("{open}/>"),
-        Outcome::Pass => {
-            let text = match &output {
-                Some(o) if full.is_empty() => o.clone(),
-                Some(o) => format!("{full}\n\n{o}"),
-                None => full,
-            };
-            return format!("{open}>{}\n    </testcase>", system_out(&text));
-        }
-        Outcome::Fail => "failure",
-        Outcome::Error => "error",
-        Outcome::Skip => "skipped",
-    };
-    let message = xml_attr(&line(case.detail, LINE_MAX));
-    let kind = case.result.as_str();
-    // The element's text would only repeat a message that already holds the whole detail.
-    let body = if full.is_empty() || !full.contains('\n') && full.chars().count() <= LINE_MAX {
-        format!("<{element} message=\"{message}\" type=\"{kind}\"/>")
-    } else {
-        format!("<{element} message=\"{message}\" type=\"{kind}\">{}</{element}>", xml_text(&full))
-    };
-    let out = output.as_deref().map(system_out).unwrap_or_default();
-    format!("{open}>\n      {body}{out}\n    </testcase>")
-}
-
-#[derive(Default)]
-struct Counts {
-    tests: usize,
-    failures: usize,
-    errors: usize,
-    skipped: usize,
-}
-
-impl Counts {
-    fn of(cases: &[Case]) -> Counts {
-        let count = |o: Outcome| cases.iter().filter(|c| c.result == o).count();
-        Counts {
-            tests: cases.len(),
-            failures: count(Outcome::Fail),
-            errors: count(Outcome::Error),
-            skipped: count(Outcome::Skip),
-        }
-    }
-
-    fn add(&mut self, other: &Counts) {
-        self.tests += other.tests;
-        self.failures += other.failures;
-        self.errors += other.errors;
-        self.skipped += other.skipped;
-    }
-
-    fn attributes(&self) -> String {
-        format!(
-            "tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"{}\"",
-            self.tests, self.failures, self.errors, self.skipped
-        )
-    }
-}
-
-/// The PR comment: a verdict headline, a summary table, then a collapsible section per op.
-pub fn markdown(state: &RunState) -> String {
-    let violation = state.deploy_once_violation();
-    let rows = rows(state, violation.as_deref());
-    let v = verdict(state);
-    let unchecked = serving_unchecked(state);
-    let mark = if unchecked.is_some() { "☑️" } else { emoji(v) };
-    let mut out = vec![
-        format!(
-            "## {mark} {} {} at {}{}",
-            md_inline(state.recipe.as_str()),
-            verdict_words(state),
-            short_commit(state),
-            base_note(state, |s, _| md_inline(s))
-        ),
-        String::new(),
-        format!(
-            "run {} · ref {} · driver {} · deploys {} · {}",
-            md_inline(state.run_id.as_str()),
-            md_inline(&state.source.git_ref),
-            state.driver.as_str(),
-            state.deploys,
-            tally(state)
-        ),
-    ];
-    if let Some(h) = &state.host_access {
-        out.push(String::new());
-        out.push(format!(
-            "**Host access granted** ({}): {}",
-            md_inline(&h.reason),
-            h.granted.iter().map(|g| md_inline(g)).collect::<Vec<_>>().join("; ")
-        ));
-    }
-    if v == Outcome::Error {
-        out.push(String::new());
-        out.push("An error means the harness or the environment broke, not necessarily the recipe.".into());
-    }
-    if let Some(why) = &unchecked {
-        out.push(String::new());
-        out.push(format!("**Serving was not checked**: no check asked the app anything. {}", md_inline(why)));
-    }
-    if let Some(violation) = &violation {
-        out.push(String::new());
-        out.push(format!(
-            "{} **{}**: a run deploys exactly once and every tier acts on that deployment.",
-            emoji(Outcome::Error),
-            md_inline(violation)
-        ));
-    }
-    out.push(String::new());
-    if rows.is_empty() {
-        out.push("No op was recorded.".into());
-    } else {
-        out.push("| op | result | duration | detail |".into());
-        out.push("| --- | --- | --- | --- |".into());
-        for row in &rows {
-            out.push(format!(
-                "| {} | {} | {} | {} |",
-                md_inline(row.name),
-                result_words(row.result),
-                row.duration_ms.map(human_duration).unwrap_or_default(),
-                md_inline(row.detail)
-            ));
-        }
-    }
-    let mut output_budget = OUTPUT_TOTAL_MAX;
-    for row in &rows {
-        out.push(String::new());
-        out.extend(markdown_details(row, &mut output_budget));
-    }
-    out.push(String::new());
-    let abra = state.versions.abra.as_deref().map(|a| format!(" · abra {}", md_inline(a))).unwrap_or_default();
-    out.push(format!("<sub>ccci {}{abra}</sub>", md_inline(&state.versions.ccci)));
-    out.join("\n") + "\n"
-}
-
-fn markdown_details(row: &Row, output_budget: &mut usize) -> Vec<String> {
-    // Open what needs reading; passes and skips stay folded.
-    let open = if matches!(row.result, Outcome::Fail | Outcome::Error) { " open" } else { "" };
-    let duration = row.duration_ms.map(|ms| format!(" ({})", human_duration(ms))).unwrap_or_default();
-    // HTML blocks end at a blank line, so the Markdown inside <details> needs one after <summary>.
-    let mut out = vec![
-        format!("<details{open}>"),
-        format!(
-            "<summary>{} {}: {}{duration}</summary>",
-            emoji(row.result),
-            html_inline(row.name),
-            row.result.as_str()
-        ),
-        String::new(),
-    ];
-    if !row.assertions.is_empty() {
-        out.push("| assertion | result | duration | detail |".into());
-        out.push("| --- | --- | --- | --- |".into());
-        for a in row.assertions {
-            out.push(format!(
-                "| {} | {} | {} | {} |",
-                md_inline(&a.name),
-                result_words(a.result),
-                human_duration(a.duration_ms),
-                md_inline(&a.detail)
-            ));
-        }
-        out.push(String::new());
-        for a in row.assertions {
-            out.extend(markdown_output(a, output_budget));
-        }
-    }
-    let detail = truncate(clean(row.detail, false), BLOCK_MAX);
-    if !detail.is_empty() {
-        out.push(fenced(&detail));
-        out.push(String::new());
-    }
-    if !row.artifacts.is_empty() {
-        let paths: Vec<String> = row.artifacts.iter().map(|p| p.display().to_string()).collect();
-        out.push(format!("Diagnostics kept on the CI host ({} files):", paths.len()));
-        out.push(fenced(&truncate(clean(&paths.join("\n"), false), BLOCK_MAX)));
-        out.push(String::new());
-    }
-    out.push("</details>".into());
-    out
-}
-
-/// A check's output as a collapsible code block (open when the check failed or errored), while
-/// the comment's output budget lasts.
-fn markdown_output(a: &Assertion, budget: &mut usize) -> Vec<String> {
-    let Some(output) = a.output.as_deref().map(|o| clean(o, false)).filter(|o| !o.is_empty()) else {
-        return vec![];
-    };
-    if *budget == 0 {
-        return vec![
-            format!(
-                "Output of {} left out: the comment is at its size limit (the JUnit report has it).",
-                md_inline(&a.name)
-            ),
-            String::new(),
-        ];
-    }
-    // The end of the output is where the reason is: keep the last characters.
-    let total = output.chars().count();
-    let keep = OUTPUT_BLOCK_MAX.min(*budget);
-    let shown = if total > keep {
-        let tail: String = output.chars().skip(total - keep).collect();
-        format!("… ({} earlier characters)\n{tail}", total - keep)
-    } else {
-        output
-    };
-    *budget = budget.saturating_sub(keep.min(total));
-    let open = if matches!(a.result, Outcome::Fail | Outcome::Error) { " open" } else { "" };
-    vec![
-        format!("<details{open}>"),
-        format!("<summary>output of {}</summary>", html_inline(&a.name)),
-        String::new(),
-        fenced(&shown),
-        String::new(),
-        "</details>".into(),
-        String::new(),
-    ]
 }
 
 /// The last `n` non-empty lines of hostile output, each clean and bounded.
@@ -625,144 +222,18 @@ fn seconds(ms: u64) -> String {
     format!("{}.{:03}", ms / 1000, ms % 1000)
 }
 
-/// Hostile text made inert for any output: ANSI CSI sequences (colours, cursor moves) are
-/// dropped, other control characters, bidi overrides and the characters XML 1.0 forbids are shown
-/// as `\u{..}`, and the ends are trimmed. Line breaks stay (`\r\n` and lone `\r` become `\n`);
-/// with `one_line` they become ` ⏎ ` and tabs become spaces.
-fn clean(s: &str, one_line: bool) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.trim().chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\u{1b}' if chars.peek() == Some(&'[') => {
-                chars.next();
-                // CSI: parameter and intermediate bytes, then one final byte.
-                while chars.next_if(|p| ('\u{20}'..='\u{3f}').contains(p)).is_some() {}
-                chars.next_if(|f| ('\u{40}'..='\u{7e}').contains(f));
-            }
-            '\r' if chars.peek() == Some(&'\n') => {}
-            '\n' | '\r' => out.push_str(if one_line { " ⏎ " } else { "\n" }),
-            '\t' => out.push(if one_line { ' ' } else { '\t' }),
-            c if is_hostile(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    // Stripping a sequence can leave spaces at an end.
-    let trimmed = out.trim();
-    if trimmed.len() == out.len() { out } else { trimmed.to_string() }
-}
-
-fn is_hostile(c: char) -> bool {
-    c.is_control()
-        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-        || matches!(c, '\u{2028}' | '\u{2029}' | '\u{fffe}' | '\u{ffff}')
-}
-
-/// At most `max` characters of `s` kept, cut in the middle: the start says what was done and
-/// the end is where tools put their verdict (docker's "only updates to Labels are allowed", the
-/// remedy of a missing network), so both ends stay and the marker says how many characters of the
-/// middle were left out.
-fn truncate(s: String, max: usize) -> String {
-    let total = s.chars().count();
-    if total <= max {
-        return s;
-    }
-    let tail = max * 5 / 8;
-    let head = max - tail;
-    let start: String = s.chars().take(head).collect();
-    let end: String = s.chars().skip(total - tail).collect();
-    format!("{} … ({} characters left out) … {}", start.trim_end(), total - max, end.trim_start())
-}
-
-/// One clean, bounded line (terminal lines, JUnit messages; escaped further where needed).
-fn line(s: &str, max: usize) -> String {
-    truncate(clean(s, true), max)
-}
-
-fn xml_escape(s: &str, attribute: bool) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            // Also keeps `]]>` from appearing.
-            '>' => out.push_str("&gt;"),
-            '"' if attribute => out.push_str("&quot;"),
-            '\'' if attribute => out.push_str("&apos;"),
-            // A parser normalises raw line breaks and tabs in attributes to spaces, and a raw
-            // `\r` anywhere to `\n`; character references survive.
-            '\n' if attribute => out.push_str("&#10;"),
-            '\t' if attribute => out.push_str("&#9;"),
-            '\r' => out.push_str("&#13;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-fn xml_attr(s: &str) -> String {
-    xml_escape(&clean(s, true), true)
-}
-
-fn xml_text(cleaned: &str) -> String {
-    xml_escape(cleaned, false)
-}
-
-/// Hostile text as literal Markdown inline text (a table cell, the headline), one bounded line.
-/// Every ASCII punctuation character is backslash-escaped (CommonMark allows that for all of
-/// them), so nothing becomes emphasis, a link, an image, code or a table pipe — and a GFM table
-/// splitting a row on `|` always sees `\|`, since `\` itself is escaped too. `&`, `<`, `>` become
-/// entities so nothing becomes HTML, and `@` gets a zero-width space so nobody is mentioned.
-fn md_inline(s: &str) -> String {
-    let mut out = String::new();
-    for c in line(s, LINE_MAX).chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '@' => out.push_str("@&#8203;"),
-            c if c.is_ascii_punctuation() => {
-                out.push('\\');
-                out.push(c);
-            }
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// Hostile text inside an HTML element of the comment (`<summary>`): Markdown is not parsed
-/// there, so only HTML escaping (and the mention guard) applies.
-fn html_inline(s: &str) -> String {
-    let mut out = String::new();
-    for c in line(s, LINE_MAX).chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '@' => out.push_str("@&#8203;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// Cleaned multi-line text as a fenced code block: nothing inside is Markdown or HTML, and the
-/// fence is longer than any run of backticks in the text, so the text cannot close it.
-fn fenced(cleaned: &str) -> String {
-    let mut longest = 0;
-    let mut run = 0;
-    for c in cleaned.chars() {
-        run = if c == '`' { run + 1 } else { 0 };
-        longest = longest.max(run);
-    }
-    let fence = "`".repeat((longest + 1).max(3));
-    format!("{fence}text\n{cleaned}\n{fence}")
+/// The host access the run was granted, on one line: `host access granted (why): a; b`.
+fn host_access(state: &RunState) -> Option<String> {
+    let h = state.host_access.as_ref()?;
+    Some(format!("host access granted ({}): {}", h.reason, h.granted.join("; ")))
 }
 
 #[cfg(test)]
 mod tests {
+    use super::escape::*;
+    use super::junit::junit;
+    use super::markdown::markdown;
+    use super::text::text;
     use super::*;
     use crate::run::state::{OpName, OpRecord};
 
