@@ -957,6 +957,16 @@ pub fn abra_server() -> Result<String> {
     Ok(get(&ABRA_SERVER, Setting::server_value)?.unwrap_or_else(|| "default".into()))
 }
 
+/// `<prefix>/share/ccci` of an installed ccci, found from the running binary (`<prefix>/bin/`):
+/// the Nix package's `$out`, or `/usr` and `/usr/local` for a conventional install. A binary
+/// run from a cargo `target/` directory has none. Where the overlays and the allowlist are when
+/// their settings are unset.
+pub fn share_dir() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let dir = exe.parent()?.parent()?.join("share/ccci");
+    dir.is_dir().then_some(dir)
+}
+
 /// `CCCI_OVERLAYS_DIR`, when set: an existing directory, absolute.
 pub fn overlays_dir() -> Result<Option<PathBuf>> {
     get(&OVERLAYS_DIR, Setting::existing_path_value)

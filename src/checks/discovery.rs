@@ -20,15 +20,6 @@ use crate::run::state::OpName;
 /// The install-steps hook's file name, in an overlay and in a recipe's `tests/`.
 pub const INSTALL_STEPS: &str = "install_steps.sh";
 
-/// `<prefix>/share/ccci` of an installed ccci, found from the running binary (`<prefix>/bin/`):
-/// the Nix package's `$out`, or `/usr` and `/usr/local` for a conventional install. A binary
-/// run from a cargo `target/` directory has none.
-pub fn share_dir() -> Option<PathBuf> {
-    let exe = std::env::current_exe().ok()?;
-    let dir = exe.parent()?.parent()?.join("share/ccci");
-    dir.is_dir().then_some(dir)
-}
-
 /// The overlays root: `CCCI_OVERLAYS_DIR` (which must be a directory), else the overlays
 /// installed with ccci (`<prefix>/share/ccci/overlays`), else none.
 pub fn overlays_root() -> Result<Option<PathBuf>> {
@@ -36,7 +27,7 @@ pub fn overlays_root() -> Result<Option<PathBuf>> {
         // Canonical: a check is started from its own work directory, not from ours.
         return Ok(Some(fs_err::canonicalize(&dir)?));
     }
-    Ok(share_dir().map(|d| d.join("overlays")).filter(|d| d.is_dir()))
+    Ok(crate::config::share_dir().map(|d| d.join("overlays")).filter(|d| d.is_dir()))
 }
 
 /// Where a check comes from, which decides whether it may run.

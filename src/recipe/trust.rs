@@ -41,7 +41,7 @@ impl Allowlist {
         if let Some(path) = crate::config::allowlist_file()? {
             return Allowlist::read(&path);
         }
-        match crate::checks::discovery::share_dir().map(|d| d.join("allowlist")).filter(|p| p.is_file()) {
+        match crate::config::share_dir().map(|d| d.join("allowlist")).filter(|p| p.is_file()) {
             Some(path) => Allowlist::read(&path),
             None => Ok(Allowlist {
                 entries: vec![],

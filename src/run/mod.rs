@@ -5,8 +5,10 @@
 //! - [`state`]: the run-state schema the binaries pass along the pipe (`state.json`);
 //! - [`registry`]: the host's record of every run (`$CCCI_STATE_DIR`): entries, leases and claims.
 //!
-//! This floor uses the kit only (error, time, config), and names the types of the floors above
-//! that a run-state records.
+//! This floor uses the kit only (error, time, config). The run-state records, and so names, three
+//! types of the recipe floor: the repository identity ([`crate::recipe::source::Identity`]), the
+//! allowlist's approval ([`crate::recipe::trust::Approval`]) and the backup hooks' phase
+//! ([`crate::recipe::backup::Phase`]), and reads a recorded identity back with that type's own parser.
 
 pub mod naming;
 pub mod registry;

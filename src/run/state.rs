@@ -115,6 +115,14 @@ impl DriverKind {
             DriverKind::Abra => "abra",
         }
     }
+    /// Where a run's recipe checkout lives in its workspace: `<workspace>/recipe` (stack), or
+    /// abra's `<workspace>/abra/recipes/<recipe>` (the run's own `ABRA_DIR`).
+    pub fn recipe_dir(self, workspace: &std::path::Path, recipe: &crate::run::naming::RecipeName) -> PathBuf {
+        match self {
+            DriverKind::Stack => workspace.join("recipe"),
+            DriverKind::Abra => workspace.join("abra").join("recipes").join(recipe.as_str()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -576,7 +584,7 @@ impl RunState {
                 workspace.display()
             )));
         }
-        let recipe_dir = crate::swarm::driver::recipe_dir(self.driver, &workspace, &self.recipe);
+        let recipe_dir = self.driver.recipe_dir(&workspace, &self.recipe);
         if !inside(&recipe_dir) {
             return Err(Error::bad_input(format!(
                 "the recipe directory {} is not inside the run's workspace {}",

@@ -45,15 +45,6 @@ pub trait Driver {
     fn remove_app_data(&self, sh: &Shell, state: &RunState, progress: &Progress) -> Result<()>;
 }
 
-/// Where a run's recipe checkout lives in its workspace: `<workspace>/recipe` (stack), or abra's
-/// `<workspace>/abra/recipes/<recipe>` (the run's own `ABRA_DIR`).
-pub fn recipe_dir(kind: DriverKind, workspace: &Path, recipe: &crate::run::naming::RecipeName) -> PathBuf {
-    match kind {
-        DriverKind::Stack => workspace.join("recipe"),
-        DriverKind::Abra => workspace.join("abra").join("recipes").join(recipe.as_str()),
-    }
-}
-
 pub fn for_run(
     kind: DriverKind,
     state_workspace: &Path,
@@ -98,7 +89,7 @@ impl Driver for StackDriver {
     }
 
     fn recipe_dir(&self) -> PathBuf {
-        recipe_dir(DriverKind::Stack, &self.workspace, &self.recipe)
+        DriverKind::Stack.recipe_dir(&self.workspace, &self.recipe)
     }
 
     fn preflight(&self, _sh: &Shell) -> Result<Option<String>> {
@@ -315,7 +306,7 @@ mod tests {
         let ws = Path::new("/var/lib/ccci/work/hell-3fa9c2");
         let hello = crate::run::naming::RecipeName::parse("hello").unwrap();
         for kind in [DriverKind::Stack, DriverKind::Abra] {
-            assert_eq!(for_run(kind, ws, &hello).unwrap().recipe_dir(), recipe_dir(kind, ws, &hello));
+            assert_eq!(for_run(kind, ws, &hello).unwrap().recipe_dir(), kind.recipe_dir(ws, &hello));
         }
     }
 }
