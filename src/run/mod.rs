@@ -8,7 +8,7 @@
 //! This floor uses the kit only (error, time, config). The run-state records, and so names, three
 //! types of the recipe floor: the repository identity ([`crate::recipe::source::Identity`]), the
 //! allowlist's approval ([`crate::recipe::trust::Approval`]) and the backup hooks' phase
-//! ([`crate::recipe::backup::Phase`]), and reads a recorded identity back with that type's own parser.
+//! ([`crate::recipe::backup::Phase`]); it reads a recorded identity back with that type's parser.
 
 pub mod naming;
 pub mod registry;
