@@ -33,7 +33,7 @@ pub fn timeout_setting() -> Result<Duration> {
     crate::config::duration(&crate::config::CHECK_TIMEOUT)
 }
 
-/// The variables of ccci's own environment that a check also gets ([`inherit::CHECK`]): `PATH`,
+/// The variables of ccci's own environment that a check also gets ([`crate::process::inherit::CHECK`]): `PATH`,
 /// so it finds the tools ccci finds, and the Docker client's connection settings. Nothing else
 /// passes: a token in the CI step's environment must not reach PR-authored code.
 pub fn passthrough_env() -> Vec<(String, String)> {

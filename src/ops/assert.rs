@@ -1,5 +1,5 @@
 //! `ccci-assert OP`: the checks of one op on the deployment as the op left it. Three sources, in
-//! order: the generic floor ([`generic`](crate::checks::generic), unless opted out), cc-ci's
+//! order: the generic floor ([`generic`], unless opted out), cc-ci's
 //! overlay checks (`overlays/<recipe>/<op>/`) and the recipe's own `tests/<op>/` at the PR head
 //! (run only for recipes in the allowlist; otherwise listed as not approved). ccci-assert never
 //! performs an op.

@@ -1,4 +1,8 @@
-//! The lifecycle ops, one module each; each binary calls one of them.
+//! The lifecycle ops, one module each; each binary calls one of them, through the one stage frame
+//! ([`stage`]) that lives here.
+//!
+//! An op may use every floor below it (the kit, the run, the recipe, the swarm, the checks). No op
+//! module uses another, but for the janitor, whose reap is the teardown op run on an expired run.
 
 pub mod assert;
 pub mod backup;

@@ -148,7 +148,8 @@ impl EnvFile {
         self.vars.iter().map(|v| (v.key.as_str(), v.value.as_str()))
     }
 
-    /// A lookup for [`substitute`] and [`Compose::load`] backed by this file.
+    /// A lookup for [`crate::recipe::interpolate::substitute`] and
+    /// [`crate::recipe::compose::Compose::load`] backed by this file.
     pub fn lookup(&self) -> impl Fn(&str) -> Option<String> + '_ {
         |key| self.get(key).map(str::to_owned)
     }

@@ -10,7 +10,7 @@ pub(super) const LINE_MAX: usize = 160;
 /// dropped, other control characters, bidi overrides and the characters XML 1.0 forbids are shown
 /// as `\u{..}`, and the ends are trimmed. Line breaks stay (`\r\n` and lone `\r` become `\n`);
 /// with `one_line` they become ` ⏎ ` and tabs become spaces.
-pub(super) fn clean(s: &str, one_line: bool) -> String {
+pub fn clean(s: &str, one_line: bool) -> String {
     let mut out = String::with_capacity(s.len());
     let mut chars = s.trim().chars().peekable();
     while let Some(c) = chars.next() {

@@ -145,7 +145,11 @@ fn wait_gone(
 /// "app took 10.3 s to stop: it ignores SIGTERM …" for every service whose containers were still
 /// there its stop grace period (`graces`, else swarm's default; less a half second of polling)
 /// after the undeploy.
-fn slow_stops(state: &RunState, seen: &BTreeMap<String, Duration>, graces: &BTreeMap<String, Duration>) -> Vec<String> {
+pub fn slow_stops(
+    state: &RunState,
+    seen: &BTreeMap<String, Duration>,
+    graces: &BTreeMap<String, Duration>,
+) -> Vec<String> {
     let prefix = state.stack.prefix();
     seen.iter()
         .filter_map(|(service, last)| {
