@@ -19,7 +19,7 @@ use crate::error::Result;
 use crate::progress::Progress;
 use crate::run::naming::{Domain, RecipeName, RunId, StackName};
 use crate::run::registry::Registry;
-use crate::run::state::{DriverKind, OpName, Outcome, RunState, SCHEMA, Source, Versions};
+use crate::run::state::{DriverKind, OpName, OpTimer, Outcome, RunState, SCHEMA, Source, Versions};
 use crate::swarm::docker;
 use crate::time::{rfc3339, unix_now};
 
@@ -261,10 +261,11 @@ fn reap(job: Job, opts: &Options, registry: &Registry) -> Action {
     let result = match Shell::new() {
         Ok(sh) => {
             let mut state = state;
-            let outcome = super::teardown::run(&mut state, registry, &sh, &progress, None);
+            let timer = OpTimer::start(OpName::Teardown);
+            let outcome = crate::swarm::remove::tear_down(&mut state, registry, &sh, &progress, timer);
             // What the teardown recorded stays with a run it did not forget (as every stage's
             // frame saves it, [`super::stage`]).
-            let _ = registry.save(&state, super::teardown::HOLDER);
+            let _ = registry.save(&state, HOLDER);
             let detail = state.last_op(OpName::Teardown).map(|r| r.detail.clone()).unwrap_or_default();
             action("reap", &stack, outcome.as_str(), detail)
         }

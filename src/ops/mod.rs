@@ -2,7 +2,8 @@
 //! ([`stage`]) that lives here.
 //!
 //! An op may use every floor below it (the kit, the run, the recipe, the swarm, the checks). No op
-//! module uses another, but for the janitor, whose reap is the teardown op run on an expired run.
+//! module uses another: the janitor's reap and `ccci-teardown` share the swarm floor's
+//! [`crate::swarm::remove::tear_down`].
 
 pub mod assert;
 pub mod backup;

@@ -1,6 +1,6 @@
 //! Removing a run's deployment from the swarm: the driver's undeploy, then every service, probe
 //! container, secret, config, network and volume of the stack, waited for and swept, and what is
-//! still there afterwards. What ccci-teardown (and the janitor, through it) runs, and what a
+//! still there afterwards. What ccci-teardown and the janitor's reap run ([`tear_down`]), and what a
 //! deploy runs to remove a base release that did not deploy before it deploys the head.
 
 use std::collections::BTreeMap;
@@ -11,7 +11,8 @@ use xshell::Shell;
 use crate::error::{Error, Result};
 use crate::progress::Progress;
 use crate::run::naming::ObjectKind;
-use crate::run::state::RunState;
+use crate::run::registry::Registry;
+use crate::run::state::{OpTimer, Outcome, RunState};
 use crate::swarm::docker;
 use crate::swarm::driver;
 
@@ -22,6 +23,73 @@ pub struct Removed {
     pub left: Vec<String>,
     /// Services whose containers took their stop grace period to go ([`slow_stops`]).
     pub slow: Vec<String>,
+}
+
+/// Removes the run from the swarm ([`remove_deployment`]) and, when nothing of it is left,
+/// forgets it (its env file, workspace and registry entry); records the `teardown` op timed by
+/// `timer` on `state` and returns its outcome: `pass` (nothing left, forgotten), `fail` (objects
+/// left on the swarm, named in the detail), `error` (docker or the files could not be asked or
+/// removed). What `ccci-teardown` runs, and the janitor's reap of an expired or orphaned run.
+pub fn tear_down(
+    state: &mut RunState,
+    registry: &Registry,
+    sh: &Shell,
+    progress: &Progress,
+    timer: OpTimer,
+) -> Outcome {
+    let (outcome, detail) = match remove_deployment(state, sh, progress) {
+        Ok(r) if r.left.is_empty() => {
+            let mut detail = "nothing of the run is left".to_string();
+            for s in &r.slow {
+                detail.push_str(&format!("; {s}"));
+            }
+            (Outcome::Pass, detail)
+        }
+        Ok(r) => {
+            let detail = format!("left on the swarm: {}", r.left.join(", "));
+            progress.log(&detail);
+            (Outcome::Fail, detail)
+        }
+        Err(e) => {
+            progress.log(format!("teardown error: {e}"));
+            (Outcome::of(&e), e.to_string())
+        }
+    };
+    state.push_op(timer.finish(outcome, detail, vec![]));
+    if outcome == Outcome::Pass
+        && let Err(e) = forget(state, registry)
+    {
+        progress.log(format!("could not remove the run's files: {e}"));
+        let last = state.ops.last_mut().expect("just pushed");
+        last.result = Outcome::Error;
+        last.detail = e.to_string();
+        return Outcome::Error;
+    }
+    outcome
+}
+
+/// Removes the run's files and its registry entry. Every caller acts on a state checked against
+/// this installation first (`RunState::check_installation`): the workspace is the registry's,
+/// the env file inside it.
+fn forget(state: &RunState, registry: &Registry) -> Result<()> {
+    let expected = registry.workspace(&state.run_id);
+    if let Some(env) = &state.env_file {
+        remove_if_present(env)?;
+    }
+    match fs_err::remove_dir_all(&expected) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e.into()),
+    }
+    registry.remove(&state.run_id)
+}
+
+fn remove_if_present(p: &std::path::Path) -> Result<()> {
+    match fs_err::remove_file(p) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Removes the run from the swarm; returns what is still there afterwards. Also what a deploy
