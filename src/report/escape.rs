@@ -11,6 +11,11 @@ pub(super) const LINE_MAX: usize = 160;
 /// as `\u{..}`, and the ends are trimmed. Line breaks stay (`\r\n` and lone `\r` become `\n`);
 /// with `one_line` they become ` ⏎ ` and tabs become spaces.
 pub fn clean(s: &str, one_line: bool) -> String {
+    // Printable ASCII has nothing to drop, show or break: most details are just that.
+    let t = s.trim();
+    if t.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return t.to_string();
+    }
     let mut out = String::with_capacity(s.len());
     let mut chars = s.trim().chars().peekable();
     while let Some(c) = chars.next() {

@@ -509,6 +509,7 @@ mod tests {
     fn clean_makes_text_inert() {
         assert_eq!(clean("\u{1b}[1;31mred\u{1b}[0m\r\nok\rx\t", false), "red\nok\nx");
         assert_eq!(clean(" a\nb\tc ", true), "a ⏎ b c");
+        assert_eq!(clean("  plain ASCII, kept as it is ", true), "plain ASCII, kept as it is");
         assert_eq!(clean("a\u{0}b\u{7f}\u{85}\u{ffff}", true), "a\\u{0}b\\u{7f}\\u{85}\\u{ffff}");
         assert_eq!(truncate("abcdef".into(), 4), "ab … (2 characters left out) … ef");
         assert_eq!(truncate("abcd".into(), 4), "abcd");
