@@ -74,7 +74,6 @@ enum Job {
 
 /// Runs one pass; `emit` is called for every action as it completes.
 pub fn pass(opts: &Options, registry: &Registry, emit: &(dyn Fn(&Action) + Sync)) -> Result<Vec<Action>> {
-    let sh = Shell::new()?;
     let now = unix_now();
     let mut jobs = vec![];
     let registered = registry.list()?;
@@ -98,7 +97,7 @@ pub fn pass(opts: &Options, registry: &Registry, emit: &(dyn Fn(&Action) + Sync)
             jobs.push(Job::Expired(Box::new(entry.run), why));
         }
     }
-    for (id, newest) in unregistered(&sh, registry, opts)? {
+    for (id, newest) in unregistered(registry, opts)? {
         if registered.contains(&id) {
             continue;
         }
@@ -176,7 +175,7 @@ fn prune_artifacts(opts: &Options, registry: &Registry) -> Result<Vec<Action>> {
 }
 
 /// Run ids of ccci-named swarm objects and workspaces, with the newest creation time of each.
-fn unregistered(sh: &Shell, registry: &Registry, opts: &Options) -> Result<BTreeMap<RunId, u64>> {
+fn unregistered(registry: &Registry, opts: &Options) -> Result<BTreeMap<RunId, u64>> {
     let suffix = opts.suffix.as_str().replace('.', "_");
     let owner = |name: &str| -> Option<RunId> {
         let (id, rest) = name.split_once('_')?;
@@ -185,7 +184,7 @@ fn unregistered(sh: &Shell, registry: &Registry, opts: &Options) -> Result<BTree
         RunId::parse(id).ok()
     };
     let mut found: BTreeMap<RunId, u64> = BTreeMap::new();
-    let objects = docker::owned_objects(sh, &|name, label| owner(name).or_else(|| label.and_then(owner)).is_some())?;
+    let objects = docker::owned_objects(&|name, label| owner(name).or_else(|| label.and_then(owner)).is_some())?;
     for o in objects {
         if let Some(id) = owner(&o.name).or_else(|| o.stack_label.as_deref().and_then(owner)) {
             let t = found.entry(id).or_insert(0);

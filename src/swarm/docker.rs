@@ -611,10 +611,11 @@ pub struct Owned {
 }
 
 /// Every service, secret, config, network, volume and container on this node for which `mine`
-/// says yes, given its name and stack label: filtered on the listing, inspected only then.
-pub fn owned_objects(sh: &Shell, mine: &dyn Fn(&str, Option<&str>) -> bool) -> Result<Vec<Owned>> {
-    let mut out = vec![];
-    for (kind, list_format) in [
+/// says yes, given its name and stack label: filtered on the listing, inspected only then. The
+/// six kinds are listed at once, each on its own thread, and what is ours of a kind is inspected
+/// in one call.
+pub fn owned_objects(mine: &(dyn Fn(&str, Option<&str>) -> bool + Sync)) -> Result<Vec<Owned>> {
+    let kinds = [
         // `service ls` cannot show labels; stack services are always named `<stack>_<service>`.
         ("service", "{{.Name}}"),
         ("secret", "{{.Name}}\t{{.Label \"com.docker.stack.namespace\"}}"),
@@ -622,29 +623,60 @@ pub fn owned_objects(sh: &Shell, mine: &dyn Fn(&str, Option<&str>) -> bool) -> R
         ("network", "{{.Name}}\t{{.Label \"com.docker.stack.namespace\"}}"),
         ("volume", "{{.Name}}\t{{.Label \"com.docker.stack.namespace\"}}"),
         ("container", "{{.Names}}\t{{.Label \"com.docker.stack.namespace\"}}"),
-    ] {
-        let args: Vec<&str> = if kind == "container" {
-            vec!["ps", "-a", "--no-trunc", "--format", list_format]
-        } else {
-            vec![kind, "ls", "--format", list_format]
-        };
-        for line in list_ids(sh, &args, &format!("listing {kind}s"))? {
-            let (name, label) = line.split_once('\t').unwrap_or((line.as_str(), ""));
-            let label = Some(label).filter(|l| !l.is_empty());
-            if !mine(name, label) {
-                continue;
-            }
-            let inspect_kind = if kind == "container" { "container" } else { kind };
-            let created = inspect(sh, inspect_kind, &[name.to_string()])
-                .ok()
-                .and_then(|v| v.into_iter().next())
-                .and_then(|v| v["CreatedAt"].as_str().or(v["Created"].as_str()).map(String::from))
-                .and_then(|t| crate::time::parse_rfc3339(&t))
-                .unwrap_or(0);
-            out.push(Owned { kind, name: name.to_string(), stack_label: label.map(String::from), created });
-        }
+    ];
+    // Every kind at once, each on its own thread: one listing, then one inspect of what is ours.
+    let per_kind: Vec<Result<Vec<Owned>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = kinds
+            .iter()
+            .map(|&(kind, list_format)| scope.spawn(move || owned_of_kind(&Shell::new()?, kind, list_format, mine)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err(Error::env("listing docker objects panicked"))))
+            .collect()
+    });
+    let mut out = vec![];
+    for owned in per_kind {
+        out.extend(owned?);
     }
     Ok(out)
+}
+
+/// [`owned_objects`] of one kind.
+fn owned_of_kind(
+    sh: &Shell,
+    kind: &'static str,
+    list_format: &str,
+    mine: &(dyn Fn(&str, Option<&str>) -> bool + Sync),
+) -> Result<Vec<Owned>> {
+    let args: Vec<&str> = if kind == "container" {
+        vec!["ps", "-a", "--no-trunc", "--format", list_format]
+    } else {
+        vec![kind, "ls", "--format", list_format]
+    };
+    let mut owned = vec![];
+    for line in list_ids(sh, &args, &format!("listing {kind}s"))? {
+        let (name, label) = line.split_once('\t').unwrap_or((line.as_str(), ""));
+        let label = Some(label).filter(|l| !l.is_empty());
+        if mine(name, label) {
+            owned.push(Owned { kind, name: name.to_string(), stack_label: label.map(String::from), created: 0 });
+        }
+    }
+    let names: Vec<String> = owned.iter().map(|o| o.name.clone()).collect();
+    // Objects removed meanwhile are left out of the inspect and keep 0.
+    let created: BTreeMap<String, u64> = inspect(sh, kind, &names)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|v| {
+            let name = v["Spec"]["Name"].as_str().or(v["Name"].as_str())?.trim_start_matches('/').to_string();
+            let at = v["CreatedAt"].as_str().or(v["Created"].as_str()).and_then(crate::time::parse_rfc3339)?;
+            Some((name, at))
+        })
+        .collect();
+    for o in &mut owned {
+        o.created = created.get(&o.name).copied().unwrap_or(0);
+    }
+    Ok(owned)
 }
 
 /// Removes one object; "not found" counts as removed. Returns docker's complaint otherwise.
