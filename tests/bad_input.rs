@@ -11,7 +11,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Run, Sandbox, git, marker, new_objects_of_ours, run_state, swarm_objects};
+use common::{Run, Sandbox, git, marker, new_objects_of_ours, register, run_state, swarm_objects};
 use serde_json::{Value, json};
 
 const LIMIT: Duration = Duration::from_secs(60);
@@ -315,7 +315,9 @@ state_cases!(
 fn valid_state_is_accepted() {
     let sb = Sandbox::new("valid-state");
     let (home, cwd) = (sb.dir("home"), sb.dir("cwd"));
-    let state = text(&valid_state(&sb));
+    let valid = valid_state(&sb);
+    register(&sb.state_dir(), &valid, u64::MAX / 2);
+    let state = text(&valid);
     let ran = Run::new("ccci-assert", &["install"], &cwd, &home)
         .env("CCCI_STATE_DIR", sb.state_dir())
         .env("CCCI_DOMAIN_SUFFIX", common::domain_suffix())
@@ -967,16 +969,38 @@ fn backup_and_restore_refuse_a_workspace_outside_the_installation_and_leave_it_u
 }
 
 /// The control: a teardown that kept the run (keep-on-failure, `skip`) left it deployed.
+/// A state file kept from before the run was torn down (by `ccci-teardown --run`) or reaped by
+/// the janitor holds no teardown op, but its run has no registry entry any more: no stage but
+/// teardown may act on it.
+#[test]
+fn a_stage_on_a_run_that_is_no_longer_registered_is_refused_and_records_nothing() {
+    for (bin, args) in [
+        ("ccci-assert", &["install"][..]),
+        ("ccci-assert", &["custom"]),
+        ("ccci-upgrade", &[]),
+        ("ccci-backup", &[]),
+        ("ccci-restore", &[]),
+    ] {
+        refuse("unregistered", |sb| {
+            let mut v = valid_state(sb);
+            v["deploys"] = json!(1);
+            Case::new(bin, args).stdin(text(&v)).says("is not registered").says("torn down or reaped")
+        });
+    }
+}
+
 #[test]
 fn assert_after_a_kept_teardown_is_not_refused() {
     let sb = Sandbox::new("assert-after-kept");
     let (home, cwd) = (sb.dir("home"), sb.dir("cwd"));
+    let kept = torn_down_state(&sb, "skip");
+    register(&sb.state_dir(), &serde_json::from_slice(&kept).unwrap(), u64::MAX / 2);
     let ran = Run::new("ccci-assert", &["custom"], &cwd, &home)
         .env("CCCI_STATE_DIR", sb.state_dir())
         .env("CCCI_DOMAIN_SUFFIX", common::domain_suffix())
         .env("CCCI_SKIP_GENERIC", "1")
         .env("CCCI_OVERLAYS_DIR", sb.dir("overlays"))
-        .stdin(torn_down_state(&sb, "skip"))
+        .stdin(kept)
         .run(LIMIT);
     assert_eq!(ran.code, Some(0), "{}", ran.stderr);
     let out: Value = serde_json::from_str(&ran.stdout).expect("ccci-assert prints the state");

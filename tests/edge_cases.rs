@@ -12,7 +12,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use common::{Mount, Sandbox, git, make_repo, registry_entry, run_state};
+use common::{Mount, Sandbox, git, make_repo, register, run_state};
 
 fn docker(args: &[&str]) -> (bool, String) {
     let out = Command::new("docker").args(args).output().expect("running docker");
@@ -22,16 +22,6 @@ fn docker(args: &[&str]) -> (bool, String) {
 /// A run-state of a run `id` that deployed nothing, with its workspace where the registry puts it.
 fn state_of(id: &str, sd: &Path, sb: &Sandbox) -> Value {
     run_state(id, sd, &sb.root.join("src/hello"))
-}
-
-/// Registers `state` by hand, with a lease that expires at `expires_at` (Unix seconds).
-fn register(sd: &Path, state: &Value, expires_at: u64) {
-    let runs = sd.join("runs");
-    std::fs::create_dir_all(&runs).unwrap();
-    std::fs::create_dir_all(sd.join("work")).unwrap();
-    let entry = registry_entry(state, expires_at);
-    let id = state["run_id"].as_str().unwrap();
-    std::fs::write(runs.join(format!("{id}.json")), entry.to_string()).unwrap();
 }
 
 fn entry(sd: &Path, id: &str) -> Option<Value> {
@@ -53,6 +43,42 @@ impl Drop for Cleanup {
             let _ = docker(&args);
         }
     }
+}
+
+/// `ccci-teardown --run` of a run whose registry entry is gone (a deploy killed before it
+/// registered, an entry removed by hand) removes what the swarm holds under the run's names and
+/// its workspace, and exits 0 only then: "not registered" is not "nothing is left".
+#[test]
+fn teardown_of_a_run_without_a_registry_entry_removes_what_it_left() {
+    let sb = Sandbox::new("unreg-teardown");
+    let sd = sb.state_dir();
+    let id = format!("unrg-{}", &common::marker()[..6]);
+    let state = state_of(&id, &sd, &sb);
+    let stack = state["stack"].as_str().unwrap().to_string();
+    let (volume, network) = (format!("{stack}_data"), format!("{stack}_default"));
+    let _cleanup = Cleanup(vec![
+        vec!["volume".into(), "rm".into(), "-f".into(), volume.clone()],
+        vec!["network".into(), "rm".into(), network.clone()],
+    ]);
+    let label = format!("com.docker.stack.namespace={stack}");
+    let (made, out) = docker(&["volume", "create", "--label", &label, &volume]);
+    assert!(made, "{out}");
+    let (made, out) = docker(&["network", "create", "--driver", "overlay", "--label", &label, &network]);
+    assert!(made, "{out}");
+    let workspace = sd.join("work").join(&id);
+    std::fs::create_dir_all(workspace.join("recipe")).unwrap();
+    std::fs::create_dir_all(sd.join("runs")).unwrap();
+
+    let out = common::ccci(&sd, "ccci-teardown").args(["--run", &id]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("not registered"), "{stderr}");
+    for (kind, name) in [("volume", &volume), ("network", &network)] {
+        let (present, _) = docker(&[kind, "inspect", name]);
+        assert!(!present, "{kind} {name} is left after teardown --run:\n{stderr}");
+    }
+    assert!(!workspace.exists(), "the run's workspace is left");
+    assert!(entry(&sd, &id).is_none(), "teardown --run must not register the run");
 }
 
 #[test]

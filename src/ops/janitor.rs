@@ -17,9 +17,9 @@ use xshell::Shell;
 use crate::config;
 use crate::error::Result;
 use crate::progress::Progress;
-use crate::run::naming::{Domain, RecipeName, RunId, StackName};
+use crate::run::naming::{Domain, RunId};
 use crate::run::registry::Registry;
-use crate::run::state::{DriverKind, OpName, OpTimer, Outcome, RunState, SCHEMA, Source, Versions};
+use crate::run::state::{OpName, OpTimer, Outcome, RunState};
 use crate::swarm::docker;
 use crate::time::{rfc3339, unix_now};
 
@@ -225,7 +225,7 @@ fn reap(job: Job, opts: &Options, registry: &Registry) -> Action {
     let expected_registered = matches!(job, Job::Expired(..));
     let state = match job {
         Job::Expired(state, _) => *state,
-        Job::Orphan(id, _) => match orphan_state(&id, &opts.suffix, registry) {
+        Job::Orphan(id, _) => match RunState::orphan(&id, &opts.suffix, registry.workspace(&id)) {
             Ok(s) => s,
             Err(e) => return action("skip", "", "error", e.to_string()),
         },
@@ -286,36 +286,4 @@ fn reap(job: Job, opts: &Options, registry: &Registry) -> Action {
         registry.remove_reap_claim(&id);
     }
     result
-}
-
-/// What teardown needs to know of a run that left no entry: its names. The driver is `stack`,
-/// whose removal is the swarm sweep by label and prefix; the workspace goes with it.
-fn orphan_state(id: &RunId, suffix: &Domain, registry: &Registry) -> Result<RunState> {
-    let domain = Domain::for_run(id, suffix)?;
-    let recipe_hint = id.as_str().rsplit_once('-').map_or(id.as_str(), |(p, _)| p);
-    Ok(RunState {
-        schema: SCHEMA.into(),
-        run_id: id.clone(),
-        recipe: RecipeName::parse(recipe_hint)?,
-        driver: DriverKind::Stack,
-        source: Source {
-            repo: String::new(),
-            identity: None,
-            approved_by: None,
-            git_ref: String::new(),
-            commit: None,
-            nar_hash: None,
-        },
-        stack: StackName::from_domain(&domain)?,
-        domain,
-        workspace: registry.workspace(id),
-        env_file: None,
-        created_at: crate::time::now_rfc3339(),
-        deploys: 0,
-        deployed: None,
-        upgrade: None,
-        host_access: None,
-        ops: vec![],
-        versions: Versions { ccci: env!("CARGO_PKG_VERSION").into(), abra: None },
-    })
 }

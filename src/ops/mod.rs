@@ -17,7 +17,7 @@ pub use crate::run::state::OpName;
 
 use xshell::Shell;
 
-use crate::error::{Error, exit};
+use crate::error::Error;
 use crate::progress::Progress;
 use crate::run::naming::RunId;
 use crate::run::registry::Registry;
@@ -56,6 +56,7 @@ pub fn stage(
             let state = io.read_own()?;
             refuse_torn_down(&state, holder)?;
             progress.set_run(state.run_id.as_str());
+            refuse_unregistered(&state, holder)?;
             (state, Registry::open()?, Some(io))
         }
         Run::New(state, registry, io) => {
@@ -65,13 +66,22 @@ pub fn stage(
         Run::Registered(id) => {
             progress.set_run(id.as_str());
             let registry = Registry::open()?;
-            let Some(entry) = registry.load(id)? else {
-                progress.log("not registered: nothing to tear down");
-                return Ok(exit::PASS);
+            let suffix = crate::run::naming::domain_suffix_from_env()?;
+            let state = match registry.load(id)? {
+                Some(entry) => {
+                    // An entry is input like a state file: it must belong to this installation.
+                    entry.run.check_installation(&suffix, registry.root())?;
+                    entry.run
+                }
+                // No entry (a deploy killed before it registered, an entry removed by hand):
+                // what the run left is found by its names, as the janitor finds an orphan, and
+                // teardown passes only when nothing of it is left.
+                None => {
+                    progress.log("not registered: removing whatever the swarm holds under its names");
+                    RunState::orphan(id, &suffix, registry.workspace(id))?
+                }
             };
-            // An entry is input like a state file: it must belong to this installation.
-            entry.run.check_installation(&crate::run::naming::domain_suffix_from_env()?, registry.root())?;
-            (entry.run, registry, None)
+            (state, registry, None)
         }
     };
     let sh = Shell::new()?;
@@ -91,6 +101,27 @@ pub fn stage(
         e.context(format!("the run-state is written, but the registry entry of run {} is not", state.run_id))
     })?;
     Ok(outcome.exit_code())
+}
+
+/// A piped run-state whose run has no registry entry was torn down or reaped since (or never
+/// deployed with this state directory): no stage but teardown (idempotent, it sweeps by name)
+/// may act on it, and none may bring it back into the registry. Asked before the registry is
+/// opened, so that the refusal creates nothing; a registry the file system cannot answer for is
+/// not proof that the run is gone (the op goes on, and the frame's save reports the fault).
+fn refuse_unregistered(state: &RunState, holder: &str) -> crate::Result<()> {
+    if holder == teardown::HOLDER {
+        return Ok(());
+    }
+    let root = crate::config::state_dir()?;
+    if Registry::has_entry_at(&root, &state.run_id) != Some(false) {
+        return Ok(());
+    }
+    Err(Error::bad_input(format!(
+        "run {} is not registered in {}: it was torn down or reaped (or deployed with another \
+         state directory); there is no deployment to act on; start a new run with ccci-deploy",
+        state.run_id,
+        root.display()
+    )))
 }
 
 /// Teardown may run again (it is idempotent); no other stage may act on a run that is gone, and

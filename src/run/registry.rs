@@ -61,6 +61,17 @@ impl Registry {
         Ok(reg)
     }
 
+    /// Whether run `id` has an entry in the registry at `root`, asked without creating or
+    /// locking anything: `Some(false)` only when the entry (or the whole registry) is certainly
+    /// absent; `None` when the file system cannot tell (permissions, I/O).
+    pub fn has_entry_at(root: &Path, id: &RunId) -> Option<bool> {
+        match fs_err::metadata(root.join("runs").join(format!("{id}.json"))) {
+            Ok(_) => Some(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(false),
+            Err(_) => None,
+        }
+    }
+
     pub fn root(&self) -> &Path {
         &self.root
     }

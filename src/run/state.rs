@@ -509,6 +509,43 @@ impl OpTimer {
 }
 
 impl RunState {
+    /// The state of a run that left no registry entry (killed before it registered, or an entry
+    /// removed by hand), for tearing it down: its names only, derived from `id` and the
+    /// installation's domain suffix, with `workspace` where the registry puts the run's. The
+    /// driver is `stack`, whose removal is the swarm sweep by label and name prefix, and which
+    /// removes the workspace with it.
+    ///
+    /// Errors: `id` does not make a valid domain or stack name under `suffix` (bad input).
+    pub fn orphan(id: &RunId, suffix: &Domain, workspace: PathBuf) -> Result<RunState> {
+        let domain = Domain::for_run(id, suffix)?;
+        let recipe_hint = id.as_str().rsplit_once('-').map_or(id.as_str(), |(p, _)| p);
+        Ok(RunState {
+            schema: SCHEMA.into(),
+            run_id: id.clone(),
+            recipe: RecipeName::parse(recipe_hint)?,
+            driver: DriverKind::Stack,
+            source: Source {
+                repo: String::new(),
+                identity: None,
+                approved_by: None,
+                git_ref: String::new(),
+                commit: None,
+                nar_hash: None,
+            },
+            stack: StackName::from_domain(&domain)?,
+            domain,
+            workspace,
+            env_file: None,
+            created_at: crate::time::now_rfc3339(),
+            deploys: 0,
+            deployed: None,
+            upgrade: None,
+            host_access: None,
+            ops: vec![],
+            versions: Versions { ccci: env!("CARGO_PKG_VERSION").into(), abra: None },
+        })
+    }
+
     /// Parses and validates a run-state; every problem names the field and the line/column.
     pub fn parse(text: &str, origin: &str) -> Result<RunState> {
         // What every stage reads: a well-formed run-state of this schema, in one pass.

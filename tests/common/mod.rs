@@ -392,6 +392,16 @@ pub fn run_state(id: &str, state_dir: &Path, source_repo: &Path) -> Value {
     })
 }
 
+/// Registers `state` by hand in the registry of `state_dir`, with a lease that expires at
+/// `expires_at` (Unix seconds), as ccci-deploy would have.
+pub fn register(state_dir: &Path, state: &Value, expires_at: u64) {
+    let runs = state_dir.join("runs");
+    std::fs::create_dir_all(&runs).unwrap();
+    std::fs::create_dir_all(state_dir.join("work")).unwrap();
+    let id = state["run_id"].as_str().unwrap();
+    std::fs::write(runs.join(format!("{id}.json")), registry_entry(state, expires_at).to_string()).unwrap();
+}
+
 /// The registry's entry for `state` (`$CCCI_STATE_DIR/runs/<run id>.json`), its lease ending at
 /// `expires_at` (Unix seconds).
 pub fn registry_entry(state: &Value, expires_at: u64) -> Value {
