@@ -2,9 +2,10 @@
 //! and turning an error into one line on stderr and the documented exit code.
 
 use std::ffi::OsString;
+use std::io::Write;
 use std::path::PathBuf;
 
-use crate::error::{Error, Result, exit};
+use crate::error::{Context, Error, Result, exit};
 use crate::progress::Progress;
 use crate::run::state::StateIo;
 
@@ -15,7 +16,7 @@ pub fn main(bin: &'static str, body: impl FnOnce(&Progress) -> Result<i32>) -> !
     let code = match body(&progress) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("{bin}: error: {e}");
+            say(format_args!("{bin}: error: {e}"));
             e.kind().exit_code()
         }
     };
@@ -31,14 +32,27 @@ pub fn unexpected(bin: &str, arg: lexopt::Arg<'_>) -> Error {
     usage(bin, arg.unexpected())
 }
 
-pub fn print_version(bin: &str) -> i32 {
-    println!("{bin} {}", env!("CARGO_PKG_VERSION"));
-    exit::PASS
+/// One line on stderr, for a person: progress or the final error. A stderr that cannot be
+/// written (closed, full) is ignored: what is said there never decides how an op ends.
+pub fn say(line: std::fmt::Arguments<'_>) {
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
 }
 
-pub fn print_help(text: &str) -> i32 {
-    print!("{text}");
-    exit::PASS
+/// Writes `text` to stdout and flushes it. A stdout that cannot be written (a closed pipe) is the
+/// environment's error (exit 3), "writing `what` to stdout: ...", never a panic.
+pub fn out(what: &str, text: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes()).and_then(|()| out.flush()).with_context(|| format!("writing {what} to stdout"))
+}
+
+pub fn print_version(bin: &str) -> Result<i32> {
+    out("the version", &format!("{bin} {}\n", env!("CARGO_PKG_VERSION")))?;
+    Ok(exit::PASS)
+}
+
+pub fn print_help(text: &str) -> Result<i32> {
+    out("the help", text)?;
+    Ok(exit::PASS)
 }
 
 pub fn value_string(bin: &str, v: std::result::Result<OsString, lexopt::Error>, flag: &str) -> Result<String> {
@@ -70,8 +84,8 @@ pub fn stage_main(
             use lexopt::prelude::*;
             match arg {
                 Long("state") => state_file = Some(PathBuf::from(p.value().map_err(|e| usage(bin, e))?)),
-                Short('h') | Long("help") => return Ok(print_help(help)),
-                Short('V') | Long("version") => return Ok(print_version(bin)),
+                Short('h') | Long("help") => return print_help(help),
+                Short('V') | Long("version") => return print_version(bin),
                 _ => return Err(unexpected(bin, arg)),
             }
         }

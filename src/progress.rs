@@ -1,5 +1,6 @@
 //! Progress on stderr: one line per event, with the binary, the run and the elapsed time, so a
-//! CI log of several interleaved runs stays readable.
+//! CI log of several interleaved runs stays readable. A stderr that cannot be written is ignored
+//! ([`crate::cli::say`]): progress never kills an op.
 
 use std::fmt::Display;
 use std::time::Instant;
@@ -25,8 +26,8 @@ impl Progress {
     pub fn log(&self, msg: impl Display) {
         let secs = self.start.get().elapsed().as_secs_f64();
         match &*self.run.borrow() {
-            Some(run) => eprintln!("[{} {run} {secs:6.1}s] {msg}", self.bin),
-            None => eprintln!("[{} {secs:6.1}s] {msg}", self.bin),
+            Some(run) => crate::cli::say(format_args!("[{} {run} {secs:6.1}s] {msg}", self.bin)),
+            None => crate::cli::say(format_args!("[{} {secs:6.1}s] {msg}", self.bin)),
         }
     }
 

@@ -22,6 +22,11 @@ pub fn list<S: AsRef<str>>(items: &[S]) -> String {
     if items.is_empty() { "none".to_string() } else { items.iter().map(AsRef::as_ref).collect::<Vec<_>>().join(", ") }
 }
 
+/// `1 action`, `2 actions`, `0 actions`: a count with its noun in the right number.
+pub fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -33,5 +38,8 @@ mod tests {
         assert_eq!(quoted("say \"hi\" \\ bye"), "\"say \\\"hi\\\" \\\\ bye\"");
         assert_eq!(list(&["a", "b"]), "a, b");
         assert_eq!(list::<&str>(&[]), "none");
+        assert_eq!(count(1, "action", "actions"), "1 action");
+        assert_eq!(count(0, "action", "actions"), "0 actions");
+        assert_eq!(count(2, "action", "actions"), "2 actions");
     }
 }

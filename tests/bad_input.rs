@@ -1126,3 +1126,80 @@ fn teardown_by_run_id_refuses_a_registry_entry_of_another_installation() {
     assert!(foreign.exists(), "ccci-teardown --run removed {} of another installation", foreign.name);
     assert!(path.exists(), "the entry is left for a person to look at");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Output that cannot be written: a closed stdout is the environment's error, a closed stderr
+// changes nothing
+// ---------------------------------------------------------------------------------------------
+
+const BINS: [&str; 9] = [
+    "ccci-deploy",
+    "ccci-assert",
+    "ccci-upgrade",
+    "ccci-backup",
+    "ccci-restore",
+    "ccci-teardown",
+    "ccci-janitor",
+    "ccci-report",
+    "ccci-bridge",
+];
+
+/// `ccci-x --help | true`: exit 3 with one line on stderr, never a panic (101).
+#[test]
+fn help_and_version_on_a_closed_stdout_are_an_environment_error() {
+    let sb = Sandbox::new("closed-stdout-help");
+    let (home, cwd) = (sb.dir("home"), sb.dir("cwd"));
+    for bin in BINS {
+        for (flag, what) in [("--help", "the help"), ("--version", "the version")] {
+            let ran = Run::new(bin, &[flag], &cwd, &home).closed_stdout().run(LIMIT);
+            assert_eq!(ran.code, Some(3), "{bin} {flag} | true: {}", ran.stderr);
+            assert_eq!(
+                ran.stderr.lines().collect::<Vec<_>>(),
+                [format!("{bin}: error: writing {what} to stdout: Broken pipe (os error 32)")],
+                "{bin} {flag} | true"
+            );
+        }
+    }
+}
+
+/// A stage whose run-state cannot be passed on: exit 3, one line saying so.
+#[test]
+fn the_run_state_on_a_closed_stdout_is_an_environment_error() {
+    let sb = Sandbox::new("closed-stdout-state");
+    let (home, cwd) = (sb.dir("home"), sb.dir("cwd"));
+    let ran = Run::new("ccci-assert", &["install"], &cwd, &home)
+        .env("CCCI_STATE_DIR", sb.state_dir())
+        .env("CCCI_DOMAIN_SUFFIX", common::domain_suffix())
+        .stdin(text(&valid_state(&sb)))
+        .closed_stdout()
+        .run(LIMIT);
+    assert_eq!(ran.code, Some(3), "{}", ran.stderr);
+    let last = ran.stderr.lines().last().unwrap_or_default();
+    assert!(last.starts_with("ccci-assert: error: writing the run-state to stdout: Broken pipe"), "{}", ran.stderr);
+    assert!(!ran.stderr.contains("panicked"), "{}", ran.stderr);
+}
+
+/// Progress that cannot be written never ends an op: a closed stderr, the same run-state out.
+#[test]
+fn a_closed_stderr_changes_nothing() {
+    let sb = Sandbox::new("closed-stderr");
+    let (home, cwd) = (sb.dir("home"), sb.dir("cwd"));
+    let ran = Run::new("ccci-assert", &["install"], &cwd, &home)
+        .env("CCCI_STATE_DIR", sb.state_dir())
+        .env("CCCI_DOMAIN_SUFFIX", common::domain_suffix())
+        .stdin(text(&valid_state(&sb)))
+        .closed_stderr()
+        .run(LIMIT);
+    assert_eq!(ran.code, Some(0), "ccci-assert with a closed stderr");
+    let out: Value = serde_json::from_str(&ran.stdout).expect("ccci-assert prints the state");
+    assert_eq!(out["ops"][0]["result"], "skip");
+    let ran = Run::new("ccci-janitor", &["--dry-run"], &cwd, &home)
+        .env("CCCI_STATE_DIR", sb.state_dir())
+        .env("CCCI_DOMAIN_SUFFIX", common::domain_suffix())
+        .closed_stderr()
+        .run(LIMIT);
+    assert_eq!(ran.code, Some(0), "ccci-janitor --dry-run with a closed stderr");
+    // An error with nowhere to be said still has its exit code.
+    let ran = Run::new("ccci-assert", &["nope"], &cwd, &home).closed_stderr().run(LIMIT);
+    assert_eq!(ran.code, Some(2), "a bad argument with a closed stderr");
+}

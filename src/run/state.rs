@@ -778,12 +778,7 @@ impl StateIo {
 
     pub fn write(&self, state: &RunState) -> Result<()> {
         match self {
-            StateIo::Pipe => {
-                let mut out = std::io::stdout().lock();
-                out.write_all(state.to_json().as_bytes())
-                    .and_then(|()| out.flush())
-                    .context("writing the run-state to stdout")
-            }
+            StateIo::Pipe => crate::cli::out("the run-state", &state.to_json()),
             StateIo::File(path) => write_atomic(path, state.to_json().as_bytes()),
         }
     }

@@ -204,6 +204,8 @@ pub struct Ran {
 pub struct Run {
     cmd: Command,
     stdin: Option<Vec<u8>>,
+    closed_stdout: bool,
+    closed_stderr: bool,
     what: String,
 }
 
@@ -220,7 +222,7 @@ impl Run {
                 cmd.env(k, v);
             }
         }
-        Run { cmd, stdin: None, what: format!("{bin_name} {args:?}") }
+        Run { cmd, stdin: None, closed_stdout: false, closed_stderr: false, what: format!("{bin_name} {args:?}") }
     }
 
     pub fn env(mut self, k: &str, v: impl AsRef<std::ffi::OsStr>) -> Run {
@@ -234,9 +236,28 @@ impl Run {
         self
     }
 
+    /// Gives it a stdout that is a pipe no one reads any more (as in `bin | true`): every write
+    /// fails with a broken pipe. Its `Ran::stdout` is then empty.
+    pub fn closed_stdout(mut self) -> Run {
+        self.closed_stdout = true;
+        self
+    }
+
+    /// The same for stderr (as in `{ bin 2>&1 >/dev/null; } | true`).
+    pub fn closed_stderr(mut self) -> Run {
+        self.closed_stderr = true;
+        self
+    }
+
     /// Runs it, killing it after `limit`.
     pub fn run(mut self, limit: Duration) -> Ran {
-        self.cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let closed = || {
+            let (reader, writer) = std::io::pipe().expect("a pipe");
+            drop(reader);
+            Stdio::from(writer)
+        };
+        self.cmd.stdout(if self.closed_stdout { closed() } else { Stdio::piped() });
+        self.cmd.stderr(if self.closed_stderr { closed() } else { Stdio::piped() });
         self.cmd.stdin(if self.stdin.is_some() { Stdio::piped() } else { Stdio::null() });
         let mut child = self.cmd.spawn().unwrap_or_else(|e| panic!("starting {}: {e}", self.what));
         if let Some(bytes) = self.stdin.take() {
@@ -246,16 +267,19 @@ impl Run {
                 let _ = w.write_all(&bytes);
             });
         }
-        let mut out = child.stdout.take().unwrap();
-        let mut err = child.stderr.take().unwrap();
+        let (out, err) = (child.stdout.take(), child.stderr.take());
         let out_t = std::thread::spawn(move || {
             let mut s = String::new();
-            let _ = out.read_to_string(&mut s);
+            if let Some(mut out) = out {
+                let _ = out.read_to_string(&mut s);
+            }
             s
         });
         let err_t = std::thread::spawn(move || {
             let mut s = String::new();
-            let _ = err.read_to_string(&mut s);
+            if let Some(mut err) = err {
+                let _ = err.read_to_string(&mut s);
+            }
             s
         });
         let start = Instant::now();

@@ -75,8 +75,8 @@ fn main() {
             use lexopt::prelude::*;
             match arg {
                 Long("state") => state_file = Some(PathBuf::from(p.value().map_err(|e| cli::usage(BIN, e))?)),
-                Short('h') | Long("help") => return Ok(cli::print_help(HELP)),
-                Short('V') | Long("version") => return Ok(cli::print_version(BIN)),
+                Short('h') | Long("help") => return cli::print_help(HELP),
+                Short('V') | Long("version") => return cli::print_version(BIN),
                 Value(v) if tier.is_none() => {
                     tier = Some(v.into_string().map_err(|_| Error::bad_input("OP must be UTF-8"))?)
                 }

@@ -68,8 +68,8 @@ fn main() {
                     let v = cli::value_string(BIN, p.value(), &format!("--{key}"))?;
                     opts.insert(key, v);
                 }
-                Short('h') | Long("help") => return Ok(cli::print_help(HELP)),
-                Short('V') | Long("version") => return Ok(cli::print_version(BIN)),
+                Short('h') | Long("help") => return cli::print_help(HELP),
+                Short('V') | Long("version") => return cli::print_version(BIN),
                 Value(v) if command.is_none() => {
                     let v = v.into_string().map_err(|_| ccci::Error::bad_input("the command must be UTF-8"))?;
                     if !["tick", "check-config", "verify", "publish"].contains(&v.as_str()) {
@@ -176,9 +176,8 @@ fn run_tick(s: &Settings, dry_run: bool, log: &dyn Fn(&str)) -> Result<i32> {
     let now = ccci::time::unix_now();
     let out = Hooks::none(|hooks| tick::tick(s, now, dry_run, log, hooks))?;
     if dry_run {
-        for a in &out.actions {
-            println!("{a}");
-        }
+        let lines: String = out.actions.iter().map(|a| format!("{a}\n")).collect();
+        cli::out("the decisions", &lines)?;
     }
     if out.errors.is_empty() {
         Ok(exit::PASS)
@@ -192,15 +191,10 @@ fn run_tick(s: &Settings, dry_run: bool, log: &dyn Fn(&str)) -> Result<i32> {
 
 fn check_config(s: &Settings, log: &dyn Fn(&str)) -> Result<i32> {
     let report = tick::check_config(s);
-    let mut failed = 0;
-    for (ok, line) in &report {
-        if *ok {
-            println!("ok: {line}");
-        } else {
-            failed += 1;
-            println!("FAILED: {line}");
-        }
-    }
+    let failed = report.iter().filter(|(ok, _)| !ok).count();
+    let lines: String =
+        report.iter().map(|(ok, line)| format!("{}: {line}\n", if *ok { "ok" } else { "FAILED" })).collect();
+    cli::out("the checks", &lines)?;
     log(&format!("{} check(s), {failed} failed", report.len()));
     if failed == 0 {
         Ok(exit::PASS)

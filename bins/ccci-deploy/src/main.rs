@@ -102,8 +102,8 @@ fn main() {
                 }
                 Long("no-upgrade") => upgrade = false,
                 Long("state") => state_file = Some(PathBuf::from(p.value().map_err(|e| cli::usage(BIN, e))?)),
-                Short('h') | Long("help") => return Ok(cli::print_help(HELP)),
-                Short('V') | Long("version") => return Ok(cli::print_version(BIN)),
+                Short('h') | Long("help") => return cli::print_help(HELP),
+                Short('V') | Long("version") => return cli::print_version(BIN),
                 _ => return Err(cli::unexpected(BIN, arg)),
             }
         }

@@ -1,6 +1,5 @@
 //! ccci-janitor: one pass of the reaper of abandoned runs.
 
-use std::io::Write;
 use std::sync::Mutex;
 
 use ccci::cli;
@@ -55,24 +54,29 @@ fn main() {
             use lexopt::prelude::*;
             match arg {
                 Long("dry-run") => dry_run = true,
-                Short('h') | Long("help") => return Ok(cli::print_help(HELP)),
-                Short('V') | Long("version") => return Ok(cli::print_version(BIN)),
+                Short('h') | Long("help") => return cli::print_help(HELP),
+                Short('V') | Long("version") => return cli::print_version(BIN),
                 _ => return Err(cli::unexpected(BIN, arg)),
             }
         }
         ccci::config::check_all()?;
         let opts = Options::from_env(dry_run)?;
         let registry = Registry::open()?;
-        let out = Mutex::new(std::io::stdout());
+        // An audit line that cannot be written (a closed pipe) does not stop the pass halfway
+        // through a reap: the pass goes on, and then ends as the environment's error (exit 3).
+        let unwritten = Mutex::new(None::<ccci::Error>);
         let emit = |a: &janitor::Action| {
             let line = serde_json::to_string(a).expect("action serialises");
-            let mut out = out.lock().expect("stdout");
-            let _ = writeln!(out, "{line}");
-            let _ = out.flush();
+            if let Err(e) = cli::out("the audit trail", &format!("{line}\n")) {
+                unwritten.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert(e);
+            }
         };
         let actions = janitor::pass(&opts, &registry, &emit)?;
         let failed = actions.iter().filter(|a| a.result == "fail" || a.result == "error").count();
-        progress.log(format!("{} actions, {failed} failed", actions.len()));
+        progress.log(format!("{}, {failed} failed", ccci::words::count(actions.len(), "action", "actions")));
+        if let Some(e) = unwritten.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            return Err(e);
+        }
         Ok(if failed == 0 { exit::PASS } else { exit::FAILED })
     })
 }

@@ -1,12 +1,11 @@
 //! ccci-report: the run-state as a terminal summary, JUnit XML or a Markdown PR comment.
 
-use std::io::Write;
 use std::path::PathBuf;
 
+use ccci::cli;
 use ccci::error::exit;
 use ccci::report::{self, Format};
 use ccci::run::state::{Outcome, write_atomic};
-use ccci::{Context, Result, cli};
 
 const BIN: &str = "ccci-report";
 
@@ -50,8 +49,8 @@ fn main() {
                 Long("state") => state_file = Some(PathBuf::from(p.value().map_err(|e| cli::usage(BIN, e))?)),
                 Long("format") => format = Format::parse(&cli::value_string(BIN, p.value(), "--format")?)?,
                 Long("output") => output = Some(PathBuf::from(p.value().map_err(|e| cli::usage(BIN, e))?)),
-                Short('h') | Long("help") => return Ok(cli::print_help(HELP)),
-                Short('V') | Long("version") => return Ok(cli::print_version(BIN)),
+                Short('h') | Long("help") => return cli::print_help(HELP),
+                Short('V') | Long("version") => return cli::print_version(BIN),
                 _ => return Err(cli::unexpected(BIN, arg)),
             }
         }
@@ -59,7 +58,7 @@ fn main() {
         let text = format.render(&state);
         match output {
             Some(path) => write_atomic(&path, text.as_bytes())?,
-            None => print(&text)?,
+            None => cli::out("the report", &text)?,
         }
         // Unlike the op binaries, which exit 3 for their own environment errors, the report sums
         // up the whole run: anything but pass or skip fails the CI step.
@@ -68,9 +67,4 @@ fn main() {
             Outcome::Fail | Outcome::Error => exit::FAILED,
         })
     })
-}
-
-fn print(text: &str) -> Result<()> {
-    let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes()).and_then(|()| out.flush()).context("writing the report to stdout")
 }

@@ -54,8 +54,8 @@ fn main() {
             match arg {
                 Long("state") => state_file = Some(PathBuf::from(p.value().map_err(|e| cli::usage(BIN, e))?)),
                 Long("run") => run_id = Some(RunId::parse(&cli::value_string(BIN, p.value(), "--run")?)?),
-                Short('h') | Long("help") => return Ok(cli::print_help(HELP)),
-                Short('V') | Long("version") => return Ok(cli::print_version(BIN)),
+                Short('h') | Long("help") => return cli::print_help(HELP),
+                Short('V') | Long("version") => return cli::print_version(BIN),
                 _ => return Err(cli::unexpected(BIN, arg)),
             }
         }
