@@ -226,10 +226,10 @@ fn backup_evidence(state: &RunState) -> Vec<Assertion> {
             (
                 Outcome::Pass,
                 format!(
-                    "snapshot {} tagged with this run holds {} canaries with their exact bytes and files from {} volumes",
+                    "snapshot {} tagged with this run holds {} with their exact bytes and files from {}",
                     s.short_id,
-                    ev.canaries.len(),
-                    ev.volumes.len()
+                    crate::words::count(ev.canaries.len(), "canary", "canaries"),
+                    crate::words::count(ev.volumes.len(), "volume", "volumes")
                 ),
             )
         } else {

@@ -191,7 +191,7 @@ fn backup(
                 ));
                 return Err(Error::failed("nothing to back up: no included path exists after the pre-hooks"));
             }
-            progress.log(format!("restic backup of {} paths", existing.len()));
+            progress.log(format!("restic backup of {}", crate::words::count(existing.len(), "path", "paths")));
             let warnings = repo.backup(&tags, &existing)?;
             for w in warnings.lines().filter(|l| !l.trim().is_empty()) {
                 progress.log(format!("restic: {w}"));
@@ -242,8 +242,17 @@ fn backup(
     assertions.push(volumes_contributed(&mut volumes, &nodes));
     assertions.push(canaries_in_snapshot(&repo, &snapshot, &mut evidence.canaries)?);
     assertions.push(labelled_paths(plan, &volumes, &nodes));
-    let summary =
-        volumes.iter().map(|v| format!("{} {} files, {} bytes", v.volume, v.files, v.bytes)).collect::<Vec<_>>();
+    let summary = volumes
+        .iter()
+        .map(|v| {
+            format!(
+                "{} {}, {}",
+                v.volume,
+                crate::words::count(v.files as usize, "file", "files"),
+                crate::words::count(v.bytes as usize, "byte", "bytes")
+            )
+        })
+        .collect::<Vec<_>>();
     evidence.volumes = volumes;
     Ok(Some(format!("snapshot {}: {}", &snapshot[..8.min(snapshot.len())], summary.join("; "))))
 }
@@ -271,8 +280,17 @@ fn volumes_contributed(volumes: &mut [VolumeEvidence], nodes: &[restic::Node]) -
             ));
         }
     }
-    let counts =
-        volumes.iter().map(|v| format!("{}: {} files, {} bytes", v.volume, v.files, v.bytes)).collect::<Vec<_>>();
+    let counts = volumes
+        .iter()
+        .map(|v| {
+            format!(
+                "{}: {}, {}",
+                v.volume,
+                crate::words::count(v.files as usize, "file", "files"),
+                crate::words::count(v.bytes as usize, "byte", "bytes")
+            )
+        })
+        .collect::<Vec<_>>();
     if empty.is_empty() {
         note("every included volume contributed files", Outcome::Pass, &counts.join("; "))
     } else {
@@ -316,7 +334,11 @@ fn canaries_in_snapshot(repo: &Repo, snapshot: &str, canaries: &mut [Canary]) ->
         note(
             "canaries in the snapshot",
             Outcome::Pass,
-            &format!("{} canaries with their exact bytes: {}", canaries.len(), canary_names(canaries)),
+            &format!(
+                "{} with their exact bytes: {}",
+                crate::words::count(canaries.len(), "canary", "canaries"),
+                canary_names(canaries)
+            ),
         )
     } else {
         note("canaries in the snapshot", Outcome::Fail, &bad.join("; "))

@@ -120,7 +120,11 @@ fn restore(
             }
         }
     }
-    progress.log(format!("changed {} canaries, wrote {} post-backup files", evidence.canaries.len(), post_files.len()));
+    progress.log(format!(
+        "changed {}, wrote {}",
+        crate::words::count(evidence.canaries.len(), "canary", "canaries"),
+        crate::words::count(post_files.len(), "post-backup file", "post-backup files")
+    ));
 
     crate::checks::backup::plant(state, &overlay, OpName::Restore, progress, assertions)?;
     if let Some(abra) = &abra {
@@ -159,9 +163,9 @@ fn restore(
     }
 
     progress.log(format!(
-        "restic restore {} of {} paths",
+        "restic restore {} of {}",
         &snapshot[..8.min(snapshot.len())],
-        evidence.volumes.iter().map(|v| v.paths.len()).sum::<usize>()
+        crate::words::count(evidence.volumes.iter().map(|v| v.paths.len()).sum::<usize>(), "path", "paths")
     ));
     let restored_result = restore_volumes(state, sh, &repo, &snapshot, &evidence.volumes);
     let since = crate::time::now_rfc3339();
