@@ -1167,10 +1167,12 @@ fn help_and_version_on_a_closed_stdout_are_an_environment_error() {
 fn the_run_state_on_a_closed_stdout_is_an_environment_error() {
     let sb = Sandbox::new("closed-stdout-state");
     let (home, cwd) = (sb.dir("home"), sb.dir("cwd"));
+    let valid = valid_state(&sb);
+    register(&sb.state_dir(), &valid, u64::MAX / 2);
     let ran = Run::new("ccci-assert", &["install"], &cwd, &home)
         .env("CCCI_STATE_DIR", sb.state_dir())
         .env("CCCI_DOMAIN_SUFFIX", common::domain_suffix())
-        .stdin(text(&valid_state(&sb)))
+        .stdin(text(&valid))
         .closed_stdout()
         .run(LIMIT);
     assert_eq!(ran.code, Some(3), "{}", ran.stderr);
@@ -1184,10 +1186,12 @@ fn the_run_state_on_a_closed_stdout_is_an_environment_error() {
 fn a_closed_stderr_changes_nothing() {
     let sb = Sandbox::new("closed-stderr");
     let (home, cwd) = (sb.dir("home"), sb.dir("cwd"));
+    let valid = valid_state(&sb);
+    register(&sb.state_dir(), &valid, u64::MAX / 2);
     let ran = Run::new("ccci-assert", &["install"], &cwd, &home)
         .env("CCCI_STATE_DIR", sb.state_dir())
         .env("CCCI_DOMAIN_SUFFIX", common::domain_suffix())
-        .stdin(text(&valid_state(&sb)))
+        .stdin(text(&valid))
         .closed_stderr()
         .run(LIMIT);
     assert_eq!(ran.code, Some(0), "ccci-assert with a closed stderr");
