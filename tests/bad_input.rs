@@ -1207,3 +1207,35 @@ fn a_closed_stderr_changes_nothing() {
     let ran = Run::new("ccci-assert", &["nope"], &cwd, &home).closed_stderr().run(LIMIT);
     assert_eq!(ran.code, Some(2), "a bad argument with a closed stderr");
 }
+
+// ---------------------------------------------------------------------------------------------
+// A dry run creates nothing
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn janitor_dry_run_creates_nothing_on_a_missing_or_empty_state_dir() {
+    let sb = Sandbox::new("janitor-dry-run");
+    let (home, cwd) = (sb.dir("home"), sb.dir("cwd"));
+    let janitor = || {
+        Run::new("ccci-janitor", &["--dry-run"], &cwd, &home)
+            .env("CCCI_STATE_DIR", sb.state_dir())
+            .env("CCCI_DOMAIN_SUFFIX", common::domain_suffix())
+            .run(LIMIT)
+    };
+    let ran = janitor();
+    assert_eq!((ran.code, ran.stdout.as_str()), (Some(0), ""), "{}", ran.stderr);
+    assert!(!sb.state_dir().exists(), "a dry run created CCCI_STATE_DIR: {:?}", sb.listing());
+    std::fs::create_dir(sb.state_dir()).unwrap();
+    let before = sb.listing();
+    let ran = janitor();
+    assert_eq!((ran.code, ran.stdout.as_str()), (Some(0), ""), "{}", ran.stderr);
+    assert_eq!(sb.listing(), before, "a dry run created files in an empty CCCI_STATE_DIR");
+    // An entry to read (a corrupt one: one audit line, exit 1), and no lock file yet.
+    std::fs::create_dir(sb.state_dir().join("runs")).unwrap();
+    std::fs::write(sb.state_dir().join(format!("runs/{}.json", run_id())), "{").unwrap();
+    let before = sb.listing();
+    let ran = janitor();
+    assert_eq!(ran.code, Some(1), "{}", ran.stderr);
+    assert!(ran.stdout.contains("invalid registry entry"), "{}", ran.stdout);
+    assert_eq!(sb.listing(), before, "a dry run created the registry's lock file");
+}

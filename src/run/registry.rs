@@ -46,6 +46,8 @@ pub fn lease_ttl() -> Result<Duration> {
 #[derive(Debug, Clone)]
 pub struct Registry {
     root: PathBuf,
+    /// Opened only to look ([`Registry::look`]): nothing is created.
+    looking: bool,
 }
 
 impl Registry {
@@ -54,8 +56,15 @@ impl Registry {
         Registry::at(&crate::config::state_dir()?)
     }
 
+    /// The registry under the configured state directory as it is, for looking only
+    /// (`ccci-janitor --dry-run`): nothing is created, not the state directory, `runs/`, `work/`
+    /// nor the lock file. A registry that does not exist lists no run.
+    pub fn look() -> Result<Registry> {
+        Ok(Registry { root: crate::config::state_dir()?, looking: true })
+    }
+
     pub fn at(root: &Path) -> Result<Registry> {
-        let reg = Registry { root: root.to_path_buf() };
+        let reg = Registry { root: root.to_path_buf(), looking: false };
         fs_err::create_dir_all(reg.runs_dir()).context("creating the run registry")?;
         fs_err::create_dir_all(reg.root.join("work")).context("creating the workspace root")?;
         Ok(reg)
@@ -94,11 +103,18 @@ impl Registry {
         self.runs_dir().join(format!("{id}.json"))
     }
 
-    fn lock(&self) -> Result<fs_err::File> {
-        let f =
-            fs_err::OpenOptions::new().create(true).truncate(false).write(true).open(self.runs_dir().join(".lock"))?;
+    /// The registry's lock, held while the guard lives. A registry opened to look takes it only
+    /// when the lock file exists (entries are written atomically: a read without it sees a whole
+    /// entry all the same).
+    fn lock(&self) -> Result<Option<fs_err::File>> {
+        let path = self.runs_dir().join(".lock");
+        let f = match fs_err::OpenOptions::new().create(!self.looking).truncate(false).write(true).open(&path) {
+            Ok(f) => f,
+            Err(e) if self.looking && e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
         f.file().lock().context("locking the run registry")?;
-        Ok(f)
+        Ok(Some(f))
     }
 
     fn lease(holder: &str) -> Result<Lease> {
@@ -229,7 +245,11 @@ impl Registry {
     /// Every registered run id.
     pub fn list(&self) -> Result<Vec<RunId>> {
         let mut ids = vec![];
-        for e in fs_err::read_dir(self.runs_dir())? {
+        let dir = match fs_err::read_dir(self.runs_dir()) {
+            Err(e) if self.looking && e.kind() == std::io::ErrorKind::NotFound => return Ok(ids),
+            dir => dir?,
+        };
+        for e in dir {
             let name = e?.file_name().to_string_lossy().into_owned();
             if let Some(id) = name.strip_suffix(".json").and_then(|s| RunId::parse(s).ok()) {
                 ids.push(id);

@@ -61,7 +61,8 @@ fn main() {
         }
         ccci::config::check_all()?;
         let opts = Options::from_env(dry_run)?;
-        let registry = Registry::open()?;
+        // A dry run changes nothing, and creates nothing either: not even the registry.
+        let registry = if dry_run { Registry::look()? } else { Registry::open()? };
         // An audit line that cannot be written (a closed pipe) does not stop the pass halfway
         // through a reap: the pass goes on, and then ends as the environment's error (exit 3).
         let unwritten = Mutex::new(None::<ccci::Error>);
