@@ -508,3 +508,29 @@ fn help_and_version() {
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(stdout(&out), format!("ccci-report {}\n", env!("CARGO_PKG_VERSION")));
 }
+
+/// A run-state larger than the documented limit is bad input, refused without reading the rest:
+/// on stdin (a writer still writing is left with a broken pipe) and from `--state FILE`.
+#[test]
+fn a_run_state_over_the_size_limit_is_bad_input() {
+    let limit = ccci::run::state::MAX_STATE_BYTES as usize;
+    let big = " ".repeat(limit + 1);
+    let out = run(&[], &big);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(out.stdout.is_empty());
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("reading the run-state from stdin: more than 16 MiB"), "{err}");
+    // Exactly at the limit it is read (and judged on its content).
+    let out = run(&[], &big[1..]);
+    assert!(stderr(&out).contains("empty input"), "{}", stderr(&out));
+
+    let dir = temp_dir("size-limit");
+    let f = dir.join("run.json");
+    std::fs::File::create(&f).unwrap().set_len(limit as u64 + 1).unwrap();
+    let out = run(&["--state", f.to_str().unwrap()], "");
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains(&format!("reading {}: more than 16 MiB", f.display())), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -14,6 +14,11 @@ use crate::run::naming::{Domain, RecipeName, RunId, StackName};
 
 pub const SCHEMA: &str = "ccci.run/v1";
 
+/// The most a binary reads of a run-state (stdin or `--state FILE`): 16 MiB. A real one is a few
+/// kilobytes (hundreds with every detail at its cap); anything larger is bad input (exit 2),
+/// refused after reading one byte past the limit, never the rest (docs/run-state.md).
+pub const MAX_STATE_BYTES: u64 = 16 * 1024 * 1024;
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct RunState {
     pub schema: String,
@@ -751,15 +756,12 @@ impl StateIo {
                         "no run-state on stdin: pipe one in (e.g. from ccci-deploy) or pass --state FILE",
                     ));
                 }
-                let mut text = String::new();
-                stdin
-                    .lock()
-                    .read_to_string(&mut text)
-                    .map_err(|e| Error::bad_input(format!("reading the run-state from stdin: {e}")))?;
+                let text = read_capped(stdin.lock()).map_err(|e| e.context("reading the run-state from stdin"))?;
                 RunState::parse(&text, "run-state on stdin")
             }
             StateIo::File(path) => {
-                let text = fs_err::read_to_string(path).map_err(|e| Error::bad_input(e.to_string()))?;
+                let file = fs_err::File::open(path).map_err(|e| Error::bad_input(e.to_string()))?;
+                let text = read_capped(file).map_err(|e| e.context(format!("reading {}", path.display())))?;
                 RunState::parse(&text, &path.display().to_string())
             }
         }
@@ -782,6 +784,20 @@ impl StateIo {
             StateIo::File(path) => write_atomic(path, state.to_json().as_bytes()),
         }
     }
+}
+
+/// All of `input` as UTF-8 text, at most [`MAX_STATE_BYTES`]: bad input beyond that (after reading
+/// one byte more, not the rest), when it is not UTF-8, or when it cannot be read.
+fn read_capped(input: impl Read) -> Result<String> {
+    let mut bytes = vec![];
+    input.take(MAX_STATE_BYTES + 1).read_to_end(&mut bytes).map_err(|e| Error::bad_input(e.to_string()))?;
+    if bytes.len() as u64 > MAX_STATE_BYTES {
+        return Err(Error::bad_input(format!(
+            "more than {} MiB, the most a run-state may be",
+            MAX_STATE_BYTES / 1024 / 1024
+        )));
+    }
+    String::from_utf8(bytes).map_err(|_| Error::bad_input("stream did not contain valid UTF-8"))
 }
 
 /// Writes `bytes` to `path` through a temporary file in the same directory and a rename, so a
