@@ -55,6 +55,26 @@ pub fn print_help(text: &str) -> Result<i32> {
     Ok(exit::PASS)
 }
 
+/// Sets a single-valued option from its value, refusing it when given before: every binary says
+/// the same, "--flag given twice", rather than letting the last one win.
+pub fn once<T>(bin: &str, slot: &mut Option<T>, flag: &str, value: impl FnOnce() -> Result<T>) -> Result<()> {
+    if slot.is_some() {
+        return Err(repeated(bin, flag));
+    }
+    *slot = Some(value()?);
+    Ok(())
+}
+
+/// The error of a single-valued option given twice.
+pub fn repeated(bin: &str, flag: &str) -> Error {
+    Error::bad_input(format!("{flag} given twice (see {bin} --help)"))
+}
+
+/// An option's value as a path.
+pub fn value_path(bin: &str, v: std::result::Result<OsString, lexopt::Error>) -> Result<PathBuf> {
+    v.map(PathBuf::from).map_err(|e| usage(bin, e))
+}
+
 pub fn value_string(bin: &str, v: std::result::Result<OsString, lexopt::Error>, flag: &str) -> Result<String> {
     let v = v.map_err(|e| usage(bin, e))?;
     v.into_string().map_err(|_| Error::bad_input(format!("{flag} must be valid UTF-8")))
@@ -83,7 +103,7 @@ pub fn stage_main(
         while let Some(arg) = p.next().map_err(|e| usage(bin, e))? {
             use lexopt::prelude::*;
             match arg {
-                Long("state") => state_file = Some(PathBuf::from(p.value().map_err(|e| usage(bin, e))?)),
+                Long("state") => once(bin, &mut state_file, "--state", || value_path(bin, p.value()))?,
                 Short('h') | Long("help") => return print_help(help),
                 Short('V') | Long("version") => return print_version(bin),
                 _ => return Err(unexpected(bin, arg)),

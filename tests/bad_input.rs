@@ -562,6 +562,35 @@ fn deploy_recipe_and_recipe_env_together() {
     });
 }
 
+/// Every binary refuses a single-valued option given twice, in the same words.
+#[test]
+fn an_option_given_twice_is_refused() {
+    let cases: &[(&str, &[&str], &str)] = &[
+        ("ccci-deploy", &["--recipe", "SRC", "--recipe", "SRC", "--ref", "main"], "--recipe"),
+        ("ccci-deploy", &["--recipe", "SRC", "--ref", "main", "--ref", "main"], "--ref"),
+        ("ccci-deploy", &["--recipe", "SRC", "--ref", "main", "--driver", "abra", "--driver", "stack"], "--driver"),
+        (
+            "ccci-deploy",
+            &["--recipe", "SRC", "--ref", "main", "--recipe-name", "hello", "--recipe-name", "hello"],
+            "--recipe-name",
+        ),
+        ("ccci-deploy", &["--recipe", "SRC", "--ref", "main", "--state", "/tmp/x", "--state", "/tmp/x"], "--state"),
+        ("ccci-assert", &["install", "--state", "/tmp/x", "--state", "/tmp/x"], "--state"),
+        ("ccci-upgrade", &["--state", "/tmp/x", "--state", "/tmp/x"], "--state"),
+        ("ccci-backup", &["--state", "/tmp/x", "--state", "/tmp/x"], "--state"),
+        ("ccci-restore", &["--state", "/tmp/x", "--state", "/tmp/x"], "--state"),
+        ("ccci-teardown", &["--state", "/tmp/x", "--state", "/tmp/x"], "--state"),
+        ("ccci-teardown", &["--run", "hell-3fa9c2", "--run", "hell-3fa9c2"], "--run"),
+    ];
+    for (i, (bin, args, flag)) in cases.iter().enumerate() {
+        refuse(&format!("twice-{i}"), |sb| {
+            let src = sb.root.join("src/hello");
+            let args: Vec<&str> = args.iter().map(|a| if *a == "SRC" { src.to_str().unwrap() } else { a }).collect();
+            Case::new(bin, &args).says(format!("{flag} given twice (see {bin} --help)"))
+        });
+    }
+}
+
 #[test]
 fn deploy_recipe_env_with_another_transport_is_refused_without_showing_credentials() {
     refuse("recipe-env-http", |_| {

@@ -112,6 +112,16 @@ fn usage_errors_exit_2_and_help_exits_0() {
         assert_eq!(code, 2, "{args:?}: {stderr}");
         assert_eq!(stderr.lines().count(), 1, "{stderr}");
     }
+    // What each says: every command it accepts; a single-valued option given twice.
+    for (args, says) in [
+        (&[][..], "a command is needed: tick, check-config, verify or publish"),
+        (&["publish", "--pr", "1", "--pr", "2"], "--pr given twice (see ccci-bridge --help)"),
+        (&["verify", "--refusal", "a", "--refusal", "a"], "--refusal given twice"),
+    ] {
+        let (code, _, stderr) = run(&dir, args, &[]);
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
     let (code, stdout, _) = run(&dir, &["--help"], &[]);
     assert_eq!(code, 0);
     assert!(stdout.contains("ccci-bridge tick [--dry-run]") && stdout.contains("Exit status"), "{stdout}");

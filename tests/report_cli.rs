@@ -534,3 +534,20 @@ fn a_run_state_over_the_size_limit_is_bad_input() {
     assert!(err.contains(&format!("reading {}: more than 16 MiB", f.display())), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A single-valued option given twice is refused, not decided by the last one.
+#[test]
+fn an_option_given_twice_is_refused() {
+    let good = passing().to_json();
+    for (args, flag) in [
+        (&["--format", "junit", "--format", "text"][..], "--format"),
+        (&["--state", "/x", "--state", "/x"], "--state"),
+        (&["--output", "/tmp/a", "--output", "/tmp/b"], "--output"),
+    ] {
+        let out = run(args, &good);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+        assert_eq!(err.trim_end(), format!("ccci-report: error: {flag} given twice (see ccci-report --help)"));
+    }
+}

@@ -1,7 +1,5 @@
 //! ccci-assert: run an op's checks (generic, overlay, repo-local) on the run's deployment.
 
-use std::path::PathBuf;
-
 use ccci::Error;
 use ccci::cli;
 use ccci::ops::assert;
@@ -74,7 +72,7 @@ fn main() {
         while let Some(arg) = p.next().map_err(|e| cli::usage(BIN, e))? {
             use lexopt::prelude::*;
             match arg {
-                Long("state") => state_file = Some(PathBuf::from(p.value().map_err(|e| cli::usage(BIN, e))?)),
+                Long("state") => cli::once(BIN, &mut state_file, "--state", || cli::value_path(BIN, p.value()))?,
                 Short('h') | Long("help") => return cli::print_help(HELP),
                 Short('V') | Long("version") => return cli::print_version(BIN),
                 Value(v) if tier.is_none() => {

@@ -52,6 +52,9 @@ published), 1 (verify) the run must not test anything, 2 bad settings or usage (
 forge changes nothing).
 ";
 
+/// Every command the bridge accepts, in the order `--help` lists them.
+const COMMANDS: [&str; 4] = ["tick", "check-config", "verify", "publish"];
+
 fn main() {
     cli::main(BIN, |progress| {
         let mut p = lexopt::Parser::from_env();
@@ -66,13 +69,15 @@ fn main() {
                 Long(name) if VALUED.contains(&name) => {
                     let key = VALUED.into_iter().find(|v| *v == name).expect("listed");
                     let v = cli::value_string(BIN, p.value(), &format!("--{key}"))?;
-                    opts.insert(key, v);
+                    if opts.insert(key, v).is_some() {
+                        return Err(cli::repeated(BIN, &format!("--{key}")));
+                    }
                 }
                 Short('h') | Long("help") => return cli::print_help(HELP),
                 Short('V') | Long("version") => return cli::print_version(BIN),
                 Value(v) if command.is_none() => {
                     let v = v.into_string().map_err(|_| ccci::Error::bad_input("the command must be UTF-8"))?;
-                    if !["tick", "check-config", "verify", "publish"].contains(&v.as_str()) {
+                    if !COMMANDS.contains(&v.as_str()) {
                         return Err(ccci::Error::bad_input(format!("unknown command {v:?} (see {BIN} --help)")));
                     }
                     command = Some(v);
@@ -82,7 +87,9 @@ fn main() {
         }
         let Some(command) = command else {
             return Err(ccci::Error::bad_input(format!(
-                "a command is needed: tick or check-config (see {BIN} --help)"
+                "a command is needed: {} or {} (see {BIN} --help)",
+                COMMANDS[..COMMANDS.len() - 1].join(", "),
+                COMMANDS[COMMANDS.len() - 1]
             )));
         };
         if dry_run && command != "tick" {

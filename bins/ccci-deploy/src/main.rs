@@ -1,7 +1,5 @@
 //! ccci-deploy: create a run and deploy the recipe once.
 
-use std::path::PathBuf;
-
 use ccci::cli;
 use ccci::ops;
 use ccci::ops::deploy::{self, Request};
@@ -72,36 +70,40 @@ a symlink leaving the recipe's tree), 2 bad input (nothing was created), 3 envir
 
 fn main() {
     cli::main(BIN, |progress| {
-        let mut driver = DriverKind::Stack;
-        let (mut source, mut git_ref, mut name, mut state_file) = (None, None, None, None);
+        let mut source_flag = None::<&str>;
+        let (mut source, mut git_ref, mut name, mut state_file, mut driver) = (None, None, None, None, None);
         let mut upgrade = true;
         let mut p = lexopt::Parser::from_env();
         while let Some(arg) = p.next().map_err(|e| cli::usage(BIN, e))? {
             use lexopt::prelude::*;
             match arg {
+                Long(flag @ ("recipe" | "recipe-env")) if source.is_some() => {
+                    return Err(match source_flag {
+                        Some(f) if f == flag => cli::repeated(BIN, &format!("--{flag}")),
+                        _ => Error::bad_input("give one of --recipe and --recipe-env, not both"),
+                    });
+                }
                 Long("recipe") => {
-                    if source.is_some() {
-                        return Err(Error::bad_input("give one of --recipe and --recipe-env, once"));
-                    }
+                    source_flag = Some("recipe");
                     source = Some(cli::value_string(BIN, p.value(), "--recipe")?)
                 }
                 Long("recipe-env") => {
-                    if source.is_some() {
-                        return Err(Error::bad_input("give one of --recipe and --recipe-env, once"));
-                    }
+                    source_flag = Some("recipe-env");
                     let var = cli::value_string(BIN, p.value(), "--recipe-env")?;
                     let value = std::env::var(&var).ok().filter(|v| !v.is_empty()).ok_or_else(|| {
                         Error::bad_input(format!("--recipe-env {var}: the variable is not set, empty or not UTF-8"))
                     })?;
                     source = Some(value)
                 }
-                Long("ref") => git_ref = Some(cli::value_string(BIN, p.value(), "--ref")?),
-                Long("driver") => driver = DriverKind::parse(&cli::value_string(BIN, p.value(), "--driver")?)?,
-                Long("recipe-name") => {
-                    name = Some(RecipeName::parse(&cli::value_string(BIN, p.value(), "--recipe-name")?)?)
-                }
+                Long("ref") => cli::once(BIN, &mut git_ref, "--ref", || cli::value_string(BIN, p.value(), "--ref"))?,
+                Long("driver") => cli::once(BIN, &mut driver, "--driver", || {
+                    DriverKind::parse(&cli::value_string(BIN, p.value(), "--driver")?)
+                })?,
+                Long("recipe-name") => cli::once(BIN, &mut name, "--recipe-name", || {
+                    RecipeName::parse(&cli::value_string(BIN, p.value(), "--recipe-name")?)
+                })?,
                 Long("no-upgrade") => upgrade = false,
-                Long("state") => state_file = Some(PathBuf::from(p.value().map_err(|e| cli::usage(BIN, e))?)),
+                Long("state") => cli::once(BIN, &mut state_file, "--state", || cli::value_path(BIN, p.value()))?,
                 Short('h') | Long("help") => return cli::print_help(HELP),
                 Short('V') | Long("version") => return cli::print_version(BIN),
                 _ => return Err(cli::unexpected(BIN, arg)),
@@ -109,7 +111,7 @@ fn main() {
         }
         let missing = |f: &str| Error::bad_input(format!("missing {f} (see {BIN} --help)"));
         let req = Request {
-            driver,
+            driver: driver.unwrap_or(DriverKind::Stack),
             source: source.ok_or_else(|| missing("--recipe (or --recipe-env)"))?,
             git_ref: git_ref.ok_or_else(|| missing("--ref"))?,
             recipe: name,

@@ -1,7 +1,5 @@
 //! ccci-report: the run-state as a terminal summary, JUnit XML or a Markdown PR comment.
 
-use std::path::PathBuf;
-
 use ccci::cli;
 use ccci::error::exit;
 use ccci::report::{self, Format};
@@ -41,21 +39,23 @@ violated, 2 bad input or usage (nothing on stdout), 3 the report could not be wr
 
 fn main() {
     cli::main(BIN, |_progress| {
-        let (mut state_file, mut format, mut output) = (None, Format::Text, None);
+        let (mut state_file, mut format, mut output) = (None, None, None);
         let mut p = lexopt::Parser::from_env();
         while let Some(arg) = p.next().map_err(|e| cli::usage(BIN, e))? {
             use lexopt::prelude::*;
             match arg {
-                Long("state") => state_file = Some(PathBuf::from(p.value().map_err(|e| cli::usage(BIN, e))?)),
-                Long("format") => format = Format::parse(&cli::value_string(BIN, p.value(), "--format")?)?,
-                Long("output") => output = Some(PathBuf::from(p.value().map_err(|e| cli::usage(BIN, e))?)),
+                Long("state") => cli::once(BIN, &mut state_file, "--state", || cli::value_path(BIN, p.value()))?,
+                Long("format") => cli::once(BIN, &mut format, "--format", || {
+                    Format::parse(&cli::value_string(BIN, p.value(), "--format")?)
+                })?,
+                Long("output") => cli::once(BIN, &mut output, "--output", || cli::value_path(BIN, p.value()))?,
                 Short('h') | Long("help") => return cli::print_help(HELP),
                 Short('V') | Long("version") => return cli::print_version(BIN),
                 _ => return Err(cli::unexpected(BIN, arg)),
             }
         }
         let state = cli::state_in(state_file).read()?;
-        let text = format.render(&state);
+        let text = format.unwrap_or(Format::Text).render(&state);
         match output {
             Some(path) => write_atomic(&path, text.as_bytes())?,
             None => cli::out("the report", &text)?,

@@ -1,7 +1,5 @@
 //! ccci-teardown: remove everything a run created and verify nothing is left.
 
-use std::path::PathBuf;
-
 use ccci::Error;
 use ccci::cli;
 use ccci::ops::{self, teardown};
@@ -52,8 +50,10 @@ fn main() {
         while let Some(arg) = p.next().map_err(|e| cli::usage(BIN, e))? {
             use lexopt::prelude::*;
             match arg {
-                Long("state") => state_file = Some(PathBuf::from(p.value().map_err(|e| cli::usage(BIN, e))?)),
-                Long("run") => run_id = Some(RunId::parse(&cli::value_string(BIN, p.value(), "--run")?)?),
+                Long("state") => cli::once(BIN, &mut state_file, "--state", || cli::value_path(BIN, p.value()))?,
+                Long("run") => {
+                    cli::once(BIN, &mut run_id, "--run", || RunId::parse(&cli::value_string(BIN, p.value(), "--run")?))?
+                }
                 Short('h') | Long("help") => return cli::print_help(HELP),
                 Short('V') | Long("version") => return cli::print_version(BIN),
                 _ => return Err(cli::unexpected(BIN, arg)),
