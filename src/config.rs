@@ -607,9 +607,10 @@ impl Setting {
         match lookup(self.name) {
             None => Ok(None),
             Some(v) if v.is_empty() => Ok(None),
-            Some(v) => v.into_string().map(Some).map_err(|v| {
-                Error::bad_input(format!("{}={v:?}: not UTF-8; expected {}", self.name, self.accepts.describe()))
-            }),
+            Some(v) => v
+                .into_string()
+                .map(Some)
+                .map_err(|v| Error::bad_input(format!("{}={v:?}: not UTF-8; expected {}", self.name, self.expected()))),
         }
     }
 
@@ -624,7 +625,12 @@ impl Setting {
             _ => value,
         };
         let why = if why.is_empty() { String::new() } else { format!("{why}; ") };
-        Error::bad_input(format!("{}={value:?}: {why}expected {}", self.name, self.accepts.describe().replace('`', "")))
+        Error::bad_input(format!("{}={value:?}: {why}expected {}", self.name, self.expected()))
+    }
+
+    /// What the setting accepts, as every refusal says it: plain words, no Markdown backticks.
+    fn expected(&self) -> String {
+        self.accepts.describe().replace('`', "")
     }
 
     /// Checks the value (if set) against what the setting accepts.
@@ -1139,6 +1145,7 @@ mod tests {
             let lookup = |n: &str| (n == s.name).then(|| OsString::from_vec(vec![0x66, 0xff]));
             let e = check_all_in(&lookup).unwrap_err();
             assert!(e.to_string().starts_with(s.name) && e.to_string().contains("not UTF-8"), "{e}");
+            assert!(!e.to_string().contains('`'), "worded like every other refusal: {e}");
         }
     }
 

@@ -70,6 +70,18 @@ fn operating_md_lists_the_exit_codes_of_the_table() {
     assert_eq!(table("docs/operating.md", "Exit codes"), want, "docs/operating.md should list:\n{table_md}");
 }
 
+/// The width every `--help` text is wrapped at, as a terminal shows it (`\"` is one `"`).
+const HELP_WIDTH: usize = 100;
+
+#[test]
+fn each_help_is_wrapped_at_the_help_width() {
+    for bin in BINARIES {
+        for line in help_of(bin).replace("\\\"", "\"").lines() {
+            assert!(line.chars().count() <= HELP_WIDTH, "{bin} --help: a line over {HELP_WIDTH} characters: {line}");
+        }
+    }
+}
+
 #[test]
 fn each_help_says_what_every_exit_code_means_in_order() {
     let codes: Vec<i32> = exit::TABLE.iter().map(|(c, _)| *c).collect();

@@ -695,7 +695,10 @@ fn assert_missing_tier() {
 #[test]
 fn assert_unknown_tier() {
     refuse("tier", |sb| {
-        Case::new("ccci-assert", &["smoke"]).stdin(text(&valid_state(sb))).says("unknown tier").says("\"smoke\"")
+        Case::new("ccci-assert", &["smoke"])
+            .stdin(text(&valid_state(sb)))
+            .says("unknown OP \"smoke\": expected one of install")
+            .says("\"smoke\"")
     });
 }
 
@@ -1267,4 +1270,31 @@ fn janitor_dry_run_creates_nothing_on_a_missing_or_empty_state_dir() {
     assert_eq!(ran.code, Some(1), "{}", ran.stderr);
     assert!(ran.stdout.contains("invalid registry entry"), "{}", ran.stdout);
     assert_eq!(sb.listing(), before, "a dry run created the registry's lock file");
+}
+
+/// `ccci-teardown` at a terminal with no state says every way in, `--run` too. Needs util-linux's
+/// `script` for the terminal; without it the test says SKIPPED.
+#[test]
+fn teardown_at_a_terminal_names_state_and_run() {
+    let sb = Sandbox::new("teardown-tty");
+    let home = sb.dir("home");
+    let bin = common::bin("ccci-teardown");
+    let out = std::process::Command::new("script")
+        .args(["-qec", &format!("'{}'", bin.display()), "/dev/null"])
+        .current_dir(&home)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", &home)
+        .env("CCCI_STATE_DIR", sb.state_dir())
+        .env("CCCI_DOMAIN_SUFFIX", common::domain_suffix())
+        .stdin(std::process::Stdio::null())
+        .output();
+    let Ok(out) = out else {
+        eprintln!("SKIPPED teardown_at_a_terminal_names_state_and_run: no `script` to give it a terminal");
+        return;
+    };
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    assert!(said.contains("pass --state FILE, or give --run RUN_ID"), "{said}");
+    assert!(!sb.state_dir().exists(), "created CCCI_STATE_DIR");
 }

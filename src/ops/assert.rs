@@ -46,7 +46,7 @@ pub struct Setup {
 pub fn prepare(tier: &str) -> Result<Setup> {
     let Some(tier) = OpName::tier(tier) else {
         let tiers: Vec<&str> = TIERS.iter().map(OpName::as_str).collect();
-        return Err(Error::bad_input(format!("unknown tier {tier:?}: expected one of {}", tiers.join(", "))));
+        return Err(Error::bad_input(format!("unknown OP {tier:?}: expected one of {}", tiers.join(", "))));
     };
     discovery::overlays_root()?;
     let skip_generic = crate::config::skip_generic(tier.as_str())?.map(|asked| format!("{asked} in the environment"));

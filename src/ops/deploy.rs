@@ -162,18 +162,22 @@ fn check_operator_objects(
         git::checkout_clean(sh, &dir, rev)?;
         read_recipe(&dir, state)
     };
-    let mut needed = vec![];
     let fetched = git::clone(sh, source, &dir)
         .and_then(|()| git::resolve(sh, &dir, &state.source.git_ref))
         .and_then(|head| Ok((read(&head)?, head)));
     let Ok((head_compose, head)) = fetched else { return Ok(()) };
-    needed.extend(crate::swarm::preflight::operator_provided(&head_compose, &state.stack));
-    if upgrade
+    let base = if upgrade
         && let Ok(UpgradePlan { base: Some(base), .. }) = plan_upgrade(sh, &dir, &head)
         && let Ok(c) = read(&base.commit)
     {
-        needed.extend(crate::swarm::preflight::operator_provided(&c, &state.stack));
-    }
+        Some(c)
+    } else {
+        None
+    };
+    let needed = crate::swarm::preflight::operator_provided(
+        &std::iter::once(&head_compose).chain(base.as_ref()).collect::<Vec<_>>(),
+        &state.stack,
+    );
     // Joining a network that is not in CCCI_EXTERNAL_NETWORKS is host access for a recipe outside
     // the allowlist: the remedy of a missing one says that too.
     let allowed = match state.source.approved_by {

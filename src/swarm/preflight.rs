@@ -15,13 +15,16 @@ use crate::run::naming::StackName;
 
 /// The external objects of `compose` that the operator must provide: external, and not named
 /// into `stack`. Volumes are left out: docker creates a missing external volume's name on the
-/// node as a local volume, it does not refuse.
-pub fn operator_provided(compose: &Compose, stack: &StackName) -> Vec<SwarmObject> {
+/// node as a local volume, it does not refuse. Of several compose files (the head and the base
+/// release), each object once, in the order first met.
+pub fn operator_provided(composes: &[&Compose], stack: &StackName) -> Vec<SwarmObject> {
     let prefix = stack.prefix();
-    compose
-        .swarm_object_names(stack.as_str())
-        .into_iter()
+    let mut seen = std::collections::BTreeSet::new();
+    composes
+        .iter()
+        .flat_map(|c| c.swarm_object_names(stack.as_str()))
         .filter(|o| o.external && !o.name.starts_with(&prefix) && o.kind != ObjectKind::Volume)
+        .filter(|o| seen.insert((o.kind.as_str(), o.name.clone())))
         .collect()
 }
 
@@ -165,8 +168,14 @@ mod tests {
         c.secrets.insert("smtp".into(), crate::recipe::compose::ObjectDecl { external: true, ..Default::default() });
         c.volumes.insert("shared".into(), crate::recipe::compose::ObjectDecl { external: true, ..Default::default() });
         let names: Vec<String> =
-            operator_provided(&c, &stack).iter().map(|o| format!("{} {}", o.kind.as_str(), o.name)).collect();
+            operator_provided(&[&c], &stack).iter().map(|o| format!("{} {}", o.kind.as_str(), o.name)).collect();
         assert_eq!(names, ["secret smtp", "network ccci_case_absent_net", "network proxy"]);
+        // The head and its base release needing the same objects: each is named (and checked) once.
+        let mut base = c.clone();
+        base.secrets.clear();
+        let names: Vec<String> =
+            operator_provided(&[&base, &c], &stack).iter().map(|o| format!("{} {}", o.kind.as_str(), o.name)).collect();
+        assert_eq!(names, ["network ccci_case_absent_net", "network proxy", "secret smtp"]);
     }
 
     #[test]

@@ -43,8 +43,8 @@ Options:
 Settings (environment; see docs/operating.md and docs/bridge.md): CCCI_BRIDGE_FORGE_URL,
 CCCI_BRIDGE_FORGE_TOKEN_FILE, CCCI_BRIDGE_ORG, CCCI_BRIDGE_REPOS, CCCI_BRIDGE_DRONE_URL,
 CCCI_BRIDGE_DRONE_TOKEN_FILE, CCCI_BRIDGE_DRONE_REPO (required); CCCI_BRIDGE_STATE_DIR (default
-$CCCI_STATE_DIR/bridge), CCCI_BRIDGE_LOOKBACK, CCCI_BRIDGE_OVERLAP, CCCI_BRIDGE_HTTP_TIMEOUT. Tokens are read from the
-files and sent only in the Authorization header.
+$CCCI_STATE_DIR/bridge), CCCI_BRIDGE_LOOKBACK, CCCI_BRIDGE_OVERLAP, CCCI_BRIDGE_HTTP_TIMEOUT.
+Tokens are read from the files and sent only in the Authorization header.
 
 Exit status: 0 the tick did everything it decided (verify: the run may go on; publish: all was
 published), 1 (verify) the run must not test anything, 2 bad settings or usage (nothing changed),

@@ -18,10 +18,11 @@ Usage: ccci-deploy (--recipe PATH_OR_URL | --recipe-env VAR) --ref REF [--driver
 Registers a run in $CCCI_STATE_DIR/runs/, clones the recipe at REF into the run's workspace,
 records the commit and the NAR hash of the code under test, creates the app, runs the
 install-steps hooks (overlays/<recipe>/install_steps.sh, then the recipe's own
-tests/install_steps.sh at REF if its repository is in the allowlist; recorded as op install-steps, a
-failing hook fails the deploy), deploys it once and waits until every service runs. So that ccci-upgrade can move it to the head, the one deploy is of
-the last published release before REF (by recipe semver over release tags that are ancestors of
-REF); with no earlier release, or with --no-upgrade, REF itself is deployed. When that release
+tests/install_steps.sh at REF if its repository is in the allowlist; recorded as op
+install-steps, a failing hook fails the deploy), deploys it once and waits until every service
+runs. So that ccci-upgrade can move it to the head, the one deploy is of the last published
+release before REF (by recipe semver over release tags that are ancestors of REF); with no
+earlier release, or with --no-upgrade, REF itself is deployed. When that release
 does not deploy, what it created is removed and REF is deployed by itself (the upgrade is then
 skipped, naming the release). Before the run registers, the external networks, secrets and
 configs the recipe needs from the operator must exist on the swarm (else exit 3, with the

@@ -24,11 +24,11 @@ Reaps, with the same teardown as ccci-teardown:
     CCCI_ARTIFACTS_TTL (default 7 days).
 A registry entry that is unreadable, corrupt or of another installation (another domain
 suffix, a workspace elsewhere) is one audit line (\"action\":\"skip\",\"result\":\"error\") and
-left alone; the pass goes on with the others. Never anything outside that naming. Runs are reaped in parallel (CCCI_JANITOR_PARALLEL); two
-janitors at once are safe.
+left alone (the pass then exits 1); the pass goes on with the others. Never anything outside
+that naming. Runs are reaped in parallel (CCCI_JANITOR_PARALLEL); two janitors at once are safe.
 
 Prints one JSON line per action on stdout (the audit trail):
-  {\"action\":\"reap\",\"run\":\"hell-3fa9c2\",\"stack\":\"...\",\"why\":\"lease expired at ...\",\"result\":\"pass\",\"detail\":\"...\"}
+  {\"action\":\"reap\",\"run\":\"hell-3fa9c2\",\"stack\":\"...\",\"why\":\"...\",\"result\":\"pass\",\"detail\":\"...\"}
 Progress goes to stderr.
 
 Options:
@@ -42,8 +42,9 @@ CCCI_LEASE_TTL, CCCI_TEARDOWN_TIMEOUT, CCCI_ABRA, CCCI_ABRA_SERVER.
 Every CCCI_* setting is checked, with its bounds, before anything is created; a bad one
 exits 2 naming it.
 
-Exit status: 0 everything reaped (or nothing to do), 1 a reap left something behind, 2 bad
-input, 3 environment error.
+Exit status: 0 everything reaped (or nothing to do), 1 a reap left something behind or a
+registry entry is invalid (left alone), 2 bad input, 3 environment error (also: the audit
+trail could not be written to stdout).
 ";
 
 fn main() {

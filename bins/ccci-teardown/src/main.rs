@@ -1,5 +1,7 @@
 //! ccci-teardown: remove everything a run created and verify nothing is left.
 
+use std::io::IsTerminal;
+
 use ccci::Error;
 use ccci::cli;
 use ccci::ops::{self, teardown};
@@ -37,8 +39,8 @@ CCCI_KEEP_ON_FAILURE, CCCI_KEEP_TTL, CCCI_ABRA, CCCI_ABRA_SERVER.
 Every CCCI_* setting is checked, with its bounds, before anything is created; a bad one
 exits 2 naming it.
 
-Exit status: 0 verified empty (or kept on failure), 1 something is left (listed on stderr and in the state), 2 bad
-input (also a state or registry entry of another installation: its domain not
+Exit status: 0 verified empty (or kept on failure), 1 something is left (listed on stderr and
+in the state), 2 bad input (also a state or registry entry of another installation: its domain not
 <run id>.$CCCI_DOMAIN_SUFFIX, its workspace not the registry's; nothing is removed), 3 environment
 error.
 ";
@@ -62,7 +64,14 @@ fn main() {
         if state_file.is_some() && run_id.is_some() {
             return Err(Error::bad_input("give either --state or --run, not both"));
         }
+        let piped = state_file.is_none() && run_id.is_none();
         let io = cli::preflight(state_file)?;
+        // A person at a terminal may well mean a registered run: say both ways in.
+        if piped && std::io::stdin().is_terminal() {
+            return Err(Error::bad_input(
+                "no run-state on stdin: pipe one in (e.g. from ccci-deploy), pass --state FILE, or give --run RUN_ID to tear down a registered run",
+            ));
+        }
         let keep = ccci::config::keep_on_failure()?;
         // An explicit request to reap one run (an operator, a systemd unit): never kept. Its state
         // is not printed: there is no pipe to pass it on to.
