@@ -13,9 +13,7 @@ use crate::recipe::source::RecipeSource;
 use crate::recipe::trust::Allowlist;
 use crate::run::naming::{self, Domain, RecipeName, RunId, StackName};
 use crate::run::registry::Registry;
-use crate::run::state::{
-    BaseRelease, DriverKind, OpName, OpTimer, Outcome, RunState, SCHEMA, Source, UpgradePlan, Versions,
-};
+use crate::run::state::{BaseRelease, DriverKind, OpName, OpTimer, Outcome, RunState, Source, UpgradePlan};
 use crate::swarm::converge;
 use crate::swarm::docker;
 use crate::swarm::driver::{self, Driver};
@@ -116,31 +114,16 @@ pub fn prepare(req: &Request, sh: &Shell, progress: &Progress) -> Result<Prepare
         None => progress.log(format!("repository {}: not in the allowlist", source.identity())),
     }
 
-    let state = RunState {
-        schema: SCHEMA.into(),
-        run_id,
-        recipe,
-        driver: req.driver,
-        source: Source {
-            repo: source.shown().to_string(),
-            identity: Some(source.identity().to_string()),
-            approved_by,
-            git_ref: req.git_ref.clone(),
-            commit: None,
-            nar_hash: None,
-        },
-        domain,
-        stack,
-        workspace,
-        env_file: None,
-        created_at: crate::time::now_rfc3339(),
-        deploys: 0,
-        deployed: None,
-        upgrade: None,
-        host_access: None,
-        ops: vec![],
-        versions: Versions { ccci: env!("CARGO_PKG_VERSION").into(), abra: abra_version },
+    let source_record = Source {
+        repo: source.shown().to_string(),
+        identity: Some(source.identity().to_string()),
+        approved_by,
+        git_ref: req.git_ref.clone(),
+        commit: None,
+        nar_hash: None,
     };
+    let mut state = RunState::new(run_id, recipe, req.driver, source_record, domain, stack, workspace);
+    state.versions.abra = abra_version;
     check_operator_objects(sh, &state, &source, req.upgrade, progress)?;
     Ok(Prepared { state, registry, deploy: Deploy { source, driver, limits, upgrade: req.upgrade } })
 }

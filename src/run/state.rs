@@ -130,7 +130,7 @@ impl DriverKind {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Source {
     /// Where the recipe was cloned from (a path or URL): as given, less any credentials
     /// (`https://user:token@host/…` is stored as `https://host/…`).
@@ -524,21 +524,37 @@ impl RunState {
     pub fn orphan(id: &RunId, suffix: &Domain, workspace: PathBuf) -> Result<RunState> {
         let domain = Domain::for_run(id, suffix)?;
         let recipe_hint = id.as_str().rsplit_once('-').map_or(id.as_str(), |(p, _)| p);
-        Ok(RunState {
-            schema: SCHEMA.into(),
-            run_id: id.clone(),
-            recipe: RecipeName::parse(recipe_hint)?,
-            driver: DriverKind::Stack,
-            source: Source {
-                repo: String::new(),
-                identity: None,
-                approved_by: None,
-                git_ref: String::new(),
-                commit: None,
-                nar_hash: None,
-            },
-            stack: StackName::from_domain(&domain)?,
+        let stack = StackName::from_domain(&domain)?;
+        Ok(RunState::new(
+            id.clone(),
+            RecipeName::parse(recipe_hint)?,
+            DriverKind::Stack,
+            Source::default(),
             domain,
+            stack,
+            workspace,
+        ))
+    }
+
+    /// A run about to register: its names, driver, source and workspace; nothing deployed, no op
+    /// recorded, created now, this ccci's version (the abra version is the driver's to add).
+    pub fn new(
+        run_id: RunId,
+        recipe: RecipeName,
+        driver: DriverKind,
+        source: Source,
+        domain: Domain,
+        stack: StackName,
+        workspace: PathBuf,
+    ) -> RunState {
+        RunState {
+            schema: SCHEMA.into(),
+            run_id,
+            recipe,
+            driver,
+            source,
+            domain,
+            stack,
             workspace,
             env_file: None,
             created_at: crate::time::now_rfc3339(),
@@ -548,7 +564,7 @@ impl RunState {
             host_access: None,
             ops: vec![],
             versions: Versions { ccci: env!("CARGO_PKG_VERSION").into(), abra: None },
-        })
+        }
     }
 
     /// Parses and validates a run-state; every problem names the field and the line/column.
