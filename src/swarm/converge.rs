@@ -264,9 +264,17 @@ pub fn look(sh: &Shell, stack: &StackName) -> Result<Vec<ServiceStatus>> {
         .collect())
 }
 
+/// Whether a task counts as running: desired and current state `running`, and, when its
+/// container has a healthcheck, `healthy`. Swarm keeps a task `starting` until its healthcheck
+/// passes (moby/moby#24545), but a task has been seen `running` with its container's health still
+/// `starting`, and then replaced as unhealthy: counting it would call a crash loop converged.
+pub fn counts_as_running(t: &Task) -> bool {
+    t.desired_state == "running" && t.state == "running" && t.health.as_ref().is_none_or(|h| h.status == "healthy")
+}
+
 /// Counts a service's running and done slots.
 pub fn status_of(service: Service, tasks: Vec<Task>) -> ServiceStatus {
-    let running = tasks.iter().filter(|t| t.desired_state == "running" && t.state == "running").count() as u64;
+    let running = tasks.iter().filter(|t| counts_as_running(t)).count() as u64;
     // A global service on a single-node swarm wants one task.
     let desired = service.replicas.unwrap_or(1);
     let mut slots: BTreeMap<u64, Vec<&Task>> = BTreeMap::new();
@@ -397,6 +405,9 @@ fn judge(
                 .map(|t| {
                     if t.state == "pending" && !t.error.is_empty() {
                         format!("pending: {}", t.error.trim_matches('"'))
+                    } else if let Some(h) = t.health.as_ref().filter(|_| t.state == "running" && !counts_as_running(t))
+                    {
+                        format!("running, health {}", h.status)
                     } else {
                         t.state.clone()
                     }
@@ -649,6 +660,23 @@ mod tests {
         let got: Vec<_> = ports.iter().map(|p| (p.published, p.target)).collect();
         assert_eq!(got, vec![(34045, 8080), (34046, 8080), (34050, 9090)]);
         assert!(ports.iter().all(|p| p.family.is_none()), "no container was asked: {ports:?}");
+    }
+
+    #[test]
+    fn a_running_task_counts_only_once_its_healthcheck_passed() {
+        let health =
+            |status: &str| Some(Health { status: status.into(), failing_streak: 0, last_output: String::new() });
+        let mut starting = task("running", "running", "", T1);
+        starting.health = health("starting");
+        assert_eq!(status(vec![starting.clone()], 1).running, 0, "health starting is not converged");
+        let mut unhealthy = starting.clone();
+        unhealthy.health = health("unhealthy");
+        assert_eq!(status(vec![unhealthy], 1).running, 0);
+        let mut healthy = starting.clone();
+        healthy.health = health("healthy");
+        assert_eq!(status(vec![healthy], 1).running, 1);
+        starting.health = None;
+        assert_eq!(status(vec![starting], 1).running, 1, "no healthcheck: running is running");
     }
 
     #[test]

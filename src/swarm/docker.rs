@@ -322,8 +322,8 @@ pub struct Task {
     pub container_id: Option<String>,
     /// (network name, address without its prefix length) of each network the task is attached to.
     pub addresses: Vec<(String, String)>,
-    /// The healthcheck state of the container of a task that ended, when the container is still
-    /// on this node and has a healthcheck ([`tasks`] asks only for ended tasks).
+    /// The healthcheck state of the task's container, when the task is running or ended, the
+    /// container is on this node and it has a healthcheck.
     pub health: Option<Health>,
 }
 
@@ -368,22 +368,26 @@ pub fn tasks(sh: &Shell, services: &[Service]) -> Result<Vec<Task>> {
             t.health = t.container_id.as_ref().and_then(|c| health.get(c)).cloned();
         }
     }
-    // Which number is bound for which address family: only the container knows (one call for
-    // the running tasks that publish host-mode ports; containers on other nodes are skipped).
-    let publishing: Vec<String> = tasks
-        .iter()
-        .filter(|t| t.state == "running" && !t.ports.is_empty())
-        .filter_map(|t| t.container_id.clone())
-        .collect();
-    if !publishing.is_empty() {
-        let bound: BTreeMap<String, Vec<(u16, AddressFamily, u16)>> = inspect(sh, "container", &publishing)
+    // One call for the containers of the running tasks (those on other nodes are skipped):
+    // which host-port number is bound for which address family (the task status does not say),
+    // and the container's health, so that a running task whose healthcheck has not passed is
+    // not taken for a converged one.
+    let running: Vec<String> =
+        tasks.iter().filter(|t| t.state == "running").filter_map(|t| t.container_id.clone()).collect();
+    if !running.is_empty() {
+        type Seen = (Vec<(u16, AddressFamily, u16)>, Option<Health>);
+        let seen: BTreeMap<String, Seen> = inspect(sh, "container", &running)
             .unwrap_or_default()
             .iter()
-            .filter_map(|v| Some((v["Id"].as_str()?.to_string(), parse_bindings(&v["NetworkSettings"]["Ports"]))))
+            .filter_map(|v| {
+                let id = v["Id"].as_str()?.to_string();
+                Some((id, (parse_bindings(&v["NetworkSettings"]["Ports"]), parse_health(&v["State"]["Health"]))))
+            })
             .collect();
-        for t in &mut tasks {
-            if let Some(b) = t.container_id.as_ref().and_then(|c| bound.get(c)) {
-                t.bindings = b.clone();
+        for t in tasks.iter_mut().filter(|t| t.state == "running") {
+            if let Some((bindings, health)) = t.container_id.as_ref().and_then(|c| seen.get(c)) {
+                t.bindings = bindings.clone();
+                t.health = health.clone();
             }
         }
     }
