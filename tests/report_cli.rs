@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
 use ccci::run::naming::{Domain, RecipeName, RunId, StackName};
-use ccci::run::state::{Assertion, DriverKind, OpRecord, Outcome, RunState, SCHEMA, Source, Versions};
+use ccci::run::state::{Assertion, DriverKind, OpRecord, Outcome, RunState, Source, Versions};
 
 const HOSTILE: &str =
     "bad <script>alert(1)</script> | ]]> & \"q\" @admin ``` \u{1b}[31mred\u{1b}[0m \u{0}\u{8}\nline two";
@@ -35,30 +35,27 @@ fn assertion(name: &str, result: Outcome, detail: &str) -> Assertion {
 
 fn state(ops: Vec<OpRecord>) -> RunState {
     let domain = Domain::parse("hell-3fa9c2.ccci.localhost").unwrap();
+    let source = Source {
+        repo: "/tmp/hello".into(),
+        identity: Some("/tmp/hello".into()),
+        git_ref: "main".into(),
+        commit: Some("1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d".into()),
+        ..Source::default()
+    };
     RunState {
-        schema: SCHEMA.into(),
-        run_id: RunId::parse("hell-3fa9c2").unwrap(),
-        recipe: RecipeName::parse("hello").unwrap(),
-        driver: DriverKind::Stack,
-        source: Source {
-            repo: "/tmp/hello".into(),
-            identity: Some("/tmp/hello".into()),
-            approved_by: None,
-            git_ref: "main".into(),
-            commit: Some("1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d".into()),
-            nar_hash: None,
-        },
-        stack: StackName::from_domain(&domain).unwrap(),
-        domain,
-        workspace: "/var/lib/ccci/work/hell-3fa9c2".into(),
-        env_file: None,
         created_at: "2026-11-21T22:34:08Z".into(),
         deploys: 1,
-        deployed: None,
-        upgrade: None,
-        host_access: None,
         ops,
         versions: Versions { ccci: "0.1.0".into(), abra: None },
+        ..RunState::new(
+            RunId::parse("hell-3fa9c2").unwrap(),
+            RecipeName::parse("hello").unwrap(),
+            DriverKind::Stack,
+            source,
+            domain.clone(),
+            StackName::from_domain(&domain).unwrap(),
+            "/var/lib/ccci/work/hell-3fa9c2".into(),
+        )
     }
 }
 

@@ -861,30 +861,24 @@ pub(crate) mod tests {
     use super::*;
 
     pub fn sample() -> RunState {
+        let source = Source {
+            repo: "/tmp/hello".into(),
+            identity: Some("/tmp/hello".into()),
+            git_ref: "main".into(),
+            ..Source::default()
+        };
         RunState {
-            schema: SCHEMA.into(),
-            run_id: RunId::parse("hell-3fa9c2").unwrap(),
-            recipe: RecipeName::parse("hello").unwrap(),
-            driver: DriverKind::Stack,
-            source: Source {
-                repo: "/tmp/hello".into(),
-                identity: Some("/tmp/hello".into()),
-                approved_by: None,
-                git_ref: "main".into(),
-                commit: None,
-                nar_hash: None,
-            },
-            domain: Domain::parse("hell-3fa9c2.ccci.localhost").unwrap(),
-            stack: StackName::parse("hell-3fa9c2_ccci_localhost").unwrap(),
-            workspace: "/var/lib/ccci/work/hell-3fa9c2".into(),
-            env_file: None,
             created_at: "2026-11-21T22:34:08Z".into(),
-            deploys: 0,
-            deployed: None,
-            upgrade: None,
-            host_access: None,
-            ops: vec![],
             versions: Versions { ccci: "0.1.0".into(), abra: None },
+            ..RunState::new(
+                RunId::parse("hell-3fa9c2").unwrap(),
+                RecipeName::parse("hello").unwrap(),
+                DriverKind::Stack,
+                source,
+                Domain::parse("hell-3fa9c2.ccci.localhost").unwrap(),
+                StackName::parse("hell-3fa9c2_ccci_localhost").unwrap(),
+                "/var/lib/ccci/work/hell-3fa9c2".into(),
+            )
         }
     }
 
