@@ -354,29 +354,18 @@ pub fn tasks(sh: &Shell, services: &[Service]) -> Result<Vec<Task>> {
         }
     }
     let mut tasks: Vec<Task> = inspect(sh, "task", &ids)?.iter().map(parse_task).collect();
-    // Why a task ended is often in its container's healthcheck log: ask for the ended ones only
-    // (one call; containers removed meanwhile are skipped).
-    let ended: Vec<String> =
-        tasks.iter().filter(|t| is_ended(&t.state)).filter_map(|t| t.container_id.clone()).collect();
-    if !ended.is_empty() {
-        let health: BTreeMap<String, Health> = inspect(sh, "container", &ended)
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|v| Some((v["Id"].as_str()?.to_string(), parse_health(&v["State"]["Health"])?)))
-            .collect();
-        for t in &mut tasks {
-            t.health = t.container_id.as_ref().and_then(|c| health.get(c)).cloned();
-        }
-    }
-    // One call for the containers of the running tasks (those on other nodes are skipped):
-    // which host-port number is bound for which address family (the task status does not say),
-    // and the container's health, so that a running task whose healthcheck has not passed is
-    // not taken for a converged one.
-    let running: Vec<String> =
-        tasks.iter().filter(|t| t.state == "running").filter_map(|t| t.container_id.clone()).collect();
-    if !running.is_empty() {
+    // One call for the containers of the tasks that ended or run (those removed meanwhile or on
+    // other nodes are skipped): why a task ended is often in its healthcheck log; a running
+    // task's health says whether it counts as converged, and its bindings say which host-port
+    // number is bound for which address family (the task status does not say).
+    let asked: Vec<String> = tasks
+        .iter()
+        .filter(|t| t.state == "running" || is_ended(&t.state))
+        .filter_map(|t| t.container_id.clone())
+        .collect();
+    if !asked.is_empty() {
         type Seen = (Vec<(u16, AddressFamily, u16)>, Option<Health>);
-        let seen: BTreeMap<String, Seen> = inspect(sh, "container", &running)
+        let seen: BTreeMap<String, Seen> = inspect(sh, "container", &asked)
             .unwrap_or_default()
             .iter()
             .filter_map(|v| {
@@ -384,9 +373,11 @@ pub fn tasks(sh: &Shell, services: &[Service]) -> Result<Vec<Task>> {
                 Some((id, (parse_bindings(&v["NetworkSettings"]["Ports"]), parse_health(&v["State"]["Health"]))))
             })
             .collect();
-        for t in tasks.iter_mut().filter(|t| t.state == "running") {
+        for t in &mut tasks {
             if let Some((bindings, health)) = t.container_id.as_ref().and_then(|c| seen.get(c)) {
-                t.bindings = bindings.clone();
+                if t.state == "running" {
+                    t.bindings = bindings.clone();
+                }
                 t.health = health.clone();
             }
         }
